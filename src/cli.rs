@@ -1,0 +1,413 @@
+//! Command-line parsing and `--help` texts.
+//!
+//! Hand-written on purpose: a handful of subcommands with a few options each
+//! does not justify a parser crate in a firmware-sized binary. Every error
+//! names the option and says what was expected; exit code 2.
+
+use crate::config::DEFAULT_CONFIG;
+use crate::error::{Error, ErrorKind, Result};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// What the user asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// `mainstream check`: validate config and drop-ins.
+    Check {
+        /// Config file.
+        config: PathBuf,
+    },
+    /// `mainstream cameras`: list video devices.
+    Cameras {
+        /// Print JSON instead of a table.
+        json: bool,
+    },
+    /// `mainstream plan`: show the scheduler's plan for the configured apps.
+    Plan {
+        /// Config file.
+        config: PathBuf,
+        /// Budget in cores, overriding `[device] budget_cores`.
+        budget: Option<f64>,
+        /// Print JSON.
+        json: bool,
+    },
+    /// `mainstream simulate`: reproduce the paper's scheduler results.
+    Simulate(SimulateArgs),
+    /// `mainstream help [COMMAND]` or `--help`.
+    Help(Option<String>),
+    /// `mainstream --version`.
+    Version,
+}
+
+/// Options of `mainstream simulate`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimulateArgs {
+    /// Print JSON.
+    pub json: bool,
+    /// Random workloads per table cell.
+    pub workloads: usize,
+    /// PRNG seed.
+    pub seed: u64,
+}
+
+/// Top-level help.
+pub const HELP: &str = "\
+mainstream: many video-analysis apps on one edge box, sharing the layers they have in common
+
+Each app is a classifier fine-tuned from one shared base network (MobileNetV2).
+The layers the apps share (the stem) run once per frame; each app runs only its
+own remainder (its head). The planner picks, per app, how much to share and at
+what frame rate, to get the best mean event F1 within the box's compute budget.
+
+USAGE:
+    mainstream <COMMAND> [OPTIONS]
+
+COMMANDS:
+    check      Validate the configuration and app drop-ins without touching hardware
+    plan       Show the plan (branch point and frame rate per app) for the configuration
+    simulate   Reproduce the Mainstream paper's scheduler results from its published curves
+    cameras    List the video devices present, with their formats, sizes and rates
+    help       Show help for a command: mainstream help <COMMAND>
+
+OPTIONS:
+    -h, --help       Show this help (or a command's, after the command)
+    -V, --version    Show the version
+
+ENVIRONMENT:
+    MAINSTREAM_LOG         Log filter, e.g. `debug` or `mainstream=trace` (overrides the config)
+    MAINSTREAM_LOG_FORMAT  `systemd` for journald priority prefixes (automatic under systemd)
+
+EXIT CODES:
+    0 success, 1 failure, 2 bad command line, 78 configuration error
+
+Configuration reference: docs/config.md. Default config: /etc/mainstream/config.toml.
+";
+
+const HELP_CHECK: &str = "\
+mainstream check: validate the configuration and app drop-ins
+
+Reads the config file and every app drop-in (apps_dir, default apps.d/ beside
+the config), loads each app's M-Package metadata and checks it against the base
+network. Touches no camera. Prints every problem as FILE:LINE:COL: message, all
+of them at once, and exits 78 if there is any; otherwise prints a summary.
+
+USAGE:
+    mainstream check [--config FILE]
+
+OPTIONS:
+    -c, --config FILE   Configuration file [default: /etc/mainstream/config.toml]
+
+EXAMPLE:
+    mainstream check --config demo/config.toml
+";
+
+const HELP_CAMERAS: &str = "\
+mainstream cameras: list the video devices present
+
+Lists every /dev/video* node that can capture, with the stable /dev/v4l/by-id
+and by-path links that point to it, its pixel formats, frame sizes and frame
+rates. With no camera present it prints an empty list and exits 0.
+
+USAGE:
+    mainstream cameras [--json]
+
+OPTIONS:
+    --json   One JSON document instead of a table
+";
+
+const HELP_PLAN: &str = "\
+mainstream plan: show the schedule for the configured apps
+
+For every enabled app: the branch point (how many base-network segments it
+shares), the frame rate, and the predicted event recall, precision and F1;
+then the total cost against the budget, the shared-stem tree per camera, and
+the same budget under No-Sharing and Max-Sharing for comparison.
+
+USAGE:
+    mainstream plan [--config FILE] [--budget CORES] [--json]
+
+OPTIONS:
+    -c, --config FILE   Configuration file [default: /etc/mainstream/config.toml]
+    --budget CORES      Compute budget in cores, instead of [device] budget_cores
+    --json              JSON for scripts
+";
+
+const HELP_SIMULATE: &str = "\
+mainstream simulate: reproduce the paper's scheduler results
+
+Draws random workloads from the nine published MobileNet accuracy curves of the
+Mainstream paper (USENIX ATC 2018) and its NUC layer-cost profile, and reports
+mean event F1 of Mainstream, Max-Sharing and No-Sharing: for 2, 5, 10 and 25
+apps at budget 150, and for 3 apps at budgets 50 to 300. First in the paper's
+code-compatible units (to compare with its tables), then in physical units and
+with the exact optimiser.
+
+USAGE:
+    mainstream simulate [--json] [--workloads N] [--seed S]
+
+OPTIONS:
+    --json          A JSON list of rows
+    --workloads N   Random workloads per point [default: 100]
+    --seed S        Seed of the workload generator [default: 1]
+";
+
+/// Help text for a command, or `None` if there is no such command.
+pub fn help_for(cmd: Option<&str>) -> Option<&'static str> {
+    Some(match cmd {
+        None => HELP,
+        Some("check") => HELP_CHECK,
+        Some("cameras") => HELP_CAMERAS,
+        Some("plan") => HELP_PLAN,
+        Some("simulate") => HELP_SIMULATE,
+        Some("help") => HELP,
+        Some(_) => return None,
+    })
+}
+
+fn usage(msg: String) -> Error {
+    Error::new(ErrorKind::Usage, msg)
+}
+
+/// The arguments after the command name, consumed option by option.
+struct Args {
+    cmd: &'static str,
+    rest: std::vec::IntoIter<String>,
+    help: bool,
+}
+
+impl Args {
+    /// Next `(option, inline value)`, splitting `--opt=value`; `None` at the end.
+    fn next_opt(&mut self) -> Result<Option<(String, Option<String>)>> {
+        let Some(a) = self.rest.next() else {
+            return Ok(None);
+        };
+        if a == "-h" || a == "--help" {
+            self.help = true;
+            return self.next_opt();
+        }
+        if !a.starts_with('-') || a == "-" {
+            return Err(usage(format!(
+                "unexpected argument {a:?} for `mainstream {}`; see `mainstream {} --help`",
+                self.cmd, self.cmd
+            )));
+        }
+        Ok(Some(match a.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k.to_owned(), Some(v.to_owned())),
+            _ => (a, None),
+        }))
+    }
+
+    fn value(&mut self, opt: &str, inline: Option<String>, what: &str) -> Result<String> {
+        match inline.or_else(|| self.rest.next()) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(usage(format!("{opt} needs a value: {what}"))),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(
+        &mut self,
+        opt: &str,
+        inline: Option<String>,
+        what: &str,
+    ) -> Result<T> {
+        let v = self.value(opt, inline, what)?;
+        v.parse()
+            .map_err(|_| usage(format!("{opt} {v:?} is not valid: expected {what}")))
+    }
+
+    fn no_value(opt: &str, inline: &Option<String>) -> Result<()> {
+        match inline {
+            Some(_) => Err(usage(format!("{opt} takes no value"))),
+            None => Ok(()),
+        }
+    }
+
+    fn unknown(&self, opt: &str) -> Error {
+        usage(format!(
+            "unknown option {opt} for `mainstream {}`; see `mainstream {} --help`",
+            self.cmd, self.cmd
+        ))
+    }
+}
+
+/// Parses the process arguments (without the program name).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
+    let mut strings = Vec::new();
+    for a in args {
+        match a.into_string() {
+            Ok(s) => strings.push(s),
+            Err(a) => return Err(usage(format!("argument {a:?} is not valid UTF-8"))),
+        }
+    }
+    let mut it = strings.into_iter();
+    let Some(first) = it.next() else {
+        return Ok(Command::Help(None));
+    };
+    let cmd: &'static str = match first.as_str() {
+        "-h" | "--help" => return Ok(Command::Help(None)),
+        "-V" | "--version" => return Ok(Command::Version),
+        "help" => {
+            let topic = it.next();
+            if let Some(extra) = it.next() {
+                return Err(usage(format!(
+                    "unexpected argument {extra:?} after `help {}`",
+                    topic.unwrap_or_default()
+                )));
+            }
+            if let Some(t) = &topic {
+                if help_for(Some(t)).is_none() {
+                    return Err(usage(format!(
+                        "no such command {t:?}; see `mainstream --help`"
+                    )));
+                }
+            }
+            return Ok(Command::Help(topic));
+        }
+        "check" => "check",
+        "cameras" => "cameras",
+        "plan" => "plan",
+        "simulate" => "simulate",
+        other => {
+            return Err(usage(format!(
+                "unknown command {other:?}; commands are: check, plan, simulate, cameras, help"
+            )))
+        }
+    };
+    let mut a = Args {
+        cmd,
+        rest: it.collect::<Vec<_>>().into_iter(),
+        help: false,
+    };
+    let mut config = PathBuf::from(DEFAULT_CONFIG);
+    let mut json = false;
+    let mut budget = None;
+    let mut workloads = 100usize;
+    let mut seed = 1u64;
+    while let Some((opt, inline)) = a.next_opt()? {
+        match (cmd, opt.as_str()) {
+            ("check" | "plan", "-c" | "--config") => {
+                config = PathBuf::from(a.value(&opt, inline, "the configuration file")?);
+            }
+            ("cameras" | "plan" | "simulate", "--json") => {
+                Args::no_value(&opt, &inline)?;
+                json = true;
+            }
+            ("plan", "--budget") => {
+                let b: f64 = a.number(&opt, inline, "a number of cores above 0, e.g. 1.5")?;
+                if !(b.is_finite() && b > 0.0 && b <= 1024.0) {
+                    return Err(usage(format!(
+                        "--budget {b} is out of range: expected cores above 0 and at most 1024"
+                    )));
+                }
+                budget = Some(b);
+            }
+            ("simulate", "--workloads") => {
+                workloads =
+                    a.number(&opt, inline, "a whole number of workloads from 1 to 100000")?;
+                if !(1..=100_000).contains(&workloads) {
+                    return Err(usage(format!(
+                        "--workloads {workloads} is out of range 1..=100000"
+                    )));
+                }
+            }
+            ("simulate", "--seed") => {
+                seed = a.number(&opt, inline, "a whole number")?;
+            }
+            _ => return Err(a.unknown(&opt)),
+        }
+    }
+    if a.help {
+        return Ok(Command::Help(Some(cmd.to_owned())));
+    }
+    Ok(match cmd {
+        "check" => Command::Check { config },
+        "cameras" => Command::Cameras { json },
+        "plan" => Command::Plan {
+            config,
+            budget,
+            json,
+        },
+        "simulate" => Command::Simulate(SimulateArgs {
+            json,
+            workloads,
+            seed,
+        }),
+        _ => {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("command {cmd} has no parser"),
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn no_arguments_shows_help() {
+        assert_eq!(p(&[]).unwrap(), Command::Help(None));
+    }
+
+    #[test]
+    fn check_takes_config_in_both_spellings() {
+        let want = Command::Check {
+            config: "x.toml".into(),
+        };
+        assert_eq!(p(&["check", "--config", "x.toml"]).unwrap(), want);
+        assert_eq!(p(&["check", "--config=x.toml"]).unwrap(), want);
+        assert_eq!(p(&["check", "-c", "x.toml"]).unwrap(), want);
+        assert_eq!(
+            p(&["check"]).unwrap(),
+            Command::Check {
+                config: DEFAULT_CONFIG.into()
+            }
+        );
+    }
+
+    #[test]
+    fn help_after_a_command_shows_that_commands_help() {
+        assert_eq!(
+            p(&["plan", "--help"]).unwrap(),
+            Command::Help(Some("plan".into()))
+        );
+        assert_eq!(
+            p(&["help", "check"]).unwrap(),
+            Command::Help(Some("check".into()))
+        );
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors_that_name_the_option() {
+        for (args, needle) in [
+            (&["frobnicate"][..], "unknown command \"frobnicate\""),
+            (&["check", "--confg", "x"][..], "unknown option --confg"),
+            (&["check", "--config"][..], "--config needs a value"),
+            (
+                &["plan", "--budget", "lots"][..],
+                "--budget \"lots\" is not valid",
+            ),
+            (&["plan", "--budget", "-1"][..], "out of range"),
+            (&["cameras", "--json=yes"][..], "--json takes no value"),
+            (&["check", "stray"][..], "unexpected argument \"stray\""),
+            (&["help", "nope"][..], "no such command"),
+        ] {
+            let e = p(args).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{args:?}");
+            assert!(e.to_string().contains(needle), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn every_command_has_help() {
+        for c in ["check", "cameras", "plan", "simulate"] {
+            assert!(help_for(Some(c)).is_some(), "{c}");
+            assert!(HELP.contains(c), "{c} missing from top-level help");
+        }
+    }
+}

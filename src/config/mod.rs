@@ -1,0 +1,979 @@
+//! The configuration: one TOML file plus app drop-ins, read in two phases.
+//!
+//! Phase one ([`raw`]) deserialises each section on its own with unknown keys
+//! rejected, so one typo does not hide the next. Phase two (this module) fills
+//! in documented defaults, checks ranges and cross-references (every app's
+//! camera exists, names are unique, files are present and readable, each
+//! app's M-Package is valid and was cut from the configured base) and builds
+//! a [`Config`] whose fields need no further checking. Every problem in every
+//! file is collected as a [`Diagnostic`] (`FILE:LINE:COL: message`).
+//!
+//! The reference of every key, with defaults, is in `docs/config.md`.
+
+pub mod diag;
+pub mod raw;
+
+use crate::frame::PixelFormat;
+use crate::package::{self, Package};
+pub use diag::{Diagnostic, Diagnostics, SourceFile};
+use raw::{RawApp, RawCamera, RawDevice};
+use serde::de::{Deserialize, IntoDeserializer};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// Where the service looks for its configuration unless told otherwise.
+pub const DEFAULT_CONFIG: &str = "/etc/mainstream/config.toml";
+/// Default drop-in directory, relative to the config file's directory.
+pub const DEFAULT_APPS_DIR: &str = "apps.d";
+/// Default state directory when systemd's `$STATE_DIRECTORY` is not set.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/mainstream";
+/// Default base network manifest.
+pub const DEFAULT_BASE: &str = "/usr/share/mainstream/models/mobilenet_v2/manifest.toml";
+/// Largest config or drop-in file read (a config is a few KB; this bounds
+/// memory if a wrong file is named).
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Most apps one box accepts.
+pub const MAX_APPS: usize = 256;
+/// Most cameras one box accepts.
+pub const MAX_CAMERAS: usize = 64;
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The main config file.
+    pub path: PathBuf,
+    /// `[device]`.
+    pub device: Device,
+    /// `[[camera]]` entries in file order.
+    pub cameras: Vec<Camera>,
+    /// Enabled and disabled apps: inline ones first, then drop-ins by file name.
+    pub apps: Vec<App>,
+}
+
+/// `[device]`, with defaults applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Device {
+    /// Compute budget in cores.
+    pub budget_cores: f64,
+    /// State directory (may not exist yet).
+    pub state_dir: PathBuf,
+    /// Log level.
+    pub log_level: log::LevelFilter,
+    /// Drop-in directory.
+    pub apps_dir: PathBuf,
+    /// Base network manifest.
+    pub base: PathBuf,
+    /// Inference threads.
+    pub threads: usize,
+}
+
+/// Where a camera's frames come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A V4L2 device node or a stable link to one (`/dev/v4l/by-id/...`).
+    Device(PathBuf),
+    /// A recorded file or directory (MJPEG stream, Y4M, directory of JPEGs).
+    Replay(PathBuf),
+}
+
+/// How a replay source is paced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// At the camera's nominal `fps`, like a live camera.
+    Realtime,
+    /// As fast as the analysis can go.
+    Fast,
+}
+
+/// One `[[camera]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Camera {
+    /// Unique name.
+    pub name: String,
+    /// Device or replay path (absolute).
+    pub source: Source,
+    /// Requested width; `None` for replay sources, which know their own.
+    pub width: Option<u32>,
+    /// Requested height; `None` for replay sources.
+    pub height: Option<u32>,
+    /// Frames per second the stream delivers.
+    pub fps: f64,
+    /// Requested pixel format (`None`: the source's own for replay, MJPEG for devices).
+    pub format: Option<PixelFormat>,
+    /// Replay pacing.
+    pub pace: Pace,
+}
+
+/// Event parameters after defaults from the M-Package are applied.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EventParams {
+    /// Typical event duration in ms.
+    pub length_ms: f64,
+    /// Fraction of event-length windows containing an event, in (0, 1].
+    pub frequency: f64,
+    /// Inter-frame correlation, in [0, 1].
+    pub correlation: f64,
+}
+
+/// One app, inline or from a drop-in.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// Unique name.
+    pub name: String,
+    /// Index into [`Config::cameras`].
+    pub camera: usize,
+    /// The loaded, validated M-Package.
+    pub package: Package,
+    /// Event parameters.
+    pub event: EventParams,
+    /// X-voting: consecutive positive samples needed for an event.
+    pub voting: u32,
+    /// Minimum useful event F1 (admission control).
+    pub min_f1: f64,
+    /// Whether the app runs.
+    pub enabled: bool,
+    /// The file the app was defined in.
+    pub origin: PathBuf,
+}
+
+impl Config {
+    /// The enabled apps.
+    pub fn enabled_apps(&self) -> impl Iterator<Item = &App> {
+        self.apps.iter().filter(|a| a.enabled)
+    }
+}
+
+/// Everything wrong with a configuration, plus warnings that did not stop it.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Problems that make the config unusable.
+    pub errors: Vec<Diagnostic>,
+    /// Things an operator should know (a camera not plugged in now, an empty drop-in dir).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Loads and validates the configuration at `path` with its drop-ins.
+///
+/// Returns the config and its warnings, or every problem found.
+pub fn load(path: &Path) -> Result<(Config, Vec<Diagnostic>), Report> {
+    let mut errors = Diagnostics::default();
+    let mut warnings = Diagnostics::default();
+    let cfg = load_inner(path, &mut errors, &mut warnings);
+    match cfg {
+        Some(c) if errors.is_empty() => Ok((c, warnings.into_vec())),
+        _ => Err(Report {
+            errors: errors.into_vec(),
+            warnings: warnings.into_vec(),
+        }),
+    }
+}
+
+/// Reads a config-sized text file, refusing anything larger than [`MAX_FILE_BYTES`].
+pub fn read_source(path: &Path) -> Result<SourceFile, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let meta = f.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+    if meta.is_dir() {
+        return Err("is a directory, expected a TOML file".into());
+    }
+    let mut buf = Vec::new();
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "larger than {MAX_FILE_BYTES} bytes; is this the right file?"
+        ));
+    }
+    let text = String::from_utf8(buf).map_err(|e| {
+        format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok(SourceFile {
+        path: path.to_owned(),
+        text,
+    })
+}
+
+fn load_inner(path: &Path, errors: &mut Diagnostics, warnings: &mut Diagnostics) -> Option<Config> {
+    let src = match read_source(path) {
+        Ok(s) => s,
+        Err(msg) => {
+            errors.file(path, msg);
+            return None;
+        }
+    };
+    let base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
+    let mut sections = parse_sections(&src, errors)?;
+    // Drop-ins are checked even when [device] has problems of its own.
+    let apps_dir = sections.device.apps_dir.as_ref().map_or_else(
+        || base_dir.join(DEFAULT_APPS_DIR),
+        |a| resolve(&base_dir, a.get_ref()),
+    );
+
+    let device = validate_device(&src, &base_dir, sections.device, apps_dir.clone(), errors);
+    let mut cameras = Vec::new();
+    let mut camera_names: HashSet<String> = HashSet::new();
+    let declared = std::mem::take(&mut sections.camera_names);
+    for rc in sections.cameras {
+        if let Some(c) = validate_camera(&src, &base_dir, rc, &mut camera_names, errors, warnings) {
+            cameras.push(c);
+        }
+    }
+    if cameras.len() > MAX_CAMERAS {
+        errors.at(
+            &src,
+            0..0,
+            format!("at most {MAX_CAMERAS} cameras are supported"),
+        );
+    }
+
+    let base = match &device {
+        Some(d) if !sections.device_failed => load_base_identity(&d.base, errors),
+        _ => None,
+    };
+    let ctx = AppContext {
+        declared: &declared,
+        camera_order: cameras.iter().map(|c| c.name.clone()).collect(),
+        base_sha256: base,
+    };
+    let mut app_names: HashSet<String> = HashSet::new();
+    let mut apps = Vec::new();
+    for ra in sections.apps {
+        if let Some(a) = validate_app(&src, &base_dir, ra, None, &ctx, &mut app_names, errors) {
+            apps.push(a);
+        }
+    }
+    load_dropins(
+        &src,
+        &sections.apps_dir_span,
+        &apps_dir,
+        &ctx,
+        &mut app_names,
+        &mut apps,
+        errors,
+        warnings,
+    );
+    if apps.len() > MAX_APPS {
+        errors.at(&src, 0..0, format!("at most {MAX_APPS} apps are supported"));
+    }
+    Some(Config {
+        path: path.to_owned(),
+        device: device?,
+        cameras,
+        apps,
+    })
+}
+
+struct Sections {
+    device: RawDevice,
+    /// `[device]` was present but could not be read: its defaults are not
+    /// the operator's intent, so checks that depend on it are skipped.
+    device_failed: bool,
+    apps_dir_span: Option<std::ops::Range<usize>>,
+    cameras: Vec<Spanned<RawCamera>>,
+    /// Names of every `[[camera]]`, including ones that failed to deserialise,
+    /// so that apps naming them get no misleading "does not exist".
+    camera_names: Vec<String>,
+    apps: Vec<Spanned<RawApp>>,
+}
+
+/// Deserialises one value with spans, reporting its problems.
+fn de_value<T: for<'de> Deserialize<'de>>(
+    src: &SourceFile,
+    v: Spanned<DeValue<'_>>,
+    errors: &mut Diagnostics,
+) -> Option<Spanned<T>> {
+    let span = v.span();
+    match T::deserialize(v.into_deserializer()) {
+        Ok(t) => Some(Spanned::new(span, t)),
+        Err(e) => {
+            errors.toml(src, &e, span);
+            None
+        }
+    }
+}
+
+fn parse_sections(src: &SourceFile, errors: &mut Diagnostics) -> Option<Sections> {
+    let (root, parse_errors) = DeTable::parse_recoverable(&src.text);
+    if !parse_errors.is_empty() {
+        for e in &parse_errors {
+            errors.toml(src, e, 0..0);
+        }
+        return None;
+    }
+    let mut s = Sections {
+        device: RawDevice::default(),
+        device_failed: false,
+        apps_dir_span: None,
+        cameras: Vec::new(),
+        camera_names: Vec::new(),
+        apps: Vec::new(),
+    };
+    for (key, value) in root.into_inner() {
+        match key.get_ref().as_ref() {
+            "device" => match de_value::<RawDevice>(src, value, errors) {
+                Some(d) => {
+                    s.apps_dir_span = d.get_ref().apps_dir.as_ref().map(|a| a.span());
+                    s.device = d.into_inner();
+                }
+                None => s.device_failed = true,
+            },
+            k @ ("camera" | "app") => {
+                let span = value.span();
+                let DeValue::Array(items) = value.into_inner() else {
+                    errors.at(
+                        src,
+                        span,
+                        format!("`{k}` must be an array of tables: write [[{k}]]"),
+                    );
+                    continue;
+                };
+                for item in items.iter().cloned() {
+                    if k == "camera" {
+                        if let Some(n) = item
+                            .get_ref()
+                            .get("name")
+                            .and_then(|n| n.get_ref().as_str())
+                        {
+                            s.camera_names.push(n.to_owned());
+                        }
+                        if let Some(c) = de_value::<RawCamera>(src, item, errors) {
+                            s.cameras.push(c);
+                        }
+                    } else if let Some(a) = de_value::<RawApp>(src, item, errors) {
+                        s.apps.push(a);
+                    }
+                }
+            }
+            other => errors.at(
+                src,
+                key.span(),
+                format!("unknown section `{other}`, expected one of `device`, `camera`, `app`"),
+            ),
+        }
+    }
+    Some(s)
+}
+
+fn resolve(base_dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        base_dir.join(p)
+    }
+}
+
+/// Names appear in logs, JSON and file names: keep them to a safe alphabet.
+fn check_name(
+    src: &SourceFile,
+    errors: &mut Diagnostics,
+    name: &Spanned<String>,
+    what: &str,
+) -> bool {
+    let n = name.get_ref();
+    let ok = is_valid_name(n);
+    if !ok {
+        errors.at(
+            src,
+            name.span(),
+            format!("{what} name {n:?} must be 1-64 characters of A-Z, a-z, 0-9, '-', '_', '.' and not start with '.'"),
+        );
+    }
+    ok
+}
+
+fn in_range(
+    src: &SourceFile,
+    errors: &mut Diagnostics,
+    v: &Spanned<f64>,
+    what: &str,
+    lo: f64,
+    hi: f64,
+    lo_inclusive: bool,
+) -> Option<f64> {
+    let x = *v.get_ref();
+    let above_lo = if lo_inclusive { x >= lo } else { x > lo };
+    if x.is_finite() && above_lo && x <= hi {
+        Some(x)
+    } else {
+        let lo_word = if lo_inclusive { "at least" } else { "above" };
+        errors.at(
+            src,
+            v.span(),
+            format!("{what} must be {lo_word} {lo} and at most {hi}, not {x}"),
+        );
+        None
+    }
+}
+
+fn int_in_range(
+    src: &SourceFile,
+    errors: &mut Diagnostics,
+    v: &Spanned<i64>,
+    what: &str,
+    lo: i64,
+    hi: i64,
+) -> Option<i64> {
+    let x = *v.get_ref();
+    if (lo..=hi).contains(&x) {
+        Some(x)
+    } else {
+        errors.at(
+            src,
+            v.span(),
+            format!("{what} must be between {lo} and {hi}, not {x}"),
+        );
+        None
+    }
+}
+
+fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn validate_device(
+    src: &SourceFile,
+    base_dir: &Path,
+    d: RawDevice,
+    apps_dir: PathBuf,
+    errors: &mut Diagnostics,
+) -> Option<Device> {
+    let before = errors.len();
+    let budget_cores = match &d.budget_cores {
+        Some(b) => in_range(src, errors, b, "budget_cores", 0.0, 1024.0, false),
+        None => Some(default_parallelism() as f64),
+    };
+    let state_dir = match &d.state_dir {
+        Some(s) if s.get_ref().is_empty() => {
+            errors.at(src, s.span(), "state_dir must not be empty");
+            None
+        }
+        Some(s) => Some(resolve(base_dir, s.get_ref())),
+        None => Some(
+            std::env::var_os("STATE_DIRECTORY")
+                // systemd may pass several colon-separated directories; we use the first.
+                .and_then(|v| {
+                    v.to_str()
+                        .and_then(|s| s.split(':').next())
+                        .map(PathBuf::from)
+                })
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        ),
+    };
+    let log_level = match &d.log_level {
+        Some(l) => match l.get_ref().parse::<log::LevelFilter>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                errors.at(
+                    src,
+                    l.span(),
+                    format!(
+                        "log_level {:?} is not one of off, error, warn, info, debug, trace",
+                        l.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+        None => Some(log::LevelFilter::Info),
+    };
+    let base = d.base.as_ref().map_or_else(
+        || PathBuf::from(DEFAULT_BASE),
+        |b| resolve(base_dir, b.get_ref()),
+    );
+    let threads = match &d.threads {
+        Some(t) => int_in_range(src, errors, t, "threads", 1, 256).map(|t| t as usize),
+        None => Some(default_parallelism()),
+    };
+    if errors.len() != before {
+        return None;
+    }
+    Some(Device {
+        budget_cores: budget_cores?,
+        state_dir: state_dir?,
+        log_level: log_level?,
+        apps_dir,
+        base,
+        threads: threads?,
+    })
+}
+
+/// Reads the base manifest's `sha256` so packages can be checked against it.
+/// The full manifest is validated by the model runtime; here only its identity matters.
+fn load_base_identity(path: &Path, errors: &mut Diagnostics) -> Option<String> {
+    match crate::model::manifest::BaseManifest::load(path) {
+        Ok(m) => Some(m.sha256),
+        Err(e) => {
+            errors.file(path, format!("base network manifest: {}", e.chain()));
+            None
+        }
+    }
+}
+
+fn validate_camera(
+    src: &SourceFile,
+    base_dir: &Path,
+    rc: Spanned<RawCamera>,
+    names: &mut HashSet<String>,
+    errors: &mut Diagnostics,
+    warnings: &mut Diagnostics,
+) -> Option<Camera> {
+    let span = rc.span();
+    let c = rc.into_inner();
+    let before = errors.len();
+    let name = match &c.name {
+        Some(n) => {
+            if check_name(src, errors, n, "camera") && !names.insert(n.get_ref().clone()) {
+                errors.at(
+                    src,
+                    n.span(),
+                    format!("camera name {:?} is used twice", n.get_ref()),
+                );
+            }
+            n.get_ref().clone()
+        }
+        None => {
+            errors.at(src, span.clone(), "[[camera]] needs a `name`");
+            String::new()
+        }
+    };
+    let source = match &c.source {
+        None => {
+            errors.at(
+                src,
+                span.clone(),
+                format!("camera {name:?} needs a `source` (a /dev/video path or a replay file)"),
+            );
+            None
+        }
+        Some(s) if s.get_ref().starts_with("/dev/") => {
+            let p = PathBuf::from(s.get_ref());
+            if !p.exists() {
+                warnings.at(
+                    src,
+                    s.span(),
+                    format!(
+                        "{} is not present now (camera unplugged?); the service will wait for it",
+                        p.display()
+                    ),
+                );
+            }
+            Some(Source::Device(p))
+        }
+        Some(s) => {
+            let p = resolve(base_dir, s.get_ref());
+            match std::fs::metadata(&p) {
+                Err(e) => {
+                    errors.at(src, s.span(), format!("replay source {}: {e}", p.display()));
+                    None
+                }
+                Ok(m) if m.is_dir() => Some(Source::Replay(p)),
+                Ok(_) => {
+                    let ext = p
+                        .extension()
+                        .and_then(|e| e.to_str())
+                        .unwrap_or("")
+                        .to_ascii_lowercase();
+                    if matches!(ext.as_str(), "mjpeg" | "mjpg" | "mjp" | "y4m") {
+                        if let Err(e) = std::fs::File::open(&p) {
+                            errors.at(src, s.span(), format!("replay source {}: {e}", p.display()));
+                        }
+                        Some(Source::Replay(p))
+                    } else {
+                        errors.at(
+                            src,
+                            s.span(),
+                            format!("replay source {} must be a .mjpeg/.mjpg stream, a .y4m file or a directory of JPEGs", p.display()),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    };
+    let is_device = matches!(source, Some(Source::Device(_)));
+    let mut dim = |v: &Option<Spanned<i64>>, what: &str| -> Option<u32> {
+        match v {
+            Some(x) => int_in_range(src, errors, x, what, 16, 8192).map(|x| x as u32),
+            None => {
+                if is_device {
+                    errors.at(
+                        src,
+                        span.clone(),
+                        format!("camera {name:?} needs `{what}` for a V4L2 device"),
+                    );
+                }
+                None
+            }
+        }
+    };
+    let width = dim(&c.width, "width");
+    let height = dim(&c.height, "height");
+    let fps = match &c.fps {
+        Some(f) => in_range(src, errors, f, "fps", 0.0, 240.0, false),
+        None => {
+            errors.at(
+                src,
+                span.clone(),
+                format!("camera {name:?} needs `fps` (the rate the stream delivers)"),
+            );
+            None
+        }
+    };
+    let format = match &c.pixel_format {
+        Some(f) => match PixelFormat::parse(f.get_ref()) {
+            Some(pf) => Some(pf),
+            None => {
+                errors.at(
+                    src,
+                    f.span(),
+                    format!(
+                        "pixel_format {:?} is not one of MJPG, YUYV, GREY, RGB3",
+                        f.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    if let (Some(PixelFormat::Yuyv), Some(w)) = (format, width) {
+        if w % 2 != 0 {
+            if let Some(ws) = &c.width {
+                errors.at(src, ws.span(), "YUYV needs an even width");
+            }
+        }
+    }
+    let pace = match &c.pace {
+        None => Pace::Realtime,
+        Some(p) => {
+            if is_device {
+                errors.at(src, p.span(), "`pace` applies to replay sources only");
+            }
+            match p.get_ref().as_str() {
+                "realtime" => Pace::Realtime,
+                "fast" => Pace::Fast,
+                other => {
+                    errors.at(
+                        src,
+                        p.span(),
+                        format!("pace {other:?} is not `realtime` or `fast`"),
+                    );
+                    Pace::Realtime
+                }
+            }
+        }
+    };
+    if errors.len() != before {
+        return None;
+    }
+    Some(Camera {
+        name,
+        source: source?,
+        width,
+        height,
+        fps: fps?,
+        format: if is_device {
+            Some(format.unwrap_or(PixelFormat::Mjpeg))
+        } else {
+            format
+        },
+        pace,
+    })
+}
+
+struct AppContext<'a> {
+    /// Every camera name written in the config, valid or not.
+    declared: &'a [String],
+    /// Names of the valid cameras, in [`Config::cameras`] order.
+    camera_order: Vec<String>,
+    base_sha256: Option<String>,
+}
+
+fn validate_app(
+    src: &SourceFile,
+    base_dir: &Path,
+    ra: Spanned<RawApp>,
+    default_name: Option<&str>,
+    ctx: &AppContext<'_>,
+    names: &mut HashSet<String>,
+    errors: &mut Diagnostics,
+) -> Option<App> {
+    let span = ra.span();
+    let a = ra.into_inner();
+    let before = errors.len();
+    let name = match (&a.name, default_name) {
+        (Some(n), _) => {
+            if check_name(src, errors, n, "app") && !names.insert(n.get_ref().clone()) {
+                errors.at(
+                    src,
+                    n.span(),
+                    format!("app name {:?} is used twice", n.get_ref()),
+                );
+            }
+            n.get_ref().clone()
+        }
+        (None, Some(d)) => {
+            if !names.insert(d.to_owned()) {
+                errors.at(
+                    src,
+                    0..0,
+                    format!("app name {d:?} (from the file name) is used twice"),
+                );
+            }
+            d.to_owned()
+        }
+        (None, None) => {
+            errors.at(src, span.clone(), "[[app]] needs a `name`");
+            String::new()
+        }
+    };
+    let camera = match &a.camera {
+        Some(c) => match ctx.camera_order.iter().position(|n| n == c.get_ref()) {
+            Some(i) => Some(i),
+            None => {
+                if ctx.declared.contains(c.get_ref()) {
+                    // The camera exists but failed validation; its own error says why.
+                    None
+                } else {
+                    let known = if ctx.declared.is_empty() {
+                        "no cameras are configured".to_owned()
+                    } else {
+                        format!("known cameras: {}", ctx.declared.join(", "))
+                    };
+                    errors.at(
+                        src,
+                        c.span(),
+                        format!(
+                            "app {name:?} names camera {:?}, which does not exist ({known})",
+                            c.get_ref()
+                        ),
+                    );
+                    None
+                }
+            }
+        },
+        None => {
+            errors.at(src, span.clone(), format!("app {name:?} needs a `camera`"));
+            None
+        }
+    };
+    let package = match &a.package {
+        Some(p) => {
+            let dir = resolve(base_dir, p.get_ref());
+            let mut pd = Diagnostics::default();
+            let pkg = package::load(&dir, &mut pd);
+            if !pd.is_empty() {
+                errors.at(
+                    src,
+                    p.span(),
+                    format!(
+                        "app {name:?}: M-Package {} is not valid (problems follow)",
+                        dir.display()
+                    ),
+                );
+                for d in pd.into_vec() {
+                    errors.push(d);
+                }
+            }
+            if let (Some(pkg), Some(base)) = (&pkg, &ctx.base_sha256) {
+                if &pkg.base_sha256 != base {
+                    errors.at(
+                        src,
+                        p.span(),
+                        format!(
+                            "app {name:?}: M-Package {} was cut from base {}, but the configured base is {}; retrain it on this base",
+                            dir.display(),
+                            short(&pkg.base_sha256),
+                            short(base)
+                        ),
+                    );
+                }
+            }
+            pkg
+        }
+        None => {
+            errors.at(
+                src,
+                span.clone(),
+                format!("app {name:?} needs a `package` (its M-Package directory)"),
+            );
+            None
+        }
+    };
+    let defaults = package.as_ref().map(|p| p.event).unwrap_or_default();
+    let mut event_param = |v: &Option<Spanned<f64>>,
+                           dflt: Option<f64>,
+                           key: &str,
+                           lo: f64,
+                           hi: f64,
+                           lo_incl: bool|
+     -> Option<f64> {
+        match v {
+            Some(x) => in_range(src, errors, x, key, lo, hi, lo_incl),
+            None => {
+                match dflt {
+                    Some(d) => Some(d),
+                    None => {
+                        if package.is_some() {
+                            errors.at(src, span.clone(), format!("app {name:?}: `{key}` is not set and its M-Package has no default"));
+                        }
+                        None
+                    }
+                }
+            }
+        }
+    };
+    let length_ms = event_param(
+        &a.event_length_ms,
+        defaults.length_ms,
+        "event_length_ms",
+        0.0,
+        3.6e6,
+        false,
+    );
+    let frequency = event_param(
+        &a.event_frequency,
+        defaults.frequency,
+        "event_frequency",
+        0.0,
+        1.0,
+        false,
+    );
+    let correlation = event_param(
+        &a.correlation,
+        defaults.correlation,
+        "correlation",
+        0.0,
+        1.0,
+        true,
+    );
+    let voting = match &a.voting {
+        Some(v) => int_in_range(src, errors, v, "voting", 1, 16).map(|v| v as u32),
+        None => Some(1),
+    };
+    let min_f1 = match &a.min_f1 {
+        Some(v) => in_range(src, errors, v, "min_f1", 0.0, 1.0, true),
+        None => Some(0.0),
+    };
+    if errors.len() != before {
+        return None;
+    }
+    Some(App {
+        name,
+        camera: camera?,
+        package: package?,
+        event: EventParams {
+            length_ms: length_ms?,
+            frequency: frequency?,
+            correlation: correlation?,
+        },
+        voting: voting?,
+        min_f1: min_f1?,
+        enabled: a.enabled.map_or(true, |e| e.into_inner()),
+        origin: src.path.clone(),
+    })
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// True for files in the drop-in directory that are apps: `*.toml`, not
+/// hidden, not editor or package-manager leftovers.
+fn is_dropin(name: &str) -> bool {
+    name.ends_with(".toml") && !name.starts_with('.') && name.len() > ".toml".len()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_dropins(
+    main: &SourceFile,
+    apps_dir_span: &Option<std::ops::Range<usize>>,
+    dir: &Path,
+    ctx: &AppContext<'_>,
+    names: &mut HashSet<String>,
+    apps: &mut Vec<App>,
+    errors: &mut Diagnostics,
+    warnings: &mut Diagnostics,
+) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && apps_dir_span.is_none() => return,
+        Err(e) => {
+            match apps_dir_span {
+                Some(span) => errors.at(
+                    main,
+                    span.clone(),
+                    format!("apps_dir {}: {e}", dir.display()),
+                ),
+                None => errors.file(dir, format!("cannot list app drop-ins: {e}")),
+            }
+            return;
+        }
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(e) => {
+                let name = e.file_name();
+                match name.to_str() {
+                    Some(n) if is_dropin(n) => files.push(e.path()),
+                    Some(_) => {}
+                    None => warnings.file(&e.path(), "ignored: file name is not UTF-8"),
+                }
+            }
+            Err(e) => errors.file(dir, format!("cannot list app drop-ins: {e}")),
+        }
+    }
+    files.sort();
+    for path in files {
+        let src = match read_source(&path) {
+            Ok(s) => s,
+            Err(msg) => {
+                errors.file(&path, msg);
+                continue;
+            }
+        };
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let raw = match toml::from_str::<Spanned<RawApp>>(&src.text) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.toml(&src, &e, 0..0);
+                continue;
+            }
+        };
+        let file_dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        let stem_ok = is_valid_name(&stem);
+        if raw.get_ref().name.is_none() && !stem_ok {
+            errors.file(
+                &path,
+                format!("the file name {stem:?} is not a valid app name; add `name = \"...\"`"),
+            );
+            continue;
+        }
+        if let Some(app) = validate_app(&src, &file_dir, raw, Some(&stem), ctx, names, errors) {
+            apps.push(app);
+        }
+    }
+}
+
+fn is_valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && !n.starts_with('.')
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,39 @@
+//! mainstream: stem-sharing multi-app video analytics for edge appliances.
+//!
+//! Many apps on one box each run a classifier fine-tuned from the same base
+//! network. The layers they share are computed once per frame (the stem); each
+//! app runs only its own remainder (its head). A planner picks, per app, the
+//! branch point and frame rate that maximise mean event F1 within the box's
+//! compute budget. This is the design of Mainstream (Jiang et al., USENIX ATC
+//! 2018), rebuilt as one static binary.
+//!
+//! # Layout
+//!
+//! Data flows camera → preprocess → stem runtime → events; the planner and the
+//! state store sit beside that path.
+//!
+//! - [`error`]: the one error type, its kinds and exit codes.
+//! - [`frame`]: pixel formats and frame metadata shared by capture and preprocessing.
+//! - [`cli`]: command-line parsing and `--help` texts.
+//! - [`config`]: the TOML configuration and app drop-ins, parsed in two phases
+//!   (raw serde structs, then a validated [`config::Config`]).
+//! - [`logging`]: log setup, with journald priority prefixes under systemd.
+//! - [`camera`]: frame sources (V4L2 devices, replay files) behind one trait.
+//! - [`preprocess`]: pixel-format conversion, resize and normalisation into the
+//!   model's preallocated input.
+//! - [`planner`]: the event-F1 model, the cost model and the planners.
+//! - [`commands`]: one function per subcommand; `main` only dispatches.
+
+pub mod camera;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod frame;
+pub mod logging;
+pub mod model;
+pub mod package;
+pub mod planner;
+pub mod preprocess;
+
+pub use error::{Error, ErrorKind, Result};

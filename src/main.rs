@@ -1,0 +1,19 @@
+//! The `mainstream` binary: parse arguments, set up logging, run the command,
+//! map the outcome to an exit code. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    mainstream::logging::install(log::LevelFilter::Info);
+    mainstream::logging::install_panic_hook();
+    let result = mainstream::cli::parse(std::env::args_os().skip(1))
+        .and_then(|cmd| mainstream::commands::run(cmd, &mut std::io::stdout().lock()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.chain());
+            // Exit codes are 1, 2 or 78: all fit in a u8.
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

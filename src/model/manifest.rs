@@ -1,0 +1,253 @@
+//! The base network's manifest (`manifest.toml`): its ONNX file, the input
+//! format, and the ordered list of branch points where stems may be cut.
+//! Written by `trainer/export_base.py`; described in `models/README.md`.
+
+use crate::error::{ErrorKind, Result, ResultExt};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The only manifest `format` this build reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a branch-point entry stands for.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The network input: branching here shares nothing.
+    Input,
+    /// An inner tensor where the network may be cut.
+    Branch,
+    /// The network output (not a branch point; closes the last segment).
+    Output,
+}
+
+/// One entry of `[[branch_point]]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct BranchPoint {
+    /// Position in the list.
+    pub index: usize,
+    /// Tensor (and producing node) name in the ONNX graph.
+    pub tensor: String,
+    /// Input, branch or output.
+    pub role: Role,
+    /// The torchvision module this tensor follows (documentation).
+    #[serde(default)]
+    pub follows: String,
+    /// Tensor shape.
+    pub shape: Vec<usize>,
+    /// Trainable parameters of a head that starts here (ImageNet classifier included).
+    pub params_after: u64,
+    /// The same without the classifier.
+    #[serde(default)]
+    pub feature_params_after: u64,
+    /// Multiply-adds from the previous branch point to this one.
+    pub segment_macs: u64,
+    /// Multiply-adds from the input to here.
+    pub macs_to_here: u64,
+}
+
+/// The `[input]` section: how frames become the network's input.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct InputSpec {
+    /// Input tensor name.
+    pub tensor: String,
+    /// `[1, 3, H, W]`.
+    pub shape: Vec<usize>,
+    /// Channel order of the input.
+    #[serde(default = "rgb")]
+    pub colour_order: String,
+    /// `value = (pixel * scale - mean[c]) / std[c]`.
+    pub scale: f32,
+    /// Per-channel mean.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation.
+    pub std: [f32; 3],
+}
+
+fn rgb() -> String {
+    "RGB".into()
+}
+
+#[derive(Deserialize)]
+struct RawOutput {
+    tensor: String,
+    classes: usize,
+}
+
+#[derive(Deserialize)]
+struct RawManifest {
+    format: u32,
+    name: String,
+    onnx: String,
+    onnx_sha256: String,
+    #[serde(default)]
+    labels: Option<String>,
+    input: InputSpec,
+    output: RawOutput,
+    #[serde(default)]
+    branch_point: Vec<BranchPoint>,
+}
+
+/// A parsed and checked base-network manifest.
+#[derive(Clone, Debug)]
+pub struct BaseManifest {
+    /// The manifest file.
+    pub path: PathBuf,
+    /// Base name, e.g. `mobilenet_v2`.
+    pub name: String,
+    /// The ONNX file (absolute or relative to the working directory).
+    pub onnx: PathBuf,
+    /// SHA-256 of the ONNX file, lower-case hex. M-Packages name their base by it.
+    pub sha256: String,
+    /// Class names file, if any.
+    pub labels: Option<PathBuf>,
+    /// Input format.
+    pub input: InputSpec,
+    /// Output tensor name.
+    pub output: String,
+    /// Number of output classes.
+    pub classes: usize,
+    /// Entries in network order: `[0]` is the input, the last is the output.
+    pub points: Vec<BranchPoint>,
+}
+
+impl BaseManifest {
+    /// Reads and checks a manifest. The ONNX file's hash is checked when the
+    /// runtime loads it, not here (that reads 14 MB).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).context(ErrorKind::InvalidConfig, || {
+            format!("cannot read {}", path.display())
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses manifest text; `path` locates the files it names.
+    pub fn parse(path: &Path, text: &str) -> Result<Self> {
+        let bad = |msg: String| crate::err!(InvalidConfig, "{}: {msg}", path.display());
+        let raw: RawManifest = toml::from_str(text).context(ErrorKind::InvalidConfig, || {
+            format!("{} is not a valid base manifest", path.display())
+        })?;
+        if raw.format != FORMAT_VERSION {
+            return Err(bad(format!(
+                "manifest format {} is not supported (this build reads {FORMAT_VERSION})",
+                raw.format
+            )));
+        }
+        let pts = &raw.branch_point;
+        if pts.len() < 2 {
+            return Err(bad(
+                "needs at least the input and the output branch points".into()
+            ));
+        }
+        for (i, p) in pts.iter().enumerate() {
+            if p.index != i {
+                return Err(bad(format!("branch point {i} has index {}", p.index)));
+            }
+            let want = if i == 0 {
+                Role::Input
+            } else if i + 1 == pts.len() {
+                Role::Output
+            } else {
+                Role::Branch
+            };
+            if p.role != want {
+                return Err(bad(format!(
+                    "branch point {i} has role {:?}, expected {want:?}",
+                    p.role
+                )));
+            }
+            if p.shape.is_empty() || p.shape.iter().any(|&d| d == 0) {
+                return Err(bad(format!("branch point {i} has an empty shape")));
+            }
+        }
+        if pts[0].tensor != raw.input.tensor || pts[0].shape != raw.input.shape {
+            return Err(bad("the first branch point must be the input tensor".into()));
+        }
+        if pts[pts.len() - 1].tensor != raw.output.tensor {
+            return Err(bad("the last branch point must be the output tensor".into()));
+        }
+        let s = &raw.input.shape;
+        if s.len() != 4 || s[0] != 1 || s[1] != 3 {
+            return Err(bad(format!("input shape {s:?} is not [1, 3, H, W]")));
+        }
+        if raw.input.std.iter().any(|&x| !(x.is_finite() && x > 0.0))
+            || !raw.input.scale.is_finite()
+        {
+            return Err(bad("input std must be positive and scale finite".into()));
+        }
+        let sha = raw.onnx_sha256.to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("onnx_sha256 must be 64 hexadecimal digits".into()));
+        }
+        let dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        Ok(BaseManifest {
+            path: path.to_owned(),
+            name: raw.name,
+            onnx: dir.join(&raw.onnx),
+            sha256: sha,
+            labels: raw.labels.map(|l| dir.join(l)),
+            input: raw.input,
+            output: raw.output.tensor,
+            classes: raw.output.classes,
+            points: raw.branch_point,
+        })
+    }
+
+    /// Number of segments (branch points minus one): a plan's branch point `k`
+    /// in `0..=segments()` means the first `k` segments are shared.
+    pub fn segments(&self) -> usize {
+        self.points.len() - 1
+    }
+
+    /// Reads the class names (one per line), checking there are `classes` of them.
+    pub fn load_labels(&self) -> Result<Vec<String>> {
+        let Some(p) = &self.labels else {
+            return Ok((0..self.classes).map(|i| format!("class {i}")).collect());
+        };
+        let text = std::fs::read_to_string(p).context(ErrorKind::InvalidConfig, || {
+            format!("cannot read class names {}", p.display())
+        })?;
+        let labels: Vec<String> = text.lines().map(|l| l.trim().to_owned()).collect();
+        if labels.len() != self.classes {
+            crate::bail!(
+                InvalidConfig,
+                "{} lists {} class names, the manifest says {}",
+                p.display(),
+                labels.len(),
+                self.classes
+            );
+        }
+        Ok(labels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundled() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mobilenet_v2/manifest.toml")
+    }
+
+    #[test]
+    fn the_bundled_mobilenet_v2_manifest_has_21_cut_points() {
+        let m = BaseManifest::load(&bundled()).unwrap();
+        assert_eq!(m.name, "mobilenet_v2");
+        // input, features.0..18 (19 tensors), pool, logits = 22 entries, 21 segments.
+        assert_eq!(m.points.len(), 22);
+        assert_eq!(m.segments(), 21);
+        assert_eq!(m.input.shape, vec![1, 3, 224, 224]);
+        assert_eq!(m.points[20].tensor, "bp20_pool");
+        let labels = m.load_labels().unwrap();
+        assert_eq!(labels[967], "espresso");
+    }
+
+    #[test]
+    fn a_manifest_with_shuffled_branch_points_is_refused() {
+        let text = std::fs::read_to_string(bundled()).unwrap();
+        let bad = text.replacen("index = 1\n", "index = 7\n", 1);
+        let e = BaseManifest::parse(&bundled(), &bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+        assert!(e.to_string().contains("branch point 1 has index 7"), "{e}");
+    }
+}

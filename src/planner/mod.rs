@@ -1,0 +1,1 @@
+//! M-Scheduler: the event-F1 model, the cost model and the planners.

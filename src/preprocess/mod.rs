@@ -1,0 +1,1 @@
+//! Pixel-format conversion, resize and normalisation into fixed buffers.

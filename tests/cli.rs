@@ -1,0 +1,129 @@
+//! The command-line interface, exercised as a user would: by running the
+//! binary. Set `MAINSTREAM_BIN` to test another build of it (CI points it at
+//! the aarch64 binary) and `MAINSTREAM_RUNNER` to run it through an emulator
+//! (`qemu-aarch64`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn mainstream(args: &[&str]) -> Output {
+    let bin = std::env::var_os("MAINSTREAM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mainstream")));
+    let mut cmd = match std::env::var("MAINSTREAM_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut parts = runner.split_whitespace();
+            let mut c = Command::new(parts.next().expect("non-empty runner"));
+            c.args(parts).arg(&bin);
+            c
+        }
+        _ => Command::new(&bin),
+    };
+    cmd.args(args)
+        .current_dir(root())
+        .env_remove("MAINSTREAM_LOG")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("STATE_DIRECTORY");
+    cmd.output().expect("the binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn fixture(rel: &str) -> String {
+    Path::new("tests/fixtures/config")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn check_accepts_a_valid_config_and_summarises_it() {
+    let out = mainstream(&["check", "--config", &fixture("good/config.toml")]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("configuration is valid"), "{stdout}");
+    assert!(stdout.contains("cameras: 1"), "{stdout}");
+    assert!(stdout.contains("apps: 2 (2 enabled)"), "{stdout}");
+    assert!(
+        stdout.contains("second-cup"),
+        "drop-in named after its file: {stdout}"
+    );
+}
+
+#[test]
+fn check_reports_every_problem_with_file_line_and_column_and_exits_78() {
+    let out = mainstream(&["check", "--config", &fixture("bad/config.toml")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    let cfg = fixture("bad/config.toml");
+    let dropin = fixture("bad/apps.d/typo.toml");
+    for want in [
+        format!("{cfg}:3:16: error: budget_cores must be above 0"),
+        format!("{cfg}:10:1: error: unknown field `colour`"),
+        format!(
+            "{cfg}:14:10: error: app \"espresso\" names camera \"kitchen\", which does not exist"
+        ),
+        format!("{dropin}:3:10: error: voting must be between 1 and 16, not 99"),
+    ] {
+        assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
+    }
+    assert!(
+        stderr.contains("error: 4 problems in the configuration"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_of_a_missing_file_says_which_file_and_exits_78() {
+    let out = mainstream(&["check", "--config", "/nonexistent/mainstream.toml"]);
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/mainstream.toml: error: cannot open"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_teaches_every_command_and_the_exit_codes() {
+    for args in [&["--help"][..], &["help"][..], &[][..]] {
+        let out = mainstream(args);
+        assert_eq!(out.status.code(), Some(0));
+        let stdout = text(&out.stdout);
+        for word in ["check", "plan", "simulate", "cameras", "EXIT CODES", "78"] {
+            assert!(stdout.contains(word), "{args:?}: {word} missing");
+        }
+    }
+    let out = mainstream(&["check", "--help"]);
+    assert!(text(&out.stdout).contains("FILE:LINE:COL"));
+}
+
+#[test]
+fn a_bad_command_line_exits_2_and_names_the_mistake() {
+    let out = mainstream(&["check", "--confg", "x.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown option --confg"));
+    let out = mainstream(&["launch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown command \"launch\""));
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let out = mainstream(&["--version"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("mainstream {}", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -1,0 +1,99 @@
+//! The stem runtime on the real MobileNetV2 base and real photos: the unsplit
+//! network agrees with PyTorch, and every stem/remainder split agrees with
+//! the unsplit network.
+
+use mainstream::model::manifest::BaseManifest;
+use mainstream::model::net::{tensor_from, Base, Net};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn base() -> &'static Base {
+    static BASE: OnceLock<Base> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let m = BaseManifest::load(&root().join("models/mobilenet_v2/manifest.toml")).unwrap();
+        Base::load(m).unwrap()
+    })
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn fixture(name: &str) -> Vec<f32> {
+    read_f32(&root().join("tests/fixtures/imagenet").join(name))
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap()
+}
+
+fn run(net: &mut Net, input: &[f32]) -> Vec<f32> {
+    let t = tensor_from(&net.input_shape().to_vec(), input).unwrap();
+    net.run_once(t).unwrap()
+}
+
+#[test]
+fn the_unsplit_base_matches_pytorch_on_real_photos() {
+    let b = base();
+    let mut full = b.cut(0, b.manifest.segments()).unwrap();
+    for (photo, class) in [("coffee", 967), ("chelsea", 285), ("rocket", 540)] {
+        let logits = run(&mut full, &fixture(&format!("{photo}.input.f32")));
+        let want = fixture(&format!("{photo}.logits.f32"));
+        let diff = max_abs_diff(&logits, &want);
+        eprintln!("{photo}: max |tract - pytorch| = {diff:e}");
+        // Logits reach ~21; PyTorch f32 is itself ~1.4e-5 from f64 (models/README.md).
+        assert!(diff < 1e-3, "{photo}: logits differ from PyTorch by {diff}");
+        assert_eq!(argmax(&logits), class, "{photo}");
+    }
+}
+
+#[test]
+fn every_split_point_reproduces_the_unsplit_network() {
+    let b = base();
+    let n = b.manifest.segments();
+    let input = fixture("coffee.input.f32");
+    let mut full = b.cut(0, n).unwrap();
+    let want = run(&mut full, &input);
+    for k in 1..n {
+        let mut stem = b.cut(0, k).unwrap();
+        let mut rest = b.cut(k, n).unwrap();
+        let mid = run(&mut stem, &input);
+        assert_eq!(stem.output_shape(), &b.manifest.points[k].shape[..]);
+        let got = run(&mut rest, &mid);
+        let diff = max_abs_diff(&got, &want);
+        assert!(diff <= 1e-4, "split at {k}: differs from unsplit by {diff}");
+        assert_eq!(argmax(&got), 967, "split at {k}");
+        // Where PyTorch's own tensor at this branch point was saved, compare it too.
+        let p = root().join(format!("tests/fixtures/imagenet/coffee.bp{k:02}.f32"));
+        if p.exists() {
+            let d = max_abs_diff(&mid, &read_f32(&p));
+            assert!(d < 1e-3, "stem to {k} differs from PyTorch by {d}");
+        }
+    }
+}
+
+#[test]
+fn a_base_file_that_does_not_match_its_manifest_is_refused() {
+    let mut m = BaseManifest::load(&root().join("models/mobilenet_v2/manifest.toml")).unwrap();
+    m.sha256 = "00".repeat(32);
+    let e = Base::load(m).err().expect("refused");
+    assert_eq!(e.kind(), mainstream::ErrorKind::Model);
+    assert!(e.to_string().contains("has SHA-256 893bfc8f"), "{e}");
+}

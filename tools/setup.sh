@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what building and testing mainstream needs on a fresh Debian
+# bookworm machine (run as root, or with sudo available). Idempotent: a second
+# run only checks. Used by tools/demo.sh, tools/test.sh and .ci/run.
+#
+#   tools/setup.sh            host build and tests
+#   tools/setup.sh --cross    also the musl/aarch64 cross toolchains and qemu-user
+set -euo pipefail
+
+cross=0
+for a in "$@"; do
+  case "$a" in
+    --cross) cross=1 ;;
+    *) echo "usage: tools/setup.sh [--cross]" >&2; exit 2 ;;
+  esac
+done
+
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+
+# Debian packages: libclang for v4l2-sys's bindgen, systemd for systemd-analyze,
+# file to check that binaries are static.
+pkgs=(libclang-dev systemd file ca-certificates)
+if [ "$cross" -eq 1 ]; then
+  pkgs+=(musl-tools gcc-aarch64-linux-gnu qemu-user)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found; install Rust with rustup first (https://rustup.rs)" >&2
+  exit 1
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+if [ "$cross" -eq 1 ]; then
+  rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
+fi
+echo "setup: ok"
