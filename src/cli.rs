@@ -4,6 +4,7 @@
 //! does not justify a parser crate in a firmware-sized binary. Every error
 //! names the option and says what was expected; exit code 2.
 
+use crate::bench::Sharing;
 use crate::config::DEFAULT_CONFIG;
 use crate::error::{Error, ErrorKind, Result};
 use std::ffi::OsString;
@@ -33,6 +34,8 @@ pub enum Command {
     },
     /// `mainstream simulate`: reproduce the paper's scheduler results.
     Simulate(SimulateArgs),
+    /// `mainstream bench`: stem-sharing throughput on this machine.
+    Bench(crate::bench::BenchArgs),
     /// `mainstream help [COMMAND]` or `--help`.
     Help(Option<String>),
     /// `mainstream --version`.
@@ -67,6 +70,7 @@ COMMANDS:
     plan       Show the plan (branch point and frame rate per app) for the configuration
     simulate   Reproduce the Mainstream paper's scheduler results from its published curves
     cameras    List the video devices present, with their formats, sizes and rates
+    bench      Measure how much stem sharing speeds up N apps on this machine
     help       Show help for a command: mainstream help <COMMAND>
 
 OPTIONS:
@@ -151,6 +155,33 @@ OPTIONS:
     --seed S        Seed of the workload generator [default: 1]
 ";
 
+const HELP_BENCH: &str = "\
+mainstream bench: throughput of stem sharing on this machine
+
+Runs N apps on real frames through the stem tree and reports app-frames
+analysed per second. Each bench app is the base network's own remainder from
+its branch point (real work of the real size): `none` = every app runs the
+whole network, `mid` = the first half is shared, `max` = everything but the
+classifier is shared. --processes adds the baseline users run today: N
+separate processes, each running the whole network.
+
+USAGE:
+    mainstream bench [--apps 1,2,4,8] [--sharing none,mid,max] [--frames N]
+                     [--runs R] [--processes] [--json] [--base MANIFEST]
+                     [--input FILE.f32 ...]
+
+OPTIONS:
+    --apps LIST        App counts [default: 1,2,4,8]
+    --sharing LIST     Sharing modes [default: none,mid,max]
+    --frames N         Frames per timed run [default: 20]
+    --runs R           Timed runs per point; the median is reported [default: 5]
+    --processes        Also measure N separate full-network processes
+    --json             One JSON object per point
+    --base MANIFEST    Base network [default: models/mobilenet_v2/manifest.toml]
+    --input FILE       A preprocessed frame (raw f32 [1,3,224,224]); repeat for
+                       more [default: the real photos in tests/fixtures/imagenet]
+";
+
 /// Help text for a command, or `None` if there is no such command.
 pub fn help_for(cmd: Option<&str>) -> Option<&'static str> {
     Some(match cmd {
@@ -159,9 +190,17 @@ pub fn help_for(cmd: Option<&str>) -> Option<&'static str> {
         Some("cameras") => HELP_CAMERAS,
         Some("plan") => HELP_PLAN,
         Some("simulate") => HELP_SIMULATE,
+        Some("bench") => HELP_BENCH,
         Some("help") => HELP,
         Some(_) => return None,
     })
+}
+
+/// Parses a comma-separated list, naming the option and the bad item on error.
+fn parse_list<T>(opt: &str, v: &str, item: impl Fn(&str) -> Option<T>, what: &str) -> Result<Vec<T>> {
+    v.split(',')
+        .map(|x| item(x.trim()).ok_or_else(|| usage(format!("{opt}: {x:?} is not valid: expected {what}"))))
+        .collect()
 }
 
 fn usage(msg: String) -> Error {
@@ -267,9 +306,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         "cameras" => "cameras",
         "plan" => "plan",
         "simulate" => "simulate",
+        "bench" => "bench",
         other => {
             return Err(usage(format!(
-                "unknown command {other:?}; commands are: check, plan, simulate, cameras, help"
+                "unknown command {other:?}; commands are: check, plan, simulate, cameras, bench, help"
             )))
         }
     };
@@ -283,12 +323,48 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
     let mut budget = None;
     let mut workloads = 100usize;
     let mut seed = 1u64;
+    let mut bench = crate::bench::BenchArgs {
+        base: PathBuf::from("models/mobilenet_v2/manifest.toml"),
+        apps: vec![1, 2, 4, 8],
+        sharing: vec![Sharing::None, Sharing::Mid, Sharing::Max],
+        frames: 20,
+        runs: 5,
+        processes: false,
+        json: false,
+        inputs: Vec::new(),
+    };
     while let Some((opt, inline)) = a.next_opt()? {
         match (cmd, opt.as_str()) {
             ("check" | "plan", "-c" | "--config") => {
                 config = PathBuf::from(a.value(&opt, inline, "the configuration file")?);
             }
-            ("cameras" | "plan" | "simulate", "--json") => {
+            ("bench", "--apps") => {
+                let v = a.value(&opt, inline, "a comma-separated list of app counts, e.g. 1,2,4,8")?;
+                bench.apps = parse_list(&opt, &v, |x| x.parse::<usize>().ok().filter(|n| (1..=64).contains(n)), "app counts from 1 to 64")?;
+            }
+            ("bench", "--sharing") => {
+                let v = a.value(&opt, inline, "a comma-separated list of none, mid, max")?;
+                bench.sharing = parse_list(&opt, &v, Sharing::parse, "none, mid or max")?;
+            }
+            ("bench", "--frames") => {
+                bench.frames = a.number(&opt, inline, "a whole number of frames from 1 to 100000")?;
+                if !(1..=100_000).contains(&bench.frames) {
+                    return Err(usage(format!("--frames {} is out of range 1..=100000", bench.frames)));
+                }
+            }
+            ("bench", "--runs") => {
+                bench.runs = a.number(&opt, inline, "a whole number of runs from 1 to 100")?;
+                if !(1..=100).contains(&bench.runs) {
+                    return Err(usage(format!("--runs {} is out of range 1..=100", bench.runs)));
+                }
+            }
+            ("bench", "--processes") => {
+                Args::no_value(&opt, &inline)?;
+                bench.processes = true;
+            }
+            ("bench", "--base") => bench.base = PathBuf::from(a.value(&opt, inline, "the base network's manifest.toml")?),
+            ("bench", "--input") => bench.inputs.push(PathBuf::from(a.value(&opt, inline, "a raw f32 input tensor file")?)),
+            ("cameras" | "plan" | "simulate" | "bench", "--json") => {
                 Args::no_value(&opt, &inline)?;
                 json = true;
             }
@@ -332,6 +408,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             workloads,
             seed,
         }),
+        "bench" => {
+            bench.json = json;
+            if bench.inputs.is_empty() {
+                bench.inputs = ["coffee", "chelsea", "rocket"]
+                    .iter()
+                    .map(|p| PathBuf::from(format!("tests/fixtures/imagenet/{p}.input.f32")))
+                    .collect();
+            }
+            Command::Bench(bench)
+        }
         _ => {
             return Err(Error::new(
                 ErrorKind::Internal,
@@ -405,7 +491,7 @@ mod tests {
 
     #[test]
     fn every_command_has_help() {
-        for c in ["check", "cameras", "plan", "simulate"] {
+        for c in ["check", "cameras", "plan", "simulate", "bench"] {
             assert!(help_for(Some(c)).is_some(), "{c}");
             assert!(HELP.contains(c), "{c} missing from top-level help");
         }

@@ -20,6 +20,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         Command::Check { config } => check(&config, out),
+        Command::Bench(args) => crate::bench::run(&args, out),
         Command::Cameras { .. } | Command::Plan { .. } | Command::Simulate(_) => Err(Error::new(
             ErrorKind::Unsupported,
             "this command is not built yet",

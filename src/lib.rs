@@ -22,8 +22,13 @@
 //! - [`preprocess`]: pixel-format conversion, resize and normalisation into the
 //!   model's preallocated input.
 //! - [`planner`]: the event-F1 model, the cost model and the planners.
+//! - [`model`]: the base network, cutting it into stem segments, and the stem
+//!   tree that runs shared segments once and each app's head at its stride.
+//! - [`package`]: M-Package metadata (one app's heads and curves).
+//! - [`bench`]: `mainstream bench`, stem-sharing throughput on this machine.
 //! - [`commands`]: one function per subcommand; `main` only dispatches.
 
+pub mod bench;
 pub mod camera;
 pub mod cli;
 pub mod commands;
