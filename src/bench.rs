@@ -69,6 +69,8 @@ pub struct BenchArgs {
     pub json: bool,
     /// Real frames: raw little-endian f32 input tensors, cycled.
     pub inputs: Vec<PathBuf>,
+    /// Threads for heads (1: everything on one thread).
+    pub threads: usize,
 }
 
 /// One measured point.
@@ -90,6 +92,8 @@ pub struct BenchRow {
     pub gflops: f64,
     /// Resident memory after the run, MiB (for `processes`: summed).
     pub rss_mib: f64,
+    /// Threads running heads.
+    pub threads: usize,
     /// Every run's aggregate fps.
     pub runs: Vec<f64>,
 }
@@ -148,7 +152,15 @@ fn macs_per_frame(m: &BaseManifest, branch: usize, apps: usize) -> u64 {
 }
 
 /// Runs one in-process point.
-pub fn measure(base: &Base, inputs: &[Vec<f32>], sharing: Sharing, apps: usize, frames: u64, runs: usize) -> Result<BenchRow> {
+pub fn measure(
+    base: &Base,
+    inputs: &[Vec<f32>],
+    sharing: Sharing,
+    apps: usize,
+    frames: u64,
+    runs: usize,
+    threads: usize,
+) -> Result<BenchRow> {
     let branch = sharing.branch(base.manifest.segments());
     let plans = (0..apps)
         .map(|i| AppPlan {
@@ -159,7 +171,7 @@ pub fn measure(base: &Base, inputs: &[Vec<f32>], sharing: Sharing, apps: usize, 
             positive: vec![0],
         })
         .collect();
-    let mut tree = StemTree::build(base, plans)?;
+    let mut tree = StemTree::build_threaded(base, plans, threads)?;
     let mut frame = 0u64;
     let mut step = |tree: &mut StemTree| -> Result<()> {
         let src = &inputs[(frame as usize) % inputs.len()];
@@ -190,6 +202,7 @@ pub fn measure(base: &Base, inputs: &[Vec<f32>], sharing: Sharing, apps: usize, 
         ms_per_frame: 1000.0 / per_app_fps,
         gflops: 2.0 * macs * per_app_fps / 1e9,
         rss_mib: rss_mib(),
+        threads,
         runs: fps_runs.iter().map(|f| f * apps as f64).collect(),
     })
 }
@@ -241,6 +254,7 @@ fn measure_processes(args: &BenchArgs, base: &BaseManifest, apps: usize) -> Resu
         ms_per_frame: 1000.0 / per_app,
         gflops: 2.0 * macs * aggregate / 1e9,
         rss_mib: rss,
+        threads: 1,
         runs: fps_runs,
     })
 }
@@ -279,7 +293,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
             if !args.json {
                 log::info!("bench: {n} apps, sharing {s:?}");
             }
-            let row = measure(&base, &inputs, s, n, args.frames, args.runs)?;
+            let row = measure(&base, &inputs, s, n, args.frames, args.runs, args.threads)?;
             emit(&row, out)?;
         }
         if args.processes {
@@ -305,6 +319,7 @@ mod tests {
             ms_per_frame: 32.0,
             gflops: 18.8,
             rss_mib: 80.5,
+            threads: 1,
             runs: vec![31.25],
         };
         let line = serde_json::to_string(&row).unwrap();

@@ -167,7 +167,7 @@ separate processes, each running the whole network.
 
 USAGE:
     mainstream bench [--apps 1,2,4,8] [--sharing none,mid,max] [--frames N]
-                     [--runs R] [--processes] [--json] [--base MANIFEST]
+                     [--runs R] [--threads T] [--processes] [--json] [--base MANIFEST]
                      [--input FILE.f32 ...]
 
 OPTIONS:
@@ -175,6 +175,8 @@ OPTIONS:
     --sharing LIST     Sharing modes [default: none,mid,max]
     --frames N         Frames per timed run [default: 20]
     --runs R           Timed runs per point; the median is reported [default: 5]
+    --threads T        Threads for the apps' heads: the stem runs on the main
+                       thread, heads are shared out by cost [default: 1]
     --processes        Also measure N separate full-network processes
     --json             One JSON object per point
     --base MANIFEST    Base network [default: models/mobilenet_v2/manifest.toml]
@@ -332,6 +334,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         processes: false,
         json: false,
         inputs: Vec::new(),
+        threads: 1,
     };
     while let Some((opt, inline)) = a.next_opt()? {
         match (cmd, opt.as_str()) {
@@ -356,6 +359,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 bench.runs = a.number(&opt, inline, "a whole number of runs from 1 to 100")?;
                 if !(1..=100).contains(&bench.runs) {
                     return Err(usage(format!("--runs {} is out of range 1..=100", bench.runs)));
+                }
+            }
+            ("bench", "--threads") => {
+                bench.threads = a.number(&opt, inline, "a number of threads from 1 to 64")?;
+                if !(1..=64).contains(&bench.threads) {
+                    return Err(usage(format!("--threads {} is out of range 1..=64", bench.threads)));
                 }
             }
             ("bench", "--processes") => {

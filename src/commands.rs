@@ -21,7 +21,11 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
         }
         Command::Check { config } => check(&config, out),
         Command::Bench(args) => crate::bench::run(&args, out),
-        Command::Cameras { .. } | Command::Plan { .. } | Command::Simulate(_) => Err(Error::new(
+        Command::Cameras { json } => {
+            let devices = crate::camera::list_devices()?;
+            crate::camera::render_devices(&devices, json, out)
+        }
+        Command::Plan { .. } | Command::Simulate(_) => Err(Error::new(
             ErrorKind::Unsupported,
             "this command is not built yet",
         )),

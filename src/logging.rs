@@ -44,6 +44,9 @@ pub fn install(level: log::LevelFilter) {
     let format = detect_format();
     let mut b = env_logger::Builder::new();
     b.filter_level(level);
+    // tract-linalg reports its CPU detection at info level on every start;
+    // an operator needs only its warnings.
+    b.filter_module("tract_linalg", log::LevelFilter::Warn.min(level));
     if let Ok(spec) = std::env::var("MAINSTREAM_LOG") {
         b.parse_filters(&spec);
     }

@@ -127,3 +127,17 @@ fn version_prints_the_package_version() {
         format!("mainstream {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn cameras_lists_what_is_present_and_exits_0_when_nothing_is() {
+    let out = mainstream(&["cameras", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json = text(&out.stdout);
+    assert!(json.trim_start().starts_with('['), "{json}");
+    if !Path::new("/dev/video0").exists() {
+        assert_eq!(json.trim(), "[]");
+        let out = mainstream(&["cameras"]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(text(&out.stdout).contains("no video devices"));
+    }
+}

@@ -93,3 +93,18 @@ fn a_branch_point_past_the_network_is_a_config_error() {
     let e = StemTree::build(base(), vec![app("x", 5, 1, 1000)]).err().unwrap();
     assert!(e.to_string().contains("past the head's 1000 outputs"), "{e}");
 }
+
+#[test]
+fn heads_on_worker_threads_give_the_same_answers() {
+    let apps = || vec![app("a", 0, 1, 967), app("b", 10, 2, 967), app("c", 20, 1, 285), app("d", 10, 1, 967)];
+    let mut one = StemTree::build(base(), apps()).unwrap();
+    let mut two = StemTree::build_threaded(base(), apps(), 3).unwrap();
+    for (frame, name) in ["coffee", "chelsea", "rocket", "coffee"].iter().enumerate() {
+        let input = photo(name);
+        one.fill_input(|d| d.copy_from_slice(&input)).unwrap();
+        two.fill_input(|d| d.copy_from_slice(&input)).unwrap();
+        let a = one.run_frame(frame as u64).unwrap().to_vec();
+        let b = two.run_frame(frame as u64).unwrap().to_vec();
+        assert_eq!(a, b, "frame {frame}");
+    }
+}

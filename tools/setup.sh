@@ -22,7 +22,8 @@ sudo_cmd=()
 # file to check that binaries are static.
 pkgs=(libclang-dev systemd file ca-certificates)
 if [ "$cross" -eq 1 ]; then
-  pkgs+=(musl-tools gcc-aarch64-linux-gnu qemu-user)
+  # libc6-dev-arm64-cross: headers for bindgen (v4l2-sys) when targeting aarch64.
+  pkgs+=(musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross qemu-user)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -78,14 +78,8 @@ pub enum Source {
     Replay(PathBuf),
 }
 
-/// How a replay source is paced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pace {
-    /// At the camera's nominal `fps`, like a live camera.
-    Realtime,
-    /// As fast as the analysis can go.
-    Fast,
-}
+/// How a replay source is paced (`realtime` in the config is [`Pace::Nominal`]).
+pub use crate::camera::Pace;
 
 /// One `[[camera]]`.
 #[derive(Clone, Debug, PartialEq)]
@@ -161,6 +155,14 @@ pub fn load(path: &Path) -> Result<(Config, Vec<Diagnostic>), Report> {
     let mut errors = Diagnostics::default();
     let mut warnings = Diagnostics::default();
     let cfg = load_inner(path, &mut errors, &mut warnings);
+    finish(cfg, errors, warnings)
+}
+
+fn finish(
+    cfg: Option<Config>,
+    errors: Diagnostics,
+    warnings: Diagnostics,
+) -> Result<(Config, Vec<Diagnostic>), Report> {
     match cfg {
         Some(c) if errors.is_empty() => Ok((c, warnings.into_vec())),
         _ => Err(Report {
@@ -199,6 +201,19 @@ pub fn read_source(path: &Path) -> Result<SourceFile, String> {
     })
 }
 
+/// Validates configuration text as if it had been read from `path` (drop-ins
+/// and relative paths are resolved from there). For fuzzing and tests.
+pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Diagnostic>), Report> {
+    let mut errors = Diagnostics::default();
+    let mut warnings = Diagnostics::default();
+    let src = SourceFile {
+        path: path.to_owned(),
+        text: text.to_owned(),
+    };
+    let cfg = validate_source(src, &mut errors, &mut warnings);
+    finish(cfg, errors, warnings)
+}
+
 fn load_inner(path: &Path, errors: &mut Diagnostics, warnings: &mut Diagnostics) -> Option<Config> {
     let src = match read_source(path) {
         Ok(s) => s,
@@ -207,6 +222,12 @@ fn load_inner(path: &Path, errors: &mut Diagnostics, warnings: &mut Diagnostics)
             return None;
         }
     };
+    validate_source(src, errors, warnings)
+}
+
+fn validate_source(src: SourceFile, errors: &mut Diagnostics, warnings: &mut Diagnostics) -> Option<Config> {
+    let path = src.path.clone();
+    let path = path.as_path();
     let base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
     let mut sections = parse_sections(&src, errors)?;
     // Drop-ins are checked even when [device] has problems of its own.
@@ -651,13 +672,13 @@ fn validate_camera(
         }
     }
     let pace = match &c.pace {
-        None => Pace::Realtime,
+        None => Pace::Nominal,
         Some(p) => {
             if is_device {
                 errors.at(src, p.span(), "`pace` applies to replay sources only");
             }
             match p.get_ref().as_str() {
-                "realtime" => Pace::Realtime,
+                "realtime" => Pace::Nominal,
                 "fast" => Pace::Fast,
                 other => {
                     errors.at(
@@ -665,7 +686,7 @@ fn validate_camera(
                         p.span(),
                         format!("pace {other:?} is not `realtime` or `fast`"),
                     );
-                    Pace::Realtime
+                    Pace::Nominal
                 }
             }
         }

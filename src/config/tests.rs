@@ -110,7 +110,7 @@ fn a_valid_config_loads_with_defaults_from_the_package_and_the_file_name() {
         cfg.cameras[0].source,
         Source::Replay(s.0.join("clip.mjpeg"))
     );
-    assert_eq!(cfg.cameras[0].pace, Pace::Realtime);
+    assert_eq!(cfg.cameras[0].pace, Pace::Nominal);
     assert_eq!(cfg.apps.len(), 2);
     let inline = &cfg.apps[0];
     assert_eq!(inline.name, "vans");

@@ -62,6 +62,91 @@ struct Head {
     parent: Option<usize>,
 }
 
+/// Most apps one tree serves (bounds the fixed-size messages to head workers).
+pub const MAX_TREE_APPS: usize = 128;
+/// Most stem segments in one tree.
+pub const MAX_SEGMENTS: usize = 64;
+
+/// One frame's work for a head worker: the values its heads may read.
+/// Fixed-size: sending it allocates nothing.
+struct Job {
+    input: TValue,
+    segments: heapless::Vec<Option<TValue>, MAX_SEGMENTS>,
+    due: heapless::Vec<bool, MAX_TREE_APPS>,
+}
+
+type Done = Result<heapless::Vec<(u16, AppResult), MAX_TREE_APPS>>;
+
+/// A thread that owns some heads for the tree's lifetime and runs them when
+/// asked, so that independent heads use another core.
+struct Worker {
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    done: std::sync::mpsc::Receiver<Done>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    fn spawn(mut heads: Vec<Head>, positive: Vec<Vec<usize>>, name: String) -> Result<Worker> {
+        // Capacity 1: at most one frame in flight; the arrays are preallocated here.
+        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Job>(1);
+        let (done_tx, done) = std::sync::mpsc::sync_channel::<Done>(1);
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                while let Ok(job) = job_rx.recv() {
+                    let out = run_heads(&mut heads, &positive, &job);
+                    for h in &mut heads {
+                        // Errors here resurface on the next run; the result below reports this one.
+                        let _ = h.net.reset();
+                    }
+                    drop(job);
+                    if done_tx.send(out).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| crate::err!(Io, source = e, "starting a head worker thread"))?;
+        Ok(Worker {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread's loop.
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs the due heads of `heads` on the values in `job`.
+fn run_heads(heads: &mut [Head], positive: &[Vec<usize>], job: &Job) -> Done {
+    let mut out = heapless::Vec::new();
+    for h in heads.iter_mut() {
+        if !job.due[h.app] {
+            continue;
+        }
+        let value = match h.parent {
+            None => job.input.clone(),
+            Some(p) => match job.segments.get(p).and_then(|v| v.clone()) {
+                Some(v) => v,
+                None => crate::bail!(Internal, "segment {p} did not run but app {} is due", h.app),
+            },
+        };
+        h.net.run(value)?;
+        let scores = f32_slice(h.net.output()?)?;
+        let r = decide(scores, &positive[h.app]);
+        // Cannot overflow: at most MAX_TREE_APPS heads, checked at build.
+        let _ = out.push((h.app as u16, r));
+    }
+    Ok(out)
+}
+
 /// The runnable tree for one camera.
 pub struct StemTree {
     /// The preprocessed frame, `[1, 3, H, W]`. Kept (and refilled in place)
@@ -73,13 +158,28 @@ pub struct StemTree {
     results: Vec<AppResult>,
     /// Per app, whether it is due on the current frame (reused).
     due: Vec<bool>,
+    /// Threads owning the heads not in `heads` (empty: all heads run here).
+    workers: Vec<Worker>,
+    /// Per app, its positive class indices (a copy of `apps[i].positive`
+    /// in the form the head runner takes).
+    positive: Vec<Vec<usize>>,
     frame: u64,
 }
 
 impl StemTree {
-    /// Builds the tree for `apps` from `base`.
+    /// Builds the tree for `apps` from `base`, running all heads on the calling thread.
     pub fn build(base: &Base, apps: Vec<AppPlan>) -> Result<StemTree> {
+        Self::build_threaded(base, apps, 1)
+    }
+
+    /// Builds the tree with `threads` threads for heads: the calling thread
+    /// runs the stem and its share of the heads; `threads - 1` worker threads
+    /// own the others, balanced by their multiply-adds.
+    pub fn build_threaded(base: &Base, apps: Vec<AppPlan>, threads: usize) -> Result<StemTree> {
         let n = base.manifest.segments();
+        if apps.len() > MAX_TREE_APPS {
+            crate::bail!(InvalidConfig, "{} apps on one camera; at most {MAX_TREE_APPS} are supported", apps.len());
+        }
         for a in &apps {
             if a.branch >= n {
                 crate::bail!(
@@ -98,6 +198,9 @@ impl StemTree {
         let mut points: Vec<usize> = apps.iter().map(|a| a.branch).filter(|&b| b > 0).collect();
         points.sort_unstable();
         points.dedup();
+        if points.len() > MAX_SEGMENTS {
+            crate::bail!(Internal, "{} stem segments; at most {MAX_SEGMENTS}", points.len());
+        }
         let mut segments = Vec::with_capacity(points.len());
         let mut start = 0;
         for &end in &points {
@@ -138,6 +241,27 @@ impl StemTree {
             crate::err!(Model, "allocating the input tensor: {e:#}")
         })?);
         let n_apps = apps.len();
+        // Share heads out by their multiply-adds, largest first, each to the
+        // least loaded thread; thread 0 is the caller's.
+        let threads = threads.clamp(1, heads.len().max(1));
+        let total = base.manifest.points[n].macs_to_here;
+        let cost = |h: &Head| total - base.manifest.points[apps[h.app].branch].macs_to_here;
+        heads.sort_by_key(|h| std::cmp::Reverse(cost(h)));
+        let mut load = vec![0u64; threads];
+        let mut shares: Vec<Vec<Head>> = (0..threads).map(|_| Vec::new()).collect();
+        for h in heads {
+            let t = (0..threads).min_by_key(|&t| load[t]).unwrap_or(0);
+            load[t] += cost(&h);
+            shares[t].push(h);
+        }
+        let mut shares = shares.into_iter();
+        let heads = shares.next().unwrap_or_default();
+        let positive: Vec<Vec<usize>> = apps.iter().map(|a| a.positive.clone()).collect();
+        let workers = shares
+            .enumerate()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(i, s)| Worker::spawn(s, positive.clone(), format!("ms-heads-{}", i + 1)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(StemTree {
             input,
             segments,
@@ -145,6 +269,8 @@ impl StemTree {
             apps,
             results: vec![AppResult::default(); n_apps],
             due: vec![false; n_apps],
+            workers,
+            positive,
             frame: 0,
         })
     }
@@ -206,22 +332,61 @@ impl StemTree {
             self.segments[i].net.run(value)?;
             ran_to = i + 1;
         }
-        for h in 0..self.heads.len() {
-            let app = self.heads[h].app;
-            if !self.due[app] {
-                continue;
-            }
-            let value = match self.heads[h].parent {
-                None => input.clone(),
-                Some(p) if p < ran_to => self.segments[p].net.output()?.clone(),
-                Some(p) => crate::bail!(Internal, "segment {p} did not run but app {app} is due"),
-            };
-            let head = &mut self.heads[h].net;
-            head.run(value)?;
-            let scores = f32_slice(head.output()?)?;
-            self.results[app] = decide(scores, &self.apps[app].positive);
+        let mut job = Job {
+            input,
+            segments: heapless::Vec::new(),
+            due: heapless::Vec::new(),
+        };
+        for (i, s) in self.segments.iter().enumerate() {
+            let v = if i < ran_to { Some(s.net.output()?.clone()) } else { None };
+            // Capacities were checked when the tree was built.
+            let _ = job.segments.push(v);
         }
-        Ok(())
+        for &d in &self.due {
+            let _ = job.due.push(d);
+        }
+        // Hand the other threads their share first, then run ours.
+        let mut sent = 0;
+        for w in &self.workers {
+            let Some(tx) = &w.jobs else { continue };
+            let j = Job {
+                input: job.input.clone(),
+                segments: job.segments.clone(),
+                due: job.due.clone(),
+            };
+            tx.send(j).map_err(|_| crate::err!(Internal, "a head worker thread has stopped"))?;
+            sent += 1;
+        }
+        let mine = run_heads(&mut self.heads, &self.positive, &job);
+        drop(job);
+        let mut first_err = None;
+        match mine {
+            Ok(results) => {
+                for (app, r) in results {
+                    self.results[app as usize] = r;
+                }
+            }
+            Err(e) => first_err = Some(e),
+        }
+        for w in self.workers.iter().take(sent) {
+            match w.done.recv() {
+                Ok(Ok(results)) => {
+                    for (app, r) in results {
+                        self.results[app as usize] = r;
+                    }
+                }
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(crate::err!(Internal, "a head worker thread has stopped"));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// The apps, in plan order.

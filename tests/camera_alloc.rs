@@ -1,0 +1,105 @@
+//! The capture path allocates nothing per frame once it runs: replay sources
+//! read into buffers allocated when they were opened, and the supervisor adds
+//! no allocation. Measured with a counting global allocator that counts only
+//! on the test's own thread.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mainstream::camera::{
+    Camera, CameraOptions, FrameSource, Pace, SimClock, SourceSpec, SpecOpener,
+};
+use mainstream::frame::PixelFormat;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the counters are thread-local
+// `Cell`s with const initialisers, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/camera")
+        .join(name)
+}
+
+/// Allocations made while grabbing every frame after the first two.
+fn steady_state_allocations(path: PathBuf) -> (u64, u64) {
+    let spec = SourceSpec {
+        path,
+        width: 320,
+        height: 240,
+        fps: 10.0,
+        format: PixelFormat::Mjpeg,
+        pace: Pace::Fast,
+    };
+    let mut cam = Camera::new(
+        Box::new(SpecOpener::new(spec)),
+        Arc::new(SimClock::new()),
+        CameraOptions::default(),
+    );
+    for _ in 0..2 {
+        cam.grab().unwrap().unwrap();
+    }
+    ALLOCS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    let mut frames = 0;
+    let mut checksum = 0u64;
+    while let Some(meta) = cam.grab().unwrap() {
+        checksum = checksum.wrapping_add(cam.frame()[cam.frame().len() / 2] as u64 + meta.sequence);
+        frames += 1;
+    }
+    COUNTING.with(|c| c.set(false));
+    assert!(checksum > 0);
+    (frames, ALLOCS.with(|a| a.get()))
+}
+
+#[test]
+fn mjpeg_replay_through_the_supervisor_allocates_nothing_per_frame() {
+    let (frames, allocs) = steady_state_allocations(fixture("vtest_mjpg_320x240.mjpeg"));
+    assert!(frames >= 10);
+    assert_eq!(allocs, 0, "{allocs} allocations over {frames} frames");
+}
+
+#[test]
+fn y4m_replay_with_yuyv_conversion_allocates_nothing_per_frame() {
+    let (frames, allocs) = steady_state_allocations(fixture("vtest_i420_64x48.y4m"));
+    assert!(frames >= 3);
+    assert_eq!(allocs, 0, "{allocs} allocations over {frames} frames");
+}
+
+#[test]
+fn image_directory_replay_allocates_nothing_per_frame() {
+    let (frames, allocs) = steady_state_allocations(fixture("images"));
+    assert!(frames >= 2);
+    assert_eq!(allocs, 0, "{allocs} allocations over {frames} frames");
+}
