@@ -125,7 +125,9 @@ fn median(v: &mut [f64]) -> f64 {
 fn load_inputs(paths: &[PathBuf], len: usize) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::new();
     for p in paths {
-        let bytes = std::fs::read(p).context(ErrorKind::InvalidConfig, || format!("cannot read input {}", p.display()))?;
+        let bytes = std::fs::read(p).context(ErrorKind::InvalidConfig, || {
+            format!("cannot read input {}", p.display())
+        })?;
         if bytes.len() != len * 4 {
             crate::bail!(
                 InvalidConfig,
@@ -136,7 +138,12 @@ fn load_inputs(paths: &[PathBuf], len: usize) -> Result<Vec<Vec<f32>>> {
                 len * 4
             );
         }
-        out.push(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
+        out.push(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        );
     }
     if out.is_empty() {
         crate::bail!(InvalidConfig, "bench needs at least one --input frame");
@@ -216,27 +223,45 @@ fn measure_processes(args: &BenchArgs, base: &BaseManifest, apps: usize) -> Resu
         let mut children = Vec::new();
         for _ in 0..apps {
             let mut c = std::process::Command::new(&exe);
-            c.args(["bench", "--apps", "1", "--sharing", "none", "--runs", "1", "--json"])
-                .arg("--frames")
-                .arg(args.frames.to_string())
-                .arg("--base")
-                .arg(&args.base);
+            c.args([
+                "bench",
+                "--apps",
+                "1",
+                "--sharing",
+                "none",
+                "--runs",
+                "1",
+                "--json",
+            ])
+            .arg("--frames")
+            .arg(args.frames.to_string())
+            .arg("--base")
+            .arg(&args.base);
             for i in &args.inputs {
                 c.arg("--input").arg(i);
             }
             c.stdout(std::process::Stdio::piped());
-            children.push(c.spawn().context(ErrorKind::Io, || "starting a bench process".into())?);
+            children.push(
+                c.spawn()
+                    .context(ErrorKind::Io, || "starting a bench process".into())?,
+            );
         }
         let mut total = 0.0;
         rss = 0.0;
         for ch in children {
-            let out = ch.wait_with_output().context(ErrorKind::Io, || "waiting for a bench process".into())?;
+            let out = ch
+                .wait_with_output()
+                .context(ErrorKind::Io, || "waiting for a bench process".into())?;
             if !out.status.success() {
                 crate::bail!(Internal, "a bench process failed: {}", out.status);
             }
             let text = String::from_utf8_lossy(&out.stdout);
-            let fps = json_number(&text, "aggregate_fps")
-                .ok_or_else(|| crate::err!(Internal, "no aggregate_fps in a bench process's output: {text}"))?;
+            let fps = json_number(&text, "aggregate_fps").ok_or_else(|| {
+                crate::err!(
+                    Internal,
+                    "no aggregate_fps in a bench process's output: {text}"
+                )
+            })?;
             total += fps;
             rss += json_number(&text, "rss_mib").unwrap_or(0.0);
         }
@@ -272,17 +297,36 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     let inputs = load_inputs(&args.inputs, len)?;
     let base = Base::load(manifest.clone())?;
     if !args.json {
-        writeln!(out, "{:<10} {:>6} {:>5} {:>14} {:>12} {:>10} {:>8} {:>9}", "sharing", "branch", "apps", "aggregate fps", "per-app fps", "ms/frame", "GFLOP/s", "RSS MiB")?;
+        writeln!(
+            out,
+            "{:<10} {:>6} {:>5} {:>14} {:>12} {:>10} {:>8} {:>9}",
+            "sharing",
+            "branch",
+            "apps",
+            "aggregate fps",
+            "per-app fps",
+            "ms/frame",
+            "GFLOP/s",
+            "RSS MiB"
+        )?;
     }
     let emit = |row: &BenchRow, out: &mut dyn Write| -> Result<()> {
         if args.json {
-            let line = serde_json::to_string(row).map_err(|e| crate::err!(Internal, "JSON: {e}"))?;
+            let line =
+                serde_json::to_string(row).map_err(|e| crate::err!(Internal, "JSON: {e}"))?;
             writeln!(out, "{line}")?;
         } else {
             writeln!(
                 out,
                 "{:<10} {:>6} {:>5} {:>14.1} {:>12.2} {:>10.1} {:>8.1} {:>9.0}",
-                row.sharing, row.branch, row.apps, row.aggregate_fps, row.per_app_fps, row.ms_per_frame, row.gflops, row.rss_mib
+                row.sharing,
+                row.branch,
+                row.apps,
+                row.aggregate_fps,
+                row.per_app_fps,
+                row.ms_per_frame,
+                row.gflops,
+                row.rss_mib
             )?;
         }
         out.flush()?;

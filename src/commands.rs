@@ -25,10 +25,38 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
             let devices = crate::camera::list_devices()?;
             crate::camera::render_devices(&devices, json, out)
         }
-        Command::Plan { .. } | Command::Simulate(_) => Err(Error::new(
-            ErrorKind::Unsupported,
-            "this command is not built yet",
-        )),
+        Command::Simulate(args) => simulate(&args, out),
+        Command::Plan {
+            config,
+            budget,
+            json,
+        } => plan(&config, budget, json, out),
+        Command::Profile { config, runs } => {
+            let cfg = load_config(&config)?;
+            let p = measure_profile(&cfg, runs)?;
+            writeln!(
+                out,
+                "cost profile of {} on {} ({} runs per segment, median):",
+                cfg.device.base.display(),
+                p.cpu,
+                p.runs
+            )?;
+            let mut total = 0.0;
+            for (k, ms) in p.segment_ms.iter().enumerate() {
+                total += ms;
+                writeln!(
+                    out,
+                    "  segment {k:>2} -> {:>2}: {ms:>8.3} ms   (cumulative {total:>8.3} ms)",
+                    k + 1
+                )?;
+            }
+            writeln!(
+                out,
+                "saved to {}",
+                crate::profile::path_in(&cfg.device.state_dir).display()
+            )?;
+            Ok(())
+        }
     }
 }
 
@@ -123,6 +151,132 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<()> {
             a.voting,
             if a.enabled { "" } else { "  [disabled]" }
         )?;
+    }
+    Ok(())
+}
+
+/// `mainstream simulate`: the paper's three tables from its published curves.
+pub fn simulate(args: &crate::cli::SimulateArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::planner::simulate;
+    let mut rows = Vec::new();
+    for mut opts in simulate::suite() {
+        opts.workloads = args.workloads;
+        opts.seed = args.seed;
+        log::info!(
+            "simulate: {} ({} workloads per point)",
+            opts.name,
+            opts.workloads
+        );
+        rows.extend(simulate::run(&opts)?);
+    }
+    let text = if args.json {
+        simulate::render_json(&rows)
+    } else {
+        simulate::render_text(&rows)
+    };
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Measures the device cost profile for the configured base and saves it in
+/// the state directory (a failure to save is a warning: the plan still works).
+fn measure_profile(cfg: &Config, runs: u32) -> Result<crate::profile::Profile> {
+    let manifest = crate::model::manifest::BaseManifest::load(&cfg.device.base)?;
+    let base = crate::model::net::Base::load(manifest)?;
+    let n = base.manifest.segments();
+    log::info!(
+        "measuring the cost of the {n} segments of {} on this CPU",
+        base.manifest.name
+    );
+    let p = crate::profile::measure(&base, runs, |done, total| {
+        log::info!("profile: segment {done}/{total}");
+    })?;
+    if let Err(e) = crate::profile::save(&cfg.device.state_dir, &p) {
+        log::warn!("could not save the cost profile: {}", e.chain());
+    }
+    Ok(p)
+}
+
+/// Builds the planning problem for the enabled apps of `cfg`.
+pub fn problem_from_config(
+    cfg: &Config,
+    segment_ms: &[f64],
+    budget_cores: f64,
+) -> crate::planner::Problem {
+    use crate::planner::{AppSpec, CurvePoint, EventParams, FpsGrid, Problem, StreamSpec, Units};
+    Problem {
+        segment_costs: segment_ms.to_vec(),
+        streams: cfg
+            .cameras
+            .iter()
+            .map(|c| StreamSpec {
+                name: c.name.clone(),
+                fps: c.fps,
+            })
+            .collect(),
+        apps: cfg
+            .enabled_apps()
+            .map(|a| AppSpec {
+                name: a.name.clone(),
+                stream: a.camera,
+                curve: a
+                    .package
+                    .heads
+                    .iter()
+                    .map(|h| CurvePoint {
+                        branch: h.branch,
+                        accuracy: h.accuracy,
+                        fpr: h.fpr,
+                    })
+                    .collect(),
+                event: EventParams {
+                    length_ms: a.event.length_ms,
+                    frequency: a.event.frequency,
+                    correlation: a.event.correlation,
+                    voting: a.voting,
+                },
+                min_f1: a.min_f1,
+            })
+            .collect(),
+        // Costs are ms per frame, so the budget is core-ms per second.
+        budget: budget_cores * 1000.0,
+        units: Units::Physical,
+        fps_grid: FpsGrid::Fine,
+    }
+}
+
+/// `mainstream plan`.
+pub fn plan(config: &Path, budget: Option<f64>, json: bool, out: &mut dyn Write) -> Result<()> {
+    use crate::planner::{report, Strategy};
+    let cfg = load_config(config)?;
+    let sha = crate::model::manifest::BaseManifest::load(&cfg.device.base)?.sha256;
+    let profile = match crate::profile::load(&cfg.device.state_dir, &sha)? {
+        Some(p) => p,
+        None => {
+            log::info!(
+                "no cost profile for this base and CPU in {}; measuring it now (`mainstream profile` does this ahead of time)",
+                cfg.device.state_dir.display()
+            );
+            measure_profile(&cfg, 5)?
+        }
+    };
+    let problem = problem_from_config(
+        &cfg,
+        &profile.segment_ms,
+        budget.unwrap_or(cfg.device.budget_cores),
+    );
+    let cmp = report::compare(&problem, Strategy::Auto)?;
+    let text = if json {
+        report::render_json(&problem, &cmp)
+    } else {
+        report::render_text(&problem, &cmp)
+    };
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        writeln!(out)?;
     }
     Ok(())
 }

@@ -26,6 +26,8 @@
 //!   tree that runs shared segments once and each app's head at its stride.
 //! - [`package`]: M-Package metadata (one app's heads and curves).
 //! - [`bench`]: `mainstream bench`, stem-sharing throughput on this machine.
+//! - [`profile`]: the device cost profile (ms per base segment), measured with tract.
+//! - [`store`]: crash-safe postcard state files (versioned, checksummed, atomic).
 //! - [`commands`]: one function per subcommand; `main` only dispatches.
 
 pub mod bench;
@@ -40,5 +42,7 @@ pub mod model;
 pub mod package;
 pub mod planner;
 pub mod preprocess;
+pub mod profile;
+pub mod store;
 
 pub use error::{Error, ErrorKind, Result};

@@ -141,3 +141,23 @@ fn cameras_lists_what_is_present_and_exits_0_when_nothing_is() {
         assert!(text(&out.stdout).contains("no video devices"));
     }
 }
+
+#[test]
+fn plan_prints_each_app_and_the_baselines_as_json() {
+    let out = mainstream(&[
+        "plan",
+        "--config",
+        &fixture("good/config.toml"),
+        "--budget",
+        "0.5",
+        "--json",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let s = v.to_string();
+    for key in ["espresso", "second-cup", "max-sharing", "no-sharing"] {
+        assert!(s.contains(key), "{key} missing: {s}");
+    }
+}

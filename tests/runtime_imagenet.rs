@@ -33,7 +33,10 @@ fn fixture(name: &str) -> Vec<f32> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn argmax(v: &[f32]) -> usize {
@@ -45,7 +48,7 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 fn run(net: &mut Net, input: &[f32]) -> Vec<f32> {
-    let t = tensor_from(&net.input_shape().to_vec(), input).unwrap();
+    let t = tensor_from(net.input_shape(), input).unwrap();
     net.run_once(t).unwrap()
 }
 

@@ -21,7 +21,8 @@ fn base() -> &'static Base {
 }
 
 fn photo(name: &str) -> Vec<f32> {
-    let bytes = std::fs::read(root().join(format!("tests/fixtures/imagenet/{name}.input.f32"))).unwrap();
+    let bytes =
+        std::fs::read(root().join(format!("tests/fixtures/imagenet/{name}.input.f32"))).unwrap();
     bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -71,7 +72,11 @@ fn apps_at_different_branch_points_all_see_the_espresso() {
 
 #[test]
 fn apps_run_only_on_frames_their_stride_selects() {
-    let apps = vec![app("every", 20, 1, 967), app("third", 10, 3, 967), app("fifth", 0, 5, 967)];
+    let apps = vec![
+        app("every", 20, 1, 967),
+        app("third", 10, 3, 967),
+        app("fifth", 0, 5, 967),
+    ];
     let mut tree = StemTree::build(base(), apps).unwrap();
     let input = photo("coffee");
     tree.fill_input(|d| d.copy_from_slice(&input)).unwrap();
@@ -88,15 +93,29 @@ fn apps_run_only_on_frames_their_stride_selects() {
 
 #[test]
 fn a_branch_point_past_the_network_is_a_config_error() {
-    let e = StemTree::build(base(), vec![app("x", 21, 1, 0)]).err().unwrap();
+    let e = StemTree::build(base(), vec![app("x", 21, 1, 0)])
+        .err()
+        .unwrap();
     assert_eq!(e.kind(), mainstream::ErrorKind::InvalidConfig);
-    let e = StemTree::build(base(), vec![app("x", 5, 1, 1000)]).err().unwrap();
-    assert!(e.to_string().contains("past the head's 1000 outputs"), "{e}");
+    let e = StemTree::build(base(), vec![app("x", 5, 1, 1000)])
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("past the head's 1000 outputs"),
+        "{e}"
+    );
 }
 
 #[test]
 fn heads_on_worker_threads_give_the_same_answers() {
-    let apps = || vec![app("a", 0, 1, 967), app("b", 10, 2, 967), app("c", 20, 1, 285), app("d", 10, 1, 967)];
+    let apps = || {
+        vec![
+            app("a", 0, 1, 967),
+            app("b", 10, 2, 967),
+            app("c", 20, 1, 285),
+            app("d", 10, 1, 967),
+        ]
+    };
     let mut one = StemTree::build(base(), apps()).unwrap();
     let mut two = StemTree::build_threaded(base(), apps(), 3).unwrap();
     for (frame, name) in ["coffee", "chelsea", "rocket", "coffee"].iter().enumerate() {

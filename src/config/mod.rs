@@ -225,7 +225,11 @@ fn load_inner(path: &Path, errors: &mut Diagnostics, warnings: &mut Diagnostics)
     validate_source(src, errors, warnings)
 }
 
-fn validate_source(src: SourceFile, errors: &mut Diagnostics, warnings: &mut Diagnostics) -> Option<Config> {
+fn validate_source(
+    src: SourceFile,
+    errors: &mut Diagnostics,
+    warnings: &mut Diagnostics,
+) -> Option<Config> {
     let path = src.path.clone();
     let path = path.as_path();
     let base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
@@ -897,7 +901,7 @@ fn validate_app(
         },
         voting: voting?,
         min_f1: min_f1?,
-        enabled: a.enabled.map_or(true, |e| e.into_inner()),
+        enabled: a.enabled.is_none_or(|e| e.into_inner()),
         origin: src.path.clone(),
     })
 }

@@ -156,7 +156,7 @@ impl BaseManifest {
                     p.role
                 )));
             }
-            if p.shape.is_empty() || p.shape.iter().any(|&d| d == 0) {
+            if p.shape.is_empty() || p.shape.contains(&0) {
                 return Err(bad(format!("branch point {i} has an empty shape")));
             }
         }

@@ -40,7 +40,9 @@ pub fn f32_slice(t: &Tensor) -> Result<&[f32]> {
 
 /// Reads an ONNX file, checking its SHA-256 if one is expected.
 fn read_onnx(path: &Path, expect_sha256: Option<&str>) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).context(ErrorKind::Model, || format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(path).context(ErrorKind::Model, || {
+        format!("cannot read {}", path.display())
+    })?;
     if let Some(want) = expect_sha256 {
         let got = sha256_hex(&bytes);
         if got != want {
@@ -87,7 +89,11 @@ impl Base {
                 )
             })?;
             let fact = model.outlet_fact(outlet).map_err(model_err)?;
-            let got: Vec<usize> = fact.shape.as_concrete().map(|s| s.to_vec()).unwrap_or_default();
+            let got: Vec<usize> = fact
+                .shape
+                .as_concrete()
+                .map(|s| s.to_vec())
+                .unwrap_or_default();
             if got != p.shape {
                 crate::bail!(
                     Model,
@@ -111,11 +117,19 @@ impl Base {
     pub fn cut(&self, from: usize, to: usize) -> Result<Net> {
         let n = self.outlets.len();
         if from >= to || to >= n {
-            crate::bail!(Internal, "cannot cut segment {from}..{to} of a base with {n} points");
+            crate::bail!(
+                Internal,
+                "cannot cut segment {from}..{to} of a base with {n} points"
+            );
         }
         let label = format!("{}[{from}..{to}]", self.manifest.name);
-        let typed = extract(&self.model, self.outlets[from], self.outlets[to], &self.manifest.points[from].tensor)
-            .with_msg(|| format!("cutting {label}"))?;
+        let typed = extract(
+            &self.model,
+            self.outlets[from],
+            self.outlets[to],
+            &self.manifest.points[from].tensor,
+        )
+        .with_msg(|| format!("cutting {label}"))?;
         Net::from_typed(typed, label)
     }
 }
@@ -125,11 +139,19 @@ fn find_outlet(model: &TypedModel, name: &str) -> Option<OutletId> {
     if let Some((o, _)) = model.outlet_labels.iter().find(|(_, l)| l.as_str() == name) {
         return Some(*o);
     }
-    model.node_by_name(name).ok().map(|n| OutletId::new(n.id, 0))
+    model
+        .node_by_name(name)
+        .ok()
+        .map(|n| OutletId::new(n.id, 0))
 }
 
 /// Copies the part of `model` that computes `to` from `from` into a new model.
-fn extract(model: &TypedModel, from: OutletId, to: OutletId, source_name: &str) -> Result<TypedModel> {
+fn extract(
+    model: &TypedModel,
+    from: OutletId,
+    to: OutletId,
+    source_name: &str,
+) -> Result<TypedModel> {
     // Nodes needed for `to`, walking inputs backwards and stopping at `from`.
     let mut needed: HashSet<usize> = HashSet::new();
     let mut stack = vec![to.node];
@@ -138,7 +160,11 @@ fn extract(model: &TypedModel, from: OutletId, to: OutletId, source_name: &str) 
             continue;
         }
         let node = model.node(id);
-        if node.inputs.is_empty() && node.op_as::<tract_onnx::tract_core::ops::source::TypedSource>().is_some() {
+        if node.inputs.is_empty()
+            && node
+                .op_as::<tract_onnx::tract_core::ops::source::TypedSource>()
+                .is_some()
+        {
             crate::bail!(
                 Model,
                 "tensor {} is not a cut point: the segment also reads network input {}",
@@ -162,12 +188,14 @@ fn extract(model: &TypedModel, from: OutletId, to: OutletId, source_name: &str) 
             .inputs
             .iter()
             .map(|i| {
-                map.get(i)
-                    .copied()
-                    .ok_or_else(|| crate::err!(Model, "{} reads a tensor outside the segment", node.name))
+                map.get(i).copied().ok_or_else(|| {
+                    crate::err!(Model, "{} reads a tensor outside the segment", node.name)
+                })
             })
             .collect::<Result<_>>()?;
-        let outs = new.wire_node(&node.name, node.op.clone(), &inputs).map_err(model_err)?;
+        let outs = new
+            .wire_node(&node.name, node.op.clone(), &inputs)
+            .map_err(model_err)?;
         for (slot, o) in outs.iter().enumerate() {
             map.insert(OutletId::new(id, slot), *o);
         }

@@ -16,7 +16,7 @@ use super::net::{f32_slice, Base, Net};
 use crate::error::Result;
 use crate::package::HeadModel;
 use std::sync::Arc;
-use tract_onnx::prelude::{Tensor, TValue};
+use tract_onnx::prelude::{TValue, Tensor};
 
 /// What one app contributes to a plan.
 #[derive(Clone, Debug, PartialEq)]
@@ -178,7 +178,11 @@ impl StemTree {
     pub fn build_threaded(base: &Base, apps: Vec<AppPlan>, threads: usize) -> Result<StemTree> {
         let n = base.manifest.segments();
         if apps.len() > MAX_TREE_APPS {
-            crate::bail!(InvalidConfig, "{} apps on one camera; at most {MAX_TREE_APPS} are supported", apps.len());
+            crate::bail!(
+                InvalidConfig,
+                "{} apps on one camera; at most {MAX_TREE_APPS} are supported",
+                apps.len()
+            );
         }
         for a in &apps {
             if a.branch >= n {
@@ -199,7 +203,11 @@ impl StemTree {
         points.sort_unstable();
         points.dedup();
         if points.len() > MAX_SEGMENTS {
-            crate::bail!(Internal, "{} stem segments; at most {MAX_SEGMENTS}", points.len());
+            crate::bail!(
+                Internal,
+                "{} stem segments; at most {MAX_SEGMENTS}",
+                points.len()
+            );
         }
         let mut segments = Vec::with_capacity(points.len());
         let mut start = 0;
@@ -233,13 +241,22 @@ impl StemTree {
             }
             let classes = net.output_shape().iter().product::<usize>();
             if let Some(&bad) = a.positive.iter().find(|&&p| p >= classes) {
-                crate::bail!(Model, "app {}: positive class {bad} is past the head's {classes} outputs", a.name);
+                crate::bail!(
+                    Model,
+                    "app {}: positive class {bad} is past the head's {classes} outputs",
+                    a.name
+                );
             }
-            heads.push(Head { app: i, net, parent });
+            heads.push(Head {
+                app: i,
+                net,
+                parent,
+            });
         }
-        let input = Arc::new(Tensor::zero::<f32>(&base.manifest.input.shape).map_err(|e| {
-            crate::err!(Model, "allocating the input tensor: {e:#}")
-        })?);
+        let input = Arc::new(
+            Tensor::zero::<f32>(&base.manifest.input.shape)
+                .map_err(|e| crate::err!(Model, "allocating the input tensor: {e:#}"))?,
+        );
         let n_apps = apps.len();
         // Share heads out by their multiply-adds, largest first, each to the
         // least loaded thread; thread 0 is the caller's.
@@ -278,8 +295,9 @@ impl StemTree {
     /// Lets `fill` write the next frame into the input tensor (NCHW `f32`)
     /// before [`StemTree::run_frame`]; returns what `fill` returns.
     pub fn fill_input<R>(&mut self, fill: impl FnOnce(&mut [f32]) -> R) -> Result<R> {
-        let tensor = Arc::get_mut(&mut self.input)
-            .ok_or_else(|| crate::err!(Internal, "the input tensor is still shared after a frame"))?;
+        let tensor = Arc::get_mut(&mut self.input).ok_or_else(|| {
+            crate::err!(Internal, "the input tensor is still shared after a frame")
+        })?;
         let mut view = tensor
             .try_as_plain_ram_mut()
             .map_err(|e| crate::err!(Internal, "input tensor: {e:#}"))?;
@@ -291,7 +309,7 @@ impl StemTree {
 
     /// Whether app `i` is due on frame `frame`.
     fn is_due(&self, i: usize, frame: u64) -> bool {
-        frame % u64::from(self.apps[i].stride) == 0
+        frame.is_multiple_of(u64::from(self.apps[i].stride))
     }
 
     /// Runs the tree on the current input as frame number `frame` (stream
@@ -338,7 +356,11 @@ impl StemTree {
             due: heapless::Vec::new(),
         };
         for (i, s) in self.segments.iter().enumerate() {
-            let v = if i < ran_to { Some(s.net.output()?.clone()) } else { None };
+            let v = if i < ran_to {
+                Some(s.net.output()?.clone())
+            } else {
+                None
+            };
             // Capacities were checked when the tree was built.
             let _ = job.segments.push(v);
         }
@@ -354,7 +376,8 @@ impl StemTree {
                 segments: job.segments.clone(),
                 due: job.due.clone(),
             };
-            tx.send(j).map_err(|_| crate::err!(Internal, "a head worker thread has stopped"))?;
+            tx.send(j)
+                .map_err(|_| crate::err!(Internal, "a head worker thread has stopped"))?;
             sent += 1;
         }
         let mine = run_heads(&mut self.heads, &self.positive, &job);
@@ -379,7 +402,8 @@ impl StemTree {
                     first_err.get_or_insert(e);
                 }
                 Err(_) => {
-                    first_err.get_or_insert(crate::err!(Internal, "a head worker thread has stopped"));
+                    first_err
+                        .get_or_insert(crate::err!(Internal, "a head worker thread has stopped"));
                 }
             }
         }
@@ -418,7 +442,11 @@ fn decide(scores: &[f32], positive: &[usize]) -> AppResult {
     AppResult {
         ran: true,
         positive: positive.contains(&top),
-        score: if denom > 0.0 { (best_pos - max).exp() / denom } else { 0.0 },
+        score: if denom > 0.0 {
+            (best_pos - max).exp() / denom
+        } else {
+            0.0
+        },
         top1: top as u32,
     }
 }

@@ -1,1 +1,1248 @@
 //! M-Scheduler: the event-F1 model, the cost model and the planners.
+//!
+//! Everything here is pure: a [`Problem`] (segment costs of the base network
+//! on this device, camera streams, apps with their M-Package curves and event
+//! parameters, a global budget) goes in, a [`Plan`] (per app a branch point and
+//! a frame rate, with predicted recall, precision and event F1, plus the shared
+//! stem tree of every stream) comes out. No I/O, no clocks, no panics on bad
+//! input: [`Problem::validate`] rejects invalid problems with
+//! [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig), and every
+//! number in a result is finite.
+//!
+//! # Model
+//!
+//! - [`model`]: the event F1 model of MAINSTREAM.md with event length in stream
+//!   frames ([`Units::Physical`]) and the authors' code variant
+//!   ([`Units::PaperCompat`]), X-voting included.
+//! - [`cost`]: the cost model. Apps share stems only with apps on the same
+//!   stream; each stream has its own fps; the budget bounds the sum of all
+//!   streams' tree costs. Budget and costs share one unit (the product uses
+//!   core-milliseconds per second of video: budget = cores * 1000 and segment
+//!   costs in ms per frame; the paper simulation uses its normalised units).
+//!
+//! # Planners ([`plan`] with a [`Strategy`])
+//!
+//! - [`Strategy::Greedy`]: the paper's greedy exactly as its authors coded it
+//!   (score = loss / own branch cost, first found wins ties).
+//! - [`Strategy::Exact`]: the maximum mean F1 within the budget, by branch and
+//!   bound on the exact cost values ([`exact`] explains the bound).
+//! - [`Strategy::MaxMin`]: the maximum of the smallest F1, ties broken by mean F1.
+//! - [`Strategy::Heuristic`]: marginal-utility greedy (best F1 gain per added
+//!   cost) and hill climbing, or the paper's greedy when that is better; a
+//!   fast near-optimal plan.
+//! - [`Strategy::Auto`]: exact for up to [`AUTO_EXACT_MAX_APPS`] apps when the
+//!   search finishes within its node limit, the heuristic otherwise.
+//! - [`Strategy::MaxSharing`] / [`Strategy::NoSharing`]: the paper's baselines
+//!   (every app at its most- / least-frozen point), with fps chosen as the
+//!   paper's code does ([`BaselineFps::Greedy`]), uniformly, or exactly.
+//!
+//! Apps' `min_f1` are hard constraints for the exact planners; [`admit`] is the
+//! admission control the paper lacks: which apps cannot get their minimum F1
+//! within the budget, and what budget would fit them.
+//!
+//! # Frame-rate options ([`FpsGrid`])
+//!
+//! - [`FpsGrid::Paper`] (the authors' code): shared plans and Max-Sharing pick
+//!   from the integers 1..=F; No-Sharing also from 0.1, 0.2, ..., 0.9.
+//! - [`FpsGrid::Fine`] (the product's choice): every strategy picks from
+//!   0.1..0.9 and the integers 1..=F (plus F itself when F is not an integer).
+//!   A slow sampler is as real for a shared branch as for a full network, and
+//!   the same options for all strategies keep comparisons fair.
+//!
+//! # Public API used by the CLI
+//!
+//! ```text
+//! planner::Problem { segment_costs, streams, apps, budget, units, fps_grid }
+//! planner::Problem::{validate, subset}
+//! planner::plan(&Problem, Strategy) -> Result<Plan>
+//! planner::admit(&Problem) -> Result<Admission>
+//! planner::report::compare(&Problem, Strategy) -> Result<Comparison>
+//!     (admission control, then the admitted apps planned with the strategy
+//!      and with both baselines)
+//! planner::report::{render_text, render_json}(&Problem, &Comparison) -> String
+//! planner::table::PlannerTable::compile(&Problem) -> Result<PlannerTable>
+//! planner::table::PlannerTable::{to_bytes, from_bytes, evaluate(budget, Strategy), admit(budget)}
+//! planner::simulate::{suite, run(&SimOptions), render_text, render_json, greedy_gap}
+//! planner::paper::{layer_costs, curves, monotone, test_vector, RESULTS}
+//! ```
+//!
+//! Typical use: `mainstream plan` builds a [`Problem`] from the configuration
+//! (budget = cores * 1000, segment costs in ms/frame from the device profile,
+//! [`Units::Physical`], [`FpsGrid::Fine`]), calls
+//! [`report::compare`] with [`Strategy::Auto`] and prints
+//! [`report::render_text`] or [`report::render_json`]. The service compiles a
+//! [`table::PlannerTable`] whenever the apps change, keeps its bytes in the
+//! state directory and calls [`table::PlannerTable::evaluate`] at boot and on
+//! every budget change. `mainstream simulate` prints
+//! [`simulate::render_text`] (or `render_json`) of [`simulate::run`] over
+//! [`simulate::suite`].
+
+pub mod cost;
+pub mod exact;
+pub mod greedy;
+pub(crate) mod json;
+pub mod model;
+pub mod paper;
+pub mod report;
+pub mod simulate;
+pub mod table;
+
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+
+/// Most segments a base network may have (branch points are stored as `u16`).
+pub const MAX_SEGMENTS: usize = u16::MAX as usize;
+/// Most streams in one problem.
+pub const MAX_STREAMS: usize = 1024;
+/// Most apps in one problem.
+pub const MAX_APPS: usize = 4096;
+/// Highest stream frame rate accepted.
+pub const MAX_STREAM_FPS: f64 = 1000.0;
+/// Longest event accepted, ms (one hour).
+pub const MAX_EVENT_MS: f64 = 3_600_000.0;
+/// [`Strategy::Auto`] runs the exact planner up to this many apps.
+pub const AUTO_EXACT_MAX_APPS: usize = 12;
+
+/// How the event length is counted (see [`model`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Units {
+    /// Event length in stream frames: an event holds `L * f / 1000` samples.
+    Physical,
+    /// The authors' code: event length in app frames (`L * f^2 / (1000 F)`
+    /// samples). Only for reproducing the paper's figures.
+    PaperCompat,
+}
+
+impl Units {
+    /// Lower-case name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Units::Physical => "physical",
+            Units::PaperCompat => "paper-compat",
+        }
+    }
+}
+
+/// Which frame rates the planners may choose (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FpsGrid {
+    /// Integers 1..=F; No-Sharing also 0.1..0.9 (the authors' code).
+    Paper,
+    /// 0.1..0.9 and the integers 1..=F for every strategy (the product).
+    Fine,
+}
+
+impl FpsGrid {
+    /// Lower-case name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FpsGrid::Paper => "paper",
+            FpsGrid::Fine => "fine",
+        }
+    }
+}
+
+/// An app's event parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventParams {
+    /// Event length L in ms, in (0, [`MAX_EVENT_MS`]].
+    pub length_ms: f64,
+    /// Event frequency phi: fraction of event-length windows holding an event, in [0, 1].
+    pub frequency: f64,
+    /// Inter-frame correlation c, in [0, 1].
+    pub correlation: f64,
+    /// X-voting: consecutive positive samples needed to report an event, 1..=16.
+    pub voting: u32,
+}
+
+/// One kept branch point of an M-Package.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Branch point: number of frozen (shared) segments, `0` = no sharing.
+    pub branch: usize,
+    /// Per-frame top-1 accuracy p.
+    pub accuracy: f64,
+    /// Per-frame false-positive rate q.
+    pub fpr: f64,
+}
+
+/// A camera stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamSpec {
+    /// Name for reports.
+    pub name: String,
+    /// Stream frame rate F, in [1, [`MAX_STREAM_FPS`]].
+    pub fps: f64,
+}
+
+/// One app to plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppSpec {
+    /// Name for reports.
+    pub name: String,
+    /// Index into [`Problem::streams`].
+    pub stream: usize,
+    /// The app's M-Package curve: one point per kept branch point.
+    pub curve: Vec<CurvePoint>,
+    /// Event parameters.
+    pub event: EventParams,
+    /// Minimum useful event F1 (0 = none); a hard constraint for the exact
+    /// planners and the criterion of [`admit`].
+    pub min_f1: f64,
+}
+
+/// A planning problem.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Cost of each segment of the base network, per frame (e.g. ms/frame).
+    pub segment_costs: Vec<f64>,
+    /// Camera streams.
+    pub streams: Vec<StreamSpec>,
+    /// Apps, in priority order (admission control keeps earlier apps first).
+    pub apps: Vec<AppSpec>,
+    /// Global budget, in cost units per second of video (e.g. core-ms/s).
+    pub budget: f64,
+    /// How event length is counted.
+    pub units: Units,
+    /// Frame-rate options.
+    pub fps_grid: FpsGrid,
+}
+
+/// How the baselines choose frame rates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BaselineFps {
+    /// Per-app fps by the paper's greedy restricted to the baseline's branch
+    /// point (what the authors' simulator does).
+    Greedy,
+    /// The highest single fps (capped by each stream's F) that fits.
+    Uniform,
+    /// Per-app fps maximising mean F1 exactly.
+    Exact,
+}
+
+/// Which planner to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Strategy {
+    /// The paper's greedy, as its authors coded it.
+    Greedy,
+    /// Maximum mean F1, exactly.
+    Exact,
+    /// A fast near-optimal plan: marginal-utility greedy (best F1 gain per
+    /// added cost) then hill climbing, or the paper's greedy if that is better.
+    Heuristic,
+    /// Maximum smallest F1, then maximum mean F1, exactly.
+    MaxMin,
+    /// [`Strategy::Exact`] for small problems, [`Strategy::Heuristic`] otherwise.
+    Auto,
+    /// Every app at its most-frozen branch point.
+    MaxSharing(BaselineFps),
+    /// Every app at its least-frozen branch point (0 = its own full network).
+    NoSharing(BaselineFps),
+}
+
+impl Strategy {
+    /// Short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Greedy => "greedy",
+            Strategy::Exact => "exact",
+            Strategy::Heuristic => "heuristic",
+            Strategy::MaxMin => "max-min",
+            Strategy::Auto => "auto",
+            Strategy::MaxSharing(BaselineFps::Greedy) => "max-sharing",
+            Strategy::MaxSharing(BaselineFps::Uniform) => "max-sharing (uniform fps)",
+            Strategy::MaxSharing(BaselineFps::Exact) => "max-sharing (exact fps)",
+            Strategy::NoSharing(BaselineFps::Greedy) => "no-sharing",
+            Strategy::NoSharing(BaselineFps::Uniform) => "no-sharing (uniform fps)",
+            Strategy::NoSharing(BaselineFps::Exact) => "no-sharing (exact fps)",
+        }
+    }
+}
+
+/// One app's part of a plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppPlan {
+    /// Index into [`Problem::apps`].
+    pub app: usize,
+    /// The app's name.
+    pub name: String,
+    /// Index into [`Problem::streams`].
+    pub stream: usize,
+    /// Chosen branch point (number of shared segments).
+    pub branch: usize,
+    /// Chosen frame rate.
+    pub fps: f64,
+    /// Predicted event recall.
+    pub recall: f64,
+    /// Predicted event precision.
+    pub precision: f64,
+    /// Predicted event F1.
+    pub f1: f64,
+    /// Cost of the app's own branch (segments `branch..`) at its fps.
+    pub branch_cost: f64,
+}
+
+/// A run of shared segments `[start, end)` executed once per frame at `fps`
+/// for every app in `apps` (their branch points are all `>= end`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StemSegment {
+    /// First segment.
+    pub start: usize,
+    /// One past the last segment.
+    pub end: usize,
+    /// Frame rate: the highest fps of the apps sharing it.
+    pub fps: f64,
+    /// Cost of running it.
+    pub cost: f64,
+    /// Apps (indices into [`Problem::apps`]) sharing it.
+    pub apps: Vec<usize>,
+}
+
+/// The tree of one stream: a stem of shared segments (deepest last) and each
+/// app's own branch from its branch point to the end of the network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StemTree {
+    /// Index into [`Problem::streams`].
+    pub stream: usize,
+    /// Stream name.
+    pub name: String,
+    /// Stream frame rate.
+    pub stream_fps: f64,
+    /// Shared segments, shallowest first.
+    pub stem: Vec<StemSegment>,
+    /// Total cost of the stem.
+    pub stem_cost: f64,
+    /// Total cost of this stream's tree (stem and branches).
+    pub cost: f64,
+}
+
+/// A planner's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The planner that produced it ([`Strategy::Auto`] reports the one it ran).
+    pub strategy: Strategy,
+    /// Whether the plan's cost is within the budget (and, for the exact
+    /// planners, every app reaches its `min_f1`). An infeasible plan holds the
+    /// cheapest schedule the planner found.
+    pub feasible: bool,
+    /// Per app, in problem order.
+    pub apps: Vec<AppPlan>,
+    /// One tree per stream that has apps.
+    pub trees: Vec<StemTree>,
+    /// Total cost (all streams).
+    pub cost: f64,
+    /// The budget.
+    pub budget: f64,
+    /// Mean predicted F1 (0 with no apps).
+    pub mean_f1: f64,
+    /// Smallest predicted F1 (0 with no apps).
+    pub min_f1: f64,
+}
+
+/// Why an app was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// No branch point and fps reaches `min_f1`, at any budget; `best_f1` is
+    /// the best the app can do.
+    Unreachable {
+        /// The app's best possible F1.
+        best_f1: f64,
+    },
+    /// The apps admitted before it leave too little budget; `budget_needed` is
+    /// the smallest budget that fits them and this app at their `min_f1`.
+    OverBudget {
+        /// Smallest sufficient budget.
+        budget_needed: f64,
+    },
+}
+
+/// An app admission control turned away.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Index into [`Problem::apps`].
+    pub app: usize,
+    /// The app's name.
+    pub name: String,
+    /// Why.
+    pub reason: RejectReason,
+}
+
+/// The outcome of admission control ([`admit`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Admission {
+    /// Admitted apps (indices into [`Problem::apps`]), in priority order.
+    pub admitted: Vec<usize>,
+    /// Apps turned away, in priority order.
+    pub rejected: Vec<Rejection>,
+    /// The budget.
+    pub budget: f64,
+    /// Smallest budget giving every app its `min_f1` (`None` if some app can
+    /// never reach it).
+    pub budget_for_all: Option<f64>,
+    /// Cheapest cost of the admitted apps at their `min_f1`.
+    pub admitted_cost: f64,
+}
+
+fn check(ok: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::error::Error::new(
+            crate::error::ErrorKind::InvalidConfig,
+            msg(),
+        ))
+    }
+}
+
+fn in_unit(x: f64) -> bool {
+    x.is_finite() && (0.0..=1.0).contains(&x)
+}
+
+impl Problem {
+    /// Checks every field; the error message names the offending item.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.segment_costs.len();
+        check(n > 0 && n <= MAX_SEGMENTS, || {
+            format!("planner: the base network needs 1..={MAX_SEGMENTS} segment costs, got {n}")
+        })?;
+        for (i, &c) in self.segment_costs.iter().enumerate() {
+            check(c.is_finite() && c >= 0.0, || {
+                format!("planner: segment {i} cost {c} is not a finite non-negative number")
+            })?;
+        }
+        let total: f64 = self.segment_costs.iter().sum();
+        check(total > 0.0 && total.is_finite(), || {
+            format!("planner: the base network's total cost {total} must be positive and finite")
+        })?;
+        check(self.budget.is_finite() && self.budget >= 0.0, || {
+            format!(
+                "planner: budget {} is not a finite non-negative number",
+                self.budget
+            )
+        })?;
+        check(self.streams.len() <= MAX_STREAMS, || {
+            format!(
+                "planner: {} streams, at most {MAX_STREAMS}",
+                self.streams.len()
+            )
+        })?;
+        for (i, s) in self.streams.iter().enumerate() {
+            check(
+                s.fps.is_finite() && (1.0..=MAX_STREAM_FPS).contains(&s.fps),
+                || {
+                    format!(
+                        "planner: stream {i} ({}) fps {} is outside 1..={MAX_STREAM_FPS}",
+                        s.name, s.fps
+                    )
+                },
+            )?;
+        }
+        check(self.apps.len() <= MAX_APPS, || {
+            format!("planner: {} apps, at most {MAX_APPS}", self.apps.len())
+        })?;
+        for (i, a) in self.apps.iter().enumerate() {
+            let who = || format!("planner: app {i} ({})", a.name);
+            check(a.stream < self.streams.len(), || {
+                format!("{}: stream index {} does not exist", who(), a.stream)
+            })?;
+            check(!a.curve.is_empty(), || {
+                format!("{}: the curve has no branch points", who())
+            })?;
+            check(a.curve.len() <= n, || {
+                format!("{}: more curve points than segments", who())
+            })?;
+            let mut seen: Vec<usize> = a.curve.iter().map(|p| p.branch).collect();
+            seen.sort_unstable();
+            check(seen.windows(2).all(|w| w[0] != w[1]), || {
+                format!("{}: a branch point appears twice in the curve", who())
+            })?;
+            for p in &a.curve {
+                check(p.branch < n, || {
+                    format!(
+                        "{}: branch point {} must leave at least one of the {n} segments to the app",
+                        who(),
+                        p.branch
+                    )
+                })?;
+                check(in_unit(p.accuracy) && in_unit(p.fpr), || {
+                    format!(
+                        "{}: accuracy {} and fpr {} at branch point {} must lie in [0, 1]",
+                        who(),
+                        p.accuracy,
+                        p.fpr,
+                        p.branch
+                    )
+                })?;
+            }
+            let e = &a.event;
+            check(
+                e.length_ms.is_finite() && e.length_ms > 0.0 && e.length_ms <= MAX_EVENT_MS,
+                || {
+                    format!(
+                        "{}: event length {} ms is outside (0, {MAX_EVENT_MS}]",
+                        who(),
+                        e.length_ms
+                    )
+                },
+            )?;
+            check(in_unit(e.frequency), || {
+                format!(
+                    "{}: event frequency {} is outside [0, 1]",
+                    who(),
+                    e.frequency
+                )
+            })?;
+            check(in_unit(e.correlation), || {
+                format!("{}: correlation {} is outside [0, 1]", who(), e.correlation)
+            })?;
+            check((1..=model::MAX_VOTING).contains(&e.voting), || {
+                format!(
+                    "{}: voting {} is outside 1..={}",
+                    who(),
+                    e.voting,
+                    model::MAX_VOTING
+                )
+            })?;
+            check(in_unit(a.min_f1), || {
+                format!("{}: min_f1 {} is outside [0, 1]", who(), a.min_f1)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The same problem restricted to `apps` (indices, in the order given).
+    pub fn subset(&self, apps: &[usize]) -> Problem {
+        Problem {
+            apps: apps
+                .iter()
+                .filter_map(|&i| self.apps.get(i).cloned())
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Plans `problem` with `strategy`.
+pub fn plan(problem: &Problem, strategy: Strategy) -> Result<Plan> {
+    problem.validate()?;
+    let c = Compiled::from_problem(problem);
+    c.plan(strategy)
+}
+
+/// Admission control: admits apps in priority order while the budget can give
+/// every admitted app at least its `min_f1`, and says for each rejected app
+/// what budget would have fitted it.
+pub fn admit(problem: &Problem) -> Result<Admission> {
+    problem.validate()?;
+    let c = Compiled::from_problem(problem);
+    c.admit()
+}
+
+// ---------------------------------------------------------------------------
+// The compiled form every planner works on.
+
+/// One frame-rate option of a stream.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct GridFps {
+    pub fps: f64,
+    /// One of 0.1..0.9 (only No-Sharing may use these on the paper grid).
+    pub tenth: bool,
+}
+
+/// The frame-rate options of a stream of `fps` frames per second, ascending.
+pub(crate) fn grid_for(fps: f64) -> Vec<GridFps> {
+    let mut g: Vec<GridFps> = (1..=9)
+        .map(|i| GridFps {
+            fps: i as f64 / 10.0,
+            tenth: true,
+        })
+        .collect();
+    // Stream fps is validated to lie in [1, 1000], so the cast is exact.
+    let whole = fps.floor() as u32;
+    g.extend((1..=whole).map(|i| GridFps {
+        fps: i as f64,
+        tenth: false,
+    }));
+    if fps > whole as f64 {
+        g.push(GridFps { fps, tenth: false });
+    }
+    g
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct CStream {
+    pub name: String,
+    pub fps: f64,
+    /// Branch points any app of the stream may use, ascending.
+    pub levels: Vec<usize>,
+    /// `cum[k]`: cost of segments `[0, levels[k])` per frame.
+    pub cum: Vec<f64>,
+    /// `seg[k]`: cost of segments `[levels[k-1], levels[k])` per frame.
+    pub seg: Vec<f64>,
+    /// Cost of the whole network per frame.
+    pub total: f64,
+    pub grid: Vec<GridFps>,
+}
+
+/// One (branch point, fps) option of an app.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Opt {
+    /// Index into the stream's `levels`.
+    pub level: u16,
+    /// Index into the app's `points`.
+    pub point: u16,
+    /// Index into the stream's `grid`.
+    pub grid: u16,
+    pub fps: f64,
+    /// Predicted event F1 (the objective).
+    pub f1: f64,
+    /// Cost of the app's own branch at this fps.
+    pub own: f64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct CApp {
+    pub name: String,
+    pub stream: usize,
+    pub event: EventParams,
+    pub min_f1: f64,
+    /// (level index, accuracy, fpr), sorted by level.
+    pub points: Vec<(u16, f64, f64)>,
+    /// Options sorted by fps, then branch point (the greedy's scan order).
+    pub opts: Vec<Opt>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Compiled {
+    pub units: Units,
+    pub fps_grid: FpsGrid,
+    pub budget: f64,
+    pub streams: Vec<CStream>,
+    pub apps: Vec<CApp>,
+}
+
+impl Compiled {
+    /// Compiles a validated problem: every option's F1 from the model.
+    pub fn from_problem(p: &Problem) -> Compiled {
+        let mut cum_all = Vec::with_capacity(p.segment_costs.len() + 1);
+        let mut acc = 0.0;
+        cum_all.push(0.0);
+        for &c in &p.segment_costs {
+            acc += c;
+            cum_all.push(acc);
+        }
+        let streams: Vec<CStream> = p
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(si, s)| {
+                let mut levels: Vec<usize> = p
+                    .apps
+                    .iter()
+                    .filter(|a| a.stream == si)
+                    .flat_map(|a| a.curve.iter().map(|c| c.branch))
+                    .collect();
+                levels.sort_unstable();
+                levels.dedup();
+                let cum: Vec<f64> = levels.iter().map(|&b| cum_all[b]).collect();
+                CStream::new(s.name.clone(), s.fps, levels, cum, acc)
+            })
+            .collect();
+        let apps = p
+            .apps
+            .iter()
+            .map(|a| {
+                let st = &streams[a.stream];
+                let mut points: Vec<(u16, f64, f64)> = a
+                    .curve
+                    .iter()
+                    .map(|c| {
+                        // Every curve branch point is one of the stream's levels.
+                        let level = st.levels.binary_search(&c.branch).unwrap_or(0);
+                        (level as u16, c.accuracy, c.fpr)
+                    })
+                    .collect();
+                points.sort_by_key(|x| x.0);
+                let f1 = |point: usize, fps: f64| {
+                    let (_, acc, fpr) = points[point];
+                    model::predict(acc, fpr, &a.event, st.fps, fps, p.units).f1
+                };
+                let opts = build_opts(st, &points, f1);
+                CApp {
+                    name: a.name.clone(),
+                    stream: a.stream,
+                    event: a.event,
+                    min_f1: a.min_f1,
+                    points,
+                    opts,
+                }
+            })
+            .collect();
+        Compiled {
+            units: p.units,
+            fps_grid: p.fps_grid,
+            budget: p.budget,
+            streams,
+            apps,
+        }
+    }
+
+    /// A copy keeping only the options `keep` accepts.
+    pub fn restrict(&self, keep: impl Fn(&CStream, &CApp, &Opt) -> bool) -> Compiled {
+        let mut c = self.clone();
+        for a in &mut c.apps {
+            let st = &self.streams[a.stream];
+            let app = &*a;
+            let kept: Vec<Opt> = app
+                .opts
+                .iter()
+                .filter(|o| keep(st, app, o))
+                .copied()
+                .collect();
+            a.opts = kept;
+        }
+        c
+    }
+
+    /// The options a strategy may use.
+    pub fn for_strategy(&self, strategy: Strategy) -> Compiled {
+        let paper = self.fps_grid == FpsGrid::Paper;
+        match strategy {
+            Strategy::Greedy
+            | Strategy::Exact
+            | Strategy::Heuristic
+            | Strategy::MaxMin
+            | Strategy::Auto => {
+                self.restrict(|st, _, o| !(paper && st.grid[o.grid as usize].tenth))
+            }
+            Strategy::MaxSharing(_) => self.restrict(|st, a, o| {
+                let deepest = a.points.last().map_or(0, |p| p.0);
+                o.level == deepest && !(paper && st.grid[o.grid as usize].tenth)
+            }),
+            Strategy::NoSharing(_) => self.restrict(|_, a, o| {
+                let shallowest = a.points.first().map_or(0, |p| p.0);
+                o.level == shallowest
+            }),
+        }
+    }
+
+    /// Runs a planner.
+    pub fn plan(&self, strategy: Strategy) -> Result<Plan> {
+        let c = self.for_strategy(strategy);
+        if c.apps.is_empty() {
+            return Ok(c.build_plan(strategy, &[], true));
+        }
+        match strategy {
+            Strategy::Greedy
+            | Strategy::MaxSharing(BaselineFps::Greedy)
+            | Strategy::NoSharing(BaselineFps::Greedy) => {
+                let choice = greedy::greedy(&c);
+                let feasible = cost::fits(c.cost_of(&choice), c.budget);
+                Ok(c.build_plan(strategy, &choice, feasible))
+            }
+            Strategy::MaxSharing(BaselineFps::Uniform)
+            | Strategy::NoSharing(BaselineFps::Uniform) => {
+                let (choice, feasible) = greedy::uniform(&c);
+                Ok(c.build_plan(strategy, &choice, feasible))
+            }
+            Strategy::Exact
+            | Strategy::MaxSharing(BaselineFps::Exact)
+            | Strategy::NoSharing(BaselineFps::Exact) => {
+                self.plan_exact(&c, strategy, exact::DEFAULT_NODE_LIMIT)
+            }
+            Strategy::MaxMin => {
+                let cm = c.with_min_f1();
+                match exact::max_min(&cm, exact::DEFAULT_NODE_LIMIT)? {
+                    Some(choice) => Ok(cm.build_plan(strategy, &choice, true)),
+                    None => self.infeasible_plan(&cm, strategy),
+                }
+            }
+            Strategy::Auto => {
+                if c.apps.len() <= AUTO_EXACT_MAX_APPS {
+                    match self.plan_exact(&c, Strategy::Exact, exact::AUTO_NODE_LIMIT) {
+                        Ok(p) => return Ok(p),
+                        Err(e) if e.kind() == crate::ErrorKind::Unsupported => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.plan_heuristic(&c, Strategy::Heuristic)
+            }
+            Strategy::Heuristic => self.plan_heuristic(&c, strategy),
+        }
+    }
+
+    fn plan_heuristic(&self, c: &Compiled, strategy: Strategy) -> Result<Plan> {
+        let cm = c.with_min_f1();
+        match cm.best_seed() {
+            Some(choice) => Ok(cm.build_plan(strategy, &choice, true)),
+            None => self.infeasible_plan(&cm, strategy),
+        }
+    }
+
+    fn plan_exact(&self, c: &Compiled, strategy: Strategy, node_limit: u64) -> Result<Plan> {
+        let cm = c.with_min_f1();
+        let seed = cm.best_seed();
+        match exact::maximise(&cm, seed.as_deref(), node_limit)? {
+            Some(choice) => Ok(cm.build_plan(strategy, &choice, true)),
+            None => self.infeasible_plan(&cm, strategy),
+        }
+    }
+
+    /// The better feasible plan of the paper's greedy and [`greedy::seed`]: the
+    /// exact search's starting incumbent (a good one prunes much more).
+    pub fn best_seed(&self) -> Option<Vec<usize>> {
+        let value = |ch: &[usize]| -> f64 {
+            ch.iter()
+                .zip(&self.apps)
+                .map(|(&j, a)| a.opts.get(j).map_or(0.0, |o| o.f1))
+                .sum()
+        };
+        let paper = greedy::greedy(self);
+        let paper = (paper.len() == self.apps.len()
+            && cost::fits(self.cost_of(&paper), self.budget))
+        .then_some(paper);
+        let better = greedy::seed(self);
+        match (paper, better) {
+            (Some(a), Some(b)) => Some(if value(&b) > value(&a) { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The cheapest schedule meeting the apps' `min_f1` (feasible only if it
+    /// fits the budget); if some app cannot reach its `min_f1` at all, the
+    /// cheapest schedule of the strategy's options, marked infeasible.
+    fn infeasible_plan(&self, cm: &Compiled, strategy: Strategy) -> Result<Plan> {
+        let reachable = cm.apps.iter().all(|a| !a.opts.is_empty());
+        let c = if reachable {
+            cm.clone()
+        } else {
+            self.for_strategy(strategy)
+        };
+        let choice = exact::min_cost(&c, None, exact::DEFAULT_NODE_LIMIT)?
+            .map(|(_, ch)| ch)
+            .unwrap_or_default();
+        let feasible =
+            reachable && choice.len() == c.apps.len() && cost::fits(c.cost_of(&choice), c.budget);
+        Ok(c.build_plan(strategy, &choice, feasible))
+    }
+
+    /// A copy without the options below each app's `min_f1`.
+    pub fn with_min_f1(&self) -> Compiled {
+        self.restrict(|_, a, o| o.f1 >= a.min_f1)
+    }
+
+    /// Admission control (see [`admit`]).
+    pub fn admit(&self) -> Result<Admission> {
+        let shared = self.for_strategy(Strategy::Exact);
+        let cm = shared.with_min_f1();
+        let mut admitted: Vec<usize> = Vec::new();
+        let mut rejected = Vec::new();
+        let mut admitted_cost = 0.0;
+        let mut all_reachable = true;
+        for i in 0..cm.apps.len() {
+            if cm.apps[i].opts.is_empty() {
+                all_reachable = false;
+                let best_f1 = shared.apps[i].opts.iter().map(|o| o.f1).fold(0.0, f64::max);
+                rejected.push(Rejection {
+                    app: i,
+                    name: cm.apps[i].name.clone(),
+                    reason: RejectReason::Unreachable { best_f1 },
+                });
+                continue;
+            }
+            let mut trial = admitted.clone();
+            trial.push(i);
+            let sub = cm.subset(&trial);
+            let cost = exact::min_cost(&sub, None, exact::DEFAULT_NODE_LIMIT)?
+                .map_or(f64::INFINITY, |(c, _)| c);
+            if cost::fits(cost, cm.budget) {
+                admitted = trial;
+                admitted_cost = cost;
+            } else {
+                rejected.push(Rejection {
+                    app: i,
+                    name: cm.apps[i].name.clone(),
+                    reason: RejectReason::OverBudget {
+                        budget_needed: cost,
+                    },
+                });
+            }
+        }
+        let budget_for_all = if all_reachable {
+            exact::min_cost(&cm, None, exact::DEFAULT_NODE_LIMIT)?.map(|(c, _)| c)
+        } else {
+            None
+        };
+        Ok(Admission {
+            admitted,
+            rejected,
+            budget: cm.budget,
+            budget_for_all,
+            admitted_cost,
+        })
+    }
+
+    /// The apps `idx` (in that order) with the streams unchanged.
+    pub fn subset(&self, idx: &[usize]) -> Compiled {
+        Compiled {
+            apps: idx
+                .iter()
+                .filter_map(|&i| self.apps.get(i).cloned())
+                .collect(),
+            ..self.clone()
+        }
+    }
+
+    /// Total cost of a choice (one option index per app).
+    pub fn cost_of(&self, choice: &[usize]) -> f64 {
+        let mut total = 0.0;
+        let mut g = Vec::new();
+        for (si, st) in self.streams.iter().enumerate() {
+            let items = self
+                .apps
+                .iter()
+                .zip(choice)
+                .filter(|(a, _)| a.stream == si)
+                .filter_map(|(a, &j)| a.opts.get(j));
+            total += cost::stream_cost(st, items, &mut g);
+        }
+        total
+    }
+
+    /// Builds the report of a choice: predictions, costs and trees.
+    pub fn build_plan(&self, strategy: Strategy, choice: &[usize], feasible: bool) -> Plan {
+        let mut apps = Vec::with_capacity(self.apps.len());
+        for (i, (a, &j)) in self.apps.iter().zip(choice).enumerate() {
+            let Some(o) = a.opts.get(j) else { continue };
+            let st = &self.streams[a.stream];
+            let (_, acc, fpr) = a.points[o.point as usize];
+            let pr = model::predict(acc, fpr, &a.event, st.fps, o.fps, self.units);
+            apps.push(AppPlan {
+                app: i,
+                name: a.name.clone(),
+                stream: a.stream,
+                branch: st.levels[o.level as usize],
+                fps: o.fps,
+                recall: pr.recall,
+                precision: pr.precision,
+                f1: pr.f1,
+                branch_cost: o.own,
+            });
+        }
+        let trees = cost::trees(self, &apps);
+        let total = trees.iter().map(|t| t.cost).sum();
+        let n = apps.len();
+        let mean_f1 = if n == 0 {
+            0.0
+        } else {
+            apps.iter().map(|a| a.f1).sum::<f64>() / n as f64
+        };
+        let min_f1 = if n == 0 {
+            0.0
+        } else {
+            apps.iter().map(|a| a.f1).fold(1.0, f64::min)
+        };
+        Plan {
+            strategy,
+            feasible,
+            apps,
+            trees,
+            cost: total,
+            budget: self.budget,
+            mean_f1,
+            min_f1,
+        }
+    }
+}
+
+impl CStream {
+    pub fn new(name: String, fps: f64, levels: Vec<usize>, cum: Vec<f64>, total: f64) -> CStream {
+        let seg = cum
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| if k == 0 { c } else { c - cum[k - 1] })
+            .collect();
+        CStream {
+            name,
+            fps,
+            grid: grid_for(fps),
+            levels,
+            cum,
+            seg,
+            total,
+        }
+    }
+}
+
+/// All (point, fps) options of an app, sorted by fps then branch point.
+pub(crate) fn build_opts(
+    st: &CStream,
+    points: &[(u16, f64, f64)],
+    mut f1: impl FnMut(usize, f64) -> f64,
+) -> Vec<Opt> {
+    let mut opts = Vec::with_capacity(points.len() * st.grid.len());
+    for (gi, g) in st.grid.iter().enumerate() {
+        for (pi, &(level, _, _)) in points.iter().enumerate() {
+            let own = g.fps * (st.total - st.cum[level as usize]);
+            opts.push(Opt {
+                level,
+                point: pi as u16,
+                grid: gi as u16,
+                fps: g.fps,
+                f1: f1(pi, g.fps),
+                own,
+            });
+        }
+    }
+    opts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::simulate;
+
+    pub(crate) fn tiny_problem() -> Problem {
+        Problem {
+            segment_costs: vec![1.0, 2.0, 3.0, 0.5],
+            streams: vec![StreamSpec {
+                name: "cam".into(),
+                fps: 5.0,
+            }],
+            apps: vec![AppSpec {
+                name: "a".into(),
+                stream: 0,
+                curve: vec![
+                    CurvePoint {
+                        branch: 0,
+                        accuracy: 0.9,
+                        fpr: 0.05,
+                    },
+                    CurvePoint {
+                        branch: 3,
+                        accuracy: 0.7,
+                        fpr: 0.1,
+                    },
+                ],
+                event: EventParams {
+                    length_ms: 1000.0,
+                    frequency: 0.3,
+                    correlation: 0.2,
+                    voting: 1,
+                },
+                min_f1: 0.0,
+            }],
+            budget: 20.0,
+            units: Units::Physical,
+            fps_grid: FpsGrid::Fine,
+        }
+    }
+
+    #[test]
+    fn validation_names_the_bad_field() {
+        let mut p = tiny_problem();
+        p.apps[0].curve[1].branch = 4;
+        let e = p.validate().unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig);
+        assert!(e.to_string().contains("branch point 4"), "{e}");
+        let mut p = tiny_problem();
+        p.budget = f64::NAN;
+        assert!(p.validate().is_err());
+        let mut p = tiny_problem();
+        p.apps[0].event.voting = 0;
+        assert!(p.validate().is_err());
+        let mut p = tiny_problem();
+        p.streams[0].fps = 0.5;
+        assert!(p.validate().is_err());
+        let mut p = tiny_problem();
+        p.apps[0].curve[0].branch = 3;
+        assert!(p.validate().unwrap_err().to_string().contains("twice"));
+        assert!(tiny_problem().validate().is_ok());
+    }
+
+    #[test]
+    fn empty_app_list_plans_to_an_empty_feasible_plan() {
+        let mut p = tiny_problem();
+        p.apps.clear();
+        for s in [
+            Strategy::Greedy,
+            Strategy::Exact,
+            Strategy::MaxMin,
+            Strategy::Auto,
+        ] {
+            let plan = plan(&p, s).unwrap();
+            assert!(plan.feasible && plan.apps.is_empty() && plan.cost == 0.0);
+            assert_eq!((plan.mean_f1, plan.min_f1), (0.0, 0.0));
+        }
+        let adm = admit(&p).unwrap();
+        assert!(adm.admitted.is_empty() && adm.rejected.is_empty());
+        assert_eq!(adm.budget_for_all, Some(0.0));
+    }
+
+    #[test]
+    fn zero_budget_yields_an_infeasible_plan_not_an_error() {
+        let mut p = tiny_problem();
+        p.budget = 0.0;
+        for s in [Strategy::Greedy, Strategy::Exact, Strategy::MaxMin] {
+            let plan = plan(&p, s).unwrap();
+            assert!(!plan.feasible, "{s:?}");
+            assert!(plan.cost > 0.0 && plan.mean_f1.is_finite());
+        }
+    }
+
+    #[test]
+    fn grid_has_tenths_integers_and_a_fractional_stream_rate() {
+        let g = grid_for(2.5);
+        let f: Vec<f64> = g.iter().map(|x| x.fps).collect();
+        assert_eq!(
+            f,
+            vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 2.5]
+        );
+        assert_eq!(g.iter().filter(|x| x.tenth).count(), 9);
+    }
+
+    #[test]
+    fn paper_grid_keeps_tenths_for_no_sharing_only() {
+        let mut p = tiny_problem();
+        p.fps_grid = FpsGrid::Paper;
+        let c = Compiled::from_problem(&p);
+        let shared = c.for_strategy(Strategy::Exact);
+        assert!(shared.apps[0].opts.iter().all(|o| o.fps >= 1.0));
+        let ns = c.for_strategy(Strategy::NoSharing(BaselineFps::Greedy));
+        assert!(ns.apps[0].opts.iter().any(|o| o.fps < 1.0));
+        assert!(ns.apps[0].opts.iter().all(|o| o.level == 0));
+        let ms = c.for_strategy(Strategy::MaxSharing(BaselineFps::Greedy));
+        assert!(ms.apps[0].opts.iter().all(|o| o.level == 1 && o.fps >= 1.0));
+    }
+
+    #[test]
+    fn admission_turns_away_what_does_not_fit_and_prices_it() {
+        let mut p = simulate::random_paper_problem(21, 6, 40.0, Units::Physical);
+        for a in &mut p.apps {
+            a.min_f1 = 0.7;
+        }
+        let adm = admit(&p).unwrap();
+        assert!(!adm.rejected.is_empty(), "{adm:?}");
+        assert!(cost::fits(adm.admitted_cost, p.budget));
+        // The admitted apps can all be planned at their minimum.
+        let plan_ok = plan(&p.subset(&adm.admitted), Strategy::Exact).unwrap();
+        assert!(plan_ok.feasible);
+        assert!(plan_ok.apps.iter().all(|a| a.f1 >= 0.7 - 1e-12));
+        for r in &adm.rejected {
+            match r.reason {
+                RejectReason::Unreachable { best_f1 } => assert!(best_f1 < 0.7),
+                RejectReason::OverBudget { budget_needed } => {
+                    assert!(budget_needed > p.budget);
+                    // With that budget, the app fits next to the ones admitted before it.
+                    let mut before: Vec<usize> = adm
+                        .admitted
+                        .iter()
+                        .copied()
+                        .filter(|&i| i < r.app)
+                        .collect();
+                    before.push(r.app);
+                    let mut q = p.subset(&before);
+                    q.budget = budget_needed;
+                    let with = plan(&q, Strategy::Exact).unwrap();
+                    assert!(with.feasible, "{} at {budget_needed}", r.name);
+                    q.budget = budget_needed * 0.999;
+                    assert!(!plan(&q, Strategy::Exact).unwrap().feasible);
+                }
+            }
+        }
+        // The budget that fits everyone reachable admits them all.
+        if let Some(b) = adm.budget_for_all {
+            p.budget = b;
+            assert!(admit(&p).unwrap().rejected.is_empty());
+        }
+    }
+
+    #[test]
+    fn unreachable_minimum_is_reported_with_the_best_possible_f1() {
+        let mut p = tiny_problem();
+        p.apps[0].min_f1 = 1.0;
+        let adm = admit(&p).unwrap();
+        assert_eq!(adm.admitted, Vec::<usize>::new());
+        assert!(
+            matches!(adm.rejected[0].reason, RejectReason::Unreachable { best_f1 } if best_f1 < 1.0)
+        );
+        assert_eq!(adm.budget_for_all, None);
+        // The exact planner reports the cheapest schedule, marked infeasible.
+        let plan = plan(&p, Strategy::Exact).unwrap();
+        assert!(!plan.feasible);
+    }
+
+    #[test]
+    fn max_min_raises_the_worst_app_at_some_cost_in_the_mean() {
+        let mut raised = 0;
+        for seed in 0..10 {
+            let p = simulate::random_paper_problem(seed, 5, 100.0, Units::Physical);
+            let mean = plan(&p, Strategy::Exact).unwrap();
+            let fair = plan(&p, Strategy::MaxMin).unwrap();
+            assert!(fair.feasible && mean.feasible);
+            assert!(fair.min_f1 >= mean.min_f1 - 1e-12, "seed {seed}");
+            assert!(fair.mean_f1 <= mean.mean_f1 + 1e-12, "seed {seed}");
+            if fair.min_f1 > mean.min_f1 + 1e-9 {
+                raised += 1;
+            }
+        }
+        assert!(raised > 0);
+    }
+
+    #[test]
+    fn exact_is_never_worse_than_greedy_on_paper_workloads() {
+        for seed in 0..10 {
+            for units in [Units::Physical, Units::PaperCompat] {
+                let p = simulate::random_paper_problem(seed, 8, 150.0, units);
+                let g = plan(&p, Strategy::Greedy).unwrap();
+                let e = plan(&p, Strategy::Exact).unwrap();
+                assert!(e.feasible && cost::fits(e.cost, p.budget));
+                assert!(e.mean_f1 >= g.mean_f1 - 1e-12, "seed {seed} {units:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn heuristic_fits_and_lies_between_greedy_and_exact() {
+        for seed in 0..10 {
+            let p = simulate::random_paper_problem(seed, 8, 150.0, Units::Physical);
+            let g = plan(&p, Strategy::Greedy).unwrap();
+            let h = plan(&p, Strategy::Heuristic).unwrap();
+            let e = plan(&p, Strategy::Exact).unwrap();
+            assert!(h.feasible && cost::fits(h.cost, p.budget));
+            assert!(h.mean_f1 >= g.mean_f1 - 1e-12, "seed {seed}");
+            assert!(h.mean_f1 <= e.mean_f1 + 1e-12, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn streams_share_nothing_but_the_budget() {
+        // Two identical apps on two streams cost twice one app; on one stream
+        // they share a stem.
+        let mut p = tiny_problem();
+        p.fps_grid = FpsGrid::Paper;
+        p.budget = 1e6;
+        let mut b = p.apps[0].clone();
+        b.name = "b".into();
+        p.apps.push(b);
+        let one = plan(&p, Strategy::MaxSharing(BaselineFps::Uniform)).unwrap();
+        p.streams.push(StreamSpec {
+            name: "cam2".into(),
+            fps: 5.0,
+        });
+        p.apps[1].stream = 1;
+        let two = plan(&p, Strategy::MaxSharing(BaselineFps::Uniform)).unwrap();
+        assert_eq!(two.trees.len(), 2);
+        // One stream: stem (segments 0..3, cost 6) once + two branches (0.5 each), at 5 fps.
+        assert!(
+            (one.cost - 5.0 * (6.0 + 0.5 + 0.5)).abs() < 1e-9,
+            "{}",
+            one.cost
+        );
+        assert!(
+            (two.cost - 2.0 * 5.0 * (6.0 + 0.5)).abs() < 1e-9,
+            "{}",
+            two.cost
+        );
+    }
+}

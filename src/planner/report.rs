@@ -1,0 +1,484 @@
+//! `mainstream plan` output: a plan beside the No-Sharing and Max-Sharing
+//! baselines at the same budget, and the admission-control verdict, as text a
+//! person can read at a glance or as JSON for scripts.
+//!
+//! [`compare`] computes everything; [`render_text`] and [`render_json`] are
+//! pure functions of the problem and that result.
+
+use super::json::Json;
+use super::{admit, plan, Admission, BaselineFps, Plan, Problem, RejectReason, Strategy};
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+
+/// A plan, the two baselines at the same budget and admission control.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The requested strategy's plan.
+    pub plan: Plan,
+    /// Max-Sharing at the same budget (fps as the paper's code chooses them).
+    pub max_sharing: Plan,
+    /// No-Sharing at the same budget (fps as the paper's code chooses them).
+    pub no_sharing: Plan,
+    /// Admission control; `None` if its search gave up (very many apps).
+    pub admission: Option<Admission>,
+}
+
+/// Runs admission control, then plans the admitted apps with `strategy` and
+/// with the two baselines. Apps turned away are listed in the admission
+/// result and left out of the plans; app indices in the plans refer to
+/// `problem.apps`.
+pub fn compare(problem: &Problem, strategy: Strategy) -> Result<Comparison> {
+    let admission = match admit(problem) {
+        Ok(a) => Some(a),
+        Err(e) if e.kind() == crate::ErrorKind::Unsupported => None,
+        Err(e) => return Err(e),
+    };
+    let kept: Vec<usize> = match &admission {
+        Some(a) => a.admitted.clone(),
+        None => (0..problem.apps.len()).collect(),
+    };
+    let sub = problem.subset(&kept);
+    let run = |s: Strategy| -> Result<Plan> { Ok(renumber(plan(&sub, s)?, &kept)) };
+    Ok(Comparison {
+        plan: run(strategy)?,
+        max_sharing: run(Strategy::MaxSharing(BaselineFps::Greedy))?,
+        no_sharing: run(Strategy::NoSharing(BaselineFps::Greedy))?,
+        admission,
+    })
+}
+
+/// Maps app indices of a plan of a subset back to the full problem's.
+fn renumber(mut p: Plan, kept: &[usize]) -> Plan {
+    let map = |i: usize| kept.get(i).copied().unwrap_or(i);
+    for a in &mut p.apps {
+        a.app = map(a.app);
+    }
+    for t in &mut p.trees {
+        for seg in &mut t.stem {
+            for i in &mut seg.apps {
+                *i = map(*i);
+            }
+        }
+    }
+    p
+}
+
+fn fmt_fps(f: f64) -> String {
+    if f.fract() == 0.0 {
+        format!("{f:.0}")
+    } else {
+        format!("{f:.1}")
+    }
+}
+
+fn app_name(problem: &Problem, i: usize) -> &str {
+    problem.apps.get(i).map_or("?", |a| a.name.as_str())
+}
+
+/// The human-readable report.
+pub fn render_text(problem: &Problem, cmp: &Comparison) -> String {
+    let p = &cmp.plan;
+    let n_seg = problem.segment_costs.len();
+    let mut out = String::new();
+    let streams_used = p.trees.len();
+    let pct = if p.budget > 0.0 {
+        format!(" ({:.1}%)", 100.0 * p.cost / p.budget)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "Plan ({}, {} units): {} app{} on {} stream{}, cost {:.2} of budget {:.2}{}, mean F1 {:.3}, min F1 {:.3}{}",
+        p.strategy.name(),
+        problem.units.as_str(),
+        p.apps.len(),
+        if p.apps.len() == 1 { "" } else { "s" },
+        streams_used,
+        if streams_used == 1 { "" } else { "s" },
+        p.cost,
+        p.budget,
+        pct,
+        p.mean_f1,
+        p.min_f1,
+        if p.feasible {
+            ""
+        } else {
+            "  ** INFEASIBLE: over budget or below a minimum F1 **"
+        }
+    );
+    if let Some(adm) = cmp.admission.as_ref().filter(|a| !a.rejected.is_empty()) {
+        let names: Vec<&str> = adm.rejected.iter().map(|r| r.name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "  not planned (admission control, below): {}",
+            names.join(", ")
+        );
+    }
+    if !p.apps.is_empty() {
+        let w = p
+            .apps
+            .iter()
+            .map(|a| a.name.chars().count())
+            .max()
+            .unwrap_or(3)
+            .max(3);
+        let sw = p
+            .apps
+            .iter()
+            .map(|a| {
+                problem
+                    .streams
+                    .get(a.stream)
+                    .map_or(1, |s| s.name.chars().count())
+            })
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "  {:<w$}  {:<sw$}  {:>6}  {:>5}  {:>6}  {:>9}  {:>5}  {:>11}",
+            "app", "stream", "branch", "fps", "recall", "precision", "F1", "branch cost"
+        );
+        for a in &p.apps {
+            let stream = problem
+                .streams
+                .get(a.stream)
+                .map_or("?", |s| s.name.as_str());
+            let _ = writeln!(
+                out,
+                "  {:<w$}  {:<sw$}  {:>6}  {:>5}  {:>6.3}  {:>9.3}  {:>5.3}  {:>11.2}",
+                a.name,
+                stream,
+                a.branch,
+                fmt_fps(a.fps),
+                a.recall,
+                a.precision,
+                a.f1,
+                a.branch_cost
+            );
+        }
+        out.push_str("\nShared stems (segments [start..end) @ fps)\n");
+        for t in &p.trees {
+            let _ = writeln!(
+                out,
+                "  {} ({} fps): tree cost {:.2}, stem {:.2}",
+                t.name,
+                fmt_fps(t.stream_fps),
+                t.cost,
+                t.stem_cost
+            );
+            draw_tree(problem, p, t, n_seg, &mut out);
+        }
+    }
+    out.push('\n');
+    let _ = writeln!(out, "Same budget, other strategies");
+    let _ = writeln!(
+        out,
+        "  {:<12}  {:>10}  {:>7}  {:>6}  fits",
+        "strategy", "cost", "mean F1", "min F1"
+    );
+    for q in [&cmp.plan, &cmp.max_sharing, &cmp.no_sharing] {
+        let _ = writeln!(
+            out,
+            "  {:<12}  {:>10.2}  {:>7.3}  {:>6.3}  {}",
+            q.strategy.name(),
+            q.cost,
+            q.mean_f1,
+            q.min_f1,
+            if q.feasible { "yes" } else { "no" }
+        );
+    }
+    if let Some(adm) = &cmp.admission {
+        out.push('\n');
+        render_admission(problem, adm, &mut out);
+    }
+    out
+}
+
+enum Node {
+    Leaf(usize),
+    Seg(usize),
+}
+
+fn draw_tree(problem: &Problem, p: &Plan, t: &super::StemTree, n_seg: usize, out: &mut String) {
+    let mine: Vec<usize> = (0..p.apps.len())
+        .filter(|&i| p.apps[i].stream == t.stream)
+        .collect();
+    let children = |after: usize, next_seg: Option<usize>| -> Vec<Node> {
+        let mut v: Vec<Node> = mine
+            .iter()
+            .filter(|&&i| p.apps[i].branch == after)
+            .map(|&i| Node::Leaf(i))
+            .collect();
+        if let Some(k) = next_seg {
+            v.push(Node::Seg(k));
+        }
+        v
+    };
+    let first = if t.stem.is_empty() { None } else { Some(0) };
+    let mut stack: Vec<(Vec<Node>, String)> = vec![(children(0, first), "    ".to_string())];
+    // Iterative depth-first drawing; each level's node list is consumed in order.
+    while let Some((mut nodes, prefix)) = stack.pop() {
+        if nodes.is_empty() {
+            continue;
+        }
+        let node = nodes.remove(0);
+        let last = nodes.is_empty();
+        let branch = if last { "└─ " } else { "├─ " };
+        let child_prefix = format!("{prefix}{}", if last { "   " } else { "│  " });
+        stack.push((nodes, prefix.clone()));
+        match node {
+            Node::Leaf(i) => {
+                let a = &p.apps[i];
+                let _ = writeln!(
+                    out,
+                    "{prefix}{branch}{}: {}..{} @ {} fps, cost {:.2}, F1 {:.3}",
+                    a.name,
+                    a.branch,
+                    n_seg,
+                    fmt_fps(a.fps),
+                    a.branch_cost,
+                    a.f1
+                );
+            }
+            Node::Seg(k) => {
+                let s = &t.stem[k];
+                let names: Vec<&str> = s.apps.iter().map(|&i| app_name(problem, i)).collect();
+                let _ = writeln!(
+                    out,
+                    "{prefix}{branch}stem {}..{} @ {} fps, cost {:.2}, shared by {}",
+                    s.start,
+                    s.end,
+                    fmt_fps(s.fps),
+                    s.cost,
+                    names.join(", ")
+                );
+                let next = if k + 1 < t.stem.len() {
+                    Some(k + 1)
+                } else {
+                    None
+                };
+                stack.push((children(s.end, next), child_prefix));
+            }
+        }
+    }
+}
+
+fn render_admission(problem: &Problem, adm: &Admission, out: &mut String) {
+    if adm.rejected.is_empty() {
+        let _ = writeln!(
+            out,
+            "Admission: all {} apps fit at their minimum F1 (cheapest {:.2} of budget {:.2})",
+            adm.admitted.len(),
+            adm.admitted_cost,
+            adm.budget
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Admission: {} of {} apps do not fit at their minimum F1 (budget {:.2}):",
+        adm.rejected.len(),
+        adm.rejected.len() + adm.admitted.len(),
+        adm.budget
+    );
+    for r in &adm.rejected {
+        let min = problem.apps.get(r.app).map_or(0.0, |a| a.min_f1);
+        match r.reason {
+            RejectReason::Unreachable { best_f1 } => {
+                let _ = writeln!(
+                    out,
+                    "  {}: min F1 {:.3} is out of reach at any budget (best possible {:.3})",
+                    r.name, min, best_f1
+                );
+            }
+            RejectReason::OverBudget { budget_needed } => {
+                let _ = writeln!(
+                    out,
+                    "  {}: needs budget {:.2} together with the apps admitted before it (min F1 {:.3})",
+                    r.name, budget_needed, min
+                );
+            }
+        }
+    }
+    match adm.budget_for_all {
+        Some(b) => {
+            let _ = writeln!(out, "  budget that fits every app: {b:.2}");
+        }
+        None => {
+            let _ = writeln!(out, "  no budget fits every app");
+        }
+    }
+}
+
+fn plan_json(j: &mut Json, p: &Plan) {
+    j.begin_object();
+    j.key("strategy").str(p.strategy.name());
+    j.key("feasible").bool(p.feasible);
+    j.key("budget").num(p.budget);
+    j.key("cost").num(p.cost);
+    j.key("mean_f1").num(p.mean_f1);
+    j.key("min_f1").num(p.min_f1);
+    j.key("apps").begin_array();
+    for a in &p.apps {
+        j.begin_object();
+        j.key("app").uint(a.app as u64);
+        j.key("name").str(&a.name);
+        j.key("stream").uint(a.stream as u64);
+        j.key("branch").uint(a.branch as u64);
+        j.key("fps").num(a.fps);
+        j.key("recall").num(a.recall);
+        j.key("precision").num(a.precision);
+        j.key("f1").num(a.f1);
+        j.key("branch_cost").num(a.branch_cost);
+        j.end_object();
+    }
+    j.end_array();
+    j.key("trees").begin_array();
+    for t in &p.trees {
+        j.begin_object();
+        j.key("stream").uint(t.stream as u64);
+        j.key("name").str(&t.name);
+        j.key("stream_fps").num(t.stream_fps);
+        j.key("cost").num(t.cost);
+        j.key("stem_cost").num(t.stem_cost);
+        j.key("stem").begin_array();
+        for s in &t.stem {
+            j.begin_object();
+            j.key("start").uint(s.start as u64);
+            j.key("end").uint(s.end as u64);
+            j.key("fps").num(s.fps);
+            j.key("cost").num(s.cost);
+            j.key("apps").begin_array();
+            for &a in &s.apps {
+                j.uint(a as u64);
+            }
+            j.end_array();
+            j.end_object();
+        }
+        j.end_array();
+        j.end_object();
+    }
+    j.end_array();
+    j.end_object();
+}
+
+/// The report as one JSON object: `units`, `segments`, `plan`, `max_sharing`,
+/// `no_sharing` (plans with `strategy`, `feasible`, `budget`, `cost`,
+/// `mean_f1`, `min_f1`, `apps` and `trees`) and `admission` (or null).
+pub fn render_json(problem: &Problem, cmp: &Comparison) -> String {
+    let mut j = Json::new();
+    j.begin_object();
+    j.key("units").str(problem.units.as_str());
+    j.key("fps_grid").str(problem.fps_grid.as_str());
+    j.key("segments").uint(problem.segment_costs.len() as u64);
+    j.key("plan");
+    plan_json(&mut j, &cmp.plan);
+    j.key("max_sharing");
+    plan_json(&mut j, &cmp.max_sharing);
+    j.key("no_sharing");
+    plan_json(&mut j, &cmp.no_sharing);
+    j.key("admission");
+    match &cmp.admission {
+        None => {
+            j.null();
+        }
+        Some(a) => {
+            j.begin_object();
+            j.key("budget").num(a.budget);
+            j.key("admitted").begin_array();
+            for &i in &a.admitted {
+                j.uint(i as u64);
+            }
+            j.end_array();
+            j.key("admitted_cost").num(a.admitted_cost);
+            j.key("rejected").begin_array();
+            for r in &a.rejected {
+                j.begin_object();
+                j.key("app").uint(r.app as u64);
+                j.key("name").str(&r.name);
+                match r.reason {
+                    RejectReason::Unreachable { best_f1 } => {
+                        j.key("reason").str("unreachable");
+                        j.key("best_f1").num(best_f1);
+                    }
+                    RejectReason::OverBudget { budget_needed } => {
+                        j.key("reason").str("over_budget");
+                        j.key("budget_needed").num(budget_needed);
+                    }
+                }
+                j.end_object();
+            }
+            j.end_array();
+            j.key("budget_for_all");
+            match a.budget_for_all {
+                Some(b) => {
+                    j.num(b);
+                }
+                None => {
+                    j.null();
+                }
+            }
+            j.end_object();
+        }
+    }
+    j.end_object();
+    j.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::{simulate, Units};
+
+    #[test]
+    fn text_report_shows_apps_tree_baselines_and_admission() {
+        let mut p = simulate::random_paper_problem(5, 4, 150.0, Units::Physical);
+        p.apps[3].min_f1 = 0.999;
+        let cmp = compare(&p, Strategy::Exact).unwrap();
+        let text = render_text(&p, &cmp);
+        for a in &p.apps {
+            assert!(text.contains(&a.name), "{text}");
+        }
+        assert!(text.contains("stem 0.."), "{text}");
+        assert!(
+            text.contains("max-sharing") && text.contains("no-sharing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("out of reach") || text.contains("needs budget"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_report_is_balanced_and_names_every_field() {
+        let p = simulate::random_paper_problem(6, 3, 150.0, Units::Physical);
+        let cmp = compare(&p, Strategy::Greedy).unwrap();
+        let js = render_json(&p, &cmp);
+        let opens = js.matches(['{', '[']).count();
+        let closes = js.matches(['}', ']']).count();
+        assert_eq!(opens, closes);
+        for k in [
+            "\"plan\":{",
+            "\"max_sharing\":{",
+            "\"no_sharing\":{",
+            "\"branch\":",
+            "\"recall\":",
+            "\"stem\":[",
+        ] {
+            assert!(js.contains(k), "{k} missing");
+        }
+    }
+
+    #[test]
+    fn empty_problem_renders_without_panicking() {
+        let mut p = simulate::random_paper_problem(6, 0, 0.0, Units::Physical);
+        p.apps.clear();
+        let cmp = compare(&p, Strategy::Auto).unwrap();
+        assert!(render_text(&p, &cmp).contains("0 apps"));
+        assert!(render_json(&p, &cmp).starts_with('{'));
+    }
+}

@@ -1,0 +1,177 @@
+//! Heap allocations per frame, counted by a global allocator.
+//!
+//! YUYV, GREY and RGB24 frames must not allocate at all once the preprocessor is
+//! built. MJPEG frames go through `zune-jpeg`, which cannot reuse a decoder and
+//! allocates per image; that is measured and bounded here, and must not grow from
+//! frame to frame.
+
+use mainstream::frame::PixelFormat;
+use mainstream::preprocess::{Fit, InputSpec, Preprocessor};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::PathBuf;
+
+/// Counts allocations (and requested bytes) made by the current thread.
+struct Counting;
+
+thread_local! {
+    // Const-initialised and without a destructor, so using it cannot allocate.
+    static COUNT: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+fn bump(bytes: usize) {
+    let _ = COUNT.try_with(|c| {
+        let (n, b) = c.get();
+        c.set((n + 1, b + bytes));
+    });
+}
+
+// SAFETY: every method forwards to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        bump(layout.size());
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        bump(layout.size());
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        bump(new_size);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Allocations and bytes requested by this thread while `f` runs.
+fn allocations_during(f: impl FnOnce()) -> (usize, usize) {
+    let (n0, b0) = COUNT.with(Cell::get);
+    f();
+    let (n1, b1) = COUNT.with(Cell::get);
+    (n1 - n0, b1 - b0)
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/preprocess")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A 640x480 frame made of 2x2 copies of a 320x240 one (`bpp` bytes per pixel).
+fn tile_2x2(small: &[u8], bpp: usize) -> Vec<u8> {
+    let row = 320 * bpp;
+    let mut out = Vec::with_capacity(small.len() * 4);
+    for _ in 0..2 {
+        for r in small.chunks_exact(row) {
+            out.extend_from_slice(r);
+            out.extend_from_slice(r);
+        }
+    }
+    out
+}
+
+const FRAMES: usize = 20;
+
+#[test]
+fn raw_formats_do_not_allocate_per_frame_after_warm_up() {
+    let yuyv = fixture("vtest_0300_320x240.yuyv");
+    let rgb = fixture("vtest_0300_320x240.ffmpeg.rgb");
+    let grey: Vec<u8> = yuyv.iter().step_by(2).copied().collect();
+    let frames = [
+        (PixelFormat::Yuyv, 320, 240, yuyv.clone()),
+        (PixelFormat::Grey, 320, 240, grey.clone()),
+        (PixelFormat::Rgb24, 320, 240, rgb.clone()),
+        (PixelFormat::Yuyv, 640, 480, tile_2x2(&yuyv, 2)),
+        (PixelFormat::Grey, 640, 480, tile_2x2(&grey, 1)),
+        (PixelFormat::Rgb24, 640, 480, tile_2x2(&rgb, 3)),
+    ];
+    let spec = InputSpec::IMAGENET_224;
+    for (format, w, h, frame) in &frames {
+        for fit in [Fit::Stretch, Fit::CenterCrop] {
+            let mut p = Preprocessor::new(*w, *h, *format, &spec, fit).expect("preprocessor");
+            let mut out = vec![0f32; spec.tensor_len()];
+            let mut rgb8 = vec![0u8; spec.tensor_len()];
+            p.run(frame, &mut out).expect("warm-up frame");
+            let (n, bytes) = allocations_during(|| {
+                for _ in 0..FRAMES {
+                    p.run(frame, &mut out).expect("frame converts");
+                    p.run_rgb8(frame, &mut rgb8).expect("frame converts");
+                }
+            });
+            assert_eq!(
+                (n, bytes),
+                (0, 0),
+                "{format} {w}x{h} {fit:?}: {n} allocations over {FRAMES} frames"
+            );
+        }
+    }
+}
+
+/// Bounds on what `zune-jpeg` 0.5 allocates per 640x480 frame (measured: see the
+/// test's output with `--nocapture`).
+const JPEG_MAX_ALLOCS_PER_FRAME: usize = 24;
+const JPEG_MAX_BYTES_PER_FRAME: usize = 160 * 1024;
+
+#[test]
+fn mjpeg_allocations_per_frame_are_bounded_and_do_not_grow() {
+    let spec = InputSpec::IMAGENET_224;
+    for name in [
+        "vtest_0100_640x480_420.jpg",
+        "vtest_0200_640x480_422std.jpg",
+    ] {
+        let frame = fixture(name);
+        let mut p = Preprocessor::new(640, 480, PixelFormat::Mjpeg, &spec, Fit::Stretch)
+            .expect("preprocessor");
+        let mut out = vec![0f32; spec.tensor_len()];
+        p.run(&frame, &mut out).expect("warm-up frame");
+        let per_frame: Vec<(usize, usize)> = (0..FRAMES)
+            .map(|_| allocations_during(|| p.run(&frame, &mut out).expect("frame decodes")))
+            .collect();
+        let (n, bytes) = per_frame[0];
+        eprintln!("{name}: zune-jpeg allocates {n} times, {bytes} bytes per frame");
+        assert!(
+            per_frame.iter().all(|&f| f == per_frame[0]),
+            "{name}: allocations vary between identical frames: {per_frame:?}"
+        );
+        assert!(n <= JPEG_MAX_ALLOCS_PER_FRAME, "{name}: {n} allocations");
+        assert!(bytes <= JPEG_MAX_BYTES_PER_FRAME, "{name}: {bytes} bytes");
+    }
+}
+
+#[test]
+fn mjpeg_frames_without_huffman_tables_allocate_no_more_than_with_them() {
+    // The standard tables are spliced into a buffer allocated at construction.
+    let frame = fixture("vtest_0200_640x480_422std.jpg");
+    let mut stripped = frame[..2].to_vec();
+    let mut i = 2;
+    while frame[i + 1] != 0xDA {
+        let len = usize::from(u16::from_be_bytes([frame[i + 2], frame[i + 3]]));
+        if frame[i + 1] != 0xC4 {
+            stripped.extend_from_slice(&frame[i..i + 2 + len]);
+        }
+        i += 2 + len;
+    }
+    stripped.extend_from_slice(&frame[i..]);
+    let spec = InputSpec::IMAGENET_224;
+    let mut p =
+        Preprocessor::new(640, 480, PixelFormat::Mjpeg, &spec, Fit::Stretch).expect("preprocessor");
+    let mut out = vec![0f32; spec.tensor_len()];
+    p.run(&frame, &mut out).expect("warm-up frame");
+    p.run(&stripped, &mut out).expect("warm-up frame");
+    let with = allocations_during(|| p.run(&frame, &mut out).expect("frame decodes"));
+    let without = allocations_during(|| p.run(&stripped, &mut out).expect("frame decodes"));
+    assert!(
+        without.0 <= with.0,
+        "with DHT {with:?}, without {without:?}"
+    );
+}
