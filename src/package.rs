@@ -127,14 +127,14 @@ fn is_sha256_hex(s: &str) -> bool {
 /// Returns `None` if the package is unusable.
 pub fn load(dir: &Path, diags: &mut Diagnostics) -> Option<Package> {
     let path = dir.join(META_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            diags.file(&path, format!("cannot read M-Package metadata: {e}"));
+    // Bounded read, like the config file itself.
+    let src = match crate::config::read_source(&path) {
+        Ok(s) => s,
+        Err(msg) => {
+            diags.file(&path, format!("cannot read M-Package metadata: {msg}"));
             return None;
         }
     };
-    let src = SourceFile { path, text };
     parse(&src, dir, diags)
 }
 

@@ -770,7 +770,17 @@ fn validate_app(
                     let known = if ctx.declared.is_empty() {
                         "no cameras are configured".to_owned()
                     } else {
-                        format!("known cameras: {}", ctx.declared.join(", "))
+                        {
+                            // Name a few: the message must not grow with cameras x apps.
+                            let shown: Vec<&str> =
+                                ctx.declared.iter().take(8).map(String::as_str).collect();
+                            let more = ctx.declared.len() - shown.len();
+                            if more > 0 {
+                                format!("known cameras: {} and {more} more", shown.join(", "))
+                            } else {
+                                format!("known cameras: {}", shown.join(", "))
+                            }
+                        }
                     };
                     errors.at(
                         src,

@@ -115,10 +115,10 @@ impl BaseManifest {
     /// Reads and checks a manifest. The ONNX file's hash is checked when the
     /// runtime loads it, not here (that reads 14 MB).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).context(ErrorKind::InvalidConfig, || {
-            format!("cannot read {}", path.display())
-        })?;
-        Self::parse(path, &text)
+        // Bounded read: a wrong path must not make us read a huge file whole.
+        let src = crate::config::read_source(path)
+            .map_err(|m| crate::err!(InvalidConfig, "cannot read {}: {m}", path.display()))?;
+        Self::parse(path, &src.text)
     }
 
     /// Parses manifest text; `path` locates the files it names.
