@@ -39,7 +39,11 @@ static GLOBAL: Counting = Counting;
 fn count<R>(f: impl FnOnce() -> R) -> (R, u64, u64) {
     let (a0, b0) = (ALLOCS.load(Ordering::SeqCst), BYTES.load(Ordering::SeqCst));
     let r = f();
-    (r, ALLOCS.load(Ordering::SeqCst) - a0, BYTES.load(Ordering::SeqCst) - b0)
+    (
+        r,
+        ALLOCS.load(Ordering::SeqCst) - a0,
+        BYTES.load(Ordering::SeqCst) - b0,
+    )
 }
 
 #[test]
@@ -54,7 +58,8 @@ fn the_tree_allocates_nothing_beyond_what_tract_allocates_per_frame() {
         head: HeadModel::BaseRemainder,
         positive: vec![967],
     };
-    let mut tree = StemTree::build(&base, vec![plan("a", 10), plan("b", 10), plan("c", 20)]).unwrap();
+    let mut tree =
+        StemTree::build(&base, vec![plan("a", 10), plan("b", 10), plan("c", 20)]).unwrap();
     let frames = 5u64;
     for f in 0..3 {
         tree.fill_input(|d| d.fill(0.5)).unwrap();
@@ -68,7 +73,11 @@ fn the_tree_allocates_nothing_beyond_what_tract_allocates_per_frame() {
     });
 
     // The same networks, driven directly through tract.
-    let heads: Vec<Net> = vec![base.cut(10, 21).unwrap(), base.cut(10, 21).unwrap(), base.cut(20, 21).unwrap()];
+    let heads: Vec<Net> = vec![
+        base.cut(10, 21).unwrap(),
+        base.cut(10, 21).unwrap(),
+        base.cut(20, 21).unwrap(),
+    ];
     let mut nets = (base.cut(0, 10).unwrap(), base.cut(10, 20).unwrap(), heads);
     let input = Arc::new(Tensor::zero::<f32>(&[1, 3, 224, 224]).unwrap());
     let direct = |nets: &mut (Net, Net, Vec<Net>)| {
@@ -101,5 +110,8 @@ fn the_tree_allocates_nothing_beyond_what_tract_allocates_per_frame() {
         raw_bytes / frames
     );
     assert_eq!(tree_allocs, raw_allocs, "the tree's own code allocated");
-    assert!(tree_allocs > 0, "tract allocates activations; a zero would mean nothing ran");
+    assert!(
+        tree_allocs > 0,
+        "tract allocates activations; a zero would mean nothing ran"
+    );
 }
