@@ -24,10 +24,10 @@
 //!
 //! **Over stem staircases** (what the paper's oracle enumerates), used above
 //! [`APP_FIRST_MAX_APPS`] apps or when the app-by-app search needs more than
-//! [`APP_FIRST_NODES`] nodes. The search
-//! decides, per stream and level from shallow (expensive) to deep (cheap), the
-//! fps at which that shared segment runs; only fps some option below needs are
-//! candidates, highest first. Given the staircase, the apps decouple into a
+//! [`APP_FIRST_WORK`] work units. The search decides, per stream from shallow
+//! (expensive) to deep (cheap) levels, the fps at which each shared segment
+//! runs, interleaving streams by the most a segment can cost; only fps some
+//! option below needs are candidates, highest first. Given the staircase, the apps decouple into a
 //! multiple-choice knapsack over their own branch costs (each app limited to
 //! options the staircase covers); undecided deeper segments are charged with
 //! the mean split above. Each node is first tested with the Lagrangian bound
@@ -35,13 +35,19 @@
 //! a complete staircase the knapsack is solved exactly by depth-first search
 //! over the apps' (cost, F1) Pareto frontiers with the LP bound.
 //!
-//! Both searches count nodes and answer
-//! [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) past their node
-//! limit rather than run unbounded.
+//! Every search counts work (one unit per node plus one per eight options a
+//! bound reads, so units track time) and answers
+//! [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) past its limit
+//! rather than run unbounded. Single-camera problems of the paper's shape
+//! finish in milliseconds; several 30 fps cameras with the fine fps grid can
+//! exceed [`DEFAULT_WORK_LIMIT`] (the joint staircase space of several streams
+//! is large), which is why [`Strategy::Auto`](super::Strategy::Auto) bounds
+//! the exact attempt and falls back to the heuristic.
 //!
-//! **Min-cost** (admission control, max-min) is the app-by-app search with the
-//! mean-split charge as a lower bound: `cost + sum_i min_o (own + increment /
-//! apps left)`. **Max-min** bisects on the candidate F1 values with a min-cost
+//! **Min-cost** (admission control, max-min) uses the same staircases: given a
+//! complete staircase the apps decouple entirely (each takes its cheapest
+//! covered option), and the mean-split charge makes the per-node sum a lower
+//! bound. **Max-min** bisects on the candidate F1 values with a min-cost
 //! feasibility test, then maximises summed F1 above the best threshold.
 
 use super::cost::tolerance;
@@ -50,11 +56,12 @@ use crate::error::Result;
 
 /// Differences in summed F1 below this are ties.
 pub const EPS: f64 = 1e-12;
-/// Node limit of [`Strategy::Exact`](super::Strategy::Exact) and friends.
-pub const DEFAULT_NODE_LIMIT: u64 = 500_000_000;
-/// Node limit of [`Strategy::Auto`](super::Strategy::Auto) before it falls
-/// back to greedy.
-pub const AUTO_NODE_LIMIT: u64 = 5_000_000;
+/// Work limit of [`Strategy::Exact`](super::Strategy::Exact) and friends
+/// (roughly 30-60 s on a 2-core x86 box; see the module docs for the unit).
+pub const DEFAULT_WORK_LIMIT: u64 = 500_000_000;
+/// Work limit of [`Strategy::Auto`](super::Strategy::Auto) before it falls
+/// back to the heuristic (roughly 0.2-0.5 s).
+pub const AUTO_WORK_LIMIT: u64 = 5_000_000;
 
 /// Per-stream staircase of required stem fps and the undo log.
 struct Stems {
@@ -158,8 +165,10 @@ struct Max<'a> {
     best: Option<Vec<usize>>,
     best_value: f64,
     limit_cost: f64,
-    nodes: u64,
-    node_limit: u64,
+    /// Options of the apps `order[d..]` (work accounting).
+    opts_left: Vec<u64>,
+    work: u64,
+    work_limit: u64,
     tab: Vec<f64>,
     pts: Vec<(f64, f64)>,
     hull: Vec<(f64, f64)>,
@@ -168,7 +177,7 @@ struct Max<'a> {
 
 impl<'a> Max<'a> {
     /// A search over `c` within `limit_cost`, with no incumbent and empty stems.
-    fn new(c: &'a Compiled, limit_cost: f64, node_limit: u64) -> Max<'a> {
+    fn new(c: &'a Compiled, limit_cost: f64, work_limit: u64) -> Max<'a> {
         let order = dfs_order(c);
         let by_f1: Vec<Vec<usize>> = c
             .apps
@@ -185,13 +194,12 @@ impl<'a> Max<'a> {
             })
             .collect();
         let mut suffix_max = vec![0.0; order.len() + 1];
+        let mut opts_left = vec![0u64; order.len() + 1];
         for d in (0..order.len()).rev() {
-            let m = c.apps[order[d]]
-                .opts
-                .iter()
-                .map(|o| o.f1)
-                .fold(0.0, f64::max);
+            let opts = &c.apps[order[d]].opts;
+            let m = opts.iter().map(|o| o.f1).fold(0.0, f64::max);
             suffix_max[d] = suffix_max[d + 1] + m;
+            opts_left[d] = opts_left[d + 1] + opts.len() as u64;
         }
         Max {
             c,
@@ -203,8 +211,9 @@ impl<'a> Max<'a> {
             best: None,
             best_value: f64::NEG_INFINITY,
             limit_cost,
-            nodes: 0,
-            node_limit,
+            opts_left,
+            work: 0,
+            work_limit,
             tab: Vec::new(),
             pts: Vec::new(),
             hull: Vec::new(),
@@ -215,12 +224,12 @@ impl<'a> Max<'a> {
 
 impl Max<'_> {
     fn dfs(&mut self, d: usize, cost: f64, value: f64) -> Result<()> {
-        self.nodes += 1;
-        if self.nodes > self.node_limit {
+        self.work += 1 + self.opts_left[d] / 8;
+        if self.work > self.work_limit {
             crate::bail!(
                 Unsupported,
-                "planner: exact search gave up after {} nodes ({} apps)",
-                self.node_limit,
+                "planner: exact search gave up after {} work units ({} apps)",
+                self.work_limit,
                 self.c.apps.len()
             );
         }
@@ -405,20 +414,20 @@ pub(crate) fn prune_dominated(c: &Compiled) -> (Compiled, Vec<Vec<usize>>, Vec<V
 }
 
 /// The app-by-app search is tried first only up to this many apps (beyond,
-/// its node count grows too fast to be worth a try).
+/// its work grows too fast to be worth a try).
 pub const APP_FIRST_MAX_APPS: usize = 6;
 
-/// Node budget of the app-by-app search before the staircase search takes over.
-pub const APP_FIRST_NODES: u64 = 4_000;
+/// Work budget of the app-by-app search before the staircase search takes over.
+pub const APP_FIRST_WORK: u64 = 4_000;
 
 /// Maximises the summed F1 of `c` within its budget (exactly; see the module
 /// docs): app by app for small searches, over stem staircases when that does
-/// not finish within [`APP_FIRST_NODES`] nodes. `seed`, if given, must be a
+/// not finish within [`APP_FIRST_WORK`] work units. `seed`, if given, must be a
 /// feasible choice. `None` if nothing fits.
 pub(crate) fn maximise(
     c: &Compiled,
     seed: Option<&[usize]>,
-    node_limit: u64,
+    work_limit: u64,
 ) -> Result<Option<Vec<usize>>> {
     if c.apps.iter().any(|a| a.opts.is_empty()) {
         return Ok(None);
@@ -431,7 +440,7 @@ pub(crate) fn maximise(
             .collect()
     });
     let first = if c.apps.len() <= APP_FIRST_MAX_APPS {
-        maximise_apps(&pc, seed_p.as_deref(), APP_FIRST_NODES.min(node_limit))
+        maximise_apps(&pc, seed_p.as_deref(), APP_FIRST_WORK.min(work_limit))
     } else {
         Err(crate::err!(
             Unsupported,
@@ -440,8 +449,8 @@ pub(crate) fn maximise(
     };
     let best = match first {
         Ok(b) => b,
-        Err(e) if e.kind() == crate::ErrorKind::Unsupported && node_limit > APP_FIRST_NODES => {
-            maximise_stairs(&pc, seed_p.as_deref(), node_limit)?
+        Err(e) if e.kind() == crate::ErrorKind::Unsupported && work_limit > APP_FIRST_WORK => {
+            maximise_stairs(&pc, seed_p.as_deref(), work_limit)?
         }
         Err(e) => return Err(e),
     };
@@ -453,12 +462,12 @@ pub(crate) fn maximise(
 pub(crate) fn maximise_apps(
     c: &Compiled,
     seed: Option<&[usize]>,
-    node_limit: u64,
+    work_limit: u64,
 ) -> Result<Option<Vec<usize>>> {
     if c.apps.iter().any(|a| a.opts.is_empty()) {
         return Ok(None);
     }
-    let mut m = Max::new(c, c.budget + tolerance(c.budget), node_limit);
+    let mut m = Max::new(c, c.budget + tolerance(c.budget), work_limit);
     if let Some(sd) = seed.filter(|sd| sd.len() == c.apps.len()) {
         m.best_value = sd
             .iter()
@@ -492,8 +501,10 @@ struct Stairs<'a> {
     best: Option<Vec<usize>>,
     best_value: f64,
     limit_cost: f64,
-    nodes: u64,
-    node_limit: u64,
+    work: u64,
+    work_limit: u64,
+    /// Options of all apps (work accounting).
+    opts_total: u64,
     pts: Vec<(f64, f64)>,
     hull: Vec<(f64, f64)>,
     incs: Vec<(f64, f64, f64)>,
@@ -506,13 +517,15 @@ struct Stairs<'a> {
 }
 
 impl Stairs<'_> {
-    fn tick(&mut self) -> Result<()> {
-        self.nodes += 1;
-        if self.nodes > self.node_limit {
+    /// Counts `units` of work (one per node, one per eight options a bound
+    /// reads) and gives up past the limit.
+    fn tick(&mut self, units: u64) -> Result<()> {
+        self.work += units;
+        if self.work > self.work_limit {
             crate::bail!(
                 Unsupported,
-                "planner: exact search gave up after {} nodes ({} apps)",
-                self.node_limit,
+                "planner: exact search gave up after {} work units ({} apps)",
+                self.work_limit,
                 self.c.apps.len()
             );
         }
@@ -524,7 +537,7 @@ impl Stairs<'_> {
     }
 
     fn dfs(&mut self, step: usize, stem_cost: f64, lambda: f64) -> Result<()> {
-        self.tick()?;
+        self.tick(1 + self.opts_total / 8)?;
         let r = self.limit_cost - stem_cost;
         // The parent's budget price usually prunes without the full LP.
         if step > 0 && self.best.is_some() {
@@ -688,7 +701,9 @@ impl Stairs<'_> {
 
     /// Knapsack DFS over apps `d..` with `r` budget left.
     fn knap(&mut self, d: usize, cost: f64, value: f64, r: f64) -> Result<()> {
-        self.tick()?;
+        self.tick(
+            1 + (self.leaf_incs.len() + self.leaf_opts.get(d).map_or(0, Vec::len)) as u64 / 8,
+        )?;
         let n = self.c.apps.len();
         if d == n {
             if self.best.is_none() || value > self.best_value + EPS {
@@ -752,7 +767,7 @@ fn lp_fill(v0: f64, mut room: f64, incs: impl Iterator<Item = (f64, f64, f64)>) 
 pub(crate) fn maximise_stairs(
     c: &Compiled,
     seed: Option<&[usize]>,
-    node_limit: u64,
+    work_limit: u64,
 ) -> Result<Option<Vec<usize>>> {
     if c.apps.iter().any(|a| a.opts.is_empty()) {
         return Ok(None);
@@ -780,8 +795,9 @@ pub(crate) fn maximise_stairs(
         best,
         best_value,
         limit_cost: c.budget + tolerance(c.budget),
-        nodes: 0,
-        node_limit,
+        work: 0,
+        work_limit,
+        opts_total: c.apps.iter().map(|a| a.opts.len() as u64).sum(),
         pts: Vec::new(),
         hull: Vec::new(),
         incs: Vec::new(),
@@ -810,18 +826,19 @@ struct MinStairs<'a> {
     best: Option<Vec<usize>>,
     best_cost: f64,
     stop_at_first: bool,
-    nodes: u64,
-    node_limit: u64,
+    work: u64,
+    work_limit: u64,
+    opts_total: u64,
 }
 
 impl MinStairs<'_> {
     fn dfs(&mut self, step: usize, stem_cost: f64) -> Result<()> {
-        self.nodes += 1;
-        if self.nodes > self.node_limit {
+        self.work += 1 + self.opts_total / 8;
+        if self.work > self.work_limit {
             crate::bail!(
                 Unsupported,
-                "planner: min-cost search gave up after {} nodes ({} apps)",
-                self.node_limit,
+                "planner: min-cost search gave up after {} work units ({} apps)",
+                self.work_limit,
                 self.c.apps.len()
             );
         }
@@ -938,12 +955,14 @@ impl Ladder {
         for a in &c.apps {
             per_stream[a.stream] += 1;
         }
-        let mut seq = Vec::new();
+        // Per stream, the levels that need a decision, shallow to deep.
+        let mut todo: Vec<Vec<usize>> = Vec::with_capacity(c.streams.len());
         let mut cands = Vec::with_capacity(c.streams.len());
         let mut g = Vec::with_capacity(c.streams.len());
         for (s, st) in c.streams.iter().enumerate() {
             let kn = st.levels.len();
             let mut per_level = Vec::with_capacity(kn);
+            let mut mine = Vec::new();
             for k in 0..kn {
                 // Only fps some option at or below this level needs, highest first.
                 let mut v: Vec<f64> = c
@@ -961,36 +980,49 @@ impl Ladder {
                 v.sort_by(|x, y| y.total_cmp(x));
                 v.dedup();
                 if st.seg[k] > 0.0 && v.len() > 1 {
-                    seq.push((s, k));
+                    mine.push(k);
                 } else {
                     // Free or unused segment: no decision to make.
                     v.truncate(1);
                 }
                 per_level.push(v);
             }
+            todo.push(mine);
             cands.push(per_level);
             g.push(vec![f64::INFINITY; kn]);
         }
-        // Each decision covers the free levels up to the stream's next decision.
-        let span = (0..seq.len())
-            .map(|i| {
-                let (s, _) = seq[i];
-                match seq.get(i + 1) {
-                    Some(&(s2, k2)) if s2 == s => k2,
-                    _ => c.streams[s].levels.len(),
-                }
-            })
-            .collect();
+        // Interleave the streams: next, the pending level whose segment can
+        // cost the most (its cost times the highest fps it may run at).
+        let weight = |s: usize, k: usize| c.streams[s].seg[k] * cands[s][k][0];
+        let mut next = vec![0usize; c.streams.len()];
+        let mut seq = Vec::new();
+        let mut span = Vec::new();
+        loop {
+            let pick = (0..c.streams.len())
+                .filter(|&s| next[s] < todo[s].len())
+                .max_by(|&a, &b| {
+                    weight(a, todo[a][next[a]])
+                        .total_cmp(&weight(b, todo[b][next[b]]))
+                        .then(b.cmp(&a))
+                });
+            let Some(s) = pick else { break };
+            let k = todo[s][next[s]];
+            next[s] += 1;
+            seq.push((s, k));
+            // A decision covers the free levels up to the stream's next one.
+            span.push(
+                todo[s]
+                    .get(next[s])
+                    .copied()
+                    .unwrap_or(c.streams[s].levels.len()),
+            );
+        }
         // Free levels before a stream's first decision are unconstrained.
         let decided = c
             .streams
             .iter()
             .enumerate()
-            .map(|(s, st)| {
-                seq.iter()
-                    .find(|x| x.0 == s)
-                    .map_or(st.levels.len(), |x| x.1)
-            })
+            .map(|(s, st)| todo[s].first().copied().unwrap_or(st.levels.len()))
             .collect();
         Ladder {
             seq,
@@ -1009,7 +1041,7 @@ impl Ladder {
 pub(crate) fn min_cost(
     c: &Compiled,
     stop_at: Option<f64>,
-    node_limit: u64,
+    work_limit: u64,
 ) -> Result<Option<(f64, Vec<usize>)>> {
     if c.apps.iter().any(|a| a.opts.is_empty()) {
         return Ok(None);
@@ -1033,8 +1065,9 @@ pub(crate) fn min_cost(
         best: None,
         best_cost,
         stop_at_first: stop_at.is_some(),
-        nodes: 0,
-        node_limit,
+        work: 0,
+        work_limit,
+        opts_total: pc.apps.iter().map(|a| a.opts.len() as u64).sum(),
     };
     m.dfs(0, 0.0)?;
     Ok(m.best.map(|ch| {
@@ -1045,7 +1078,7 @@ pub(crate) fn min_cost(
 
 /// Max-min: the largest `t` such that every app can get F1 >= t within the
 /// budget, then the best summed F1 among such plans. `None` if nothing fits.
-pub(crate) fn max_min(c: &Compiled, node_limit: u64) -> Result<Option<Vec<usize>>> {
+pub(crate) fn max_min(c: &Compiled, work_limit: u64) -> Result<Option<Vec<usize>>> {
     if c.apps.iter().any(|a| a.opts.is_empty()) {
         return Ok(None);
     }
@@ -1064,7 +1097,7 @@ pub(crate) fn max_min(c: &Compiled, node_limit: u64) -> Result<Option<Vec<usize>
     cands.dedup();
     let at = |t: f64| c.restrict(|_, _, o| o.f1 >= t);
     let feasible = |t: f64| -> Result<Option<Vec<usize>>> {
-        Ok(min_cost(&at(t), Some(c.budget), node_limit)?.map(|(_, ch)| ch))
+        Ok(min_cost(&at(t), Some(c.budget), work_limit)?.map(|(_, ch)| ch))
     };
     // Every app has an option at or above the smallest candidate, so
     // `cands` is non-empty; the lowest threshold allows everything.
@@ -1099,7 +1132,7 @@ pub(crate) fn max_min(c: &Compiled, node_limit: u64) -> Result<Option<Vec<usize>
         Some(h) if value(&h) > value(&seed) => h,
         _ => seed,
     };
-    let best = maximise(&restricted, Some(&seed), node_limit)?;
+    let best = maximise(&restricted, Some(&seed), work_limit)?;
     // Map option indices of `restricted` back to `c`.
     Ok(best.map(|ch| {
         ch.iter()
@@ -1266,21 +1299,21 @@ mod tests {
     #[test]
     fn exact_equals_brute_force_on_random_small_instances() {
         check_against_brute_force("portfolio", 0..400, |c| {
-            maximise(c, None, DEFAULT_NODE_LIMIT)
+            maximise(c, None, DEFAULT_WORK_LIMIT)
         });
     }
 
     #[test]
     fn app_by_app_search_equals_brute_force_on_random_small_instances() {
         check_against_brute_force("app-first", 400..800, |c| {
-            maximise_apps(c, None, DEFAULT_NODE_LIMIT)
+            maximise_apps(c, None, DEFAULT_WORK_LIMIT)
         });
     }
 
     #[test]
     fn staircase_search_equals_brute_force_on_random_small_instances() {
         check_against_brute_force("stairs", 800..1200, |c| {
-            maximise_stairs(c, None, DEFAULT_NODE_LIMIT)
+            maximise_stairs(c, None, DEFAULT_WORK_LIMIT)
         });
     }
 
@@ -1288,7 +1321,7 @@ mod tests {
     fn pruning_dominated_options_keeps_the_optimum() {
         check_against_brute_force("pruned stairs", 1200..1500, |c| {
             let (pc, _, back) = prune_dominated(c);
-            Ok(maximise_stairs(&pc, None, DEFAULT_NODE_LIMIT)?
+            Ok(maximise_stairs(&pc, None, DEFAULT_WORK_LIMIT)?
                 .map(|ch| ch.iter().zip(&back).map(|(&j, b)| b[j]).collect()))
         });
     }
@@ -1353,7 +1386,7 @@ mod tests {
             let p = small(seed);
             let c = Compiled::from_problem(&p).for_strategy(Strategy::MaxMin);
             let (_, want, _) = brute(&c);
-            let got = max_min(&c, DEFAULT_NODE_LIMIT).unwrap();
+            let got = max_min(&c, DEFAULT_WORK_LIMIT).unwrap();
             match (want, got) {
                 (None, None) => {}
                 (Some((wm, ws)), Some(ch)) => {
@@ -1376,7 +1409,7 @@ mod tests {
             let p = small(seed);
             let c = Compiled::from_problem(&p).for_strategy(Strategy::Exact);
             let (_, _, want) = brute(&c);
-            let (got, ch) = min_cost(&c, None, DEFAULT_NODE_LIMIT).unwrap().unwrap();
+            let (got, ch) = min_cost(&c, None, DEFAULT_WORK_LIMIT).unwrap().unwrap();
             let w = want.unwrap();
             assert!(
                 (got - w).abs() < 1e-9 * w.max(1.0),
@@ -1384,13 +1417,13 @@ mod tests {
             );
             assert!((c.cost_of(&ch) - got).abs() < 1e-12);
             // Stopping at the budget finds a plan iff the cheapest one fits.
-            let stop = min_cost(&c, Some(c.budget), DEFAULT_NODE_LIMIT).unwrap();
+            let stop = min_cost(&c, Some(c.budget), DEFAULT_WORK_LIMIT).unwrap();
             assert_eq!(stop.is_some(), fits(w, c.budget), "seed {seed}");
         }
     }
 
     #[test]
-    fn node_limit_turns_into_an_unsupported_error() {
+    fn work_limit_turns_into_an_unsupported_error() {
         let p = crate::planner::simulate::random_paper_problem(7, 8, 150.0, Units::PaperCompat);
         let c = Compiled::from_problem(&p).for_strategy(Strategy::Exact);
         let e = maximise(&c, None, 10).unwrap_err();

@@ -31,7 +31,7 @@
 //!   cost) and hill climbing, or the paper's greedy when that is better; a
 //!   fast near-optimal plan.
 //! - [`Strategy::Auto`]: exact for up to [`AUTO_EXACT_MAX_APPS`] apps when the
-//!   search finishes within its node limit, the heuristic otherwise.
+//!   search finishes within its work limit, the heuristic otherwise.
 //! - [`Strategy::MaxSharing`] / [`Strategy::NoSharing`]: the paper's baselines
 //!   (every app at its most- / least-frozen point), with fps chosen as the
 //!   paper's code does ([`BaselineFps::Greedy`]), uniformly, or exactly.
@@ -748,18 +748,18 @@ impl Compiled {
             Strategy::Exact
             | Strategy::MaxSharing(BaselineFps::Exact)
             | Strategy::NoSharing(BaselineFps::Exact) => {
-                self.plan_exact(&c, strategy, exact::DEFAULT_NODE_LIMIT)
+                self.plan_exact(&c, strategy, exact::DEFAULT_WORK_LIMIT)
             }
             Strategy::MaxMin => {
                 let cm = c.with_min_f1();
-                match exact::max_min(&cm, exact::DEFAULT_NODE_LIMIT)? {
+                match exact::max_min(&cm, exact::DEFAULT_WORK_LIMIT)? {
                     Some(choice) => Ok(cm.build_plan(strategy, &choice, true)),
                     None => self.infeasible_plan(&cm, strategy),
                 }
             }
             Strategy::Auto => {
                 if c.apps.len() <= AUTO_EXACT_MAX_APPS {
-                    match self.plan_exact(&c, Strategy::Exact, exact::AUTO_NODE_LIMIT) {
+                    match self.plan_exact(&c, Strategy::Exact, exact::AUTO_WORK_LIMIT) {
                         Ok(p) => return Ok(p),
                         Err(e) if e.kind() == crate::ErrorKind::Unsupported => {}
                         Err(e) => return Err(e),
@@ -779,10 +779,10 @@ impl Compiled {
         }
     }
 
-    fn plan_exact(&self, c: &Compiled, strategy: Strategy, node_limit: u64) -> Result<Plan> {
+    fn plan_exact(&self, c: &Compiled, strategy: Strategy, work_limit: u64) -> Result<Plan> {
         let cm = c.with_min_f1();
         let seed = cm.best_seed();
-        match exact::maximise(&cm, seed.as_deref(), node_limit)? {
+        match exact::maximise(&cm, seed.as_deref(), work_limit)? {
             Some(choice) => Ok(cm.build_plan(strategy, &choice, true)),
             None => self.infeasible_plan(&cm, strategy),
         }
@@ -818,7 +818,7 @@ impl Compiled {
         } else {
             self.for_strategy(strategy)
         };
-        let choice = exact::min_cost(&c, None, exact::DEFAULT_NODE_LIMIT)?
+        let choice = exact::min_cost(&c, None, exact::DEFAULT_WORK_LIMIT)?
             .map(|(_, ch)| ch)
             .unwrap_or_default();
         let feasible =
@@ -853,7 +853,7 @@ impl Compiled {
             let mut trial = admitted.clone();
             trial.push(i);
             let sub = cm.subset(&trial);
-            let cost = exact::min_cost(&sub, None, exact::DEFAULT_NODE_LIMIT)?
+            let cost = exact::min_cost(&sub, None, exact::DEFAULT_WORK_LIMIT)?
                 .map_or(f64::INFINITY, |(c, _)| c);
             if cost::fits(cost, cm.budget) {
                 admitted = trial;
@@ -869,7 +869,7 @@ impl Compiled {
             }
         }
         let budget_for_all = if all_reachable {
-            exact::min_cost(&cm, None, exact::DEFAULT_NODE_LIMIT)?.map(|(c, _)| c)
+            exact::min_cost(&cm, None, exact::DEFAULT_WORK_LIMIT)?.map(|(c, _)| c)
         } else {
             None
         };

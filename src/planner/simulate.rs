@@ -96,10 +96,15 @@ pub struct SimOptions {
     pub seed: u64,
     /// Points to simulate.
     pub points: Vec<SimPoint>,
-    /// Node limit per exact search; past it a workload falls back to the
+    /// Work limit per exact search; past it a workload falls back to the
     /// heuristic ([`Strategy::Heuristic`]) and is counted in [`SimRow::fallbacks`].
-    pub node_limit: u64,
+    pub work_limit: u64,
 }
+
+/// Work limit per exact search in [`SimOptions::physical_exact`]: enough for
+/// nearly every 25-app workload, so the table shows the optimum rather than
+/// the heuristic (about 0.5 s per search at most).
+pub const SIM_EXACT_WORK_LIMIT: u64 = 40_000_000;
 
 /// Default seed of [`suite`].
 ///
@@ -123,7 +128,7 @@ impl SimOptions {
             workloads: 100,
             seed: DEFAULT_SEED,
             points: paper_points(),
-            node_limit: exact::AUTO_NODE_LIMIT,
+            work_limit: exact::AUTO_WORK_LIMIT,
         }
     }
 
@@ -136,13 +141,15 @@ impl SimOptions {
         }
     }
 
-    /// Physical units, the exact optimiser and exact baselines.
+    /// Physical units, the exact optimiser and exact baselines (with a work
+    /// limit of [`SIM_EXACT_WORK_LIMIT`] per search).
     pub fn physical_exact() -> SimOptions {
         SimOptions {
             name: "physical units, exact".into(),
             units: Units::Physical,
             planner: Strategy::Exact,
             baseline_fps: BaselineFps::Exact,
+            work_limit: SIM_EXACT_WORK_LIMIT,
             ..SimOptions::paper()
         }
     }
@@ -178,7 +185,7 @@ pub struct SimRow {
     pub no_sharing: f64,
     /// Workloads averaged.
     pub workloads: usize,
-    /// Workloads where an exact search hit its node limit and the heuristic stood in.
+    /// Workloads where an exact search hit its work limit and the heuristic stood in.
     pub fallbacks: usize,
     /// Workloads where a plan did not fit the budget (counted with its F1).
     pub infeasible: usize,
@@ -280,7 +287,7 @@ pub fn run(opts: &SimOptions) -> Result<Vec<SimRow>> {
                     | Strategy::NoSharing(BaselineFps::Exact) => {
                         let cs = c.for_strategy(strategy);
                         let seed = cs.best_seed();
-                        match exact::maximise(&cs, seed.as_deref(), opts.node_limit) {
+                        match exact::maximise(&cs, seed.as_deref(), opts.work_limit) {
                             Ok(Some(ch)) => Ok(cs.build_plan(strategy, &ch, true)),
                             Ok(None) => c.plan(strategy),
                             Err(e) if e.kind() == crate::ErrorKind::Unsupported => {
