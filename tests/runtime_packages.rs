@@ -33,14 +33,21 @@ fn every_committed_package_loads_and_runs_every_head() {
         let pkg = mainstream::package::load(&dir, &mut d)
             .unwrap_or_else(|| panic!("{}: {:?}", dir.display(), d.into_vec()));
         assert_eq!(pkg.base_sha256, manifest.sha256, "{}", pkg.name);
-        let classes = pkg.classes.clone().expect("fine-tuned packages list their classes");
+        let classes = pkg
+            .classes
+            .clone()
+            .expect("fine-tuned packages list their classes");
         let positive: Vec<usize> = pkg
             .positive
             .iter()
             .map(|p| classes.iter().position(|c| c == p).unwrap())
             .collect();
         for h in &pkg.heads {
-            assert_eq!(h.tensor, manifest.points[h.branch].tensor, "{} head {}", pkg.name, h.branch);
+            assert_eq!(
+                h.tensor, manifest.points[h.branch].tensor,
+                "{} head {}",
+                pkg.name, h.branch
+            );
             let plan = AppPlan {
                 name: format!("{}@{}", pkg.name, h.branch),
                 branch: h.branch,
