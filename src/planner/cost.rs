@@ -119,7 +119,8 @@ pub(crate) fn trees(c: &Compiled, apps: &[AppPlan]) -> Vec<StemTree> {
             });
             start = end;
         }
-        let stem_cost: f64 = stem.iter().map(|s| s.cost).sum();
+        // `+ 0.0`: an empty f64 sum is -0.0, which reports would print as "-0.00".
+        let stem_cost: f64 = stem.iter().map(|s| s.cost).sum::<f64>() + 0.0;
         let branches: f64 = mine.iter().map(|a| a.branch_cost).sum();
         out.push(StemTree {
             stream: si,
