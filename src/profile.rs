@@ -30,8 +30,14 @@ pub struct Profile {
     pub runs: u32,
 }
 
-/// The CPU model name, for keying profiles.
+/// The CPU architecture and model name, for keying profiles. The
+/// architecture is part of the key because an emulated binary (qemu-user)
+/// sees the host's /proc/cpuinfo but runs other kernels entirely.
 pub fn cpu_model() -> String {
+    format!("{}: {}", std::env::consts::ARCH, cpu_model_name())
+}
+
+fn cpu_model_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
