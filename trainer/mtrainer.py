@@ -1,0 +1,696 @@
+"""M-Trainer: builds M-Packages (per-app head models + metadata) and the demo clip.
+
+    /usr/bin/python3 trainer/mtrainer.py [--apps birds,vehicles] [--out models] [--smoke]
+
+For every app (a category of trainer/apps.toml):
+
+1. composites labelled train / val / test images (composite.py; split by footage time range
+   and by object instance);
+2. runs the frozen base once per image and keeps the tensor at every candidate branch point;
+3. per branch point k (most frozen first): fine-tunes features[k:] + a new classifier with
+   early stopping on the validation loss, measures per-frame top-1 accuracy and false-positive
+   rate on the test split, exports the head to ONNX;
+4. makes the accuracy curve monotone as the paper does (from the most frozen point on, a less
+   frozen point that is not more accurate takes its more-frozen neighbour's values) and keeps
+   only the heads that carry their own value (the Pareto frontier);
+5. measures event length, event frequency and the inter-frame correlation of the kept heads'
+   detections on labelled event streams (test footage and test objects crossing the scene);
+6. checks every kept head in ONNX Runtime behind the real base ONNX (base tensor at k -> head)
+   against PyTorch;
+7. writes models/apps/<app>/{package.toml, head_bpNN.onnx, metrics.json}.
+
+Then the demo clip models/demo/demo.mjpeg with its ground truth (held-out footage and
+objects). See trainer/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+import basenet
+import composite as C
+import finetune as F
+
+REPO = basenet.REPO
+DEFAULT_RECIPE = REPO / "trainer" / "apps.toml"
+DEFAULT_WORK = basenet.WORK / "mtrainer" / "build"
+MANIFEST = basenet.MODEL_DIR / basenet.MANIFEST_NAME
+# ONNX Runtime check: a head's logits may differ from PyTorch's by this much, relative to the
+# largest logit magnitude (float32 rounding through up to 19 blocks).
+ORT_TOLERANCE = 1e-4
+# The CI smoke run: one app, tiny data, the whole-network head (input "input"), one inner
+# branch point and the pooled features; every trained head is kept.
+SMOKE = {"apps": "birds", "sizes": "48,24,48", "points": "0,18,20", "max_epochs": 2}
+
+
+class Progress:
+    """Timestamped progress lines on stdout."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def __call__(self, msg: str) -> None:
+        t = time.monotonic() - self.t0
+        print(f"[{int(t // 60):3d}:{int(t % 60):02d}] {msg}", flush=True)
+
+
+def load_manifest() -> dict:
+    man = tomllib.loads(MANIFEST.read_text())
+    onnx_path = basenet.MODEL_DIR / man["onnx"]
+    if not onnx_path.is_file():
+        raise SystemExit(f"{onnx_path} is missing: run `/usr/bin/python3 trainer/export_base.py`")
+    got = basenet.sha256_file(onnx_path)
+    if got != man["onnx_sha256"]:
+        raise SystemExit(f"{onnx_path}: sha256 {got}, the manifest says {man['onnx_sha256']}")
+    return man
+
+
+def bp_info(man: dict, k: int) -> dict:
+    bp = [b for b in man["branch_point"] if b["index"] == k]
+    if len(bp) != 1 or bp[0]["role"] == "output":
+        raise SystemExit(f"branch point {k} is not a branch point of the manifest")
+    return bp[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Curves
+
+
+def monotone(curve: dict[int, dict]) -> dict[int, dict]:
+    """The paper's monotone curve (src/planner/paper.rs `monotone`): from the most frozen point
+    towards the least frozen, a point whose accuracy is not above its more-frozen neighbour's
+    (after that neighbour was made monotone) takes the neighbour's accuracy and FPR. `source`
+    is the branch point whose head provides the values."""
+    out: dict[int, dict] = {}
+    deeper = None
+    for k in sorted(curve, reverse=True):
+        own = {"accuracy": curve[k]["accuracy"], "fpr": curve[k]["fpr"], "source": k}
+        if deeper is not None and own["accuracy"] <= deeper["accuracy"]:
+            own = dict(deeper)
+        out[k] = own
+        deeper = own
+    return dict(sorted(out.items()))
+
+
+def kept_points(mono: dict[int, dict]) -> list[int]:
+    """Branch points whose own head carries the monotone value: the Pareto frontier."""
+    return sorted(k for k, v in mono.items() if v["source"] == k)
+
+
+def fit_budget(frontier: list[int], curve: dict[int, dict], max_bytes: int) -> tuple[list[int], list[int]]:
+    """Drops frontier heads until their files fit in `max_bytes`: each time the head with the
+    smallest accuracy gain over the next more-frozen kept head (the larger file on a tie).
+    The most-frozen head is never dropped. Returns (kept, dropped)."""
+    kept = sorted(frontier)
+    dropped = []
+    while len(kept) > 1 and sum(curve[k]["onnx_bytes"] for k in kept) > max_bytes:
+        deepest = kept[-1]
+
+        def gain(k: int) -> tuple[float, int]:
+            deeper = min(x for x in kept if x > k)
+            return (curve[k]["accuracy"] - curve[deeper]["accuracy"], -curve[k]["onnx_bytes"])
+
+        victim = min((k for k in kept if k != deepest), key=gain)
+        kept.remove(victim)
+        dropped.append(victim)
+    return kept, sorted(dropped)
+
+
+# --------------------------------------------------------------------------------------------
+# Event parameters from labelled streams
+
+
+def stream_to_toml(stream: C.Stream, clip: str, recipe: C.Recipe, apps: list[str], how: str) -> str:
+    """Ground-truth file of a labelled clip (format in models/README.md)."""
+    vis = recipe.data["visible"]
+    x0, y0, x1, y1 = C.crop_window(*stream.size)
+    fp = recipe.footage[stream.footage]
+    lines = [
+        f"# Ground truth of {clip}, generated by trainer/mtrainer.py; do not edit by hand.",
+        "format = 1",
+        f'clip = "{clip}"',
+        f"fps = {stream.fps}",
+        f"frames = {len(stream.jpegs)}",
+        f"width = {stream.size[0]}",
+        f"height = {stream.size[1]}",
+        f'footage = "{fp.file.split("/")[-1]}"',
+        f"footage_first_frame = {stream.first_frame}",
+        f"visible = {vis}",
+        f"crop = [{x0:.2f}, {y0:.2f}, {x1:.2f}, {y1:.2f}]",
+        f"seed = {recipe.seed}",
+        f'made = """{how}"""',
+    ]
+    for app in apps:
+        cat = recipe.categories[app]
+        spans = stream.spans(app, vis)
+        lines += [
+            "",
+            "[[app]]",
+            f'name = "{app}"',
+            f'label = "{cat.label}"',
+            "events = [" + ", ".join(f"[{a}, {b}]" for a, b in spans) + "]",
+        ]
+    for i, t in enumerate(stream.tracks):
+        on = np.nonzero(stream.visibility[i] >= vis)[0]
+        lines += [
+            "",
+            "[[object]]",
+            f'stamp = "{t.stamp}"',
+            f'category = "{t.category}"',
+            f"on_screen = [{t.start}, {t.start + t.length - 1}]",
+            "visible_frames = " + (f"[{int(on[0])}, {int(on[-1])}]" if len(on) else "[]"),
+            f"max_visibility = {float(stream.visibility[i].max()):.3f}",
+            f"occluded = {'true' if t.style.occluder is not None else 'false'}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_mjpeg(path: Path, stream: C.Stream) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        for j in stream.jpegs:
+            f.write(j)
+    tmp.rename(path)
+
+
+def event_parameters(streams: list[C.Stream], app: str, visible: float) -> dict:
+    """Event length (mean span, ms) and frequency (fraction of back-to-back windows of that
+    length, tiling each stream, that overlap an event) from the ground truth."""
+    lengths, windows, hit_windows = [], 0, 0
+    for s in streams:
+        lengths += [(b - a + 1) / s.fps * 1000.0 for a, b in s.spans(app, visible)]
+    if not lengths:
+        raise SystemExit(f"{app}: the labelled streams hold no event")
+    length_ms = float(np.mean(lengths))
+    for s in streams:
+        w = max(1, round(length_ms / 1000.0 * s.fps))
+        spans = s.spans(app, visible)
+        for start in range(0, len(s.jpegs) - w + 1, w):
+            windows += 1
+            if any(a < start + w and start <= b for a, b in spans):
+                hit_windows += 1
+    return {
+        "length_ms": length_ms,
+        "frequency": hit_windows / max(windows, 1),
+        "events": len(lengths),
+        "lengths_ms": lengths,
+        "windows": windows,
+    }
+
+
+def correlation_counts(hits: np.ndarray, spans: list[tuple[int, int]]) -> dict:
+    """Counts inside event spans: frames, hits, and consecutive pairs (t, t+1) after a miss."""
+    n = h = after_miss = miss_miss = 0
+    for a, b in spans:
+        seg = hits[a : b + 1]
+        n += len(seg)
+        h += int(seg.sum())
+        prev_miss = ~seg[:-1]
+        after_miss += int(prev_miss.sum())
+        miss_miss += int((prev_miss & ~seg[1:]).sum())
+    return {"frames": n, "hits": h, "pairs_after_miss": after_miss, "miss_after_miss": miss_miss}
+
+
+def correlation_from(c: dict) -> float | None:
+    """c from the model's cp = (1 - p) + p c, with p the per-frame hit rate inside events and cp
+    the measured P(miss at t+1 | miss at t). None if there are no misses to measure it on."""
+    if c["frames"] == 0 or c["pairs_after_miss"] == 0 or c["hits"] == 0:
+        return None
+    p = c["hits"] / c["frames"]
+    cp = c["miss_after_miss"] / c["pairs_after_miss"]
+    return float(min(1.0, max(0.0, (cp - (1.0 - p)) / p)))
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX Runtime check
+
+ORT_CHECK = r"""
+import json, sys
+import numpy as np
+import onnxruntime as ort
+base_path, spec_path, x_path, out_path = sys.argv[1:5]
+spec = json.load(open(spec_path))
+opts = ort.SessionOptions()
+opts.intra_op_num_threads = 1
+mk = lambda p: ort.InferenceSession(p, opts, providers=["CPUExecutionProvider"])
+base = mk(base_path)
+names = [o.name for o in base.get_outputs()]
+heads = {h["tensor"] + "|" + h["model"]: mk(h["model"]) for h in spec}
+x = np.load(x_path)
+res = {key: [] for key in heads}
+for i in range(len(x)):
+    got = dict(zip(names, base.run(names, {"input": x[i : i + 1]})))
+    got["input"] = x[i : i + 1]
+    for h in spec:
+        key = h["tensor"] + "|" + h["model"]
+        res[key].append(heads[key].run(["scores"], {h["tensor"]: got[h["tensor"]]})[0][0])
+np.savez(out_path, **{str(j): np.stack(res[h["tensor"] + "|" + h["model"]]) for j, h in enumerate(spec)})
+print(ort.__version__)
+"""
+
+
+def base_with_outputs(man: dict, tensors: list[str], dest: Path) -> Path:
+    """A copy of the base ONNX that also outputs the given branch-point tensors."""
+    m = onnx.load(str(basenet.MODEL_DIR / man["onnx"]))
+    shapes = {b["tensor"]: b["shape"] for b in man["branch_point"]}
+    have = {o.name for o in m.graph.output}
+    for t in tensors:
+        if t != basenet.INPUT_NAME and t not in have:
+            m.graph.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, shapes[t]))
+    onnx.save(m, str(dest))
+    return dest
+
+
+def ort_check(man: dict, heads: list[dict], x: np.ndarray, expected: list[np.ndarray], work: Path) -> list[dict]:
+    """Runs the real base ONNX up to each head's tensor and the head ONNX after it in ONNX
+    Runtime; compares the scores with PyTorch's (`expected[i]` for heads[i])."""
+    if not basenet.ORT_PYTHON.is_file():
+        raise SystemExit(f"{basenet.ORT_PYTHON} is missing: run `bash trainer/setup.sh` first")
+    work.mkdir(parents=True, exist_ok=True)
+    base = base_with_outputs(man, sorted({h["tensor"] for h in heads}), work / "base_outputs.onnx")
+    spec = work / "spec.json"
+    spec.write_text(json.dumps([{"tensor": h["tensor"], "model": str(h["path"])} for h in heads]))
+    np.save(work / "x.npy", x)
+    proc = subprocess.run(
+        [str(basenet.ORT_PYTHON), "-c", ORT_CHECK, str(base), str(spec), str(work / "x.npy"), str(work / "out.npz")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    out = []
+    with np.load(work / "out.npz") as z:
+        for j, h in enumerate(heads):
+            got = z[str(j)]
+            diff = float(np.abs(got - expected[j]).max())
+            scale = float(np.abs(expected[j]).max())
+            same_top1 = bool((got.argmax(1) == expected[j].argmax(1)).all())
+            ok = diff <= ORT_TOLERANCE * max(scale, 1.0) and same_top1
+            out.append({"model": h["path"].name, "max_abs_diff": diff, "max_abs_logit": scale,
+                        "same_top1": same_top1, "ok": ok, "onnxruntime": proc.stdout.strip()})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# One app
+
+
+def fmt(x: float) -> str:
+    return f"{x:.4f}"
+
+
+def write_package(
+    dest: Path, recipe: C.Recipe, app: str, man: dict, heads: list[dict], event: dict
+) -> None:
+    cat = recipe.categories[app]
+    lines = [
+        f"# M-Package for the app \"{app}\", generated by trainer/mtrainer.py from trainer/apps.toml;",
+        "# do not edit by hand. Format: models/README.md, \"M-Package format\". Every candidate",
+        "# branch point's measurements (before and after the monotone step) are in metrics.json.",
+        "format = 1",
+        f'name = "{app}"',
+        f'description = "{cat.description}"',
+        f'base_sha256 = "{man["onnx_sha256"]}"',
+        f'classes = ["other", "{cat.label}"]',
+        f'positive = ["{cat.label}"]',
+        "",
+        "# Measured on labelled event streams (test footage and test objects crossing the",
+        "# scene): mean event length, fraction of event-length windows holding an event, and",
+        "# the inter-frame correlation of the kept heads' detections inside events.",
+        "[event]",
+        f"length_ms = {event['length_ms']:.1f}",
+        f"frequency = {fmt(event['frequency'])}",
+        f"correlation = {fmt(event['correlation'])}",
+    ]
+    for h in sorted(heads, key=lambda h: h["branch"]):
+        lines += [
+            "",
+            "[[head]]",
+            f"branch = {h['branch']}",
+            f'tensor = "{h["tensor"]}"',
+            f'model = "{h["model"]}"',
+            f'sha256 = "{h["sha256"]}"',
+            f"accuracy = {fmt(h['accuracy'])}",
+            f"fpr = {fmt(h['fpr'])}",
+        ]
+    (dest / "package.toml").write_text("\n".join(lines) + "\n")
+
+
+def build_app(
+    recipe: C.Recipe,
+    app: str,
+    man: dict,
+    base: torch.nn.Module,
+    pools: C.Pools,
+    frames: dict,
+    stamps: C.StampImages,
+    out_dir: Path,
+    work: Path,
+    sizes: dict[str, int],
+    points: list[int],
+    tcfg: dict,
+    keep_all: bool,
+    log: Progress,
+) -> dict:
+    t_app = time.monotonic()
+    cat = recipe.categories[app]
+    log(f"{app}: compositing {sizes['train']} / {sizes['val']} / {sizes['test']} images")
+    sets = {s: C.make_images(recipe, app, s, sizes[s], pools, frames, stamps) for s in C.SPLITS}
+    ys = {s: torch.from_numpy(sets[s].labels) for s in C.SPLITS}
+    log(f"{app}: caching the frozen prefix at branch points {points}")
+    cached = {}
+    for s in C.SPLITS:
+        cached[s] = F.capture(base, sets[s].images, points)
+    t_data = time.monotonic() - t_app
+
+    stage = work / "heads" / app
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    curve: dict[int, dict] = {}
+    models: dict[int, F.HeadNet] = {}
+    pkg = recipe.package
+    trained: dict[int, F.HeadNet] = {}
+    mode = tcfg["warm_start"]
+    if mode not in ("none", "linear", "previous"):
+        raise SystemExit(f"[train] warm_start must be none, linear or previous, not {mode!r}")
+    for k in sorted(points, reverse=True):
+        bp = bp_info(man, k)
+        inputs = {
+            s: F.Inputs(k, cached[s].get(k), sets[s].images if k == 0 else None) for s in C.SPLITS
+        }
+        init = None
+        if mode == "linear" and k < F.POOL and F.POOL in trained:
+            init = trained[F.POOL]
+        elif mode == "previous" and trained:
+            init = trained[min(trained)]
+        log(f"{app} bp{k:02d} ({bp['tensor']}): training {bp['feature_params_after']:,} + classifier "
+            f"parameters" + (f", starting from bp{init.k:02d}'s classifier" if init is not None else ""))
+        res = F.train_head(
+            base, k, inputs["train"], ys["train"], inputs["val"], ys["val"], tcfg,
+            seed=C.stable_int(recipe.seed, "train", app, k) % (2**31), init=init,
+            init_is_candidate=mode == "previous",
+            log=lambda m, k=k: log(f"{app} bp{k:02d} {m}"),
+        )
+        trained[k] = res.model
+        n_par = F.n_params(res.model)
+        fp16 = 4 * n_par > pkg["fp16_above_bytes"]
+        model = res.model
+        if fp16:
+            # Measure the function that is stored: float32 arithmetic on float16 weights.
+            model = copy.deepcopy(res.model)
+            F.round_to_fp16(model)
+        sc = F.scores(F.logits_of(model, inputs["test"]), ys["test"])
+        val_sc = F.scores(F.logits_of(model, inputs["val"]), ys["val"])
+        path = stage / f"head_bp{k:02d}.onnx"
+        F.export_head(model, bp["tensor"], bp["shape"], path, fp16=fp16)
+        models[k] = model
+        curve[k] = {
+            "branch": k,
+            "tensor": bp["tensor"],
+            "accuracy": sc.accuracy,
+            "fpr": sc.fpr,
+            "tpr": sc.tpr,
+            "test_images": sc.n,
+            "test_positives": sc.n_pos,
+            "val_accuracy": val_sc.accuracy,
+            "val_loss": res.val_loss,
+            "epochs": res.epochs,
+            "best_epoch": res.best_epoch,
+            "warm_start_from": init.k if init is not None else None,
+            "train_seconds": round(res.seconds, 1),
+            "params": n_par,
+            "weights": "float16" if fp16 else "float32",
+            "onnx_bytes": path.stat().st_size,
+            "history": res.history,
+        }
+        log(
+            f"{app} bp{k:02d}: test accuracy {sc.accuracy:.4f}, FPR {sc.fpr:.4f}, TPR {sc.tpr:.4f} "
+            f"(best epoch {res.best_epoch}/{res.epochs}, {res.seconds:.0f} s, "
+            f"{path.stat().st_size / 1e6:.2f} MB {'fp16' if fp16 else 'fp32'})"
+        )
+    mono = monotone(curve)
+    frontier = kept_points(mono)
+    if keep_all:
+        kept, dropped = sorted(points), []
+    else:
+        kept, dropped = fit_budget(frontier, curve, pkg["max_bytes"])
+    log(f"{app}: Pareto frontier {frontier} of {sorted(points)}; kept {kept}"
+        + (f" (dropped {dropped} to stay within {pkg['max_bytes'] / 1e6:.1f} MB)" if dropped else ""))
+
+    # Event parameters and correlation on labelled streams of held-out footage and objects.
+    log(f"{app}: labelled event streams")
+    streams = C.app_streams(recipe, app, pools, frames, stamps)
+    sdir = work / "streams" / app
+    sdir.mkdir(parents=True, exist_ok=True)
+    for s in streams:
+        name = f"{app}_{s.footage}"
+        write_mjpeg(sdir / f"{name}.mjpeg", s)
+        how = (f"trainer/composite.py app_streams: {s.footage} test range with test-split objects "
+               f"of {app} and of other categories crossing the scene")
+        (sdir / f"{name}.toml").write_text(stream_to_toml(s, f"{name}.mjpeg", recipe, [app], how))
+    ev = event_parameters(streams, app, recipe.data["visible"])
+    pooled = {"frames": 0, "hits": 0, "pairs_after_miss": 0, "miss_after_miss": 0}
+    per_head_stream = {}
+    for s in streams:
+        views = np.stack([C.network_view(C.decode_jpeg(j)) for j in s.jpegs])
+        caps = F.capture(base, views, kept)
+        spans = s.spans(app, recipe.data["visible"])
+        # Frames where an app object is partly visible are neither events nor clean negatives.
+        partial = np.zeros(len(s.jpegs), bool)
+        for i, t in enumerate(s.tracks):
+            if t.category == app:
+                partial |= (s.visibility[i] > 0) & (s.visibility[i] < recipe.data["visible"])
+        in_event = np.zeros(len(s.jpegs), bool)
+        for a, b in spans:
+            in_event[a : b + 1] = True
+        for k in kept:
+            inp = F.Inputs(k, caps.get(k), views if k == 0 else None)
+            hits = (F.logits_of(models[k], inp).argmax(1) == 1).numpy()
+            cc = correlation_counts(hits, spans)
+            neg = ~in_event & ~partial
+            d = per_head_stream.setdefault(k, {"frames": 0, "hits": 0, "pairs_after_miss": 0,
+                                               "miss_after_miss": 0, "neg_frames": 0, "false_pos": 0})
+            for key in cc:
+                d[key] += cc[key]
+                pooled[key] += cc[key]
+            d["neg_frames"] += int(neg.sum())
+            d["false_pos"] += int((hits & neg).sum())
+    for k, d in per_head_stream.items():
+        d["hit_rate"] = d["hits"] / max(d["frames"], 1)
+        d["fp_rate"] = d["false_pos"] / max(d["neg_frames"], 1)
+        d["correlation"] = correlation_from(d)
+    c = correlation_from(pooled)
+    if c is None:
+        c = float(recipe.streams["default_correlation"])
+        c_how = "declared (no missed frames inside events to measure it on)"
+    else:
+        c_how = "measured, pooled over the kept heads"
+    ev["correlation"] = c
+    log(
+        f"{app}: events {ev['events']}, length {ev['length_ms']:.0f} ms, frequency "
+        f"{ev['frequency']:.3f}, correlation {c:.3f} ({c_how})"
+    )
+
+    # ONNX Runtime: real base ONNX -> head ONNX, against PyTorch.
+    n_chk = min(8, sizes["test"])
+    idx = np.linspace(0, sizes["test"] - 1, n_chk).round().astype(int)
+    x = F.normalise(sets["test"].images[idx]).numpy()
+    expected = []
+    for k in kept:
+        inp = F.Inputs(k, cached["test"][k][idx] if k > 0 else None, sets["test"].images[idx] if k == 0 else None)
+        expected.append(F.logits_of(models[k], inp).numpy())
+    checks = ort_check(
+        man,
+        [{"tensor": curve[k]["tensor"], "path": stage / f"head_bp{k:02d}.onnx"} for k in kept],
+        x, expected, work / "ort" / app,
+    )
+    for chk in checks:
+        log(f"{app}: onnxruntime {chk['model']}: max |diff| {chk['max_abs_diff']:.2e} "
+            f"(logits up to {chk['max_abs_logit']:.1f}), same top-1: {chk['same_top1']}")
+        if not chk["ok"]:
+            raise SystemExit(f"{app}: {chk['model']} disagrees with PyTorch in ONNX Runtime")
+
+    dest = out_dir / "apps" / app
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    heads = []
+    for k in kept:
+        name = f"head_bp{k:02d}.onnx"
+        shutil.copyfile(stage / name, dest / name)
+        heads.append({
+            "branch": k,
+            "tensor": curve[k]["tensor"],
+            "model": name,
+            "sha256": basenet.sha256_file(dest / name),
+            "accuracy": curve[k]["accuracy"],
+            "fpr": curve[k]["fpr"],
+        })
+    write_package(dest, recipe, app, man, heads, ev)
+    metrics = {
+        "app": app,
+        "label": cat.label,
+        "recipe_sha256": recipe.sha256,
+        "seed": recipe.seed,
+        "sizes": sizes,
+        "train_settings": tcfg,
+        "instances": {
+            s: sorted({st.instance for st in pools.by.get((s, app), [])}) for s in C.SPLITS
+        },
+        "footage": {f: recipe.footage[f].ranges for f in cat.footage},
+        "curve": [{k2: v for k2, v in curve[k].items()} for k in sorted(curve)],
+        "monotone": [{"branch": k, **mono[k]} for k in sorted(mono)],
+        "frontier": frontier,
+        "kept": kept,
+        "dropped_for_size": dropped,
+        "event": {**ev, "correlation_how": c_how},
+        "stream_heads": {str(k): v for k, v in sorted(per_head_stream.items())},
+        "onnxruntime_check": checks,
+        "data_seconds": round(t_data, 1),
+        "seconds": round(time.monotonic() - t_app, 1),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    (dest / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    size = sum(p.stat().st_size for p in dest.iterdir())
+    log(f"{app}: wrote {dest} ({size / 1e6:.2f} MB) in {time.monotonic() - t_app:.0f} s")
+    return metrics
+
+
+def build_demo(recipe, apps, pools, frames, stamps, out_dir: Path, log: Progress) -> None:
+    demo = C.demo_stream(recipe, apps, pools, frames, stamps)
+    dest = out_dir / "demo"
+    dest.mkdir(parents=True, exist_ok=True)
+    for app in apps:
+        if not demo.spans(app, recipe.data["visible"]):
+            raise SystemExit(f"demo clip: no event of {app} (lengthen the clip or shorten events)")
+    write_mjpeg(dest / "demo.mjpeg", demo)
+    fp = recipe.footage[demo.footage]
+    a, b = fp.ranges["test"]
+    how = (
+        f"trainer/mtrainer.py (composite.demo_stream): {fp.file.split('/')[-1]} frames {a}..{b - 1} "
+        f"(the trainer's test range, never used for training), downscaled to "
+        f"{fp.size[0]}x{fp.size[1]}, with Tux Paint photo cut-outs of test-split objects (never used "
+        f"for training) crossing the scene; JPEG quality {recipe.demo['jpeg_quality']}. An event "
+        f"frame is one in which at least {recipe.data['visible']} of an object's area is inside the "
+        f"runtime's 224x224 centre crop and not covered."
+    )
+    (dest / "ground_truth.toml").write_text(stream_to_toml(demo, "demo.mjpeg", recipe, apps, how))
+    size = (dest / "demo.mjpeg").stat().st_size
+    log(f"demo clip: {len(demo.jpegs)} frames, {len(demo.tracks)} objects, {size / 1e6:.2f} MB")
+
+
+def summary_markdown(out_dir: Path) -> str:
+    """Markdown tables of every package's curves (from metrics.json) under OUT/apps."""
+    lines = []
+    for mpath in sorted((out_dir / "apps").glob("*/metrics.json")):
+        m = json.loads(mpath.read_text())
+        mono = {x["branch"]: x for x in m["monotone"]}
+        lines += [
+            f"**{m['app']}** ({m['label']}): kept {m['kept']}"
+            + (f", dropped for size {m['dropped_for_size']}" if m["dropped_for_size"] else "")
+            + f"; event length {m['event']['length_ms']:.0f} ms, frequency "
+            f"{m['event']['frequency']:.3f}, correlation {m['event']['correlation']:.3f} "
+            f"({m['event']['events']} events); {m['seconds']:.0f} s",
+            "",
+            "| branch | accuracy | FPR | TPR | monotone accuracy | monotone FPR | from | epochs (best) | "
+            "file MB | kept |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
+        ]
+        for c in m["curve"]:
+            k = c["branch"]
+            lines.append(
+                f"| {k} | {c['accuracy']:.4f} | {c['fpr']:.4f} | {c['tpr']:.4f} | "
+                f"{mono[k]['accuracy']:.4f} | {mono[k]['fpr']:.4f} | {mono[k]['source']} | "
+                f"{c['epochs']} ({c['best_epoch']}) | {c['onnx_bytes'] / 1e6:.2f} | "
+                f"{'yes' if k in m['kept'] else ''} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE)
+    ap.add_argument("--apps", help="comma-separated categories (default: those with demo = true)")
+    ap.add_argument("--out", type=Path, default=REPO / "models", help="writes OUT/apps/<app>/ and OUT/demo/")
+    ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="scratch (footage cache, streams, checks)")
+    ap.add_argument("--points", help="comma-separated branch points (default: the recipe's)")
+    ap.add_argument("--sizes", help="train,val,test images per app (default: the recipe's)")
+    ap.add_argument("--max-epochs", type=int, help="override the recipe's max_epochs")
+    ap.add_argument("--no-demo", action="store_true", help="do not write the demo clip")
+    ap.add_argument("--keep-all", action="store_true",
+                    help="keep every trained head, not only the Pareto frontier (for tests)")
+    ap.add_argument("--smoke", action="store_true",
+                    help=f"CI smoke run: --apps {SMOKE['apps']} --sizes {SMOKE['sizes']} "
+                         f"--points {SMOKE['points']} --max-epochs {SMOKE['max_epochs']} --keep-all")
+    ap.add_argument("--threads", type=int, default=F.THREADS)
+    ap.add_argument("--summary", action="store_true",
+                    help="print markdown tables of the packages under OUT/apps and exit")
+    args = ap.parse_args()
+    if args.summary:
+        print(summary_markdown(args.out))
+        return
+    if args.smoke:
+        args.apps = args.apps or SMOKE["apps"]
+        args.sizes = args.sizes or SMOKE["sizes"]
+        args.points = args.points or SMOKE["points"]
+        args.max_epochs = args.max_epochs or SMOKE["max_epochs"]
+        args.keep_all = True
+
+    log = Progress()
+    recipe = C.load_recipe(args.recipe)
+    apps = args.apps.split(",") if args.apps else recipe.demo_apps()
+    for a in apps:
+        if a not in recipe.categories:
+            raise SystemExit(f"unknown app {a}; categories: {', '.join(recipe.categories)}")
+    points = [int(p) for p in args.points.split(",")] if args.points else list(recipe.train["branch_points"])
+    sizes = dict(zip(C.SPLITS, (int(s) for s in args.sizes.split(",")))) if args.sizes else {
+        s: int(recipe.data[s]) for s in C.SPLITS}
+    tcfg = dict(recipe.train)
+    if args.max_epochs is not None:
+        tcfg["max_epochs"] = args.max_epochs
+        tcfg["linear_max_epochs"] = min(tcfg["linear_max_epochs"], 10 * args.max_epochs)
+    tcfg["branch_points"] = points
+
+    man = load_manifest()
+    for k in points:
+        bp_info(man, k)
+    base = F.fused_base()
+    F.setup_torch(args.threads)
+    log(f"recipe {args.recipe} (sha256 {recipe.sha256[:12]}), apps {apps}, points {points}, "
+        f"sizes {sizes}, torch {torch.__version__} on {torch.get_num_threads()} threads")
+    stamps_list = C.catalogue(recipe)
+    pools = C.Pools(stamps_list)
+    frames = {f: C.load_frames(fp, args.work / "cache") for f, fp in recipe.footage.items()}
+    stamps = C.StampImages()
+    summary = {}
+    for app in apps:
+        summary[app] = build_app(recipe, app, man, base, pools, frames, stamps, args.out,
+                                 args.work, sizes, points, tcfg, args.keep_all, log)
+    if not args.no_demo:
+        build_demo(recipe, apps, pools, frames, stamps, args.out, log)
+    log("summary (test accuracy / FPR per branch point; * = kept):")
+    for app, m in summary.items():
+        row = "  ".join(
+            f"{c['branch']}{'*' if c['branch'] in m['kept'] else ''}:{c['accuracy']:.3f}/{c['fpr']:.3f}"
+            for c in m["curve"]
+        )
+        log(f"  {app:<10} {row}")
+    log("done")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

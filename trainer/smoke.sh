@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# CI smoke run of the M-Trainer (a few minutes on 2 cores): composites a tiny data set for one
+# app (birds: 48 / 24 / 48 images), trains heads at branch points 0 (the whole network, input
+# "input"), 18 and 20 for at most 2 epochs, measures them, checks every head in ONNX Runtime
+# behind the real base ONNX, and writes an M-Package that keeps all three heads, plus a demo
+# clip with its ground truth:
+#
+#   OUT/apps/birds/package.toml, head_bp00.onnx, head_bp18.onnx, head_bp20.onnx, metrics.json
+#   OUT/demo/demo.mjpeg, ground_truth.toml
+#   OUT/work/                  scratch (labelled streams, checks)
+#
+# The numbers are meaningless (tiny data); the files have the real format. The Rust side loads
+# OUT/apps/birds with package::load.
+#
+# Usage: bash trainer/smoke.sh [OUT]        (default OUT: ${TMPDIR:-/tmp}/mtrainer-smoke)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+out=${1:-${TMPDIR:-/tmp}/mtrainer-smoke}
+
+bash "$here/setup.sh"
+if [[ ! -f $root/models/mobilenet_v2/mobilenet_v2.onnx ]]; then
+    /usr/bin/python3 "$here/export_base.py"
+fi
+start=$(date +%s)
+/usr/bin/python3 "$here/mtrainer.py" --smoke --out "$out" --work "$out/work"
+echo "smoke.sh: M-Package in $out/apps/birds, demo clip in $out/demo ($(($(date +%s) - start)) s)"
