@@ -265,6 +265,7 @@ fn validate_source(
         declared: &declared,
         camera_order: cameras.iter().map(|c| c.name.clone()).collect(),
         base_sha256: base,
+        packages: Default::default(),
     };
     let mut app_names: HashSet<String> = HashSet::new();
     let mut apps = Vec::new();
@@ -719,6 +720,9 @@ struct AppContext<'a> {
     /// Names of the valid cameras, in [`Config::cameras`] order.
     camera_order: Vec<String>,
     base_sha256: Option<String>,
+    /// M-Packages already loaded, by directory: several apps may share one,
+    /// and its problems must be reported once, not once per app.
+    packages: std::cell::RefCell<std::collections::HashMap<PathBuf, Option<Package>>>,
 }
 
 fn validate_app(
@@ -772,8 +776,13 @@ fn validate_app(
                     } else {
                         {
                             // Name a few: the message must not grow with cameras x apps.
-                            let shown: Vec<&str> =
-                                ctx.declared.iter().take(8).map(String::as_str).collect();
+                            // (Names over 64 bytes are invalid anyway: show their start.)
+                            let shown: Vec<&str> = ctx
+                                .declared
+                                .iter()
+                                .take(8)
+                                .map(|n| &n[..n.floor_char_boundary(64)])
+                                .collect();
                             let more = ctx.declared.len() - shown.len();
                             if more > 0 {
                                 format!("known cameras: {} and {more} more", shown.join(", "))
@@ -802,21 +811,41 @@ fn validate_app(
     let package = match &a.package {
         Some(p) => {
             let dir = resolve(base_dir, p.get_ref());
-            let mut pd = Diagnostics::default();
-            let pkg = package::load(&dir, &mut pd);
-            if !pd.is_empty() {
-                errors.at(
-                    src,
-                    p.span(),
-                    format!(
-                        "app {name:?}: M-Package {} is not valid (problems follow)",
-                        dir.display()
-                    ),
-                );
-                for d in pd.into_vec() {
-                    errors.push(d);
+            let cached = ctx.packages.borrow().get(&dir).cloned();
+            let pkg = match cached {
+                Some(pkg) => {
+                    if pkg.is_none() {
+                        errors.at(
+                            src,
+                            p.span(),
+                            format!(
+                                "app {name:?}: M-Package {} is not valid (see above)",
+                                dir.display()
+                            ),
+                        );
+                    }
+                    pkg
                 }
-            }
+                None => {
+                    let mut pd = Diagnostics::default();
+                    let pkg = package::load(&dir, &mut pd);
+                    if !pd.is_empty() {
+                        errors.at(
+                            src,
+                            p.span(),
+                            format!(
+                                "app {name:?}: M-Package {} is not valid (problems follow)",
+                                dir.display()
+                            ),
+                        );
+                        for d in pd.into_vec() {
+                            errors.push(d);
+                        }
+                    }
+                    ctx.packages.borrow_mut().insert(dir.clone(), pkg.clone());
+                    pkg
+                }
+            };
             if let (Some(pkg), Some(base)) = (&pkg, &ctx.base_sha256) {
                 if &pkg.base_sha256 != base {
                     errors.at(

@@ -1,0 +1,32 @@
+//! `package`: arbitrary text as an M-Package's `package.toml`.
+//!
+//! Parsed by `mainstream::package::parse` with the scratch tree's espresso
+//! package directory as the place head files are resolved from (nothing is
+//! written; a head naming an existing file finds it, others are refused).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mainstream::config::diag::{Diagnostics, SourceFile};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let dir = mainstream_fuzz::scratch().join(mainstream_fuzz::PACKAGE_REL);
+    let src = SourceFile {
+        path: dir.join(mainstream::package::META_FILE),
+        text: text.to_owned(),
+    };
+    let mut diags = Diagnostics::default();
+    match mainstream::package::parse(&src, &dir, &mut diags) {
+        Some(p) => {
+            assert!(diags.is_empty(), "accepted with problems: {diags:?}");
+            mainstream_fuzz::check_package(&p);
+        }
+        None => assert!(!diags.is_empty(), "refused without saying why"),
+    }
+    for d in diags.iter() {
+        mainstream_fuzz::check_diagnostic(d, &src.path, text);
+    }
+});
