@@ -43,6 +43,22 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// `mainstream bench`: stem-sharing throughput on this machine.
     Bench(crate::bench::BenchArgs),
+    /// `mainstream run`: the appliance service.
+    Run(crate::daemon::RunOptions),
+    /// `mainstream demo`: the service on the bundled demo, scored against its ground truth.
+    Demo {
+        /// How to run the service.
+        run: crate::daemon::RunOptions,
+        /// Print the summary as JSON.
+        json: bool,
+    },
+    /// `mainstream status`: what the running service is doing.
+    Status {
+        /// Config file (for the state directory).
+        config: PathBuf,
+        /// Print JSON.
+        json: bool,
+    },
     /// `mainstream help [COMMAND]` or `--help`.
     Help(Option<String>),
     /// `mainstream --version`.
@@ -73,6 +89,9 @@ USAGE:
     mainstream <COMMAND> [OPTIONS]
 
 COMMANDS:
+    run        Run the service: capture, shared stems, per-app heads, events (what systemd starts)
+    demo       Run the service on the bundled demo clip and score its events against ground truth
+    status     Show what the running service is doing: plan, per-app fps and drops, cameras, events
     check      Validate the configuration and app drop-ins without touching hardware
     plan       Show the plan (branch point and frame rate per app) for the configuration
     simulate   Reproduce the Mainstream paper's scheduler results from its published curves
@@ -111,6 +130,97 @@ OPTIONS:
 
 EXAMPLE:
     mainstream check --config demo/config.toml
+";
+
+const HELP_RUN: &str = "\
+mainstream run: the appliance service
+
+Boots (config and app drop-ins, M-Packages, state, cost profile, plan from the
+precomputed planner table, one stem tree per camera), opens the cameras, tells
+systemd READY=1, and analyses frames until SIGTERM. Each camera has its own
+thread; an app analyses frames at its planned rate, and X-voting turns its
+decisions into events.
+
+Events go to stdout as JSON lines (journalctl shows them) and to the
+checksummed, append-only event log in the state directory:
+    {\"type\":\"event_start\",\"app\":\"birds\",\"camera\":\"gate\",\"start\":\"2026-...Z\",...}
+    {\"type\":\"event\",\"app\":\"birds\",\"camera\":\"gate\",\"start\":...,\"end\":...,
+     \"start_frame\":120,\"end_frame\":151,\"peak_score\":0.97,\"samples\":9}
+
+Changing apps needs no restart: add, edit or delete a drop-in in apps.d/ and
+send SIGHUP (systemctl reload mainstream), or just wait: the files are
+watched. The service re-plans in milliseconds and swaps stem trees between
+frames without reopening cameras. A broken config is rejected with its
+FILE:LINE:COL problems in the log and the running plan stays. Changing
+[[camera]] entries or the base network needs a restart.
+
+When analysis falls behind, frames are dropped at the source (never queued)
+and counted per app. Every 10 s the measured CPU use is checked against the
+plan's predicted cost; when they differ by 20% or more twice in a row, the
+cost profile is measured again and the apps re-planned.
+
+USAGE:
+    mainstream run [--config FILE] [--strategy NAME] [--budget CORES]
+                   [--duration SECONDS] [--no-watch]
+
+OPTIONS:
+    -c, --config FILE    Configuration file [default: /etc/mainstream/config.toml]
+    --strategy NAME      Planner: mainstream (default: exact when it finishes, else
+                         a near-optimal heuristic), greedy, exact, heuristic, max-min,
+                         and the baselines max-sharing, no-sharing
+    --budget CORES       Compute budget in cores, instead of [device] budget_cores
+    --duration SECONDS   Stop after this long (default: until SIGTERM, or until
+                         every replay source has ended)
+    --no-watch           Re-plan on SIGHUP only, not on file changes
+
+FILES (in [device] state_dir):
+    state.bin     plan, counters and event-log position (postcard, checksummed)
+    events.log    the event log (framed, checksummed records)
+    status.bin    live status, rewritten every second (`mainstream status`)
+    profile.bin   the device cost profile;  planner.bin  the planner table
+
+SIGNALS:
+    SIGTERM, SIGINT   stop (within a second; open events are closed and logged)
+    SIGHUP            reload the configuration and re-plan
+";
+
+const HELP_DEMO: &str = "\
+mainstream demo: the service on the bundled demo, scored
+
+Runs `mainstream run` on the demo configuration: the demo clip (held-out campus
+footage with held-out objects crossing it) replayed in real time as a camera,
+and the demo apps (birds, a second birds tenant, vehicles, mammals). Shows a
+live status line on stderr and the events on stdout as they happen, then each
+app's event recall, precision and F1 against the clip's ground truth
+(ground_truth.toml beside the clip), beside the F1 the plan predicted.
+
+USAGE:
+    mainstream demo [--config FILE] [--strategy NAME] [--budget CORES] [--json]
+
+OPTIONS:
+    -c, --config FILE   Demo configuration [default: demo/config.toml]
+    --strategy NAME     Planner, as for `run` (try max-sharing or no-sharing)
+    --budget CORES      Compute budget in cores
+    --json              The summary as one JSON document
+
+EXAMPLE:
+    mainstream demo --budget 0.5 --strategy no-sharing
+";
+
+const HELP_STATUS: &str = "\
+mainstream status: what the service is doing
+
+Reads the live status the service rewrites every second in its state
+directory (it never talks to the service, so it cannot disturb it): the plan
+(per app: branch point, planned and achieved fps, dropped samples, events),
+the cameras' health, CPU use against the plan, and the last events.
+
+USAGE:
+    mainstream status [--config FILE] [--json]
+
+OPTIONS:
+    -c, --config FILE   Configuration file [default: /etc/mainstream/config.toml]
+    --json              JSON for scripts
 ";
 
 const HELP_CAMERAS: &str = "\
@@ -214,6 +324,9 @@ pub fn help_for(cmd: Option<&str>) -> Option<&'static str> {
     Some(match cmd {
         None => HELP,
         Some("check") => HELP_CHECK,
+        Some("run") => HELP_RUN,
+        Some("demo") => HELP_DEMO,
+        Some("status") => HELP_STATUS,
         Some("cameras") => HELP_CAMERAS,
         Some("plan") => HELP_PLAN,
         Some("simulate") => HELP_SIMULATE,
@@ -339,6 +452,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             return Ok(Command::Help(topic));
         }
         "check" => "check",
+        "run" => "run",
+        "demo" => "demo",
+        "status" => "status",
         "cameras" => "cameras",
         "plan" => "plan",
         "simulate" => "simulate",
@@ -346,7 +462,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         "profile" => "profile",
         other => {
             return Err(usage(format!(
-                "unknown command {other:?}; commands are: check, plan, simulate, profile, cameras, bench, help"
+                "unknown command {other:?}; commands are: run, demo, status, check, plan, simulate, profile, cameras, bench, help"
             )))
         }
     };
@@ -359,6 +475,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
     let mut json = false;
     let mut profile_runs = 7u32;
     let mut budget = None;
+    let mut strategy = crate::planner::Strategy::Auto;
+    let mut duration = None;
+    let mut watch = true;
+    if cmd == "demo" {
+        config = PathBuf::from("demo/config.toml");
+    }
     let mut workloads = 100usize;
     let mut seed = crate::planner::simulate::DEFAULT_SEED;
     let mut bench = crate::bench::BenchArgs {
@@ -382,7 +504,28 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                     )));
                 }
             }
-            ("check" | "plan" | "profile", "-c" | "--config") => {
+            ("run" | "demo", "--strategy") => {
+                let v = a.value(&opt, inline, "a planner name")?;
+                strategy = crate::daemon::parse_strategy(&v).ok_or_else(|| {
+                    usage(format!(
+                        "--strategy {v:?} is not valid: expected mainstream, greedy, exact, heuristic, max-min, max-sharing or no-sharing"
+                    ))
+                })?;
+            }
+            ("run", "--duration") => {
+                let s: f64 = a.number(&opt, inline, "seconds above 0")?;
+                if !(s.is_finite() && s > 0.0 && s <= 1e9) {
+                    return Err(usage(format!(
+                        "--duration {s} is out of range: expected seconds above 0"
+                    )));
+                }
+                duration = Some(std::time::Duration::from_secs_f64(s));
+            }
+            ("run", "--no-watch") => {
+                Args::no_value(&opt, &inline)?;
+                watch = false;
+            }
+            ("check" | "plan" | "profile" | "run" | "demo" | "status", "-c" | "--config") => {
                 config = PathBuf::from(a.value(&opt, inline, "the configuration file")?);
             }
             ("bench", "--apps") => {
@@ -443,11 +586,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 inline,
                 "a raw f32 input tensor file",
             )?)),
-            ("cameras" | "plan" | "simulate" | "bench", "--json") => {
+            ("cameras" | "plan" | "simulate" | "bench" | "demo" | "status", "--json") => {
                 Args::no_value(&opt, &inline)?;
                 json = true;
             }
-            ("plan", "--budget") => {
+            ("plan" | "run" | "demo", "--budget") => {
                 let b: f64 = a.number(&opt, inline, "a number of cores above 0, e.g. 1.5")?;
                 if !(b.is_finite() && b > 0.0 && b <= 1024.0) {
                     return Err(usage(format!(
@@ -476,6 +619,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
     }
     Ok(match cmd {
         "check" => Command::Check { config },
+        "run" | "demo" => {
+            let run = crate::daemon::RunOptions {
+                config,
+                strategy,
+                budget,
+                status_line: cmd == "demo",
+                watch: watch && cmd == "run",
+                duration,
+            };
+            if cmd == "run" {
+                Command::Run(run)
+            } else {
+                Command::Demo { run, json }
+            }
+        }
+        "status" => Command::Status { config, json },
         "cameras" => Command::Cameras { json },
         "plan" => Command::Plan {
             config,

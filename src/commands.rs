@@ -20,6 +20,15 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         Command::Check { config } => check(&config, out),
+        Command::Run(opts) => {
+            crate::daemon::run(&opts, out)?;
+            Ok(())
+        }
+        Command::Demo { run, json } => demo(&run, json, out),
+        Command::Status { config, json } => {
+            let cfg = load_config(&config)?;
+            crate::daemon::summary::status(&cfg.device.state_dir, json, out)
+        }
         Command::Bench(args) => crate::bench::run(&args, out),
         Command::Cameras { json } => {
             let devices = crate::camera::list_devices()?;
@@ -151,6 +160,34 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<()> {
             a.voting,
             if a.enabled { "" } else { "  [disabled]" }
         )?;
+    }
+    Ok(())
+}
+
+/// `mainstream demo`: the service on the demo config until the clip ends,
+/// then each app's event recall, precision and F1 against the ground truth.
+pub fn demo(run: &crate::daemon::RunOptions, json: bool, out: &mut dyn Write) -> Result<()> {
+    use crate::daemon::summary;
+    if !run.config.exists() {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "{} does not exist: run the demo from the repository root (tools/demo.sh does), or pass --config",
+                run.config.display()
+            ),
+        ));
+    }
+    // Events stream to stdout as they happen; the summary follows.
+    let s = crate::daemon::run(run, out)?;
+    let r = summary::score_demo(&s);
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&r).map_err(|e| crate::err!(Internal, "demo summary: {e}"))?
+        )?;
+    } else {
+        out.write_all(summary::render_demo(&r).as_bytes())?;
     }
     Ok(())
 }

@@ -28,6 +28,8 @@
 //! - [`bench`]: `mainstream bench`, stem-sharing throughput on this machine.
 //! - [`profile`]: the device cost profile (ms per base segment), measured with tract.
 //! - [`store`]: crash-safe postcard state files (versioned, checksummed, atomic).
+//! - [`daemon`]: the appliance service (`run`, `demo`, `status`): camera
+//!   threads, events, the event log, state, systemd notification.
 //! - [`commands`]: one function per subcommand; `main` only dispatches.
 
 pub mod bench;
@@ -35,6 +37,7 @@ pub mod camera;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod frame;
 pub mod logging;

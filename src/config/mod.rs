@@ -98,6 +98,8 @@ pub struct Camera {
     pub format: Option<PixelFormat>,
     /// Replay pacing.
     pub pace: Pace,
+    /// Replay only: start the file again when it ends.
+    pub looping: bool,
 }
 
 /// Event parameters after defaults from the M-Package are applied.
@@ -696,10 +698,20 @@ fn validate_camera(
             }
         }
     };
+    let looping = match &c.looping {
+        None => false,
+        Some(l) => {
+            if is_device {
+                errors.at(src, l.span(), "`loop` applies to replay sources only");
+            }
+            *l.get_ref()
+        }
+    };
     if errors.len() != before {
         return None;
     }
     Some(Camera {
+        looping,
         name,
         source: source?,
         width,

@@ -40,6 +40,9 @@ pub struct RawCamera {
     pub pixel_format: Option<Spanned<String>>,
     /// Replay only: `realtime` (default) or `fast`.
     pub pace: Option<Spanned<String>>,
+    /// Replay only: start again at the end (soak tests, demos).
+    #[serde(rename = "loop")]
+    pub looping: Option<Spanned<bool>>,
 }
 
 /// `[[app]]` or one drop-in file: one analysis app.

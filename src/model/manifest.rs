@@ -62,6 +62,38 @@ pub struct InputSpec {
     pub mean: [f32; 3],
     /// Per-channel standard deviation.
     pub std: [f32; 3],
+    /// Evaluation transform: the frame's short side is resized to this…
+    #[serde(default)]
+    pub resize_short_side: Option<u32>,
+    /// …and the centred `crop` x `crop` region is the input. Both absent: the
+    /// largest centred region with the input's aspect ratio.
+    #[serde(default)]
+    pub crop: Option<u32>,
+}
+
+impl InputSpec {
+    /// How camera frames are mapped onto this input.
+    pub fn fit(&self) -> crate::preprocess::Fit {
+        match (self.resize_short_side, self.crop) {
+            (Some(r), Some(c)) if c > 0 && c <= r => crate::preprocess::Fit::ResizeCrop {
+                resize_short_side: r,
+                crop: c,
+            },
+            _ => crate::preprocess::Fit::CenterCrop,
+        }
+    }
+
+    /// The preprocessing parameters (input size and normalisation).
+    pub fn preprocess_spec(&self) -> crate::preprocess::InputSpec {
+        let dim = |i: usize| self.shape.get(i).copied().unwrap_or(0) as u32;
+        crate::preprocess::InputSpec {
+            width: dim(3),
+            height: dim(2),
+            scale: self.scale,
+            mean: self.mean,
+            std: self.std,
+        }
+    }
 }
 
 fn rgb() -> String {
@@ -174,6 +206,15 @@ impl BaseManifest {
             || !raw.input.scale.is_finite()
         {
             return Err(bad("input std must be positive and scale finite".into()));
+        }
+        match (raw.input.resize_short_side, raw.input.crop) {
+            (None, None) => {}
+            (Some(r), Some(c)) if c > 0 && c <= r && r <= 16_384 => {}
+            (r, c) => {
+                return Err(bad(format!(
+                    "input resize_short_side {r:?} and crop {c:?}: give both, with 0 < crop <= resize_short_side <= 16384"
+                )))
+            }
         }
         let sha = raw.onnx_sha256.to_ascii_lowercase();
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {

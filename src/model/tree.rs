@@ -279,7 +279,7 @@ impl StemTree {
             .filter(|(_, s)| !s.is_empty())
             .map(|(i, s)| Worker::spawn(s, positive.clone(), format!("ms-heads-{}", i + 1)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(StemTree {
+        let mut tree = StemTree {
             input,
             segments,
             heads,
@@ -289,7 +289,13 @@ impl StemTree {
             workers,
             positive,
             frame: 0,
-        })
+        };
+        // Run every net once on the zero input: tract finishes setting up a
+        // state on its first run (and cannot reset one that never ran), and
+        // the first real frame then costs what every other frame costs.
+        tree.due.iter_mut().for_each(|d| *d = true);
+        tree.run_marked(0)?;
+        Ok(tree)
     }
 
     /// Lets `fill` write the next frame into the input tensor (NCHW `f32`)
@@ -315,10 +321,32 @@ impl StemTree {
     /// Runs the tree on the current input as frame number `frame` (stream
     /// frames, counting from 0) and returns the per-app results.
     pub fn run_frame(&mut self, frame: u64) -> Result<&[AppResult]> {
-        self.frame = frame;
         for i in 0..self.apps.len() {
             self.due[i] = self.is_due(i, frame);
-            self.results[i] = AppResult::default();
+        }
+        self.run_marked(frame)
+    }
+
+    /// Runs the tree for the apps marked in `due` (in plan order) instead of
+    /// by their strides: the service samples each app at its planned rate,
+    /// which need not divide the camera's. Allocates nothing.
+    pub fn run_apps(&mut self, frame: u64, due: &[bool]) -> Result<&[AppResult]> {
+        if due.len() != self.apps.len() {
+            crate::bail!(
+                Internal,
+                "{} due flags for a tree of {} apps",
+                due.len(),
+                self.apps.len()
+            );
+        }
+        self.due.copy_from_slice(due);
+        self.run_marked(frame)
+    }
+
+    fn run_marked(&mut self, frame: u64) -> Result<&[AppResult]> {
+        self.frame = frame;
+        for r in &mut self.results {
+            *r = AppResult::default();
         }
         let outcome = self.run_due();
         // Whatever happened, drop this frame's tensors so that the input is

@@ -140,6 +140,17 @@ pub enum Fit {
     Stretch,
     /// Resize the largest centred region with the input's aspect ratio.
     CenterCrop,
+    /// torchvision's evaluation transform: resize the short side to
+    /// `resize_short_side`, then take the centred `crop` x `crop` region (for a
+    /// square input; in general a centred region the input's size times the
+    /// resize scale). What the base network and the M-Trainer's heads saw in
+    /// training: MobileNetV2 uses 256 and 224.
+    ResizeCrop {
+        /// Short side after the resize.
+        resize_short_side: u32,
+        /// Side of the square centre crop in resized pixels.
+        crop: u32,
+    },
 }
 
 /// Converts frames of one fixed size and format into network input tensors.
@@ -567,6 +578,26 @@ fn source_box(sw: usize, sh: usize, ow: usize, oh: usize, fit: Fit) -> (f32, f32
                 (0.0, y0 as f32, sw as f32, (y0 + ch) as f32)
             }
         }
+        Fit::ResizeCrop {
+            resize_short_side,
+            crop,
+        } if resize_short_side > 0 && crop > 0 && crop <= resize_short_side => {
+            // Source pixels per resized pixel; the crop is `crop` resized
+            // pixels wide, centred (the input is resized from it).
+            let s = swf.min(shf) / f64::from(resize_short_side);
+            let side = f64::from(crop) * s;
+            let (cw, ch) = if ow == oh {
+                (side, side)
+            } else {
+                (ow as f64 * s, oh as f64 * s)
+            };
+            let (cw, ch) = (cw.min(swf), ch.min(shf));
+            let x0 = (swf - cw) / 2.0;
+            let y0 = (shf - ch) / 2.0;
+            (x0 as f32, y0 as f32, (x0 + cw) as f32, (y0 + ch) as f32)
+        }
+        // Nonsense sizes (rejected by the manifest) fall back to the plain crop.
+        Fit::ResizeCrop { .. } => source_box(sw, sh, ow, oh, Fit::CenterCrop),
     }
 }
 
@@ -578,6 +609,24 @@ mod tests {
     fn preprocessors_can_move_to_the_runtime_thread() {
         fn assert_send<T: Send>() {}
         assert_send::<Preprocessor>();
+    }
+
+    #[test]
+    fn resize_crop_takes_the_torchvision_evaluation_window() {
+        // 384x288 -> short side 256 (scale 1.125), 224 crop -> 252 source pixels.
+        let fit = Fit::ResizeCrop {
+            resize_short_side: 256,
+            crop: 224,
+        };
+        let (x0, y0, x1, y1) = source_box(384, 288, 224, 224, fit);
+        assert!(
+            (x0 - 66.0).abs() < 1e-3 && (x1 - 318.0).abs() < 1e-3,
+            "{x0} {x1}"
+        );
+        assert!(
+            (y0 - 18.0).abs() < 1e-3 && (y1 - 270.0).abs() < 1e-3,
+            "{y0} {y1}"
+        );
     }
 
     #[test]

@@ -1,0 +1,1268 @@
+//! The appliance service: `mainstream run` and `mainstream demo`.
+//!
+//! # Life cycle
+//!
+//! 1. **Boot**: load and validate the configuration and the app drop-ins
+//!    (with their M-Packages), the durable state (`state.bin`), the event log
+//!    (repairing a torn tail), the base network, and the device cost profile
+//!    (measured now if missing or made for another base or CPU). Plan from the
+//!    precomputed planner table (`planner.bin`, recompiled only when the
+//!    planning problem changed), build one stem tree per camera, start one
+//!    thread per camera that has apps, wait for the cameras to open, then
+//!    `READY=1`. The time to the first analysed frame is logged.
+//! 2. **Frame loop** ([`worker`]): one thread per camera.
+//! 3. **Main loop** (this module, every 100 ms): events from the cameras go to
+//!    the event log and to stdout as JSON lines; every second the live status
+//!    (`status.bin`) is rewritten and systemd hears `WATCHDOG=1` as long as no
+//!    camera thread is stuck in analysis; SIGHUP, or a change of the config
+//!    file or the drop-in directory, re-plans; every 10 s the measured CPU use
+//!    is compared with the plan's predicted cost and, when they differ by 20%
+//!    or more twice in a row, the cost profile is measured again (in the
+//!    background) and the apps re-planned.
+//! 4. **Stop** on SIGTERM/SIGINT (or when every replay source has ended):
+//!    `STOPPING=1`, camera threads stop between frames, open events are
+//!    closed and logged, the state is saved; all within a second.
+//!
+//! A re-plan never stops the cameras: the new trees are built on the main
+//! thread while the cameras keep analysing with the old ones, then each
+//! camera thread swaps its tree between two frames. A configuration that does
+//! not validate is rejected with every `FILE:LINE:COL` problem in the log and
+//! the running plan stays.
+
+pub mod eventlog;
+pub mod events;
+pub mod state;
+pub mod summary;
+pub mod systemd;
+pub mod truth;
+pub mod worker;
+
+use crate::camera::{Camera, CameraOptions, Pace, SourceSpec, SpecOpener, SystemClock};
+use crate::config::{self, Config, Diagnostic, Source};
+use crate::error::{ErrorKind, Result, ResultExt};
+use crate::model::net::Base;
+use crate::model::tree::{AppPlan as TreeApp, StemTree};
+use crate::planner::table::PlannerTable;
+use crate::planner::{Plan, Problem, Strategy};
+use events::Event;
+use state::{AppStatus, CameraStatus, State, Status};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use worker::{AppRun, Assignment, CameraLive, CameraThread, Report};
+
+/// How the service runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOptions {
+    /// The configuration file.
+    pub config: PathBuf,
+    /// The planner.
+    pub strategy: Strategy,
+    /// Budget in cores, overriding the configuration's.
+    pub budget: Option<f64>,
+    /// Demo: a live status line on stderr.
+    pub status_line: bool,
+    /// Re-plan when the config file or a drop-in changes (besides SIGHUP).
+    pub watch: bool,
+    /// Stop after this long (`None`: until a signal or the sources end).
+    pub duration: Option<Duration>,
+}
+
+/// What a run leaves behind for the caller (the demo's summary).
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The plan in force at the end.
+    pub plan: Option<Plan>,
+    /// The planning problem it was made for.
+    pub problem: Option<Problem>,
+    /// Every event of this run, in the order they ended.
+    pub events: Vec<Event>,
+    /// The last status.
+    pub status: Status,
+    /// The configuration.
+    pub config: Config,
+}
+
+/// Planner choice on the command line: `mainstream`, `greedy`, `exact`,
+/// `max-sharing`, `no-sharing`.
+pub fn parse_strategy(s: &str) -> Option<Strategy> {
+    use crate::planner::BaselineFps;
+    Some(match s {
+        "mainstream" | "auto" => Strategy::Auto,
+        "greedy" => Strategy::Greedy,
+        "exact" => Strategy::Exact,
+        "heuristic" => Strategy::Heuristic,
+        "max-min" => Strategy::MaxMin,
+        "max-sharing" => Strategy::MaxSharing(BaselineFps::Greedy),
+        "no-sharing" => Strategy::NoSharing(BaselineFps::Greedy),
+        _ => return None,
+    })
+}
+
+/// Logs configuration problems the way `mainstream check` prints them.
+fn log_diags(level: log::Level, kind: &str, diags: &[Diagnostic]) {
+    for d in diags {
+        if d.line == 0 {
+            log::log!(level, "{}: {kind}: {}", d.path.display(), d.msg);
+        } else {
+            log::log!(
+                level,
+                "{}:{}:{}: {kind}: {}",
+                d.path.display(),
+                d.line,
+                d.col,
+                d.msg
+            );
+        }
+    }
+}
+
+/// Loads the configuration, logging warnings; on problems logs every one and
+/// returns an [`ErrorKind::InvalidConfig`] error.
+fn load_config(path: &Path) -> Result<Config> {
+    match config::load(path) {
+        Ok((cfg, warnings)) => {
+            log_diags(log::Level::Warn, "warning", &warnings);
+            Ok(cfg)
+        }
+        Err(report) => {
+            log_diags(log::Level::Error, "error", &report.errors);
+            log_diags(log::Level::Warn, "warning", &report.warnings);
+            let n = report.errors.len();
+            crate::bail!(
+                InvalidConfig,
+                "{n} problem{} in the configuration {}",
+                if n == 1 { "" } else { "s" },
+                path.display()
+            )
+        }
+    }
+}
+
+/// A plan with what it was made from.
+struct Planned {
+    problem: Problem,
+    plan: Plan,
+    rejected: Vec<String>,
+}
+
+const TABLE_FILE: &str = "planner.bin";
+const TABLE_MAGIC: [u8; 4] = *b"MSPC";
+const TABLE_VERSION: u16 = 1;
+
+/// The planner table for `problem`: the one cached in the state directory if
+/// it was compiled from the same problem, else compiled now and cached.
+fn table_for(problem: &Problem, state_dir: &Path) -> Result<PlannerTable> {
+    let key = postcard::to_stdvec(problem)
+        .map(|b| crate::store::crc32(&b))
+        .map_err(|e| crate::err!(Internal, "encoding the planning problem: {e}"))?;
+    let path = state_dir.join(TABLE_FILE);
+    match crate::store::load::<(u32, Vec<u8>)>(&path, TABLE_MAGIC, TABLE_VERSION) {
+        Ok(Some((k, bytes))) if k == key => match PlannerTable::from_bytes(&bytes) {
+            Ok(t) => return Ok(t),
+            Err(e) => log::warn!("{}: {}; compiling it again", path.display(), e.chain()),
+        },
+        Ok(_) => {}
+        Err(e) => log::warn!("{}; compiling the planner table again", e.chain()),
+    }
+    let table = PlannerTable::compile(problem)?;
+    let bytes = table.to_bytes()?;
+    if let Err(e) = crate::store::save(&path, TABLE_MAGIC, TABLE_VERSION, &(key, bytes)) {
+        log::warn!("could not cache the planner table: {}", e.chain());
+    }
+    Ok(table)
+}
+
+/// Plans the enabled apps of `cfg`: admission control, then `strategy`.
+fn plan_for(
+    cfg: &Config,
+    segment_ms: &[f64],
+    budget_cores: f64,
+    strategy: Strategy,
+) -> Result<Planned> {
+    let problem = crate::commands::problem_from_config(cfg, segment_ms, budget_cores);
+    if problem.apps.is_empty() {
+        return Ok(Planned {
+            plan: Plan {
+                strategy,
+                feasible: true,
+                apps: Vec::new(),
+                trees: Vec::new(),
+                cost: 0.0,
+                budget: problem.budget,
+                mean_f1: 0.0,
+                min_f1: 0.0,
+            },
+            problem,
+            rejected: Vec::new(),
+        });
+    }
+    let table = table_for(&problem, &cfg.device.state_dir)?;
+    let admission = match table.admit(problem.budget) {
+        Ok(a) => Some(a),
+        Err(e) if e.kind() == ErrorKind::Unsupported => None,
+        Err(e) => return Err(e),
+    };
+    let mut rejected = Vec::new();
+    let plan = match &admission {
+        Some(a) if !a.rejected.is_empty() => {
+            for r in &a.rejected {
+                let why = match r.reason {
+                    crate::planner::RejectReason::Unreachable { best_f1 } => {
+                        format!("its min_f1 is out of reach (best F1 {best_f1:.3})")
+                    }
+                    crate::planner::RejectReason::OverBudget { budget_needed } => format!(
+                        "the budget is too small for it (needs {:.2} cores)",
+                        budget_needed / 1000.0
+                    ),
+                };
+                rejected.push(format!("{}: {why}", r.name));
+            }
+            let sub = problem.subset(&a.admitted);
+            crate::planner::plan(&sub, strategy)?
+        }
+        _ => table.evaluate(problem.budget, strategy)?,
+    };
+    Ok(Planned {
+        problem,
+        plan,
+        rejected,
+    })
+}
+
+/// The camera key that decides whether a re-plan must rebuild its tree.
+type TreeKey = Vec<(String, usize, u64, u32, PathBuf)>;
+
+/// The tree and thread assignment of camera `cam` under `plan`.
+fn assignment_for(
+    cfg: &Config,
+    base: &Base,
+    plan: &Plan,
+    cam: usize,
+    threads: usize,
+    generation: u64,
+    started: Instant,
+) -> Result<(Assignment, TreeKey)> {
+    let labels = base.manifest.load_labels()?;
+    let mut tree_apps = Vec::new();
+    let mut runs = Vec::new();
+    let mut key = Vec::new();
+    for p in &plan.apps {
+        let Some(app) = cfg.apps.iter().find(|a| a.name == p.name && a.enabled) else {
+            crate::bail!(Internal, "the plan names app {} the config lacks", p.name);
+        };
+        if app.camera != cam {
+            continue;
+        }
+        let head = app
+            .package
+            .heads
+            .iter()
+            .find(|h| h.branch == p.branch)
+            .ok_or_else(|| {
+                crate::err!(
+                    Internal,
+                    "app {}: the plan picked branch point {}, which its package lacks",
+                    p.name,
+                    p.branch
+                )
+            })?;
+        let classes = app.package.classes.as_ref().unwrap_or(&labels);
+        let positive = app
+            .package
+            .positive
+            .iter()
+            .map(|c| {
+                classes.iter().position(|k| k == c).ok_or_else(|| {
+                    crate::err!(
+                        Model,
+                        "app {}: positive class {c:?} is not among the package's classes",
+                        p.name
+                    )
+                })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        tree_apps.push(TreeApp {
+            name: p.name.clone(),
+            branch: p.branch,
+            stride: 1,
+            head: head.model.clone(),
+            positive,
+        });
+        runs.push(AppRun {
+            name: p.name.clone(),
+            voting: app.voting,
+            fps: p.fps,
+        });
+        key.push((
+            p.name.clone(),
+            p.branch,
+            p.fps.to_bits(),
+            app.voting,
+            app.package.dir.clone(),
+        ));
+    }
+    let tree = if tree_apps.is_empty() {
+        None
+    } else {
+        Some(
+            StemTree::build_threaded(base, tree_apps, threads).with_msg(|| {
+                format!("building the stem tree of camera {}", cfg.cameras[cam].name)
+            })?,
+        )
+    };
+    Ok((
+        Assignment {
+            generation,
+            tree,
+            apps: runs,
+            started,
+        },
+        key,
+    ))
+}
+
+fn source_spec(c: &config::Camera) -> SourceSpec {
+    let path = match &c.source {
+        Source::Device(p) | Source::Replay(p) => p.clone(),
+    };
+    SourceSpec {
+        path,
+        width: c.width.unwrap_or(0),
+        height: c.height.unwrap_or(0),
+        fps: c.fps,
+        format: c.format.unwrap_or(crate::frame::PixelFormat::Mjpeg),
+        pace: c.pace,
+    }
+}
+
+/// Whether two configurations define the same cameras (a re-plan cannot
+/// change cameras: that needs a restart).
+fn same_cameras(a: &Config, b: &Config) -> bool {
+    a.cameras == b.cameras
+}
+
+struct CameraHandle {
+    name: String,
+    tx: Option<Sender<Assignment>>,
+    live: Arc<Mutex<CameraLive>>,
+    heartbeat: Arc<AtomicU64>,
+    capturing: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    key: TreeKey,
+    /// Generation of the last assignment sent to the camera thread.
+    generation: u64,
+    ended: bool,
+    /// Analysed frames and analysis ms at the last status tick.
+    last: (u64, f64),
+    ms_per_frame: f64,
+}
+
+/// Per app, what the status shows besides live counters.
+#[derive(Clone, Debug)]
+struct AppInfo {
+    camera: usize,
+    branch: u16,
+    planned_fps: f64,
+    f1: f64,
+    /// Samples at the last status tick, for the achieved fps.
+    last_samples: u64,
+    fps: f64,
+}
+
+struct Service<'a> {
+    opts: &'a RunOptions,
+    cfg: Config,
+    base: Arc<Base>,
+    segment_ms: Vec<f64>,
+    planned: Planned,
+    generation: u64,
+    cameras: Vec<CameraHandle>,
+    reports_tx: Sender<Report>,
+    reports: Receiver<Report>,
+    stop: Arc<AtomicBool>,
+    epoch: Instant,
+    started_unix_ms: u64,
+    first_frame_ms: u64,
+    state: State,
+    log: eventlog::EventLog,
+    events: Vec<Event>,
+    notifier: systemd::Notifier,
+    apps: std::collections::BTreeMap<String, AppInfo>,
+    replans: u64,
+    last_replan_ms: f64,
+    reprofiles: u64,
+    last_reprofile: Option<Instant>,
+    reprofiling: Option<std::thread::JoinHandle<Result<crate::profile::Profile>>>,
+    off_windows: u32,
+    measured_cores: f64,
+    status: Status,
+    status_ticks: u64,
+    out: &'a mut dyn Write,
+}
+
+/// Most events kept in memory for the caller's summary.
+const MAX_SUMMARY_EVENTS: usize = 100_000;
+
+fn threads_per_tree(cfg: &Config, plan: &Plan) -> usize {
+    let busy = cfg
+        .cameras
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            plan.apps
+                .iter()
+                .any(|p| cfg.apps.iter().any(|a| a.name == p.name && a.camera == *i))
+        })
+        .count()
+        .max(1);
+    (cfg.device.threads / busy).max(1)
+}
+
+/// Runs the service until stopped. Events go to `out` as JSON lines.
+pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<Summary> {
+    let epoch = Instant::now();
+    let started_unix_ms = events::unix_ms_now();
+    systemd::install_signal_handlers()?;
+    let notifier = systemd::Notifier::from_env();
+    log::info!(
+        "mainstream {} starting with {}",
+        env!("CARGO_PKG_VERSION"),
+        opts.config.display()
+    );
+    let cfg = load_config(&opts.config)?;
+    let dir = cfg.device.state_dir.clone();
+    std::fs::create_dir_all(&dir).context(ErrorKind::Io, || {
+        format!("creating the state directory {}", dir.display())
+    })?;
+    let mut st = state::load_state(&dir)?;
+    if st.boots > 0 && !st.clean_shutdown {
+        log::warn!("the last run did not shut down cleanly (power cut or crash); its state and events up to then are kept");
+    }
+    st.boots += 1;
+    st.clean_shutdown = false;
+    let (log, rec) = eventlog::EventLog::open(&dir.join(eventlog::FILE))?;
+    if rec.truncated_bytes > 0 || rec.skipped_bytes > 0 {
+        log::warn!(
+            "event log: {} records kept; cut {} bytes of a torn last record, skipped {} damaged bytes",
+            rec.records,
+            rec.truncated_bytes,
+            rec.skipped_bytes
+        );
+    }
+    let manifest = crate::model::manifest::BaseManifest::load(&cfg.device.base)?;
+    let base = Arc::new(Base::load(manifest)?);
+    let profile = match crate::profile::load(&dir, &base.manifest.sha256)? {
+        Some(p) => p,
+        None => {
+            log::info!(
+                "no cost profile for this base network and CPU in {}: measuring it now",
+                dir.display()
+            );
+            let p = crate::profile::measure(&base, 5, |done, total| {
+                if done % 5 == 0 || done == total {
+                    log::info!("profile: segment {done}/{total}");
+                }
+            })?;
+            if let Err(e) = crate::profile::save(&dir, &p) {
+                log::warn!("could not save the cost profile: {}", e.chain());
+            }
+            p
+        }
+    };
+    let budget = opts.budget.unwrap_or(cfg.device.budget_cores);
+    let t_plan = Instant::now();
+    let planned = plan_for(&cfg, &profile.segment_ms, budget, opts.strategy)?;
+    log::info!(
+        "planned {} apps in {:.1} ms",
+        planned.plan.apps.len(),
+        t_plan.elapsed().as_secs_f64() * 1000.0
+    );
+    let (reports_tx, reports) = mpsc::channel();
+    let mut svc = Service {
+        opts,
+        cfg,
+        base,
+        segment_ms: profile.segment_ms,
+        planned,
+        generation: 1,
+        cameras: Vec::new(),
+        reports_tx,
+        reports,
+        stop: Arc::new(AtomicBool::new(false)),
+        epoch,
+        started_unix_ms,
+        first_frame_ms: 0,
+        state: st,
+        log,
+        events: Vec::new(),
+        notifier,
+        apps: Default::default(),
+        replans: 0,
+        last_replan_ms: 0.0,
+        reprofiles: 0,
+        last_reprofile: None,
+        reprofiling: None,
+        off_windows: 0,
+        measured_cores: 0.0,
+        status: Status::default(),
+        status_ticks: 0,
+        out,
+    };
+    svc.log_plan();
+    svc.state.plan = Some(svc.planned.plan.clone());
+    svc.save_state();
+    svc.start_cameras()?;
+    svc.wait_for_cameras(Duration::from_secs(3));
+    svc.notifier.notify(&format!(
+        "READY=1\nSTATUS=analysing {} apps on {} cameras",
+        svc.planned.plan.apps.len(),
+        svc.cameras.iter().filter(|c| c.thread.is_some()).count()
+    ));
+    log::info!(
+        "ready {:.0} ms after start",
+        epoch.elapsed().as_secs_f64() * 1000.0
+    );
+    let outcome = svc.main_loop();
+    svc.shutdown();
+    outcome?;
+    Ok(Summary {
+        plan: Some(svc.planned.plan.clone()),
+        problem: Some(svc.planned.problem.clone()),
+        events: std::mem::take(&mut svc.events),
+        status: svc.status.clone(),
+        config: svc.cfg.clone(),
+    })
+}
+
+impl Service<'_> {
+    fn log_plan(&mut self) {
+        let p = &self.planned.plan;
+        log::info!(
+            "plan ({}): {} apps, predicted mean F1 {:.3}, cost {:.2} of {:.2} cores{}",
+            p.strategy.name(),
+            p.apps.len(),
+            p.mean_f1,
+            p.cost / 1000.0,
+            p.budget / 1000.0,
+            if p.feasible {
+                ""
+            } else {
+                " (over budget: the cheapest schedule found)"
+            }
+        );
+        for a in &p.apps {
+            log::info!(
+                "  app {:<16} branch point {:>2}, {:>4.1} fps, predicted F1 {:.3} (recall {:.3}, precision {:.3})",
+                a.name,
+                a.branch,
+                a.fps,
+                a.f1,
+                a.recall,
+                a.precision
+            );
+        }
+        for r in &self.planned.rejected {
+            log::warn!("  not admitted: {r}");
+        }
+        self.apps = p
+            .apps
+            .iter()
+            .filter_map(|a| {
+                let cam = self.cfg.apps.iter().find(|c| c.name == a.name)?.camera;
+                Some((
+                    a.name.clone(),
+                    AppInfo {
+                        camera: cam,
+                        branch: a.branch as u16,
+                        planned_fps: a.fps,
+                        f1: a.f1,
+                        last_samples: self
+                            .apps
+                            .get(&a.name)
+                            .filter(|o| o.camera == cam)
+                            .map_or(0, |o| o.last_samples),
+                        fps: 0.0,
+                    },
+                ))
+            })
+            .collect();
+    }
+
+    fn save_state(&mut self) {
+        self.state.event_log_records = self.log.records();
+        self.state.event_log_bytes = self.log.bytes();
+        if let Err(e) = state::save_state(&self.cfg.device.state_dir, &self.state) {
+            log::warn!("could not save the state: {}", e.chain());
+        }
+    }
+
+    fn start_cameras(&mut self) -> Result<()> {
+        let threads = threads_per_tree(&self.cfg, &self.planned.plan);
+        for (i, c) in self.cfg.cameras.iter().enumerate() {
+            let (a, key) = assignment_for(
+                &self.cfg,
+                &self.base,
+                &self.planned.plan,
+                i,
+                threads,
+                self.generation,
+                Instant::now(),
+            )?;
+            let mut h = CameraHandle {
+                name: c.name.clone(),
+                tx: None,
+                live: Arc::new(Mutex::new(CameraLive::default())),
+                heartbeat: Arc::new(AtomicU64::new(0)),
+                capturing: Arc::new(AtomicBool::new(false)),
+                thread: None,
+                key,
+                generation: self.generation,
+                ended: false,
+                last: (0, 0.0),
+                ms_per_frame: 0.0,
+            };
+            if a.tree.is_some() {
+                self.spawn_camera(i, &mut h, a)?;
+            } else {
+                log::info!("camera {}: no apps; not opened", c.name);
+            }
+            self.cameras.push(h);
+        }
+        Ok(())
+    }
+
+    fn spawn_camera(&self, i: usize, h: &mut CameraHandle, first: Assignment) -> Result<()> {
+        let c = &self.cfg.cameras[i];
+        let (tx, rx) = mpsc::channel();
+        let _ = tx.send(first);
+        let camera = Camera::new(
+            Box::new(SpecOpener::new(source_spec(c))),
+            SystemClock::shared(),
+            CameraOptions::default(),
+        )
+        .with_stop_flag(Arc::clone(&self.stop));
+        let input = &self.base.manifest.input;
+        let t = CameraThread {
+            index: i,
+            name: c.name.clone(),
+            camera,
+            stream_fps: c.fps,
+            pace: c.pace,
+            looping: c.looping.then(|| source_spec(c)),
+            input: input.preprocess_spec(),
+            fit: input.fit(),
+            control: rx,
+            reports: self.reports_tx.clone(),
+            live: Arc::clone(&h.live),
+            heartbeat: Arc::clone(&h.heartbeat),
+            capturing: Arc::clone(&h.capturing),
+            epoch: self.epoch,
+            stop: Arc::clone(&self.stop),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("ms-cam-{i}"))
+            .spawn(move || t.run())
+            .map_err(|e| crate::err!(Io, source = e, "starting the thread of camera {}", c.name))?;
+        h.tx = Some(tx);
+        h.thread = Some(thread);
+        h.ended = false;
+        Ok(())
+    }
+
+    /// Waits until every started camera has delivered a frame, ended or
+    /// failed, or `limit` passes (a camera still missing is being retried in
+    /// the background; the service does not wait for it).
+    fn wait_for_cameras(&mut self, limit: Duration) {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit && !systemd::stop_requested() {
+            self.drain_reports(Duration::from_millis(20));
+            let waiting: Vec<&str> = self
+                .cameras
+                .iter()
+                .filter(|c| c.thread.is_some() && !c.ended)
+                .filter(|c| c.live.lock().map(|l| l.stats.frames == 0).unwrap_or(false))
+                .map(|c| c.name.as_str())
+                .collect();
+            if waiting.is_empty() {
+                return;
+            }
+            if t0.elapsed() + Duration::from_millis(25) >= limit {
+                log::warn!(
+                    "cameras not delivering yet: {}; starting anyway (they are retried in the background)",
+                    waiting.join(", ")
+                );
+            }
+        }
+    }
+
+    fn drain_reports(&mut self, wait: Duration) {
+        let first = match self.reports.recv_timeout(wait) {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        self.handle(first);
+        while let Ok(r) = self.reports.try_recv() {
+            self.handle(r);
+        }
+    }
+
+    fn handle(&mut self, r: Report) {
+        match r {
+            Report::Opened {
+                camera,
+                app,
+                opened,
+            } => {
+                let cam = self.cameras.get(camera).map_or("?", |c| c.name.as_str());
+                self.emit(&events::opened_json(&app, cam, &opened));
+            }
+            Report::Closed { camera, app, event } => {
+                let cam = self
+                    .cameras
+                    .get(camera)
+                    .map_or_else(|| "?".to_owned(), |c| c.name.clone());
+                let ev = event.into_event(&app, &cam);
+                if let Err(e) = self.log.append(&ev) {
+                    log::error!("event log: {}", e.chain());
+                }
+                self.state.totals_mut(&app).events += 1;
+                self.emit(&events::event_json(&ev));
+                if self.events.len() < MAX_SUMMARY_EVENTS {
+                    self.events.push(ev);
+                }
+            }
+            Report::FirstFrame { camera } => {
+                if self.first_frame_ms == 0 {
+                    self.first_frame_ms = (self.epoch.elapsed().as_millis() as u64).max(1);
+                    log::info!(
+                        "first frame analysed {} ms after start (camera {})",
+                        self.first_frame_ms,
+                        self.cameras.get(camera).map_or("?", |c| c.name.as_str())
+                    );
+                }
+            }
+            Report::Swapped {
+                camera,
+                generation,
+                at_frame,
+                latency_ms,
+            } => {
+                if generation > 1 {
+                    log::info!(
+                        "camera {}: new stem tree (plan {generation}) in use from frame {}, {latency_ms:.1} ms after the re-plan started",
+                        self.cameras.get(camera).map_or("?", |c| c.name.as_str()),
+                        at_frame.map_or("-".into(), |f| f.to_string())
+                    );
+                }
+            }
+            Report::Ended { camera } => {
+                if let Some(c) = self.cameras.get_mut(camera) {
+                    if !c.ended && !self.stop.load(Ordering::Relaxed) {
+                        log::info!("camera {}: source ended", c.name);
+                    }
+                    c.ended = true;
+                }
+            }
+            Report::Failed { camera, error } => {
+                if let Some(c) = self.cameras.get_mut(camera) {
+                    log::error!("camera {}: stopped: {}", c.name, error.chain());
+                    c.ended = true;
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, line: &str) {
+        if self.opts.status_line && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprint!("\r\x1b[K");
+        }
+        let _ = writeln!(self.out, "{line}");
+        let _ = self.out.flush();
+    }
+
+    fn main_loop(&mut self) -> Result<()> {
+        let mut last_status = Instant::now();
+        let mut last_watch = Instant::now();
+        let mut last_state = Instant::now();
+        let mut last_feedback = (Instant::now(), state::process_cpu_seconds());
+        let mut last_watchdog = Instant::now();
+        let mut stuck_reported = false;
+        let mut watch_sig = self.watch_signature();
+        let mut pending_watch: Option<Vec<(PathBuf, u64, u64)>> = None;
+        let deadline = self.opts.duration.map(|d| self.epoch + d);
+        loop {
+            self.drain_reports(Duration::from_millis(100));
+            if systemd::stop_requested() {
+                log::info!("stop requested");
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                log::info!("run time reached");
+                return Ok(());
+            }
+            let running = self
+                .cameras
+                .iter()
+                .filter(|c| c.thread.is_some() && !c.ended)
+                .count();
+            if running == 0 && self.cameras.iter().any(|c| c.thread.is_some()) {
+                log::info!("every camera source has ended");
+                return Ok(());
+            }
+            if let Some(c) = self
+                .cameras
+                .iter()
+                .find(|c| !c.ended && c.thread.as_ref().is_some_and(|t| t.is_finished()))
+            {
+                crate::bail!(
+                    Internal,
+                    "the thread of camera {} died (see the panic above); exiting so that the service is restarted",
+                    c.name
+                );
+            }
+            if systemd::take_reload() {
+                log::info!("SIGHUP: reloading the configuration");
+                self.reload(None);
+                watch_sig = self.watch_signature();
+            }
+            if self.opts.watch && last_watch.elapsed() >= Duration::from_secs(2) {
+                last_watch = Instant::now();
+                let sig = self.watch_signature();
+                if sig != watch_sig {
+                    // Apply once the files have stopped changing for one period.
+                    if pending_watch.as_ref() == Some(&sig) {
+                        log::info!("configuration files changed: reloading");
+                        self.reload(None);
+                        watch_sig = self.watch_signature();
+                        pending_watch = None;
+                    } else {
+                        pending_watch = Some(sig);
+                    }
+                }
+            }
+            if let Some(h) = &self.reprofiling {
+                if h.is_finished() {
+                    let h = self.reprofiling.take().expect("checked above");
+                    match h.join() {
+                        Ok(Ok(p)) => {
+                            if let Err(e) = crate::profile::save(&self.cfg.device.state_dir, &p) {
+                                log::warn!("could not save the cost profile: {}", e.chain());
+                            }
+                            let total: f64 = p.segment_ms.iter().sum();
+                            log::info!(
+                                "re-profiled: full network {total:.1} ms per frame (was {:.1}); re-planning",
+                                self.segment_ms.iter().sum::<f64>()
+                            );
+                            self.segment_ms = p.segment_ms;
+                            self.reload(Some(self.cfg.clone()));
+                        }
+                        Ok(Err(e)) => log::warn!("re-profiling failed: {}", e.chain()),
+                        Err(_) => log::warn!("re-profiling thread panicked"),
+                    }
+                }
+            }
+            if last_status.elapsed() >= Duration::from_secs(1) {
+                let dt = last_status.elapsed().as_secs_f64();
+                last_status = Instant::now();
+                self.update_status(dt);
+            }
+            if last_feedback.0.elapsed() >= Duration::from_secs(10) {
+                let cpu = state::process_cpu_seconds();
+                let dt = last_feedback.0.elapsed().as_secs_f64();
+                self.feedback((cpu - last_feedback.1) / dt);
+                last_feedback = (Instant::now(), cpu);
+            }
+            if last_state.elapsed() >= Duration::from_secs(60) {
+                last_state = Instant::now();
+                self.save_state();
+            }
+            if let Some(period) = self.notifier.watchdog() {
+                if last_watchdog.elapsed() >= period / 2 {
+                    if let Some(stuck) = self.stuck_camera(period) {
+                        if !stuck_reported {
+                            stuck_reported = true;
+                            log::error!(
+                                "camera {stuck}: its thread has not come round its loop for over {:.0} s; not pinging the watchdog (systemd will restart the service)",
+                                period.as_secs_f64()
+                            );
+                        }
+                    } else {
+                        stuck_reported = false;
+                        self.notifier.notify("WATCHDOG=1");
+                        last_watchdog = Instant::now();
+                    }
+                }
+            }
+        }
+    }
+
+    /// A camera thread that has not come round its loop for `period` while
+    /// analysing (one waiting for its device to come back is not stuck).
+    fn stuck_camera(&self, period: Duration) -> Option<String> {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.cameras
+            .iter()
+            .filter(|c| c.thread.is_some() && !c.ended)
+            .find(|c| {
+                let beat = c.heartbeat.load(Ordering::Relaxed);
+                !c.capturing.load(Ordering::Relaxed)
+                    && beat > 0
+                    && now.saturating_sub(beat) > period.as_millis() as u64
+            })
+            .map(|c| c.name.clone())
+    }
+
+    /// Config file and drop-ins with their sizes and modification times.
+    fn watch_signature(&self) -> Vec<(PathBuf, u64, u64)> {
+        let stamp = |p: &Path| -> Option<(PathBuf, u64, u64)> {
+            let m = std::fs::metadata(p).ok()?;
+            let t = m
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_nanos() as u64;
+            Some((p.to_owned(), m.len(), t))
+        };
+        let mut sig: Vec<_> = stamp(&self.opts.config).into_iter().collect();
+        if let Ok(rd) = std::fs::read_dir(&self.cfg.device.apps_dir) {
+            let mut files: Vec<_> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .filter_map(|p| stamp(&p))
+                .collect();
+            files.sort();
+            sig.extend(files);
+        }
+        sig
+    }
+
+    /// Re-plans from a new configuration (loaded from disk if `cfg` is None)
+    /// and swaps the trees of the cameras whose apps changed.
+    fn reload(&mut self, cfg: Option<Config>) {
+        let t0 = Instant::now();
+        let cfg = match cfg {
+            Some(c) => c,
+            None => match load_config(&self.opts.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    log::error!("{}; keeping the running plan", e.chain());
+                    return;
+                }
+            },
+        };
+        if !same_cameras(&cfg, &self.cfg)
+            || cfg.device.base != self.cfg.device.base
+            || cfg.device.state_dir != self.cfg.device.state_dir
+        {
+            log::error!(
+                "the [[camera]] entries, the base network or the state directory changed: restart the service to apply that (systemctl restart mainstream); keeping the running plan"
+            );
+            return;
+        }
+        let budget = self.opts.budget.unwrap_or(cfg.device.budget_cores);
+        let planned = match plan_for(&cfg, &self.segment_ms, budget, self.opts.strategy) {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!(
+                    "re-planning failed: {}; keeping the running plan",
+                    e.chain()
+                );
+                return;
+            }
+        };
+        let plan_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let threads = threads_per_tree(&cfg, &planned.plan);
+        let generation = self.generation + 1;
+        let mut new = Vec::new();
+        for i in 0..cfg.cameras.len() {
+            match assignment_for(&cfg, &self.base, &planned.plan, i, threads, generation, t0) {
+                Ok(x) => new.push(x),
+                Err(e) => {
+                    log::error!(
+                        "re-planning failed: {}; keeping the running plan",
+                        e.chain()
+                    );
+                    return;
+                }
+            }
+        }
+        let build_ms = t0.elapsed().as_secs_f64() * 1000.0 - plan_ms;
+        self.generation = generation;
+        self.cfg = cfg;
+        self.planned = planned;
+        let mut changed = 0;
+        for (i, (a, key)) in new.into_iter().enumerate() {
+            if key == self.cameras[i].key && !self.cameras[i].ended {
+                continue;
+            }
+            changed += 1;
+            self.cameras[i].key = key;
+            self.cameras[i].generation = generation;
+            if self.cameras[i].thread.is_some() && !self.cameras[i].ended {
+                if let Some(tx) = &self.cameras[i].tx {
+                    let _ = tx.send(a);
+                }
+            } else if a.tree.is_some() {
+                let mut h = CameraHandle {
+                    name: self.cameras[i].name.clone(),
+                    tx: None,
+                    live: Arc::new(Mutex::new(CameraLive::default())),
+                    heartbeat: Arc::new(AtomicU64::new(0)),
+                    capturing: Arc::new(AtomicBool::new(false)),
+                    thread: None,
+                    key: self.cameras[i].key.clone(),
+                    generation,
+                    ended: false,
+                    last: (0, 0.0),
+                    ms_per_frame: 0.0,
+                };
+                if let Err(e) = self.spawn_camera(i, &mut h, a) {
+                    log::error!("{}", e.chain());
+                    continue;
+                }
+                self.cameras[i] = h;
+            }
+        }
+        self.replans += 1;
+        self.last_replan_ms = plan_ms;
+        log::info!(
+            "re-planned in {plan_ms:.1} ms (stem trees built in {build_ms:.0} ms; {changed} camera{} changed, no camera reopened)",
+            if changed == 1 { "" } else { "s" }
+        );
+        self.log_plan();
+        self.state.plan = Some(self.planned.plan.clone());
+        self.save_state();
+    }
+
+    fn feedback(&mut self, measured_cores: f64) {
+        self.measured_cores = measured_cores;
+        let predicted = self.planned.plan.cost / 1000.0;
+        let pacing = self
+            .cfg
+            .cameras
+            .iter()
+            .all(|c| c.pace == Pace::Nominal || matches!(c.source, Source::Device(_)));
+        if predicted < 0.02 || !pacing || self.reprofiling.is_some() {
+            self.off_windows = 0;
+            return;
+        }
+        let ratio = measured_cores / predicted;
+        if (ratio - 1.0).abs() < 0.2 {
+            self.off_windows = 0;
+            return;
+        }
+        self.off_windows += 1;
+        log::info!(
+            "cost model check: measured {measured_cores:.2} cores, the plan predicted {predicted:.2} ({:+.0}%)",
+            (ratio - 1.0) * 100.0
+        );
+        let recent = self
+            .last_reprofile
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(600));
+        if self.off_windows >= 2 && !recent {
+            self.off_windows = 0;
+            self.last_reprofile = Some(Instant::now());
+            self.reprofiles += 1;
+            log::warn!(
+                "the cost model is off by {:+.0}% for 20 s: measuring the cost profile again in the background",
+                (ratio - 1.0) * 100.0
+            );
+            let base = Arc::clone(&self.base);
+            self.reprofiling = Some(std::thread::spawn(move || {
+                crate::profile::measure(&base, 5, |_, _| {})
+            }));
+        }
+    }
+
+    fn update_status(&mut self, dt: f64) {
+        let mut cams = Vec::new();
+        let mut apps = Vec::new();
+        for (ci, c) in self.cameras.iter_mut().enumerate() {
+            let live = match c.live.lock() {
+                Ok(l) => l.clone(),
+                Err(_) => continue,
+            };
+            let (frames0, ms0) = c.last;
+            if live.analysed > frames0 {
+                c.ms_per_frame = (live.analysis_ms - ms0) / (live.analysed - frames0) as f64;
+            }
+            c.last = (live.analysed, live.analysis_ms);
+            cams.push(CameraStatus {
+                name: c.name.clone(),
+                source: if live.source.is_empty() {
+                    "not opened".into()
+                } else {
+                    live.source.clone()
+                },
+                connected: live.connected && !c.ended,
+                ended: c.ended,
+                frames: live.stats.frames,
+                source_dropped: live.stats.dropped,
+                late_dropped: live.late_dropped,
+                bad_frames: live.stats.bad_frames + live.bad_decodes,
+                disconnects: live.stats.disconnects,
+                reconnects: live.stats.reconnects,
+                analysed: live.analysed,
+                ms_per_frame: c.ms_per_frame,
+            });
+            let names: Vec<&String> = self
+                .planned
+                .plan
+                .apps
+                .iter()
+                .filter(|p| self.apps.get(&p.name).is_some_and(|a| a.camera == ci))
+                .map(|p| &p.name)
+                .collect();
+            if live.generation != c.generation && c.thread.is_some() && !c.ended {
+                // The camera has not picked up the new plan yet: its
+                // counters belong to the old app list.
+                continue;
+            }
+            for (i, name) in names.into_iter().enumerate() {
+                let Some(l) = live.apps.get(i) else { continue };
+                let Some(info) = self.apps.get_mut(name) else {
+                    continue;
+                };
+                let gained = l.samples.saturating_sub(info.last_samples);
+                info.fps = gained as f64 / dt.max(1e-3);
+                info.last_samples = l.samples;
+                apps.push(AppStatus {
+                    name: name.clone(),
+                    camera: c.name.clone(),
+                    branch: info.branch,
+                    planned_fps: info.planned_fps,
+                    predicted_f1: info.f1,
+                    fps: info.fps,
+                    samples: l.samples,
+                    dropped: l.dropped,
+                    events: l.events,
+                    in_event: l.in_event,
+                });
+            }
+        }
+        // Lifetime totals: the state keeps counts across restarts.
+        for a in &apps {
+            let prev = self
+                .status
+                .apps
+                .iter()
+                .find(|p| p.name == a.name && p.camera == a.camera);
+            let (ds, dd) = match prev {
+                Some(p) if p.samples <= a.samples => {
+                    (a.samples - p.samples, a.dropped - p.dropped.min(a.dropped))
+                }
+                _ => (a.samples, a.dropped),
+            };
+            let t = self.state.totals_mut(&a.name);
+            t.samples += ds;
+            t.dropped += dd;
+        }
+        let p = &self.planned.plan;
+        self.status = Status {
+            pid: std::process::id(),
+            updated_unix_ms: events::unix_ms_now(),
+            started_unix_ms: self.started_unix_ms,
+            first_frame_ms: self.first_frame_ms,
+            config: self.opts.config.display().to_string(),
+            budget_cores: p.budget / 1000.0,
+            strategy: p.strategy.name().to_owned(),
+            predicted_cores: p.cost / 1000.0,
+            measured_cores: self.measured_cores,
+            mean_f1: p.mean_f1,
+            replans: self.replans,
+            last_replan_ms: self.last_replan_ms,
+            reprofiles: self.reprofiles,
+            rejected: self.planned.rejected.clone(),
+            apps,
+            cameras: cams,
+            rss_kib: state::rss_kib(),
+        };
+        if let Err(e) = state::save_status(&self.cfg.device.state_dir, &self.status) {
+            log::debug!("status: {}", e.chain());
+        }
+        let line = status_line(&self.status, self.epoch.elapsed().as_secs_f64());
+        self.notifier.notify(&format!("STATUS={line}"));
+        self.status_ticks += 1;
+        if self.opts.status_line {
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprint!("\r\x1b[K{line}");
+            } else if self.status_ticks.is_multiple_of(5) {
+                // Not a terminal (a log file, CI): a line every 5 s.
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let t0 = Instant::now();
+        self.notifier.notify("STOPPING=1");
+        self.stop.store(true, Ordering::SeqCst);
+        // Camera threads stop between frames; give them most of a second.
+        let deadline = t0 + Duration::from_millis(800);
+        loop {
+            self.drain_reports(Duration::from_millis(10));
+            let alive = self
+                .cameras
+                .iter()
+                .filter(|c| c.thread.as_ref().is_some_and(|t| !t.is_finished()))
+                .count();
+            if alive == 0 || Instant::now() >= deadline {
+                if alive > 0 {
+                    log::warn!("{alive} camera thread(s) did not stop in time; exiting anyway");
+                }
+                break;
+            }
+        }
+        for c in &mut self.cameras {
+            if let Some(t) = c.thread.take() {
+                if t.is_finished() {
+                    let _ = t.join();
+                }
+            }
+        }
+        while let Ok(r) = self.reports.try_recv() {
+            self.handle(r);
+        }
+        self.update_status(1.0);
+        if self.opts.status_line && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprintln!();
+        }
+        self.state.clean_shutdown = true;
+        self.save_state();
+        log::info!(
+            "stopped in {:.0} ms; {} events this run",
+            t0.elapsed().as_secs_f64() * 1000.0,
+            self.events.len()
+        );
+    }
+}
+
+/// One line: time, then per app achieved/planned fps and events.
+pub fn status_line(s: &Status, t: f64) -> String {
+    let mut line = format!("{t:>6.1}s");
+    for a in &s.apps {
+        line.push_str(&format!(
+            " | {} {:.1}/{:.1} fps ev {}{}",
+            a.name,
+            a.fps,
+            a.planned_fps,
+            a.events,
+            if a.in_event { "*" } else { "" }
+        ));
+    }
+    let dropped: u64 = s
+        .cameras
+        .iter()
+        .map(|c| c.late_dropped + c.source_dropped)
+        .sum();
+    line.push_str(&format!(
+        " | dropped {dropped} | cpu {:.2}",
+        s.measured_cores
+    ));
+    line
+}
