@@ -8,6 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mainstream::config::diag::{Diagnostics, SourceFile};
+use mainstream_fuzz::Checked;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -26,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
         }
         None => assert!(!diags.is_empty(), "refused without saying why"),
     }
+    let files = [Checked::new(&src.path, data)];
     for d in diags.iter() {
-        mainstream_fuzz::check_diagnostic(d, &src.path, text);
+        mainstream_fuzz::check_diagnostic(d, &files);
     }
 });

@@ -2,11 +2,17 @@
 //!
 //! The config loader reads the base manifest, M-Packages, replay sources and
 //! drop-in directories from disk. The `config` and `package` targets therefore
-//! validate each input against one scratch tree, built once per process from
-//! the repository's own files and only read afterwards: no file is written
-//! per input. The tree mirrors the repository layout, so the real fixture
+//! work in one scratch tree on tmpfs (`/dev/shm` when present), built once
+//! from the repository's own files and only read afterwards. The tree mirrors
+//! the repository layout, so the real fixture
 //! `tests/fixtures/config/good/config.toml` (with its `../../../../models/...`
 //! base path) resolves inside it unchanged and is a useful seed as it is.
+//!
+//! The `config` target also writes each input's own files: the main config and
+//! up to [`DROPIN_NAMES`]`.len()` drop-ins, into a per-process directory
+//! [`CASE_REL`]`-<pid>` at the same depth as `good/` (so the fixtures'
+//! relative paths still resolve). On tmpfs that costs a few microseconds an
+//! input, against about a millisecond for the validation itself.
 //!
 //! Besides "no panic", every target checks the documented guarantees of what
 //! it fuzzes (in the manner of retina's `check_invariants()`): a rejected
@@ -17,6 +23,9 @@ use mainstream::model::manifest::{BaseManifest, Role};
 use mainstream::package::Package;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+/// The real drop-in of the good fixture, used when an input names no drop-ins.
+const SECOND_CUP: &[u8] = include_bytes!("../../tests/fixtures/config/good/apps.d/second-cup.toml");
 
 /// Files of the scratch tree: (path inside the tree, contents), all real
 /// repository files embedded at build time.
@@ -35,7 +44,7 @@ const FILES: &[(&str, &[u8])] = &[
     ),
     (
         "tests/fixtures/config/good/apps.d/second-cup.toml",
-        include_bytes!("../../tests/fixtures/config/good/apps.d/second-cup.toml"),
+        SECOND_CUP,
     ),
     (
         "tests/fixtures/config/bad/apps.d/typo.toml",
@@ -46,13 +55,24 @@ const FILES: &[(&str, &[u8])] = &[
 /// Marker written last: a tree with it is complete.
 const READY: &str = ".ready";
 
-/// Where fuzzed config text claims to come from (the file itself never
-/// exists; its drop-ins `apps.d/second-cup.toml` do).
-pub const CONFIG_REL: &str = "tests/fixtures/config/good/config.toml";
 /// The M-Package directory the `package` target resolves head files from.
 pub const PACKAGE_REL: &str = "tests/fixtures/config/pkg/espresso";
 /// Where fuzzed manifest text claims to come from.
 pub const MANIFEST_REL: &str = "models/mobilenet_v2/manifest.toml";
+/// Prefix of the per-process directory the `config` target writes each
+/// input into (`<prefix>-<pid>/config.toml` and `<prefix>-<pid>/apps.d/`).
+pub const CASE_REL: &str = "tests/fixtures/config/fuzz";
+
+/// File names of the drop-in slots, in input order: the real fixture's name
+/// (so `good config NUL second-cup text` equals the fixture), the inline
+/// app's name (a clash when the file names no app), a stem that is not a
+/// valid app name, and a hidden file the loader must skip.
+pub const DROPIN_NAMES: [&str; 4] = [
+    "second-cup.toml",
+    "espresso.toml",
+    "two words.toml",
+    ".hidden.toml",
+];
 
 /// FNV-1a over the embedded files, so a changed fixture gets a fresh tree.
 fn fingerprint() -> u64 {
@@ -71,6 +91,16 @@ fn fingerprint() -> u64 {
     h
 }
 
+/// tmpfs when the machine has one: the `config` target writes every input.
+fn scratch_parent() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// The scratch tree's root, built on first use. Several fuzz processes
 /// (`-jobs=N`) may race to build it: each writes a private copy and renames
 /// it into place; the losers use the winner's.
@@ -84,12 +114,13 @@ pub fn scratch() -> &'static Path {
 }
 
 fn build() -> std::io::Result<PathBuf> {
+    let parent = scratch_parent();
     let name = format!("mainstream-fuzz-{:016x}", fingerprint());
-    let root = std::env::temp_dir().join(&name);
+    let root = parent.join(&name);
     if root.join(READY).is_file() {
         return Ok(root);
     }
-    let tmp = std::env::temp_dir().join(format!("{name}.tmp{}", std::process::id()));
+    let tmp = parent.join(format!("{name}.tmp{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     for (rel, bytes) in FILES {
         let p = tmp.join(rel);
@@ -109,16 +140,123 @@ fn build() -> std::io::Result<PathBuf> {
     }
 }
 
-/// Checks a diagnostic: printable, and its position lies inside `text` when
-/// it points into the file `path` that `text` came from.
-pub fn check_diagnostic(d: &Diagnostic, path: &Path, text: &str) {
+/// One input of the `config` target, written to disk.
+pub struct ConfigCase<'a> {
+    /// The main config file.
+    pub path: PathBuf,
+    /// Every file written for this input with its bytes: the main config
+    /// first, then the drop-ins.
+    pub files: Vec<(PathBuf, &'a [u8])>,
+}
+
+/// The per-process directory of the `config` target (created on first use;
+/// directories of processes that no longer run are removed then).
+fn case_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = scratch();
+        let full = root.join(CASE_REL);
+        let (parent, prefix) = match (full.parent(), full.file_name()) {
+            (Some(p), Some(n)) => (p.to_owned(), format!("{}-", n.to_string_lossy())),
+            _ => panic!("CASE_REL has a parent and a name"),
+        };
+        if let Ok(entries) = std::fs::read_dir(&parent) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                    continue;
+                };
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = parent.join(format!("{prefix}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = std::fs::create_dir_all(dir.join(config::DEFAULT_APPS_DIR)) {
+            panic!("cannot create {}: {e}", dir.display());
+        }
+        dir
+    })
+}
+
+/// Splits `data` at NUL bytes (never valid in TOML) into the main config and
+/// drop-ins, and writes them: chunk 0 as `config.toml`, chunk `i` as
+/// `apps.d/DROPIN_NAMES[i - 1]` unless it is empty (then the slot has no
+/// file); chunks past the last slot are ignored. An input without NUL gets the
+/// good fixture's real drop-in, as the fixture itself would.
+pub fn write_config_case(data: &[u8]) -> ConfigCase<'_> {
+    let dir = case_dir();
+    let apps = dir.join(config::DEFAULT_APPS_DIR);
+    let mut chunks = data.split(|&b| b == 0);
+    let main = chunks.next().unwrap_or_default();
+    let mut dropins: Vec<&[u8]> = chunks.take(DROPIN_NAMES.len()).collect();
+    if !data.contains(&0) {
+        dropins = vec![SECOND_CUP];
+    }
+    let path = dir.join("config.toml");
+    let mut files = Vec::with_capacity(1 + dropins.len());
+    write(&path, main);
+    files.push((path.clone(), main));
+    for (i, name) in DROPIN_NAMES.iter().enumerate() {
+        let p = apps.join(name);
+        match dropins.get(i) {
+            Some(text) if !text.is_empty() => {
+                write(&p, text);
+                files.push((p, *text));
+            }
+            _ => {
+                if let Err(e) = std::fs::remove_file(&p) {
+                    assert_eq!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound,
+                        "{}: {e}",
+                        p.display()
+                    );
+                }
+            }
+        }
+    }
+    ConfigCase { path, files }
+}
+
+fn write(p: &Path, bytes: &[u8]) {
+    if let Err(e) = std::fs::write(p, bytes) {
+        // The harness's own tmpfs, not the input: a setup failure.
+        panic!("cannot write {}: {e}", p.display());
+    }
+}
+
+/// A file whose diagnostics are checked: its path, its text when it is UTF-8
+/// and its number of lines (counted once: diagnostics can be thousands).
+pub struct Checked<'a> {
+    path: &'a Path,
+    lines: Option<usize>,
+}
+
+impl<'a> Checked<'a> {
+    /// `bytes` as read from `path`.
+    pub fn new(path: &'a Path, bytes: &[u8]) -> Self {
+        // `split` finds newlines with core's memchr, which is not
+        // instrumented: a byte loop here cost more than the loader itself.
+        let lines = std::str::from_utf8(bytes)
+            .ok()
+            .map(|t| t.split('\n').count());
+        Checked { path, lines }
+    }
+}
+
+/// Checks a diagnostic: printable, and its position lies inside the text of
+/// the file it points into when that is one of `files`.
+pub fn check_diagnostic(d: &Diagnostic, files: &[Checked<'_>]) {
     assert!(!d.msg.is_empty(), "diagnostic without a message: {d:?}");
     let shown = d.to_string();
     assert!(shown.contains(&d.msg), "display loses the message: {shown}");
     if d.line > 0 {
         assert!(d.col >= 1, "line without a column: {d:?}");
-        if d.path == path {
-            let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+        let file = files.iter().find(|f| f.path == d.path);
+        if let Some(f) = file {
+            let lines = f.lines.unwrap_or(0);
             assert!(
                 d.line <= lines,
                 "line {} past the end ({lines}): {d:?}",
@@ -134,14 +272,19 @@ fn in_range(x: f64, lo: f64, hi: f64) -> bool {
     x.is_finite() && x >= lo && x <= hi
 }
 
-/// The guarantees of [`config::load_str`].
-pub fn check_config(path: &Path, text: &str, result: &Result<(Config, Vec<Diagnostic>), Report>) {
+/// The guarantees of [`config::load`] for the files of `case`.
+pub fn check_config(case: &ConfigCase<'_>, result: &Result<(Config, Vec<Diagnostic>), Report>) {
+    let files: Vec<Checked<'_>> = case
+        .files
+        .iter()
+        .map(|(p, bytes)| Checked::new(p, bytes))
+        .collect();
     match result {
         Ok((cfg, warnings)) => {
             for w in warnings {
-                check_diagnostic(w, path, text);
+                check_diagnostic(w, &files);
             }
-            check_valid_config(cfg, path);
+            check_valid_config(cfg, &case.path);
         }
         Err(report) => {
             assert!(
@@ -150,7 +293,7 @@ pub fn check_config(path: &Path, text: &str, result: &Result<(Config, Vec<Diagno
                 report.warnings
             );
             for d in report.errors.iter().chain(&report.warnings) {
-                check_diagnostic(d, path, text);
+                check_diagnostic(d, &files);
             }
         }
     }
