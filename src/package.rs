@@ -141,7 +141,7 @@ pub fn load(dir: &Path, diags: &mut Diagnostics) -> Option<Package> {
 /// Validates package metadata already read into `src`; `dir` resolves file names.
 pub fn parse(src: &SourceFile, dir: &Path, diags: &mut Diagnostics) -> Option<Package> {
     let before = diags.len();
-    let raw: RawPackage = match toml::from_str(&src.text) {
+    let raw: RawPackage = match toml::from_str(src.text()) {
         Ok(r) => r,
         Err(e) => {
             diags.toml(src, &e, 0..0);
@@ -332,10 +332,7 @@ fpr = 0.05
 "#;
 
     fn src(text: &str) -> SourceFile {
-        SourceFile {
-            path: "p/package.toml".into(),
-            text: text.into(),
-        }
+        SourceFile::new("p/package.toml", text.into())
     }
 
     #[test]

@@ -15,10 +15,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let dir = mainstream_fuzz::scratch().join(mainstream_fuzz::PACKAGE_REL);
-    let src = SourceFile {
-        path: dir.join(mainstream::package::META_FILE),
-        text: text.to_owned(),
-    };
+    let src = SourceFile::new(dir.join(mainstream::package::META_FILE), text.to_owned());
     let mut diags = Diagnostics::default();
     match mainstream::package::parse(&src, &dir, &mut diags) {
         Some(p) => {

@@ -197,10 +197,7 @@ pub fn read_source(path: &Path) -> Result<SourceFile, String> {
             e.utf8_error().valid_up_to()
         )
     })?;
-    Ok(SourceFile {
-        path: path.to_owned(),
-        text,
-    })
+    Ok(SourceFile::new(path.to_owned(), text))
 }
 
 /// Validates configuration text as if it had been read from `path` (drop-ins
@@ -208,10 +205,7 @@ pub fn read_source(path: &Path) -> Result<SourceFile, String> {
 pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Diagnostic>), Report> {
     let mut errors = Diagnostics::default();
     let mut warnings = Diagnostics::default();
-    let src = SourceFile {
-        path: path.to_owned(),
-        text: text.to_owned(),
-    };
+    let src = SourceFile::new(path.to_owned(), text.to_owned());
     let cfg = validate_source(src, &mut errors, &mut warnings);
     finish(cfg, errors, warnings)
 }
@@ -327,7 +321,7 @@ fn de_value<T: for<'de> Deserialize<'de>>(
 }
 
 fn parse_sections(src: &SourceFile, errors: &mut Diagnostics) -> Option<Sections> {
-    let (root, parse_errors) = DeTable::parse_recoverable(&src.text);
+    let (root, parse_errors) = DeTable::parse_recoverable(src.text());
     if !parse_errors.is_empty() {
         for e in &parse_errors {
             errors.toml(src, e, 0..0);
@@ -1021,7 +1015,7 @@ fn load_dropins(
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_owned();
-        let raw = match toml::from_str::<Spanned<RawApp>>(&src.text) {
+        let raw = match toml::from_str::<Spanned<RawApp>>(src.text()) {
             Ok(r) => r,
             Err(e) => {
                 errors.toml(&src, &e, 0..0);

@@ -150,7 +150,7 @@ impl BaseManifest {
         // Bounded read: a wrong path must not make us read a huge file whole.
         let src = crate::config::read_source(path)
             .map_err(|m| crate::err!(InvalidConfig, "cannot read {}: {m}", path.display()))?;
-        Self::parse(path, &src.text)
+        Self::parse(path, src.text())
     }
 
     /// Parses manifest text; `path` locates the files it names.
