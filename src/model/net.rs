@@ -207,6 +207,12 @@ fn extract(
     Ok(new)
 }
 
+/// Whether `MAINSTREAM_STOCK_ENGINE=1` asks for tract's own kernels only
+/// (no [`depthwise`] rewrite): for before/after measurements in one build.
+fn stock_engine() -> bool {
+    std::env::var_os("MAINSTREAM_STOCK_ENGINE").is_some_and(|v| v == "1")
+}
+
 /// A runnable network piece with its state, created once and reused.
 pub struct Net {
     plan: Arc<TypedSimplePlan>,
@@ -217,9 +223,18 @@ pub struct Net {
 }
 
 impl Net {
-    fn from_typed(model: TypedModel, label: String) -> Result<Net> {
-        let model = model
-            .into_optimized()
+    fn from_typed(mut model: TypedModel, label: String) -> Result<Net> {
+        // `into_optimized` is declutter then codegen; our own kernels go in between.
+        model
+            .declutter()
+            .and_then(|()| {
+                if stock_engine() {
+                    Ok(0)
+                } else {
+                    depthwise::rewrite(&mut model)
+                }
+            })
+            .and_then(|_| model.optimize())
             .map_err(model_err)
             .with_msg(|| format!("optimising {label}"))?;
         let concrete = |f: &TypedFact| f.shape.as_concrete().map(|s| s.to_vec());
@@ -293,6 +308,11 @@ impl Net {
         &self.label
     }
 
+    /// The optimised tract plan (for profiling tools: benches/engine).
+    pub fn plan(&self) -> &Arc<TypedSimplePlan> {
+        &self.plan
+    }
+
     /// Number of nodes in the optimised plan.
     pub fn nodes(&self) -> usize {
         self.plan.model().nodes().len()
@@ -302,4 +322,418 @@ impl Net {
 /// Builds an input tensor from raw `f32` data of the given shape.
 pub fn tensor_from(shape: &[usize], data: &[f32]) -> Result<Tensor> {
     Tensor::from_shape(shape, data).map_err(model_err)
+}
+
+/// A 3x3 depthwise convolution (NCHW, f32, padding 1, stride 1 or 2) that
+/// replaces tract's `DepthWiseConv` for MobileNet-style networks.
+///
+/// tract 0.23.9's x86_64 depthwise kernel is vectorised only along output
+/// rows at stride 1 and at least 32 points wide; stride-2 layers and the
+/// 14x14 and 7x7 planes run its scalar loop (0.6-6 GFLOP/s, half of a
+/// MobileNetV2 frame; docs/engine.md). This op copies each channel into
+/// `stride` zero-padded row-phase planes, so that every tap is one
+/// contiguous multiply-add over a flattened block of rows (stride-2 layers
+/// compute every column and keep every second), which the compiler
+/// vectorises (AVX2 where the CPU has it, chosen at run time). A following
+/// ReLU6 (`Max` then `Min` with constants) is folded in, and channels are
+/// split over tract's executor when it has threads.
+///
+/// Arithmetic per output point is tract's: the bias, then one multiply and
+/// one add per tap in row-major order (no fused multiply-add); the logits
+/// are bit-identical to tract's own kernel. Padding taps add `w * 0.0`,
+/// which leaves every finite sum unchanged.
+mod depthwise {
+    use tract_onnx::prelude::*;
+    use tract_onnx::tract_core::internal::*;
+    use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+    use tract_onnx::tract_core::ops::nn::DataFormat;
+
+    /// Output points computed per block (the block's accumulator stays in L1).
+    const BLOCK_POINTS: usize = 2048;
+
+    #[derive(Debug, Clone)]
+    pub struct DepthWise3x3 {
+        /// Channels.
+        c: usize,
+        /// Input height and width.
+        h: usize,
+        w: usize,
+        /// 1 or 2.
+        stride: usize,
+        /// Whether the tensors have a leading batch axis of 1 (NCHW, else CHW).
+        batch: bool,
+        /// A fused `min(max(x, lo), hi)` (ReLU6) on the output.
+        clamp: Option<(f32, f32)>,
+        /// `c * 9` taps, row-major per channel.
+        kernel: Vec<f32>,
+        /// `c` biases.
+        bias: Vec<f32>,
+    }
+
+    /// Bitwise equality (tract's op equality is `Eq`; weights are compared by bits).
+    impl PartialEq for DepthWise3x3 {
+        fn eq(&self, o: &Self) -> bool {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let clamp = |c: Option<(f32, f32)>| c.map(|(a, b)| (a.to_bits(), b.to_bits()));
+            (self.c, self.h, self.w, self.stride, self.batch) == (o.c, o.h, o.w, o.stride, o.batch)
+                && clamp(self.clamp) == clamp(o.clamp)
+                && bits(&self.kernel) == bits(&o.kernel)
+                && bits(&self.bias) == bits(&o.bias)
+        }
+    }
+
+    impl Eq for DepthWise3x3 {}
+
+    impl DepthWise3x3 {
+        fn shape(&self, h: usize, w: usize) -> TVec<usize> {
+            if self.batch {
+                tvec![1, self.c, h, w]
+            } else {
+                tvec![self.c, h, w]
+            }
+        }
+
+        fn out_hw(&self) -> (usize, usize) {
+            // Padding 1 each side, kernel 3: (n + 2 - 3) / s + 1.
+            (
+                (self.h - 1) / self.stride + 1,
+                (self.w - 1) / self.stride + 1,
+            )
+        }
+
+        /// This op for `conv` reading `input`, or `None` if it is not a
+        /// case this op covers exactly.
+        pub fn for_conv(
+            model: &TypedModel,
+            node: &TypedNode,
+            conv: &Conv,
+        ) -> TractResult<Option<DepthWise3x3>> {
+            let ps = &conv.pool_spec;
+            let c = ps.input_channels;
+            let pad_ok = match &ps.padding {
+                PaddingSpec::Explicit(b, a) => b.iter().chain(a.iter()).all(|&p| p == 1),
+                _ => false,
+            };
+            let stride = ps.stride(0);
+            let batch = match ps.data_format {
+                DataFormat::NCHW => true,
+                DataFormat::CHW => false,
+                _ => return Ok(None),
+            };
+            if conv.q_params.is_some()
+                || conv.kernel_fmt != KernelFormat::OIHW
+                || ps.kernel_shape.as_slice() != [3, 3]
+                || !pad_ok
+                || ps.dilation(0) != 1
+                || ps.dilation(1) != 1
+                || stride != ps.stride(1)
+                || !(stride == 1 || stride == 2)
+                || conv.group != c
+                || ps.output_channels != c
+                || node.inputs.len() != 3
+            {
+                return Ok(None);
+            }
+            let x = model.outlet_fact(node.inputs[0])?;
+            let Some(shape) = x.shape.as_concrete() else {
+                return Ok(None);
+            };
+            let chw = if batch {
+                if shape.len() != 4 || shape[0] != 1 {
+                    return Ok(None);
+                }
+                &shape[1..]
+            } else {
+                shape
+            };
+            if x.datum_type != f32::datum_type() || chw.len() != 3 || chw[0] != c {
+                return Ok(None);
+            }
+            let konst = |ix: usize| model.outlet_fact(node.inputs[ix]).map(|f| f.konst.clone());
+            let (Some(k), Some(b)) = (konst(1)?, konst(2)?) else {
+                return Ok(None);
+            };
+            if k.datum_type() != f32::datum_type()
+                || k.shape() != [c, 1, 3, 3]
+                || b.datum_type() != f32::datum_type()
+            {
+                return Ok(None);
+            }
+            let kernel = k.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+            let bias = b.try_as_plain_ram()?.as_slice::<f32>()?;
+            let bias = match bias.len() {
+                1 => vec![bias[0]; c],
+                n if n == c => bias.to_vec(),
+                _ => return Ok(None),
+            };
+            Ok(Some(DepthWise3x3 {
+                c,
+                h: chw[1],
+                w: chw[2],
+                stride,
+                batch,
+                clamp: None,
+                kernel,
+                bias,
+            }))
+        }
+
+        /// Row-phase plane geometry: (rows, row pitch, plane length with slack).
+        fn planes_geo(&self) -> (usize, usize, usize) {
+            let (oh, _) = self.out_hw();
+            let (ph, pw) = (oh + 2, self.w + 2);
+            // Slack: a block's taps read up to 2 rows + 2 points past its end.
+            (ph, pw, ph * pw + 2 * pw + 2)
+        }
+
+        /// One channel: `input` is its `h x w` plane, `output` its `oh x ow`
+        /// plane. `planes` (`stride` row-phase planes of the zero-padded
+        /// input) must be zero wherever this function does not write, which
+        /// it never changes: pass the same zeroed buffer for every channel.
+        /// `acc` holds one block of points, computed at stride 1 along rows
+        /// (every `stride`-th is kept).
+        #[inline(always)]
+        fn channel(
+            &self,
+            ch: usize,
+            input: &[f32],
+            output: &mut [f32],
+            planes: &mut [f32],
+            acc: &mut [f32],
+        ) {
+            let s = self.stride;
+            let (oh, ow) = self.out_hw();
+            let (ph, pw, plane) = self.planes_geo();
+            // Plane rp holds padded row s*r + rp at r * pw; padded pixel
+            // (py, px) is input pixel (py - 1, px - 1).
+            for rp in 0..s {
+                let dst = &mut planes[rp * plane..][..plane];
+                for r in 0..ph {
+                    let py = s * r + rp;
+                    if py == 0 || py > self.h {
+                        continue;
+                    }
+                    dst[r * pw + 1..][..self.w]
+                        .copy_from_slice(&input[(py - 1) * self.w..][..self.w]);
+                }
+            }
+            let t = &self.kernel[ch * 9..][..9];
+            let bias = self.bias[ch];
+            let rows_per_block = acc.len() / pw;
+            let mut oy = 0;
+            while oy < oh {
+                let rows = rows_per_block.min(oh - oy);
+                let n = rows * pw;
+                // Point i = r * pw + x of the block (output column x / s when
+                // x % s == 0 and x / s < ow, junk otherwise) reads tap (ky, kx)
+                // at offset (oy + r + ky / s) * pw + x + kx of plane ky % s.
+                let src = |ky: usize, kx: usize| {
+                    let p = &planes[(ky % s) * plane..][..plane];
+                    &p[(oy + ky / s) * pw + kx..][..n]
+                };
+                let (s0, s1, s2) = (src(0, 0), src(0, 1), src(0, 2));
+                let (s3, s4, s5) = (src(1, 0), src(1, 1), src(1, 2));
+                let (s6, s7, s8) = (src(2, 0), src(2, 1), src(2, 2));
+                let acc = &mut acc[..n];
+                for i in 0..n {
+                    let mut v = bias;
+                    v += t[0] * s0[i];
+                    v += t[1] * s1[i];
+                    v += t[2] * s2[i];
+                    v += t[3] * s3[i];
+                    v += t[4] * s4[i];
+                    v += t[5] * s5[i];
+                    v += t[6] * s6[i];
+                    v += t[7] * s7[i];
+                    v += t[8] * s8[i];
+                    acc[i] = v;
+                }
+                let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+                for r in 0..rows {
+                    let dst = &mut output[(oy + r) * ow..][..ow];
+                    if s == 1 {
+                        for (o, a) in dst.iter_mut().zip(&acc[r * pw..][..ow]) {
+                            *o = a.max(lo).min(hi);
+                        }
+                    } else {
+                        for (o, a) in dst.iter_mut().zip(acc[r * pw..].iter().step_by(s)) {
+                            *o = a.max(lo).min(hi);
+                        }
+                    }
+                }
+                oy += rows;
+            }
+        }
+
+        #[inline(always)]
+        /// Channels `first..` (as many as `output` holds planes for).
+        fn run_channels(&self, input: &[f32], first: usize, output: &mut [f32]) {
+            let (oh, ow) = self.out_hw();
+            let (_, pw, plane) = self.planes_geo();
+            let mut planes = vec![0f32; plane * self.stride];
+            let mut acc = vec![0f32; (BLOCK_POINTS / pw).max(1) * pw];
+            for (i, out) in output.chunks_exact_mut(oh * ow).enumerate() {
+                let ch = first + i;
+                self.channel(
+                    ch,
+                    &input[ch * self.h * self.w..][..self.h * self.w],
+                    out,
+                    &mut planes,
+                    &mut acc,
+                );
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn run_channels_avx2(&self, input: &[f32], first: usize, output: &mut [f32]) {
+            self.run_channels(input, first, output)
+        }
+
+        /// All channels; split across tract's executor when it has threads
+        /// (`multithread-mm`), inline otherwise.
+        fn run(&self, input: &[f32], output: &mut [f32]) -> TractResult<()> {
+            let (oh, ow) = self.out_hw();
+            let total = output.len();
+            tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
+                output,
+                oh * ow,
+                total,
+                |first, chunk| {
+                    #[cfg(target_arch = "x86_64")]
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        // SAFETY: the CPU has AVX2 (checked just above).
+                        unsafe { self.run_channels_avx2(input, first, chunk) };
+                        return Ok(());
+                    }
+                    self.run_channels(input, first, chunk);
+                    Ok(())
+                },
+            )
+        }
+    }
+
+    impl Op for DepthWise3x3 {
+        fn name(&self) -> StaticName {
+            "MainstreamDepthWise3x3".into()
+        }
+
+        fn info(&self) -> TractResult<Vec<String>> {
+            Ok(vec![format!(
+                "c: {} input: {}x{} stride: {} clamp: {:?}",
+                self.c, self.h, self.w, self.stride, self.clamp
+            )])
+        }
+
+        fn validation(&self) -> Validation {
+            Validation::Rounding
+        }
+
+        op_as_typed_op!();
+    }
+
+    impl EvalOp for DepthWise3x3 {
+        fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+            let x = &inputs[0];
+            let (oh, ow) = self.out_hw();
+            ensure!(x.shape() == self.shape(self.h, self.w).as_slice());
+            let input = x.try_as_plain_ram()?.as_slice::<f32>()?;
+            let mut out = Tensor::zero::<f32>(&self.shape(oh, ow))?;
+            self.run(input, out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?)?;
+            Ok(tvec!(out.into_tvalue()))
+        }
+
+        op_out_of_plan!();
+    }
+
+    impl TypedOp for DepthWise3x3 {
+        fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+            ensure!(inputs.len() == 1);
+            let (oh, ow) = self.out_hw();
+            Ok(tvec!(f32::fact(self.shape(oh, ow))))
+        }
+
+        fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+            let (oh, ow) = self.out_hw();
+            Ok(tvec!((
+                Cost::FMA(f32::datum_type()),
+                (self.c * oh * ow * 9).into()
+            )))
+        }
+
+        as_op!();
+    }
+
+    /// The scalar `f32` constant input of `node` other than `from`, if any.
+    fn scalar_const(model: &TypedModel, node: &TypedNode, from: usize) -> TractResult<Option<f32>> {
+        if node.inputs.len() != 2 {
+            return Ok(None);
+        }
+        let Some(other) = node.inputs.iter().find(|i| i.node != from) else {
+            return Ok(None);
+        };
+        let Some(k) = model.outlet_fact(*other)?.konst.clone() else {
+            return Ok(None);
+        };
+        if k.datum_type() != f32::datum_type() || k.len() != 1 {
+            return Ok(None);
+        }
+        Ok(Some(k.try_as_plain_ram()?.as_slice::<f32>()?[0]))
+    }
+
+    /// If node `id`'s only consumer is `Max(x, lo)` and that one's only
+    /// consumer is `Min(x, hi)`: `(lo, hi, id of the Min node)`.
+    fn relu6_after(model: &TypedModel, id: usize) -> TractResult<Option<(f32, f32, usize)>> {
+        let Some(max) = model.single_succ(id)? else {
+            return Ok(None);
+        };
+        if max.op.name() != "Max" || model.outputs.contains(&OutletId::new(id, 0)) {
+            return Ok(None);
+        }
+        let Some(lo) = scalar_const(model, max, id)? else {
+            return Ok(None);
+        };
+        let Some(min) = model.single_succ(max.id)? else {
+            return Ok(None);
+        };
+        if min.op.name() != "Min" || model.outputs.contains(&OutletId::new(max.id, 0)) {
+            return Ok(None);
+        }
+        let Some(hi) = scalar_const(model, min, max.id)? else {
+            return Ok(None);
+        };
+        Ok(Some((lo, hi, min.id)))
+    }
+
+    /// Replaces every 3x3 depthwise convolution this op covers; returns how many.
+    pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
+        let mut done = 0;
+        for id in model.eval_order()? {
+            let node = model.node(id);
+            let Some(conv) = node.op_as::<Conv>() else {
+                continue;
+            };
+            let Some(op) = DepthWise3x3::for_conv(model, node, conv)? else {
+                continue;
+            };
+            let mut patch = TypedModelPatch::default();
+            let input = patch.taps(model, &node.inputs[..1])?;
+            // ReLU6 (`Max(x, lo)` then `Min(x, hi)` with constants) folds into the op.
+            let (op, last) = match relu6_after(model, id)? {
+                Some((lo, hi, last)) => (
+                    DepthWise3x3 {
+                        clamp: Some((lo, hi)),
+                        ..op
+                    },
+                    last,
+                ),
+                None => (op, id),
+            };
+            let out = patch.wire_node(&node.name, op, &input)?[0];
+            patch.shunt_outside(model, OutletId::new(last, 0), out)?;
+            patch.apply(model)?;
+            done += 1;
+        }
+        Ok(done)
+    }
 }
