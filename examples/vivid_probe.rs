@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use mainstream::camera::v4l2::{set_control_by_name, V4l2Source};
 use mainstream::camera::{
-    list_devices, render_devices, Backoff, Camera, CameraOptions, Clock, FrameSource, Pace,
-    SourceSpec, SpecOpener, SystemClock,
+    list_devices, probe, render_devices, render_probe, Backoff, Camera, CameraOptions, Clock,
+    FrameSource, Pace, ProbeOptions, SourceSpec, SpecOpener, SystemClock,
 };
 use mainstream::frame::PixelFormat;
 
@@ -161,6 +161,31 @@ fn basic_checks(r: &mut Report) {
         }
         Err(e) => r.check("negotiate_yuyv_640x480", false, format_args!("{e:?}")),
     }
+
+    // 2b. The operator's `mainstream cameras --test`: the same camera through the
+    // supervisor and preprocessing into the 224x224 network input.
+    let opts = ProbeOptions {
+        frames: 15,
+        ..ProbeOptions::default()
+    };
+    let rep = probe(
+        &spec("/dev/video0", PixelFormat::Yuyv, 640, 480, 15.0),
+        &opts,
+    );
+    let mut text = Vec::new();
+    let _ = render_probe(&rep, &opts, &mut text);
+    print!("{}", String::from_utf8_lossy(&text));
+    r.check(
+        "probe_streams_through_preprocessing_at_the_set_rate",
+        rep.passed(&opts)
+            && rep.source.format == PixelFormat::Yuyv
+            && rep.measured_fps.is_some_and(|f| (f - 15.0).abs() < 0.5)
+            && rep.stats.dropped == 0,
+        format_args!(
+            "{} frames, {:?} fps, preprocess mean {:.2} ms, {:?}",
+            rep.frames, rep.measured_fps, rep.preprocess_ms_mean, rep.error
+        ),
+    );
 
     // 3. Fallbacks: vivid has no MJPG; odd sizes.
     match V4l2Source::open(&spec("/dev/video0", PixelFormat::Mjpeg, 640, 480, 30.0)) {

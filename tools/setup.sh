@@ -5,13 +5,17 @@
 #
 #   tools/setup.sh            host build and tests
 #   tools/setup.sh --cross    also the musl/aarch64 cross toolchains and qemu-user
+#   tools/setup.sh --vivid    also qemu-system-x86, for the vivid camera VM
+#                             (tests/vivid/run.sh); combinable with --cross
 set -euo pipefail
 
 cross=0
+vivid=0
 for a in "$@"; do
   case "$a" in
     --cross) cross=1 ;;
-    *) echo "usage: tools/setup.sh [--cross]" >&2; exit 2 ;;
+    --vivid) vivid=1 ;;
+    *) echo "usage: tools/setup.sh [--cross] [--vivid]" >&2; exit 2 ;;
   esac
 done
 
@@ -24,6 +28,12 @@ pkgs=(libclang-dev systemd file ca-certificates)
 if [ "$cross" -eq 1 ]; then
   # libc6-dev-arm64-cross: headers for bindgen (v4l2-sys) when targeting aarch64.
   pkgs+=(musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross qemu-user)
+fi
+if [ "$vivid" -eq 1 ]; then
+  # tests/vivid/run.sh: the VM itself; binutils (strip) and gzip for the
+  # initramfs; xz-utils and zstd for compressed kernel modules. The kernel and
+  # busybox-static packages are fetched by run.sh with `apt-get download`.
+  pkgs+=(qemu-system-x86 binutils gzip xz-utils zstd)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -13,6 +13,8 @@
 //!   another `/dev/videoN`. One `Camera` per device; cameras do not share state,
 //!   so one camera's outage does not touch the others.
 //! - [`list`]: what `mainstream cameras` prints.
+//! - [`probe`]: `mainstream cameras --test`, one camera streamed through
+//!   preprocessing with a report of what was negotiated and measured.
 //!
 //! Frames are delivered raw, in one of the product's [`PixelFormat`]s, with a
 //! [`FrameMeta`]; decoding and conversion are the preprocessing stage's job.
@@ -20,6 +22,7 @@
 pub mod clock;
 pub mod jpeg;
 pub mod list;
+pub mod probe;
 pub mod replay;
 pub mod v4l2;
 
@@ -35,6 +38,7 @@ use crate::frame::{FrameMeta, PixelFormat};
 
 pub use clock::{Clock, SimClock, SystemClock};
 pub use list::{list_devices, render_devices, DeviceInfo};
+pub use probe::{probe, render_probe, ProbeOptions, ProbeReport};
 pub use replay::Faults;
 
 /// How a replay source releases frames.

@@ -1,37 +1,36 @@
-//! Motion-JPEG frame decoding with `zune-jpeg` into a buffer we own.
+//! Motion-JPEG frame decoding into buffers we own.
 //!
-//! Each MJPEG frame is a complete baseline JPEG. Before the decoder sees a frame we
-//! check its structure ourselves, so damaged frames are rejected rather than shown
-//! half grey:
+//! Each MJPEG frame is a complete JPEG. Before a decoder sees a frame we check its
+//! structure ourselves, so damaged frames are rejected rather than shown half grey:
 //!
 //! - it must start with SOI and contain an EOI marker (a truncated frame has none;
 //!   bytes after the last EOI, e.g. a driver's zero padding, are ignored);
 //! - the header segments up to the first SOS must be well formed;
 //! - the frame size in SOF must equal the configured size.
 //!
-//! The decoder runs in strict mode, so entropy-coded data that ends early or does not
-//! decode is an error instead of being papered over.
+//! Then the baseline decoder (`jpegdec.rs`) decodes it: what cameras send
+//! (baseline Huffman, 8-bit, 4:2:0/4:2:2/4:4:4/grey, restart markers, with or
+//! without Huffman tables), into memory allocated once, with libjpeg-turbo's
+//! arithmetic. It rejects a frame whose scan data ends before its last block, even
+//! when the frame was cut and terminated with EOI.
 //!
-//! Not detectable: a frame whose scan data is cut short but which still ends with
-//! EOI (or whose data is altered but still decodes). Like libjpeg, the decoder then
-//! reads zero bits for the missing data and the lower part of the image comes out
-//! damaged. Drivers flag such frames (`V4L2_BUF_FLAG_ERROR`); the capture layer
-//! must drop them.
+//! Frames it does not handle (progressive, 12-bit, multi-scan, other subsampling,
+//! RGB) go to `zune-jpeg` (pure Rust) in strict mode. Neither decodes arithmetic
+//! coding: such frames are bad frames. That path
+//! allocates per frame: `zune-jpeg` 0.5 cannot reuse a decoder (a `JpegDecoder` owns
+//! its input and per-image state, a few tens of KiB for 640x480); the RGB output
+//! still goes into [`Jpeg::rgb`]. Such frames are counted
+//! ([`Jpeg::fallback_frames`]) and logged once per stream; the `preprocess_alloc`
+//! test bounds their allocations.
 //!
 //! Many UVC cameras omit the Huffman tables (DHT) from their MJPEG frames and rely on
-//! the standard tables of ITU-T T.81 Annex K.3 (the OpenDML MJPEG convention).
-//! `zune-jpeg` fills them in only for frames that carry an `AVI1` APP0 segment, so
-//! when a frame has no DHT we splice the standard tables in after SOI, into a buffer
-//! allocated once.
-//!
-//! # Allocation
-//!
-//! `zune-jpeg` 0.5 has no way to reuse a decoder across images: a `JpegDecoder` owns
-//! its input and its per-image state, and allocates per image (component tables and
-//! MCU-row scratch, a few tens of KiB for 640x480). The RGB output goes into
-//! [`Jpeg::rgb`], which we allocate once. The per-frame allocations are counted and
-//! bounded by the `preprocess_alloc` integration test.
+//! the standard tables of ITU-T T.81 Annex K.3 (the OpenDML MJPEG convention). The
+//! baseline decoder starts every frame with them; `zune-jpeg` fills them in only for
+//! frames that carry an `AVI1` APP0 segment, so for it we splice the standard tables
+//! in after SOI, into a buffer allocated once.
 
+use super::jpegdec::{Baseline, Outcome};
+use super::Isa;
 use crate::error::Result;
 use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
@@ -50,6 +49,10 @@ pub(crate) struct Jpeg {
     rgb: Vec<u8>,
     /// A frame with the standard Huffman tables spliced in; reused, never grown.
     spliced: Vec<u8>,
+    /// The allocation-free decoder for camera JPEGs.
+    baseline: Baseline,
+    /// Frames the baseline decoder left to `zune-jpeg`.
+    fallbacks: u64,
 }
 
 impl Jpeg {
@@ -67,14 +70,23 @@ impl Jpeg {
             options,
             rgb: vec![0; rgb_len],
             spliced: Vec::with_capacity(rgb_len + SPLICE_SLACK),
+            baseline: Baseline::new(width, height),
+            fallbacks: 0,
         }
+    }
+
+    /// Frames decoded by `zune-jpeg` because the baseline decoder does not handle
+    /// them (see the module documentation).
+    pub(crate) fn fallback_frames(&self) -> u64 {
+        self.fallbacks
     }
 
     /// Decodes one frame; on success the RGB pixels are in the returned slice.
     ///
     /// Errors are [`ErrorKind::BadFrame`](crate::error::ErrorKind::BadFrame). After
     /// an error the decoder is ready for the next frame.
-    pub(crate) fn decode(&mut self, frame: &[u8]) -> Result<&[u8]> {
+    /// `isa` selects the build of the baseline decoder's loops.
+    pub(crate) fn decode(&mut self, frame: &[u8], isa: Isa) -> Result<&[u8]> {
         let data = check_structure(frame)?;
         let header = walk_header(data)?;
         match header.size {
@@ -86,6 +98,18 @@ impl Jpeg {
                 self.height
             ),
             None => crate::bail!(BadFrame, "JPEG frame has no frame header before its scan"),
+        }
+        match self.baseline.decode(data, &mut self.rgb, isa)? {
+            Outcome::Decoded => return Ok(&self.rgb),
+            Outcome::Unsupported(why) => {
+                self.fallbacks += 1;
+                if self.fallbacks == 1 {
+                    log::info!(
+                        "MJPEG frames are {why}: decoding them with zune-jpeg, which \
+                         allocates per frame"
+                    );
+                }
+            }
         }
         let data = if header.has_dht {
             data
@@ -205,11 +229,11 @@ fn walk_header(data: &[u8]) -> Result<Header> {
 
 /// Number of codes of each length 1..=16, then the symbols, of the four standard
 /// Huffman tables of ITU-T T.81 Annex K.3 (tables K.3 to K.6).
-const DC_LUMA_BITS: [u8; 16] = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
-const DC_CHROMA_BITS: [u8; 16] = [0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0];
-const DC_VALUES: [u8; 12] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-const AC_LUMA_BITS: [u8; 16] = [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7D];
-const AC_LUMA_VALUES: [u8; 162] = [
+pub(super) const DC_LUMA_BITS: [u8; 16] = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
+pub(super) const DC_CHROMA_BITS: [u8; 16] = [0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0];
+pub(super) const DC_VALUES: [u8; 12] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+pub(super) const AC_LUMA_BITS: [u8; 16] = [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7D];
+pub(super) const AC_LUMA_VALUES: [u8; 162] = [
     0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07,
     0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xA1, 0x08, 0x23, 0x42, 0xB1, 0xC1, 0x15, 0x52, 0xD1, 0xF0,
     0x24, 0x33, 0x62, 0x72, 0x82, 0x09, 0x0A, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x25, 0x26, 0x27, 0x28,
@@ -222,8 +246,8 @@ const AC_LUMA_VALUES: [u8; 162] = [
     0xE3, 0xE4, 0xE5, 0xE6, 0xE7, 0xE8, 0xE9, 0xEA, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8,
     0xF9, 0xFA,
 ];
-const AC_CHROMA_BITS: [u8; 16] = [0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77];
-const AC_CHROMA_VALUES: [u8; 162] = [
+pub(super) const AC_CHROMA_BITS: [u8; 16] = [0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77];
+pub(super) const AC_CHROMA_VALUES: [u8; 162] = [
     0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21, 0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61, 0x71,
     0x13, 0x22, 0x32, 0x81, 0x08, 0x14, 0x42, 0x91, 0xA1, 0xB1, 0xC1, 0x09, 0x23, 0x33, 0x52, 0xF0,
     0x15, 0x62, 0x72, 0xD1, 0x0A, 0x16, 0x24, 0x34, 0xE1, 0x25, 0xF1, 0x17, 0x18, 0x19, 0x1A, 0x26,

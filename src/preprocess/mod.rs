@@ -5,13 +5,16 @@
 //! [`InputSpec::width`] x [`InputSpec::height`] and normalised per channel. It is
 //! built once per camera stream, allocates all its scratch memory then, and
 //! [`Preprocessor::run`] writes straight into the caller's (the runtime's)
-//! preallocated input slice. For YUYV, GREY and RGB24 frames `run` does not allocate;
-//! for MJPEG the `zune-jpeg` decoder allocates a bounded amount per frame (see
-//! `jpeg.rs` and the `preprocess_alloc` integration test).
+//! preallocated input slice. `run` does not allocate for any frame a camera sends
+//! (YUYV, GREY, RGB24, baseline MJPEG); only JPEGs that are not baseline camera
+//! JPEGs (progressive, 12-bit, 4:4:0, ...) go to `zune-jpeg`, which allocates a
+//! bounded amount per frame (see `jpeg.rs` and the `preprocess_alloc` integration
+//! test).
 //!
 //! # Pipeline
 //!
-//! 1. Decode or convert to 8-bit RGB: MJPEG with `zune-jpeg` (pure Rust), YUYV with
+//! 1. Decode or convert to 8-bit RGB: MJPEG with our baseline JPEG decoder
+//!    (`jpegdec.rs`; libjpeg-turbo's arithmetic, `zune-jpeg` for other JPEGs), YUYV with
 //!    BT.601 limited-range coefficients (what UVC webcams send), GREY kept as one
 //!    channel and replicated at the end, RGB24 as is. YUYV is converted 16 rows at a
 //!    time, and only the columns the filter reads.
@@ -56,13 +59,17 @@
 //! - RGB24 and GREY, stretched or centre-cropped: identical to Pillow.
 //! - YUYV: within 1 of ffmpeg's BT.601 limited-range conversion (and within 1 after
 //!   Pillow's resize of it); 99.5% of samples identical.
-//! - MJPEG: within 3 (measured 2; mean 0.14) of Pillow's own decode (libjpeg-turbo)
-//!   plus resize; JPEG decoders round their IDCT and chroma upsampling differently.
+//! - MJPEG: identical to Pillow's own decode (libjpeg-turbo) plus resize: the baseline
+//!   decoder uses libjpeg's integer IDCT, fancy upsampling and colour conversion.
+//!   Also identical to `djpeg` on restart-marker, 4:4:4 and grey variants, and to
+//!   Pillow on 96 real frames (`tests/preprocess_reference.rs`). JPEGs left to
+//!   `zune-jpeg` are within a few units (it rounds differently).
 //!
 //! After normalisation with the ImageNet constants one unit is 1/(255 * 0.224) ≈
 //! 0.0175; the folded normalisation is within 2e-6 of the textbook formula.
 
 mod jpeg;
+mod jpegdec;
 mod resize;
 mod yuv;
 
@@ -270,6 +277,12 @@ impl Preprocessor {
         self.fit
     }
 
+    /// MJPEG frames so far that were not baseline camera JPEGs and went to the
+    /// general (allocating) decoder; always 0 for other formats. For logs.
+    pub fn jpeg_fallback_frames(&self) -> u64 {
+        self.jpeg.as_ref().map_or(0, jpeg::Jpeg::fallback_frames)
+    }
+
     /// Which build of the kernels runs: `"avx2"`, `"sse4.1"` or `"portable"`
     /// (for logs).
     pub fn kernels(&self) -> &'static str {
@@ -280,7 +293,9 @@ impl Preprocessor {
     /// [`InputSpec::tensor_len`] values (`[1, 3, height, width]`).
     ///
     /// Raw formats need at least the frame's size in bytes (extra bytes are ignored).
-    /// Does not allocate, except inside the JPEG decoder for MJPEG.
+    /// Does not allocate, except for a JPEG the baseline decoder leaves to
+    /// `zune-jpeg` (see [`jpeg_fallback_frames`](Self::jpeg_fallback_frames)) and
+    /// for the error of a rejected frame.
     ///
     /// Errors: [`BadFrame`](crate::error::ErrorKind::BadFrame) for a short, truncated,
     /// corrupt or wrongly sized frame (`out` is then unspecified);
@@ -413,11 +428,12 @@ impl Preprocessor {
             PixelFormat::Rgb24 => resample_rows::<3, BLOCKS>(hx, frame, sw, rows, cols, tb, inter),
             PixelFormat::Grey => resample_rows::<1, BLOCKS>(hx, frame, sw, rows, cols, tb, inter),
             PixelFormat::Mjpeg => {
+                let isa = self.isa;
                 let jpeg = self
                     .jpeg
                     .as_mut()
                     .ok_or_else(|| crate::err!(Internal, "MJPEG preprocessor without decoder"))?;
-                let rgb = jpeg.decode(frame)?;
+                let rgb = jpeg.decode(frame, isa)?;
                 resample_rows::<3, BLOCKS>(hx, rgb, sw, rows, cols, tb, inter);
             }
             PixelFormat::Yuyv => resample_yuyv_rows::<BLOCKS>(

@@ -8,9 +8,11 @@
 #   2. fetches Debian's kernel image (linux-image-<ver>-amd64, the version the
 #      `linux-image-amd64` metapackage names, or $KERNEL_PKG) and busybox-static with
 #      `apt-get download`, and unpacks them (once) under target/vivid/;
-#   3. builds the static probe: `cargo build --target x86_64-unknown-linux-musl --example
-#      vivid_probe` (the first build compiles the whole crate, tract included, for musl:
-#      10+ minutes on 2 cores), or takes $VIVID_PROBE, a prebuilt static binary;
+#   3. builds the static probe like the appliance binary: `cargo build --profile
+#      appliance --target x86_64-unknown-linux-musl --example vivid_probe` (a minute or
+#      two once `mainstream` itself was built that way, as CI does; from scratch it
+#      compiles every dependency for musl, 10+ minutes on 2 cores), or takes
+#      $VIVID_PROBE, a prebuilt static binary;
 #   4. packs an initramfs: busybox, the media modules (decompressed), the probe, and
 #      tests/vivid/init, which loads vivid with two capture nodes and runs the probe;
 #   5. boots it with qemu-system-x86_64 -accel tcg and reads the probe's
@@ -78,9 +80,10 @@ kver=${vmlinuz##*/vmlinuz-}
 if [ -n "${VIVID_PROBE:-}" ]; then
     probe=$VIVID_PROBE
 else
-    log "building the probe (musl)"
-    (cd "$root" && cargo build --target x86_64-unknown-linux-musl --example vivid_probe)
-    probe="$root/target/x86_64-unknown-linux-musl/debug/examples/vivid_probe"
+    log "building the probe (musl, appliance profile)"
+    (cd "$root" && cargo build --profile appliance --target x86_64-unknown-linux-musl \
+        --example vivid_probe)
+    probe="${CARGO_TARGET_DIR:-$root/target}/x86_64-unknown-linux-musl/appliance/examples/vivid_probe"
 fi
 if command -v file >/dev/null && ! file -L "$probe" | grep -q 'static'; then
     log "$probe is not a static binary"; exit 2
