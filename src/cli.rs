@@ -23,6 +23,13 @@ pub enum Command {
         /// Print JSON instead of a table.
         json: bool,
     },
+    /// `mainstream cameras --test DEVICE`: stream one camera through preprocessing.
+    CameraTest {
+        /// What to open and ask for.
+        spec: crate::camera::SourceSpec,
+        /// Frames to stream.
+        frames: u32,
+    },
     /// `mainstream plan`: show the scheduler's plan for the configured apps.
     Plan {
         /// Config file.
@@ -224,17 +231,31 @@ OPTIONS:
 ";
 
 const HELP_CAMERAS: &str = "\
-mainstream cameras: list the video devices present
+mainstream cameras: list the video devices present, or test one
 
 Lists every /dev/video* node that can capture, with the stable /dev/v4l/by-id
 and by-path links that point to it, its pixel formats, frame sizes and frame
 rates. With no camera present it prints an empty list and exits 0.
 
+With --test, opens one camera as the service would (format and size
+negotiated with fallback, the frame interval set on the device), streams
+frames through decoding and preprocessing, and reports what was negotiated,
+the rate the driver delivered (by its timestamps), dropped and damaged
+frames, disconnects, and the preprocessing time. Exit 0 if it streamed, 1 if
+not. Use it when installing a camera.
+
 USAGE:
     mainstream cameras [--json]
+    mainstream cameras --test DEVICE [--format F] [--size WxH] [--fps N] [--frames N]
 
 OPTIONS:
-    --json   One JSON document instead of a table
+    --json         One JSON document instead of a table
+    --test DEVICE  A device node or stable link, e.g. /dev/v4l/by-id/usb-...-video-index0
+                   (a replay file works too)
+    --format F     mjpeg, yuyv, grey or rgb24 [default: mjpeg]
+    --size WxH     Frame size to negotiate [default: 640x480]
+    --fps N        Frame rate to set on the device [default: 30]
+    --frames N     Frames to stream [default: 100]
 ";
 
 const HELP_PLAN: &str = "\
@@ -478,6 +499,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
     let mut strategy = crate::planner::Strategy::Auto;
     let mut duration = None;
     let mut watch = true;
+    let mut cam_test: Option<PathBuf> = None;
+    let mut cam_format = crate::frame::PixelFormat::Mjpeg;
+    let mut cam_size = (640u32, 480u32);
+    let mut cam_fps = 30.0f64;
+    let mut cam_frames = 100u32;
     if cmd == "demo" {
         config = PathBuf::from("demo/config.toml");
     }
@@ -520,6 +546,45 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                     )));
                 }
                 duration = Some(std::time::Duration::from_secs_f64(s));
+            }
+            ("cameras", "--test") => {
+                cam_test = Some(PathBuf::from(a.value(
+                    &opt,
+                    inline,
+                    "a device node such as /dev/video0",
+                )?));
+            }
+            ("cameras", "--format") => {
+                let v = a.value(&opt, inline, "mjpeg, yuyv, grey or rgb24")?;
+                cam_format = crate::frame::PixelFormat::parse(&v).ok_or_else(|| {
+                    usage(format!(
+                        "--format {v:?} is not valid: expected mjpeg, yuyv, grey or rgb24"
+                    ))
+                })?;
+            }
+            ("cameras", "--size") => {
+                let v = a.value(&opt, inline, "WIDTHxHEIGHT, e.g. 640x480")?;
+                cam_size = v
+                    .split_once(['x', 'X'])
+                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                    .filter(|&(w, h): &(u32, u32)| (16..=8192).contains(&w) && (16..=8192).contains(&h))
+                    .ok_or_else(|| usage(format!("--size {v:?} is not valid: expected WIDTHxHEIGHT within 16..=8192, e.g. 640x480")))?;
+            }
+            ("cameras", "--fps") => {
+                cam_fps = a.number(&opt, inline, "frames per second above 0, at most 240")?;
+                if !(cam_fps.is_finite() && cam_fps > 0.0 && cam_fps <= 240.0) {
+                    return Err(usage(format!(
+                        "--fps {cam_fps} is out of range: expected above 0 and at most 240"
+                    )));
+                }
+            }
+            ("cameras", "--frames") => {
+                cam_frames = a.number(&opt, inline, "a whole number of frames from 1 to 100000")?;
+                if !(1..=100_000).contains(&cam_frames) {
+                    return Err(usage(format!(
+                        "--frames {cam_frames} is out of range 1..=100000"
+                    )));
+                }
             }
             ("run", "--no-watch") => {
                 Args::no_value(&opt, &inline)?;
@@ -635,7 +700,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             }
         }
         "status" => Command::Status { config, json },
-        "cameras" => Command::Cameras { json },
+        "cameras" => match cam_test {
+            Some(path) => Command::CameraTest {
+                spec: crate::camera::SourceSpec {
+                    path,
+                    width: cam_size.0,
+                    height: cam_size.1,
+                    fps: cam_fps,
+                    format: cam_format,
+                    pace: crate::camera::Pace::Nominal,
+                },
+                frames: cam_frames,
+            },
+            None => Command::Cameras { json },
+        },
         "plan" => Command::Plan {
             config,
             budget,

@@ -34,6 +34,22 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
             let devices = crate::camera::list_devices()?;
             crate::camera::render_devices(&devices, json, out)
         }
+        Command::CameraTest { spec, frames } => {
+            let opts = crate::camera::ProbeOptions {
+                frames,
+                ..crate::camera::ProbeOptions::default()
+            };
+            let report = crate::camera::probe(&spec, &opts);
+            crate::camera::render_probe(&report, &opts, out)?;
+            if report.passed(&opts) {
+                Ok(())
+            } else {
+                Err(Error::new(
+                    ErrorKind::Io,
+                    format!("camera test of {} failed", spec.path.display()),
+                ))
+            }
+        }
         Command::Simulate(args) => simulate(&args, out),
         Command::Plan {
             config,

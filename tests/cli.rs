@@ -161,3 +161,47 @@ fn plan_prints_each_app_and_the_baselines_as_json() {
         assert!(s.contains(key), "{key} missing: {s}");
     }
 }
+
+#[test]
+fn cameras_test_streams_a_source_through_preprocessing_and_reports_it() {
+    let out = mainstream(&[
+        "cameras",
+        "--test",
+        "models/demo/demo.mjpeg",
+        "--fps",
+        "10",
+        "--frames",
+        "12",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("result:") && l.trim_end().ends_with(" ok")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("12 of 12 frames"), "{stdout}");
+}
+
+#[test]
+fn cameras_test_of_an_absent_device_fails_with_a_reason() {
+    let out = mainstream(&[
+        "cameras",
+        "--test",
+        "/dev/v4l/by-id/no-such-camera",
+        "--frames",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("FAILED"),
+        "{}",
+        text(&out.stdout)
+    );
+}
