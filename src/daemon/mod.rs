@@ -361,6 +361,25 @@ struct CameraHandle {
     ms_per_frame: f64,
 }
 
+impl CameraHandle {
+    /// A camera with fresh counters and no thread yet.
+    fn new(name: String, key: TreeKey, generation: u64) -> CameraHandle {
+        CameraHandle {
+            name,
+            tx: None,
+            live: Arc::new(Mutex::new(CameraLive::default())),
+            heartbeat: Arc::new(AtomicU64::new(0)),
+            capturing: Arc::new(AtomicBool::new(false)),
+            thread: None,
+            key,
+            generation,
+            ended: false,
+            last: (0, 0.0),
+            ms_per_frame: 0.0,
+        }
+    }
+}
+
 /// Per app, what the status shows besides live counters.
 #[derive(Clone, Debug)]
 struct AppInfo {
@@ -612,19 +631,7 @@ impl Service<'_> {
                 self.generation,
                 Instant::now(),
             )?;
-            let mut h = CameraHandle {
-                name: c.name.clone(),
-                tx: None,
-                live: Arc::new(Mutex::new(CameraLive::default())),
-                heartbeat: Arc::new(AtomicU64::new(0)),
-                capturing: Arc::new(AtomicBool::new(false)),
-                thread: None,
-                key,
-                generation: self.generation,
-                ended: false,
-                last: (0, 0.0),
-                ms_per_frame: 0.0,
-            };
+            let mut h = CameraHandle::new(c.name.clone(), key, self.generation);
             if a.tree.is_some() {
                 self.spawn_camera(i, &mut h, a)?;
             } else {
@@ -1008,19 +1015,11 @@ impl Service<'_> {
                     let _ = tx.send(a);
                 }
             } else if a.tree.is_some() {
-                let mut h = CameraHandle {
-                    name: self.cameras[i].name.clone(),
-                    tx: None,
-                    live: Arc::new(Mutex::new(CameraLive::default())),
-                    heartbeat: Arc::new(AtomicU64::new(0)),
-                    capturing: Arc::new(AtomicBool::new(false)),
-                    thread: None,
-                    key: self.cameras[i].key.clone(),
+                let mut h = CameraHandle::new(
+                    self.cameras[i].name.clone(),
+                    self.cameras[i].key.clone(),
                     generation,
-                    ended: false,
-                    last: (0, 0.0),
-                    ms_per_frame: 0.0,
-                };
+                );
                 if let Err(e) = self.spawn_camera(i, &mut h, a) {
                     log::error!("{}", e.chain());
                     continue;
