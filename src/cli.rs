@@ -50,6 +50,8 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// `mainstream bench`: stem-sharing throughput on this machine.
     Bench(crate::bench::BenchArgs),
+    /// `mainstream replay`: the real pipeline on a labelled clip under a simulated clock.
+    Replay(crate::replay::ReplayArgs),
     /// `mainstream run`: the appliance service.
     Run(crate::daemon::RunOptions),
     /// `mainstream demo`: the service on the bundled demo, scored against its ground truth.
@@ -105,6 +107,7 @@ COMMANDS:
     profile    Measure what each segment of the base network costs on this machine
     cameras    List the video devices present, with their formats, sizes and rates
     bench      Measure how much stem sharing speeds up N apps on this machine
+    replay     Replay a labelled clip through the real pipeline under a compute budget; score event F1
     help       Show help for a command: mainstream help <COMMAND>
 
 OPTIONS:
@@ -295,6 +298,53 @@ OPTIONS:
                     workloads a cell's sampling error is about 0.02]
 ";
 
+const HELP_REPLAY: &str = "\
+mainstream replay: the real pipeline on a labelled clip, under a compute budget
+
+Plans the configured apps of one camera, then replays a clip through exactly
+what a live camera's frames go through (MJPEG decoding, preprocessing, the
+shared stem tree, every app's head, per-app sampling at its planned rate,
+X-voting) as fast as this machine goes, and scores each app's events against
+the clip's ground truth: event recall, precision and F1 beside the F1 the
+planner predicted. One run per --strategy, on the same frames.
+
+Time is simulated: frame n arrives at n / fps seconds of video time, and an
+analysed frame keeps the box busy for (its measured CPU time) / BUDGET
+seconds. A frame more than 1.5 intervals old when the box is free again is
+dropped, as the service drops frames of a live camera it cannot keep up
+with. So the apps get at most BUDGET core-seconds per second of video,
+however fast or loaded this machine is, and too costly a plan loses samples
+exactly as it would on the appliance.
+
+USAGE:
+    mainstream replay [--config FILE] [--strategy LIST] [--budget CORES]
+                      [--apps LIST] [--camera NAME] [--clip FILE] [--truth FILE]
+                      [--phase-seed N] [--charge network|all] [--tolerance F] [--json]
+
+OPTIONS:
+    -c, --config FILE     Apps, base network and camera [default: demo/config.toml]
+    --strategy LIST       Planners, comma-separated: mainstream (exact for small
+                          problems), exact, greedy, heuristic, max-min,
+                          no-sharing, max-sharing [default: mainstream]
+    --budget CORES        Compute budget in cores [default: [device] budget_cores]
+    --apps LIST           Only these apps (names from the config) [default: all of the camera's]
+    --camera NAME         The camera whose apps are replayed [default: the first]
+    --clip FILE           Replay this file instead of the camera's source
+    --truth FILE          Ground truth [default: the clip's name with
+                          .ground_truth.toml, or ground_truth.toml beside it]
+    --phase-seed N        Start each app's sampling at a random phase (seeded)
+                          instead of on the first frame, as the paper measures
+    --charge WHAT         What the budget pays for: network (stem and heads, what
+                          the planner counts) or all (decoding too) [default: network]
+    --tolerance F         Frames of slack around a labelled event [default: 2]
+    --json                One JSON object per run
+
+EXAMPLES:
+    mainstream replay
+    mainstream replay --strategy no-sharing,max-sharing,mainstream --budget 0.25
+    mainstream replay --apps birds,vehicles --phase-seed 7 --json
+";
+
 const HELP_BENCH: &str = "\
 mainstream bench: throughput of stem sharing on this machine
 
@@ -352,6 +402,7 @@ pub fn help_for(cmd: Option<&str>) -> Option<&'static str> {
         Some("plan") => HELP_PLAN,
         Some("simulate") => HELP_SIMULATE,
         Some("bench") => HELP_BENCH,
+        Some("replay") => HELP_REPLAY,
         Some("profile") => HELP_PROFILE,
         Some("help") => HELP,
         Some(_) => return None,
@@ -480,10 +531,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         "plan" => "plan",
         "simulate" => "simulate",
         "bench" => "bench",
+        "replay" => "replay",
         "profile" => "profile",
         other => {
             return Err(usage(format!(
-                "unknown command {other:?}; commands are: run, demo, status, check, plan, simulate, profile, cameras, bench, help"
+                "unknown command {other:?}; commands are: run, demo, status, check, plan, simulate, profile, cameras, bench, replay, help"
             )))
         }
     };
@@ -504,9 +556,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
     let mut cam_size = (640u32, 480u32);
     let mut cam_fps = 30.0f64;
     let mut cam_frames = 100u32;
-    if cmd == "demo" {
+    if cmd == "demo" || cmd == "replay" {
         config = PathBuf::from("demo/config.toml");
     }
+    let mut replay = crate::replay::ReplayArgs {
+        config: PathBuf::new(),
+        camera: None,
+        clip: None,
+        truth: None,
+        apps: None,
+        budget: None,
+        strategies: Vec::new(),
+        phase_seed: None,
+        charge: crate::replay::Charge::Network,
+        tolerance: crate::daemon::summary::TOLERANCE_FRAMES,
+        json: false,
+    };
     let mut workloads = 100usize;
     let mut seed = crate::planner::simulate::DEFAULT_SEED;
     let mut bench = crate::bench::BenchArgs {
@@ -527,6 +592,66 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 if !(1..=1000).contains(&profile_runs) {
                     return Err(usage(format!(
                         "--runs {profile_runs} is out of range 1..=1000"
+                    )));
+                }
+            }
+            ("replay", "--strategy") => {
+                let v = a.value(&opt, inline, "a comma-separated list of planner names")?;
+                replay.strategies = parse_list(
+                    &opt,
+                    &v,
+                    crate::daemon::parse_strategy,
+                    "mainstream, greedy, exact, heuristic, max-min, max-sharing or no-sharing",
+                )?;
+            }
+            ("replay", "--camera") => {
+                replay.camera = Some(a.value(&opt, inline, "a camera name from the config")?);
+            }
+            ("replay", "--clip") => {
+                replay.clip = Some(PathBuf::from(a.value(
+                    &opt,
+                    inline,
+                    "an MJPEG file, .y4m file or directory of JPEGs",
+                )?));
+            }
+            ("replay", "--truth") => {
+                replay.truth = Some(PathBuf::from(a.value(
+                    &opt,
+                    inline,
+                    "a ground-truth TOML file",
+                )?));
+            }
+            ("replay", "--apps") => {
+                let v = a.value(&opt, inline, "a comma-separated list of app names")?;
+                replay.apps = Some(parse_list(
+                    &opt,
+                    &v,
+                    |x| (!x.is_empty()).then(|| x.to_owned()),
+                    "app names",
+                )?);
+            }
+            ("replay", "--phase-seed") => {
+                replay.phase_seed = Some(a.number(&opt, inline, "a whole number")?);
+            }
+            ("replay", "--charge") => {
+                let v = a.value(&opt, inline, "network or all")?;
+                replay.charge = match v.as_str() {
+                    "network" => crate::replay::Charge::Network,
+                    "all" => crate::replay::Charge::All,
+                    _ => {
+                        return Err(usage(format!(
+                            "--charge {v:?} is not valid: expected network or all"
+                        )))
+                    }
+                };
+            }
+            ("replay", "--tolerance") => {
+                replay.tolerance =
+                    a.number(&opt, inline, "a whole number of frames from 0 to 1000")?;
+                if replay.tolerance > 1000 {
+                    return Err(usage(format!(
+                        "--tolerance {} is out of range 0..=1000",
+                        replay.tolerance
                     )));
                 }
             }
@@ -590,7 +715,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 Args::no_value(&opt, &inline)?;
                 watch = false;
             }
-            ("check" | "plan" | "profile" | "run" | "demo" | "status", "-c" | "--config") => {
+            (
+                "check" | "plan" | "profile" | "run" | "demo" | "status" | "replay",
+                "-c" | "--config",
+            ) => {
                 config = PathBuf::from(a.value(&opt, inline, "the configuration file")?);
             }
             ("bench", "--apps") => {
@@ -651,11 +779,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 inline,
                 "a raw f32 input tensor file",
             )?)),
-            ("cameras" | "plan" | "simulate" | "bench" | "demo" | "status", "--json") => {
+            (
+                "cameras" | "plan" | "simulate" | "bench" | "demo" | "status" | "replay",
+                "--json",
+            ) => {
                 Args::no_value(&opt, &inline)?;
                 json = true;
             }
-            ("plan" | "run" | "demo", "--budget") => {
+            ("plan" | "run" | "demo" | "replay", "--budget") => {
                 let b: f64 = a.number(&opt, inline, "a number of cores above 0, e.g. 1.5")?;
                 if !(b.is_finite() && b > 0.0 && b <= 1024.0) {
                     return Err(usage(format!(
@@ -700,6 +831,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             }
         }
         "status" => Command::Status { config, json },
+        "replay" => {
+            if replay.strategies.is_empty() {
+                replay.strategies = vec![crate::planner::Strategy::Auto];
+            }
+            Command::Replay(crate::replay::ReplayArgs {
+                config,
+                budget,
+                json,
+                ..replay
+            })
+        }
         "cameras" => match cam_test {
             Some(path) => Command::CameraTest {
                 spec: crate::camera::SourceSpec {

@@ -30,6 +30,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
             crate::daemon::summary::status(&cfg.device.state_dir, json, out)
         }
         Command::Bench(args) => crate::bench::run(&args, out),
+        Command::Replay(args) => crate::replay::run(&args, out),
         Command::Cameras { json } => {
             let devices = crate::camera::list_devices()?;
             crate::camera::render_devices(&devices, json, out)
@@ -236,7 +237,7 @@ pub fn simulate(args: &crate::cli::SimulateArgs, out: &mut dyn Write) -> Result<
 
 /// Measures the device cost profile for the configured base and saves it in
 /// the state directory (a failure to save is a warning: the plan still works).
-fn measure_profile(cfg: &Config, runs: u32) -> Result<crate::profile::Profile> {
+pub(crate) fn measure_profile(cfg: &Config, runs: u32) -> Result<crate::profile::Profile> {
     let manifest = crate::model::manifest::BaseManifest::load(&cfg.device.base)?;
     let base = crate::model::net::Base::load(manifest)?;
     let n = base.manifest.segments();

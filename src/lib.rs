@@ -30,6 +30,8 @@
 //! - [`store`]: crash-safe postcard state files (versioned, checksummed, atomic).
 //! - [`daemon`]: the appliance service (`run`, `demo`, `status`): camera
 //!   threads, events, the event log, state, systemd notification.
+//! - [`replay`]: `mainstream replay`, the real pipeline on a labelled clip under
+//!   a simulated clock that honours a compute budget, scored against ground truth.
 //! - [`commands`]: one function per subcommand; `main` only dispatches.
 
 pub mod bench;
@@ -46,6 +48,7 @@ pub mod package;
 pub mod planner;
 pub mod preprocess;
 pub mod profile;
+pub mod replay;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result};

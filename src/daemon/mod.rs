@@ -234,10 +234,10 @@ fn plan_for(
 }
 
 /// The camera key that decides whether a re-plan must rebuild its tree.
-type TreeKey = Vec<(String, usize, u64, u32, PathBuf)>;
+pub(crate) type TreeKey = Vec<(String, usize, u64, u32, PathBuf)>;
 
 /// The tree and thread assignment of camera `cam` under `plan`.
-fn assignment_for(
+pub(crate) fn assignment_for(
     cfg: &Config,
     base: &Base,
     plan: &Plan,
@@ -325,7 +325,7 @@ fn assignment_for(
     ))
 }
 
-fn source_spec(c: &config::Camera) -> SourceSpec {
+pub(crate) fn source_spec(c: &config::Camera) -> SourceSpec {
     let path = match &c.source {
         Source::Device(p) | Source::Replay(p) => p.clone(),
     };

@@ -67,12 +67,18 @@ impl Truth {
         Ok(t)
     }
 
-    /// The ground truth beside a replay clip, if it describes that clip.
+    /// The ground truth beside a replay clip, if it describes that clip:
+    /// `NAME.ground_truth.toml` for `NAME.mjpeg`, else `ground_truth.toml`.
     pub fn beside(clip: &Path) -> Option<(PathBuf, Truth)> {
-        let path = clip.parent()?.join(FILE);
-        let t = Truth::load(&path).ok()?;
+        let dir = clip.parent()?;
         let name = clip.file_name()?.to_str()?;
-        (t.clip == name).then_some((path, t))
+        let stem = clip.file_stem()?.to_str()?;
+        [dir.join(format!("{stem}.{FILE}")), dir.join(FILE)]
+            .into_iter()
+            .find_map(|path| {
+                let t = Truth::load(&path).ok()?;
+                (t.clip == name).then_some((path, t))
+            })
     }
 
     /// The events of the package `name`.

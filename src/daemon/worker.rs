@@ -56,6 +56,7 @@ pub struct Assignment {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sampler {
     interval: f64,
+    phase: f64,
     next: Option<f64>,
 }
 
@@ -69,18 +70,37 @@ impl Sampler {
         };
         Sampler {
             interval,
+            phase: 0.0,
             next: None,
         }
     }
 
+    /// The same sampler with its first sample `phase` frames after the first
+    /// frame seen (the paper's random phase; 0 = the first frame).
+    pub fn with_phase(self, phase: f64) -> Sampler {
+        Sampler {
+            phase: if phase.is_finite() {
+                phase.max(0.0)
+            } else {
+                0.0
+            },
+            ..self
+        }
+    }
+
+    /// Frames between samples (infinite for a zero rate).
+    pub fn interval(&self) -> f64 {
+        self.interval
+    }
+
     /// Whether frame `seq` is a sample, and how many due points before it
-    /// were skipped. The first frame seen is always a sample.
+    /// were skipped. The first frame seen is a sample unless a phase is set.
     pub fn due(&mut self, seq: u64) -> (bool, u64) {
         if !self.interval.is_finite() {
             return (false, 0);
         }
         let s = seq as f64;
-        let next = *self.next.get_or_insert(s);
+        let next = *self.next.get_or_insert(s + self.phase);
         if s + 1e-9 < next {
             return (false, 0);
         }
@@ -554,6 +574,13 @@ mod tests {
         assert!(!s.due(501).0);
         s.restart();
         assert!(s.due(3).0);
+    }
+
+    #[test]
+    fn a_phase_delays_the_first_sample_and_keeps_the_rate() {
+        let mut s = Sampler::new(10.0, 2.5).with_phase(2.5);
+        let due: Vec<u64> = (0..20).filter(|&q| s.due(q).0).collect();
+        assert_eq!(due, vec![3, 7, 11, 15, 19]);
     }
 
     #[test]

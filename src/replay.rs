@@ -1,0 +1,700 @@
+//! `mainstream replay`: the real pipeline on a labelled clip, as fast as the
+//! machine allows, under a simulated clock that honours a compute budget.
+//!
+//! Everything a live camera's frames go through runs for real: the MJPEG
+//! decoder, preprocessing into the tree's input, the stem tree cut from the
+//! loaded base, every app's head, the per-app samplers and X-voting. Only
+//! time is simulated. Frame `n` of a stream at F fps arrives at `n / F`
+//! seconds of video time. The box has B cores: analysing a frame that costs
+//! `c` core-seconds of measured CPU time (this thread's, so other processes do
+//! not count) keeps the simulated analyser busy for `c / B` seconds of video
+//! time. A frame that arrives while the analyser is busy waits; one that is
+//! more than 1.5 frame intervals old by the time the analyser is free is
+//! dropped before decoding, exactly the rule the service's camera threads
+//! apply to a live stream (a camera's few V4L2 buffers would have been
+//! overwritten). So over any stretch of video the analysis gets at most B
+//! core-seconds per second, and what does not fit costs samples, as on the
+//! box, while the run itself takes as long as the work takes.
+//!
+//! By default the charge is the networks' CPU time (stem segments and heads),
+//! which is what the planner's budget and cost profile count; `--charge all`
+//! adds decoding and preprocessing. The detections are scored against the
+//! clip's ground truth per app: event recall, precision and F1, the paper's
+//! metrics, beside the F1 the planner predicted for the same plan.
+
+use crate::camera::{Camera, FrameSource, Pace};
+use crate::config::{Config, Source};
+use crate::daemon::events::{Change, Detector};
+use crate::daemon::truth::{self, Score, Truth};
+use crate::daemon::worker::Sampler;
+use crate::error::{ErrorKind, Result, ResultExt};
+use crate::model::net::Base;
+use crate::planner::{Plan, Strategy};
+use crate::preprocess::Preprocessor;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What the simulated clock charges for an analysed frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Charge {
+    /// The stem segments and heads that ran (what the planner budgets).
+    Network,
+    /// Decoding and preprocessing as well.
+    All,
+}
+
+/// Options of `mainstream replay`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayArgs {
+    /// Configuration (apps, base, camera).
+    pub config: PathBuf,
+    /// Camera whose apps are replayed (default: the only camera, else the first).
+    pub camera: Option<String>,
+    /// Clip replacing the camera's source.
+    pub clip: Option<PathBuf>,
+    /// Ground truth (default: beside the clip).
+    pub truth: Option<PathBuf>,
+    /// Only these apps (default: every enabled app of the camera).
+    pub apps: Option<Vec<String>>,
+    /// Budget in cores (default: the config's).
+    pub budget: Option<f64>,
+    /// Planners to run, one replay each.
+    pub strategies: Vec<Strategy>,
+    /// Seed for each app's random sampling phase (`None`: every app samples
+    /// the first frame).
+    pub phase_seed: Option<u64>,
+    /// What the clock charges.
+    pub charge: Charge,
+    /// Frames of slack on each side of a labelled event when matching.
+    pub tolerance: u64,
+    /// Print one JSON object per run.
+    pub json: bool,
+}
+
+/// One app's result in one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct AppOutcome {
+    /// App name.
+    pub app: String,
+    /// Its M-Package (the ground truth is keyed by it).
+    pub package: String,
+    /// Planned branch point.
+    pub branch: usize,
+    /// Planned frame rate.
+    pub fps: f64,
+    /// Predicted event recall, precision and F1.
+    pub predicted_recall: f64,
+    /// Predicted precision.
+    pub predicted_precision: f64,
+    /// Predicted F1.
+    pub predicted_f1: f64,
+    /// Sampling phase, frames.
+    pub phase: f64,
+    /// Samples analysed.
+    pub samples: u64,
+    /// Due samples lost to dropped frames.
+    pub missed: u64,
+    /// Detected events as inclusive frame spans.
+    pub detections: Vec<[u64; 2]>,
+    /// Measured against ground truth (`None`: no labels for its package).
+    pub measured: Option<Score>,
+}
+
+/// One replay of the clip under one plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunOutcome {
+    /// Planner.
+    pub strategy: String,
+    /// Budget, cores.
+    pub budget_cores: f64,
+    /// The plan's predicted cost, cores.
+    pub predicted_cores: f64,
+    /// Mean predicted F1.
+    pub predicted_mean_f1: f64,
+    /// Mean measured F1 over the apps with ground truth.
+    pub measured_mean_f1: Option<f64>,
+    /// Mean measured recall.
+    pub measured_mean_recall: Option<f64>,
+    /// Mean measured precision.
+    pub measured_mean_precision: Option<f64>,
+    /// Frames in the clip.
+    pub frames: u64,
+    /// Frames analysed (some app was due).
+    pub analysed: u64,
+    /// Frames dropped because the simulated analyser was busy.
+    pub dropped: u64,
+    /// Video time, seconds.
+    pub video_s: f64,
+    /// CPU time charged to the budget, seconds.
+    pub charged_s: f64,
+    /// Charged CPU time per second of video (<= budget when it fits).
+    pub used_cores: f64,
+    /// Networks' CPU time, seconds.
+    pub network_s: f64,
+    /// Decoding and preprocessing CPU time, seconds.
+    pub decode_s: f64,
+    /// Wall-clock time of the replay, seconds.
+    pub wall_s: f64,
+    /// Per app.
+    pub apps: Vec<AppOutcome>,
+}
+
+/// The whole command's result: one run per strategy.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    /// The clip.
+    pub clip: String,
+    /// Its ground truth.
+    pub truth: Option<String>,
+    /// Camera name.
+    pub camera: String,
+    /// Stream frame rate.
+    pub stream_fps: f64,
+    /// Runs, in the order of `--strategy`.
+    pub runs: Vec<RunOutcome>,
+}
+
+/// The simulated analyser: a box of `budget` cores that a stream's frames
+/// arrive at, one every `interval` seconds of video time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SimClock {
+    interval: f64,
+    budget: f64,
+    busy_until: f64,
+}
+
+impl SimClock {
+    /// A clock for a stream at `fps` and a budget of `cores`.
+    pub fn new(fps: f64, cores: f64) -> SimClock {
+        SimClock {
+            interval: 1.0 / fps,
+            budget: cores,
+            busy_until: 0.0,
+        }
+    }
+
+    /// Video time at which frame `seq` arrives.
+    pub fn arrival(&self, seq: u64) -> f64 {
+        seq as f64 * self.interval
+    }
+
+    /// Whether frame `seq` is still there when the analyser is free: one
+    /// more than 1.5 intervals old by then is gone (the service's rule).
+    pub fn available(&self, seq: u64) -> bool {
+        self.busy_until - self.arrival(seq) <= 1.5 * self.interval
+    }
+
+    /// Charges the analysis of frame `seq`: `cpu_s` core-seconds.
+    pub fn charge(&mut self, seq: u64, cpu_s: f64) {
+        self.busy_until = self.busy_until.max(self.arrival(seq)) + cpu_s / self.budget;
+    }
+}
+
+/// This thread's CPU time, seconds.
+fn thread_cpu_s() -> f64 {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+        .unwrap_or(0.0)
+}
+
+/// A splitmix64 step: the phases' deterministic random numbers.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Phase of app `name` for `seed`: uniform in [0, interval) frames, the same
+/// for an app whatever else is replayed with it.
+fn phase_for(seed: u64, name: &str, interval: f64) -> f64 {
+    let mut s = seed;
+    for b in name.bytes() {
+        s = s.rotate_left(5) ^ u64::from(b);
+        splitmix(&mut s);
+    }
+    let u = (splitmix(&mut s) >> 11) as f64 / (1u64 << 53) as f64;
+    if interval.is_finite() {
+        u * interval
+    } else {
+        0.0
+    }
+}
+
+/// The configuration restricted to the replayed camera and apps.
+fn select(cfg: &Config, args: &ReplayArgs) -> Result<(Config, usize)> {
+    let cam = match &args.camera {
+        Some(name) => cfg
+            .cameras
+            .iter()
+            .position(|c| &c.name == name)
+            .ok_or_else(|| {
+                crate::err!(
+                    InvalidConfig,
+                    "--camera {name:?}: {} has no such camera (it has: {})",
+                    args.config.display(),
+                    cfg.cameras
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?,
+        None => 0,
+    };
+    if cfg.cameras.is_empty() {
+        crate::bail!(
+            InvalidConfig,
+            "{} defines no camera to replay",
+            args.config.display()
+        );
+    }
+    let mut out = cfg.clone();
+    if let Some(names) = &args.apps {
+        for n in names {
+            let Some(a) = cfg.apps.iter().find(|a| &a.name == n) else {
+                crate::bail!(
+                    InvalidConfig,
+                    "--apps: {} has no app {n:?} (it has: {})",
+                    args.config.display(),
+                    cfg.apps
+                        .iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            if a.camera != cam {
+                crate::bail!(
+                    InvalidConfig,
+                    "--apps: app {n:?} watches camera {:?}, not {:?}",
+                    cfg.cameras[a.camera].name,
+                    cfg.cameras[cam].name
+                );
+            }
+        }
+        for a in &mut out.apps {
+            a.enabled = names.contains(&a.name);
+        }
+    }
+    for a in &mut out.apps {
+        a.enabled &= a.camera == cam;
+    }
+    if out.enabled_apps().next().is_none() {
+        crate::bail!(
+            InvalidConfig,
+            "no enabled app watches camera {:?} in {}",
+            cfg.cameras[cam].name,
+            args.config.display()
+        );
+    }
+    Ok((out, cam))
+}
+
+/// `mainstream replay`.
+pub fn run(args: &ReplayArgs, out: &mut dyn Write) -> Result<()> {
+    let outcome = replay(args)?;
+    let text = if args.json {
+        let mut s = String::new();
+        for r in &outcome.runs {
+            let line = serde_json::json!({
+                "clip": outcome.clip,
+                "truth": outcome.truth,
+                "camera": outcome.camera,
+                "stream_fps": outcome.stream_fps,
+                "run": r,
+            });
+            let _ = writeln!(s, "{line}");
+        }
+        s
+    } else {
+        render(&outcome)
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Replays the clip once per strategy and scores each run.
+pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
+    let cfg = crate::commands::load_config(&args.config)?;
+    let (cfg, cam) = select(&cfg, args)?;
+    let camera = &cfg.cameras[cam];
+    let clip = match (&args.clip, &camera.source) {
+        (Some(p), _) => p.clone(),
+        (None, Source::Replay(p)) => p.clone(),
+        (None, Source::Device(p)) => crate::bail!(
+            InvalidConfig,
+            "camera {:?} reads the device {}; replay needs a file: give --clip FILE",
+            camera.name,
+            p.display()
+        ),
+    };
+    if !clip.is_file() && !clip.is_dir() {
+        crate::bail!(InvalidConfig, "clip {} does not exist", clip.display());
+    }
+    let truth = match &args.truth {
+        Some(p) => Some((p.clone(), Truth::load(p)?)),
+        None => Truth::beside(&clip),
+    };
+    if truth.is_none() {
+        log::warn!(
+            "no ground truth for {} (give --truth FILE): detections are reported unscored",
+            clip.display()
+        );
+    }
+    let manifest = crate::model::manifest::BaseManifest::load(&cfg.device.base)?;
+    let base = Base::load(manifest)?;
+    let profile = match crate::profile::load(&cfg.device.state_dir, &base.manifest.sha256)? {
+        Some(p) => p,
+        None => {
+            log::info!(
+                "no cost profile for this base and CPU in {}; measuring it now",
+                cfg.device.state_dir.display()
+            );
+            crate::commands::measure_profile(&cfg, 5)?
+        }
+    };
+    let budget = args.budget.unwrap_or(cfg.device.budget_cores);
+    let problem = crate::commands::problem_from_config(&cfg, &profile.segment_ms, budget);
+    let mut spec = crate::daemon::source_spec(camera);
+    spec.path = clip.clone();
+    spec.pace = Pace::Fast;
+    let mut runs = Vec::new();
+    for &strategy in &args.strategies {
+        let plan = crate::planner::plan(&problem, strategy)?;
+        log::info!(
+            "{}: {} apps, predicted {:.3} of {:.2} cores, mean F1 {:.3}",
+            plan.strategy.name(),
+            plan.apps.len(),
+            plan.cost / 1000.0,
+            budget,
+            plan.mean_f1
+        );
+        let run = replay_plan(&cfg, &base, cam, &plan, &spec, truth.as_ref(), args)
+            .with_msg(|| format!("replaying {} under {}", clip.display(), strategy.name()))?;
+        runs.push(run);
+    }
+    Ok(Outcome {
+        clip: clip.display().to_string(),
+        truth: truth.as_ref().map(|(p, _)| p.display().to_string()),
+        camera: camera.name.clone(),
+        stream_fps: camera.fps,
+        runs,
+    })
+}
+
+/// One replay under `plan`.
+fn replay_plan(
+    cfg: &Config,
+    base: &Base,
+    cam: usize,
+    plan: &Plan,
+    spec: &crate::camera::SourceSpec,
+    truth: Option<&(PathBuf, Truth)>,
+    args: &ReplayArgs,
+) -> Result<RunOutcome> {
+    let wall = Instant::now();
+    let (assignment, _) =
+        crate::daemon::assignment_for(cfg, base, plan, cam, 1, 0, Instant::now())?;
+    let apps = assignment.apps;
+    let Some(mut tree) = assignment.tree else {
+        crate::bail!(Internal, "the plan gives camera {cam} no apps");
+    };
+    let stream_fps = spec.fps;
+    let budget = plan.budget / 1000.0;
+    let mut clock = SimClock::new(stream_fps, budget);
+    let mut samplers = Vec::new();
+    let mut phases = Vec::new();
+    for a in &apps {
+        let s = Sampler::new(stream_fps, a.fps);
+        let phase = args
+            .phase_seed
+            .map_or(0.0, |seed| phase_for(seed, &a.name, s.interval()));
+        samplers.push(s.with_phase(phase));
+        phases.push(phase);
+    }
+    let mut detectors: Vec<Detector> = apps.iter().map(|a| Detector::new(a.voting)).collect();
+    let mut detections: Vec<Vec<[u64; 2]>> = vec![Vec::new(); apps.len()];
+    let mut samples = vec![0u64; apps.len()];
+    let mut missed = vec![0u64; apps.len()];
+    let mut due = vec![false; apps.len()];
+    let mut camera = Camera::for_spec(spec.clone());
+    let input = &base.manifest.input;
+    let (pspec, fit) = (input.preprocess_spec(), input.fit());
+    let mut pre: Option<Preprocessor> = None;
+    let (mut frames, mut analysed, mut dropped) = (0u64, 0u64, 0u64);
+    let (mut network_s, mut decode_s, mut charged_s) = (0.0f64, 0.0f64, 0.0f64);
+    let mut first_seq: Option<u64> = None;
+    let mut last_seq = 0u64;
+    while let Some(meta) = camera.grab()? {
+        frames += 1;
+        let seq = meta.sequence - *first_seq.get_or_insert(meta.sequence);
+        last_seq = seq;
+        if !clock.available(seq) {
+            dropped += 1;
+            continue;
+        }
+        let mut any = false;
+        for i in 0..apps.len() {
+            let (d, m) = samplers[i].due(seq);
+            due[i] = d;
+            missed[i] += m;
+            any |= d;
+        }
+        if !any {
+            continue;
+        }
+        let c0 = thread_cpu_s();
+        let fits = pre.as_ref().is_some_and(|p| {
+            p.source_size() == (meta.width, meta.height) && p.format() == meta.format
+        });
+        if !fits {
+            pre = Some(Preprocessor::new(
+                meta.width,
+                meta.height,
+                meta.format,
+                &pspec,
+                fit,
+            )?);
+        }
+        let Some(p) = pre.as_mut() else { continue };
+        match tree.fill_input(|buf| p.run(camera.frame(), buf))? {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::BadFrame => {
+                log::warn!("{}: frame {seq}: {e}", spec.path.display());
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        let c1 = thread_cpu_s();
+        let results = tree.run_apps(seq, &due)?;
+        let c2 = thread_cpu_s();
+        analysed += 1;
+        network_s += c2 - c1;
+        decode_s += c1 - c0;
+        let charge = match args.charge {
+            Charge::Network => c2 - c1,
+            Charge::All => c2 - c0,
+        };
+        charged_s += charge;
+        clock.charge(seq, charge);
+        for (i, r) in results.iter().enumerate() {
+            if !r.ran {
+                continue;
+            }
+            samples[i] += 1;
+            if let Change::Closed(c) = detectors[i].sample(seq, 0, r.positive, r.score) {
+                detections[i].push([c.start_frame, c.end_frame]);
+            }
+        }
+    }
+    for (i, d) in detectors.iter_mut().enumerate() {
+        if let Some(c) = d.finish() {
+            detections[i].push([c.start_frame, c.end_frame]);
+        }
+    }
+    let video_s = if frames == 0 {
+        0.0
+    } else {
+        clock.arrival(last_seq + 1)
+    };
+    let mut outcomes = Vec::new();
+    for (i, a) in apps.iter().enumerate() {
+        let Some(app) = cfg.apps.iter().find(|x| x.name == a.name) else {
+            crate::bail!(Internal, "app {} vanished from the config", a.name);
+        };
+        let Some(p) = plan.apps.iter().find(|p| p.name == a.name) else {
+            crate::bail!(Internal, "app {} is not in the plan", a.name);
+        };
+        let measured = truth
+            .and_then(|(_, t)| t.events_of(&app.package.name))
+            .map(|t| truth::score(t, &detections[i], args.tolerance));
+        outcomes.push(AppOutcome {
+            app: a.name.clone(),
+            package: app.package.name.clone(),
+            branch: p.branch,
+            fps: p.fps,
+            predicted_recall: p.recall,
+            predicted_precision: p.precision,
+            predicted_f1: p.f1,
+            phase: phases[i],
+            samples: samples[i],
+            missed: missed[i],
+            detections: std::mem::take(&mut detections[i]),
+            measured,
+        });
+    }
+    let mean = |f: fn(&Score) -> f64| {
+        let v: Vec<f64> = outcomes
+            .iter()
+            .filter_map(|o| o.measured.as_ref().map(f))
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    Ok(RunOutcome {
+        strategy: plan.strategy.name().to_owned(),
+        budget_cores: budget,
+        predicted_cores: plan.cost / 1000.0,
+        predicted_mean_f1: plan.mean_f1,
+        measured_mean_f1: mean(|s| s.f1),
+        measured_mean_recall: mean(|s| s.recall),
+        measured_mean_precision: mean(|s| s.precision),
+        frames,
+        analysed,
+        dropped,
+        video_s,
+        charged_s,
+        used_cores: if video_s > 0.0 {
+            charged_s / video_s
+        } else {
+            0.0
+        },
+        network_s,
+        decode_s,
+        wall_s: wall.elapsed().as_secs_f64(),
+        apps: outcomes,
+    })
+}
+
+/// The result as text.
+pub fn render(o: &Outcome) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "replay of {} (camera {}, {} fps){}",
+        o.clip,
+        o.camera,
+        o.stream_fps,
+        o.truth
+            .as_ref()
+            .map_or(" - no ground truth".to_owned(), |t| format!(
+                ", scored against {t}"
+            ))
+    );
+    for r in &o.runs {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "{}: budget {:.2} cores, predicted {:.3}, used {:.3} (charged {:.2} s of CPU for {:.1} s of video; decode {:.2} s)",
+            r.strategy, r.budget_cores, r.predicted_cores, r.used_cores, r.charged_s, r.video_s, r.decode_s
+        );
+        let _ = writeln!(
+            s,
+            "  {} frames, {} analysed, {} dropped; replayed in {:.1} s",
+            r.frames, r.analysed, r.dropped, r.wall_s
+        );
+        let _ = writeln!(
+            s,
+            "  {:<16} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}",
+            "app",
+            "branch",
+            "fps",
+            "samples",
+            "missed",
+            "events",
+            "recall",
+            "prec",
+            "F1",
+            "pred F1"
+        );
+        for a in &r.apps {
+            let (ev, rec, prec, f1) = match &a.measured {
+                Some(m) => (
+                    format!("{}/{}", m.found, m.truth),
+                    format!("{:.3}", m.recall),
+                    format!("{:.3}", m.precision),
+                    format!("{:.3}", m.f1),
+                ),
+                None => (
+                    a.detections.len().to_string(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<16} {:>6} {:>6.2} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7.3}",
+                a.app, a.branch, a.fps, a.samples, a.missed, ev, rec, prec, f1, a.predicted_f1
+            );
+        }
+        match r.measured_mean_f1 {
+            Some(m) => {
+                let _ = writeln!(
+                    s,
+                    "  mean event F1 {:.3} (recall {:.3}, precision {:.3}); predicted {:.3}",
+                    m,
+                    r.measured_mean_recall.unwrap_or(0.0),
+                    r.measured_mean_precision.unwrap_or(0.0),
+                    r.predicted_mean_f1
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  predicted mean F1 {:.3}", r.predicted_mean_f1);
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_lie_inside_the_interval_and_depend_only_on_seed_and_app() {
+        for seed in 0..50u64 {
+            let p = phase_for(seed, "birds", 4.0);
+            assert!((0.0..4.0).contains(&p), "{p}");
+            assert_eq!(p, phase_for(seed, "birds", 4.0));
+        }
+        assert_ne!(phase_for(1, "birds", 4.0), phase_for(1, "vehicles", 4.0));
+        assert_ne!(phase_for(1, "birds", 4.0), phase_for(2, "birds", 4.0));
+        assert_eq!(phase_for(3, "birds", f64::INFINITY), 0.0);
+    }
+
+    #[test]
+    fn a_box_too_slow_for_the_stream_drops_frames_and_spends_exactly_its_budget() {
+        // 10 fps, half a core, 0.1 core-s per frame: the box needs 0.2 s per
+        // frame, so every other frame is gone when it is free again.
+        let mut c = SimClock::new(10.0, 0.5);
+        let mut kept = Vec::new();
+        for seq in 0..100 {
+            if c.available(seq) {
+                c.charge(seq, 0.1);
+                kept.push(seq);
+            }
+        }
+        // The first frame is free, then one in two: 51 of 100.
+        assert_eq!(kept.len(), 51);
+        assert_eq!(&kept[..4], &[0, 1, 3, 5]);
+        // What was spent never exceeds the budget over the video plus the
+        // one frame still being analysed at its end.
+        let spent = kept.len() as f64 * 0.1;
+        assert!(spent <= 0.5 * (c.arrival(100) + 0.2) + 1e-9, "{spent}");
+    }
+
+    #[test]
+    fn a_box_fast_enough_keeps_every_frame() {
+        let mut c = SimClock::new(10.0, 0.25);
+        for seq in 0..1000 {
+            assert!(c.available(seq), "frame {seq} dropped");
+            c.charge(seq, 0.024);
+        }
+    }
+
+    #[test]
+    fn phases_spread_over_the_whole_interval() {
+        let mut bins = [0u32; 4];
+        for seed in 0..400u64 {
+            bins[phase_for(seed, "x", 4.0) as usize] += 1;
+        }
+        assert!(bins.iter().all(|&b| b > 60), "{bins:?}");
+    }
+}

@@ -1,0 +1,260 @@
+//! `mainstream replay` end to end: the real binary, the bundled demo clip and
+//! M-Packages, scored against the clip's ground truth under a budget.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bin() -> PathBuf {
+    std::env::var_os("MAINSTREAM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mainstream")))
+}
+
+/// A scratch config for the demo clip with birds, vehicles and mammals, and a
+/// cost profile measured once for all tests here.
+fn setup(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ms-replay-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("apps.d")).unwrap();
+    let r = root();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[device]\nbudget_cores = 1.0\nstate_dir = \"state\"\nthreads = 1\nbase = \"{}/models/mobilenet_v2/manifest.toml\"\n\n\
+             [[camera]]\nname = \"campus\"\nsource = \"{}/models/demo/demo.mjpeg\"\nfps = 10\n",
+            r.display(),
+            r.display()
+        ),
+    )
+    .unwrap();
+    for app in ["birds", "vehicles", "mammals"] {
+        std::fs::write(
+            dir.join("apps.d").join(format!("{app}.toml")),
+            format!(
+                "camera = \"campus\"\npackage = \"{}/models/apps/{app}\"\n",
+                r.display()
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    std::fs::copy(shared_profile(), dir.join("state/profile.bin")).unwrap();
+    dir
+}
+
+fn shared_profile() -> &'static Path {
+    static PROFILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PROFILE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("ms-replay-profile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!(
+                "[device]\nstate_dir = \"state\"\nbase = \"{}/models/mobilenet_v2/manifest.toml\"\n",
+                root().display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(bin())
+            .args(["profile", "--runs", "3", "--config"])
+            .arg(dir.join("config.toml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        dir.join("state/profile.bin")
+    })
+}
+
+fn replay(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("replay")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .args(args)
+        .env("MAINSTREAM_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
+fn runs(out: &Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn every_strategy_is_scored_per_app_against_the_ground_truth_within_its_budget() {
+    let dir = setup("strategies");
+    let out = replay(
+        &dir,
+        &[
+            "--strategy",
+            "no-sharing,max-sharing,mainstream",
+            "--budget",
+            "0.1",
+            "--json",
+        ],
+    );
+    let runs = runs(&out);
+    assert_eq!(runs.len(), 3);
+    let names: Vec<&str> = runs
+        .iter()
+        .map(|r| r["run"]["strategy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[..2], ["no-sharing", "max-sharing"]);
+    for line in &runs {
+        assert!(line["truth"]
+            .as_str()
+            .unwrap()
+            .ends_with("models/demo/ground_truth.toml"));
+        let r = &line["run"];
+        assert_eq!(r["frames"], 295);
+        let video = r["video_s"].as_f64().unwrap();
+        assert!((video - 29.5).abs() < 1e-9, "{video}");
+        // The budget holds over the clip, up to the frame being analysed
+        // at its end (a generous 0.5 s of box time).
+        let charged = r["charged_s"].as_f64().unwrap();
+        assert!(charged <= 0.1 * (video + 0.5), "charged {charged} s");
+        assert!(r["network_s"].as_f64().unwrap() > 0.0);
+        let analysed = r["analysed"].as_u64().unwrap();
+        let dropped = r["dropped"].as_u64().unwrap();
+        assert!(analysed > 0 && analysed + dropped <= 295);
+        let apps = r["apps"].as_array().unwrap();
+        assert_eq!(apps.len(), 3);
+        for a in apps {
+            let m = &a["measured"];
+            assert_eq!(m["truth"], 2, "{a}");
+            let f1 = m["f1"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&f1));
+            assert!(a["samples"].as_u64().unwrap() > 0, "{a}");
+        }
+        let mean = r["measured_mean_f1"].as_f64().unwrap();
+        let by_hand: f64 = apps
+            .iter()
+            .map(|a| a["measured"]["f1"].as_f64().unwrap())
+            .sum::<f64>()
+            / 3.0;
+        assert!((mean - by_hand).abs() < 1e-12);
+    }
+    // The baselines differ in where they branch.
+    let branches = |i: usize| -> Vec<u64> {
+        runs[i]["run"]["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["branch"].as_u64().unwrap())
+            .collect()
+    };
+    assert!(branches(0).iter().zip(branches(1)).all(|(n, m)| *n < m));
+}
+
+#[test]
+fn an_ample_budget_loses_no_sample_and_finds_every_labelled_event() {
+    let dir = setup("ample");
+    let out = replay(
+        &dir,
+        &[
+            "--strategy",
+            "max-sharing",
+            "--budget",
+            "4",
+            "--apps",
+            "vehicles",
+            "--json",
+        ],
+    );
+    let runs = runs(&out);
+    let r = &runs[0]["run"];
+    assert_eq!(r["dropped"], 0);
+    let a = &r["apps"][0];
+    assert_eq!(a["app"], "vehicles");
+    // Exactly the planned rate: one sample every 10 / fps frames of 295.
+    let fps = a["fps"].as_f64().unwrap();
+    let want = (295.0 / (10.0 / fps)).ceil() as u64;
+    assert_eq!(a["samples"].as_u64().unwrap(), want, "{a}");
+    assert_eq!(a["missed"], 0);
+    // The committed vehicles heads find both vehicles of the demo clip at
+    // full rate (the demo's own result).
+    assert_eq!(a["measured"]["found"], 2, "{a}");
+}
+
+#[test]
+fn a_phase_seed_moves_each_apps_samples_and_is_reproducible() {
+    let dir = setup("phase");
+    let args = [
+        "--strategy",
+        "max-sharing",
+        "--budget",
+        "0.05",
+        "--phase-seed",
+        "11",
+        "--json",
+    ];
+    let a = runs(&replay(&dir, &args));
+    let phases: Vec<f64> = a[0]["run"]["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["phase"].as_f64().unwrap())
+        .collect();
+    assert!(phases.iter().any(|&p| p > 0.0), "{phases:?}");
+    let b = runs(&replay(&dir, &args));
+    for (x, y) in a[0]["run"]["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(b[0]["run"]["apps"].as_array().unwrap())
+    {
+        assert_eq!(x["phase"], y["phase"]);
+    }
+}
+
+#[test]
+fn an_unknown_app_is_a_configuration_error_that_names_it() {
+    let dir = setup("unknown");
+    let out = replay(&dir, &["--apps", "birds,zebras"]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("zebras") && err.contains("birds"), "{err}");
+}
+
+#[test]
+fn a_bad_strategy_is_a_usage_error() {
+    let dir = setup("usage");
+    let out = replay(&dir, &["--strategy", "fastest"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fastest"));
+}
+
+#[test]
+fn text_output_shows_each_app_and_the_mean_beside_the_prediction() {
+    let dir = setup("text");
+    let out = replay(&dir, &["--budget", "0.2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8_lossy(&out.stdout);
+    for w in [
+        "birds",
+        "vehicles",
+        "mammals",
+        "mean event F1",
+        "predicted",
+        "dropped",
+    ] {
+        assert!(s.contains(w), "{w} missing from:\n{s}");
+    }
+}
