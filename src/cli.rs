@@ -319,7 +319,8 @@ exactly as it would on the appliance.
 USAGE:
     mainstream replay [--config FILE] [--strategy LIST] [--budget CORES]
                       [--apps LIST] [--camera NAME] [--clip FILE] [--truth FILE]
-                      [--phase-seed N] [--charge network|all] [--tolerance F] [--json]
+                      [--phase-seed LIST] [--branch K] [--fps F]
+                      [--charge network|all] [--tolerance F] [--json]
 
 OPTIONS:
     -c, --config FILE     Apps, base network and camera [default: demo/config.toml]
@@ -332,8 +333,14 @@ OPTIONS:
     --clip FILE           Replay this file instead of the camera's source
     --truth FILE          Ground truth [default: the clip's name with
                           .ground_truth.toml, or ground_truth.toml beside it]
-    --phase-seed N        Start each app's sampling at a random phase (seeded)
-                          instead of on the first frame, as the paper measures
+    --phase-seed LIST     Start each app's sampling at a random phase instead of
+                          on the first frame, as the paper measures; one run
+                          per seed, e.g. 1,2,3
+    --branch K            Every app at branch point K (a head its package has)
+                          instead of the planner's choice; predictions follow
+    --fps F               Every app at F frames per second instead of the
+                          planner's choice (the budget still holds: frames the
+                          box cannot analyse in time are dropped)
     --charge WHAT         What the budget pays for: network (stem and heads, what
                           the planner counts) or all (decoding too) [default: network]
     --tolerance F         Frames of slack around a labelled event [default: 2]
@@ -343,6 +350,7 @@ EXAMPLES:
     mainstream replay
     mainstream replay --strategy no-sharing,max-sharing,mainstream --budget 0.25
     mainstream replay --apps birds,vehicles --phase-seed 7 --json
+    mainstream replay --apps vehicles --branch 20 --fps 2.5 --phase-seed 1,2,3,4
 ";
 
 const HELP_BENCH: &str = "\
@@ -567,7 +575,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         apps: None,
         budget: None,
         strategies: Vec::new(),
-        phase_seed: None,
+        phase_seeds: Vec::new(),
+        branch: None,
+        fps: None,
         charge: crate::replay::Charge::Network,
         tolerance: crate::daemon::summary::TOLERANCE_FRAMES,
         json: false,
@@ -631,7 +641,21 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 )?);
             }
             ("replay", "--phase-seed") => {
-                replay.phase_seed = Some(a.number(&opt, inline, "a whole number")?);
+                let v = a.value(&opt, inline, "a comma-separated list of whole numbers")?;
+                replay.phase_seeds =
+                    parse_list(&opt, &v, |x| x.parse::<u64>().ok(), "whole numbers")?;
+            }
+            ("replay", "--branch") => {
+                replay.branch = Some(a.number(&opt, inline, "a branch point index, e.g. 20")?);
+            }
+            ("replay", "--fps") => {
+                let f: f64 = a.number(&opt, inline, "frames per second above 0")?;
+                if !(f.is_finite() && f > 0.0 && f <= 1000.0) {
+                    return Err(usage(format!(
+                        "--fps {f} is out of range: expected above 0 and at most 1000"
+                    )));
+                }
+                replay.fps = Some(f);
             }
             ("replay", "--charge") => {
                 let v = a.value(&opt, inline, "network or all")?;

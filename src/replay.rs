@@ -64,9 +64,13 @@ pub struct ReplayArgs {
     pub budget: Option<f64>,
     /// Planners to run, one replay each.
     pub strategies: Vec<Strategy>,
-    /// Seed for each app's random sampling phase (`None`: every app samples
-    /// the first frame).
-    pub phase_seed: Option<u64>,
+    /// Seeds for each app's random sampling phase, one run per seed
+    /// (empty: every app samples the first frame).
+    pub phase_seeds: Vec<u64>,
+    /// Every app at this branch point instead of the planner's choice.
+    pub branch: Option<usize>,
+    /// Every app at this frame rate instead of the planner's choice.
+    pub fps: Option<f64>,
     /// What the clock charges.
     pub charge: Charge,
     /// Frames of slack on each side of a labelled event when matching.
@@ -107,8 +111,10 @@ pub struct AppOutcome {
 /// One replay of the clip under one plan.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunOutcome {
-    /// Planner.
+    /// Planner (`fixed` with --branch or --fps).
     pub strategy: String,
+    /// Phase seed (`None`: every app sampled the first frame).
+    pub phase_seed: Option<u64>,
     /// Budget, cores.
     pub budget_cores: f64,
     /// The plan's predicted cost, cores.
@@ -366,8 +372,16 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
     spec.path = clip.clone();
     spec.pace = Pace::Fast;
     let mut runs = Vec::new();
+    let seeds: Vec<Option<u64>> = if args.phase_seeds.is_empty() {
+        vec![None]
+    } else {
+        args.phase_seeds.iter().copied().map(Some).collect()
+    };
     for &strategy in &args.strategies {
-        let plan = crate::planner::plan(&problem, strategy)?;
+        let mut plan = crate::planner::plan(&problem, strategy)?;
+        if args.branch.is_some() || args.fps.is_some() {
+            fix_plan(&mut plan, &problem, args.branch, args.fps)?;
+        }
         log::info!(
             "{}: {} apps, predicted {:.3} of {:.2} cores, mean F1 {:.3}",
             plan.strategy.name(),
@@ -376,9 +390,16 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
             budget,
             plan.mean_f1
         );
-        let run = replay_plan(&cfg, &base, cam, &plan, &spec, truth.as_ref(), args)
-            .with_msg(|| format!("replaying {} under {}", clip.display(), strategy.name()))?;
-        runs.push(run);
+        for &seed in &seeds {
+            let mut run = replay_plan(&cfg, &base, cam, &plan, &spec, truth.as_ref(), args, seed)
+                .with_msg(|| {
+                format!("replaying {} under {}", clip.display(), strategy.name())
+            })?;
+            if args.branch.is_some() || args.fps.is_some() {
+                run.strategy = "fixed".into();
+            }
+            runs.push(run);
+        }
     }
     Ok(Outcome {
         clip: clip.display().to_string(),
@@ -387,6 +408,60 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
         stream_fps: camera.fps,
         runs,
     })
+}
+
+/// Puts every app of `plan` at `branch` and/or `fps` and predicts again with
+/// the event-F1 model, so that measured and predicted values stay paired.
+fn fix_plan(
+    plan: &mut Plan,
+    problem: &crate::planner::Problem,
+    branch: Option<usize>,
+    fps: Option<f64>,
+) -> Result<()> {
+    use crate::planner::model::predict;
+    for p in &mut plan.apps {
+        let spec = &problem.apps[p.app];
+        if let Some(b) = branch {
+            if !spec.curve.iter().any(|c| c.branch == b) {
+                crate::bail!(
+                    InvalidConfig,
+                    "--branch {b}: app {} has no head there (its package has: {})",
+                    p.name,
+                    spec.curve
+                        .iter()
+                        .map(|c| c.branch.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            p.branch = b;
+        }
+        if let Some(f) = fps {
+            p.fps = f;
+        }
+        let Some(point) = spec.curve.iter().find(|c| c.branch == p.branch) else {
+            crate::bail!(Internal, "app {}: no curve point at {}", p.name, p.branch);
+        };
+        let stream_fps = problem.streams[spec.stream].fps;
+        let pr = predict(
+            point.accuracy,
+            point.fpr,
+            &spec.event,
+            stream_fps,
+            p.fps,
+            problem.units,
+        );
+        p.recall = pr.recall;
+        p.precision = pr.precision;
+        p.f1 = pr.f1;
+    }
+    let schedule: Vec<(usize, f64)> = plan.apps.iter().map(|p| (p.branch, p.fps)).collect();
+    plan.cost = crate::planner::cost::schedule_cost(&problem.segment_costs, &schedule);
+    let n = plan.apps.len().max(1) as f64;
+    plan.mean_f1 = plan.apps.iter().map(|p| p.f1).sum::<f64>() / n;
+    plan.min_f1 = plan.apps.iter().map(|p| p.f1).fold(f64::INFINITY, f64::min);
+    plan.feasible = crate::planner::cost::fits(plan.cost, plan.budget);
+    Ok(())
 }
 
 /// One replay under `plan`.
@@ -398,6 +473,7 @@ fn replay_plan(
     spec: &crate::camera::SourceSpec,
     truth: Option<&(PathBuf, Truth)>,
     args: &ReplayArgs,
+    phase_seed: Option<u64>,
 ) -> Result<RunOutcome> {
     let wall = Instant::now();
     let (assignment, _) =
@@ -413,9 +489,7 @@ fn replay_plan(
     let mut phases = Vec::new();
     for a in &apps {
         let s = Sampler::new(stream_fps, a.fps);
-        let phase = args
-            .phase_seed
-            .map_or(0.0, |seed| phase_for(seed, &a.name, s.interval()));
+        let phase = phase_seed.map_or(0.0, |seed| phase_for(seed, &a.name, s.interval()));
         samplers.push(s.with_phase(phase));
         phases.push(phase);
     }
@@ -539,6 +613,7 @@ fn replay_plan(
     };
     Ok(RunOutcome {
         strategy: plan.strategy.name().to_owned(),
+        phase_seed,
         budget_cores: budget,
         predicted_cores: plan.cost / 1000.0,
         predicted_mean_f1: plan.mean_f1,
@@ -581,8 +656,15 @@ pub fn render(o: &Outcome) -> String {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{}: budget {:.2} cores, predicted {:.3}, used {:.3} (charged {:.2} s of CPU for {:.1} s of video; decode {:.2} s)",
-            r.strategy, r.budget_cores, r.predicted_cores, r.used_cores, r.charged_s, r.video_s, r.decode_s
+            "{}{}: budget {:.2} cores, predicted {:.3}, used {:.3} (charged {:.2} s of CPU for {:.1} s of video; decode {:.2} s)",
+            r.strategy,
+            r.phase_seed.map_or(String::new(), |s| format!(" (phase seed {s})")),
+            r.budget_cores,
+            r.predicted_cores,
+            r.used_cores,
+            r.charged_s,
+            r.video_s,
+            r.decode_s
         );
         let _ = writeln!(
             s,

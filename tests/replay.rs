@@ -258,3 +258,55 @@ fn text_output_shows_each_app_and_the_mean_beside_the_prediction() {
         assert!(s.contains(w), "{w} missing from:\n{s}");
     }
 }
+
+#[test]
+fn a_fixed_branch_and_rate_is_replayed_once_per_phase_seed_with_its_own_prediction() {
+    let dir = setup("fixed");
+    let out = replay(
+        &dir,
+        &[
+            "--apps",
+            "vehicles",
+            "--branch",
+            "20",
+            "--fps",
+            "2.5",
+            "--phase-seed",
+            "1,2,3",
+            "--budget",
+            "4",
+            "--json",
+        ],
+    );
+    let runs = runs(&out);
+    assert_eq!(runs.len(), 3);
+    let mut phases = Vec::new();
+    for (i, line) in runs.iter().enumerate() {
+        let r = &line["run"];
+        assert_eq!(r["strategy"], "fixed");
+        assert_eq!(r["phase_seed"], i as u64 + 1);
+        let a = &r["apps"][0];
+        assert_eq!(a["branch"], 20);
+        assert_eq!(a["fps"].as_f64().unwrap(), 2.5);
+        // One sample every 4 frames from the phase on: 73 or 74 of 295.
+        let n = a["samples"].as_u64().unwrap();
+        assert!((73..=74).contains(&n), "{n}");
+        let p = a["predicted_recall"].as_f64().unwrap();
+        assert!(p > 0.0 && p <= 1.0);
+        phases.push(a["phase"].as_f64().unwrap());
+    }
+    assert!(phases.iter().all(|p| (0.0..4.0).contains(p)));
+    assert!(phases[0] != phases[1] || phases[1] != phases[2]);
+}
+
+#[test]
+fn a_branch_an_app_lacks_is_a_configuration_error_listing_what_it_has() {
+    let dir = setup("nobranch");
+    let out = replay(&dir, &["--apps", "mammals", "--branch", "3"]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--branch 3") && err.contains("12, 20"),
+        "{err}"
+    );
+}
