@@ -371,6 +371,14 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
     let mut spec = crate::daemon::source_spec(camera);
     spec.path = clip.clone();
     spec.pace = Pace::Fast;
+    let ctx = Ctx {
+        cfg: &cfg,
+        base: &base,
+        cam,
+        spec: &spec,
+        truth: truth.as_ref(),
+        args,
+    };
     let mut runs = Vec::new();
     let seeds: Vec<Option<u64>> = if args.phase_seeds.is_empty() {
         vec![None]
@@ -391,10 +399,8 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
             plan.mean_f1
         );
         for &seed in &seeds {
-            let mut run = replay_plan(&cfg, &base, cam, &plan, &spec, truth.as_ref(), args, seed)
-                .with_msg(|| {
-                format!("replaying {} under {}", clip.display(), strategy.name())
-            })?;
+            let mut run = replay_plan(&ctx, &plan, seed)
+                .with_msg(|| format!("replaying {} under {}", clip.display(), strategy.name()))?;
             if args.branch.is_some() || args.fps.is_some() {
                 run.strategy = "fixed".into();
             }
@@ -464,17 +470,27 @@ fn fix_plan(
     Ok(())
 }
 
-/// One replay under `plan`.
-fn replay_plan(
-    cfg: &Config,
-    base: &Base,
+/// What every run of one `replay` shares.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    cfg: &'a Config,
+    base: &'a Base,
     cam: usize,
-    plan: &Plan,
-    spec: &crate::camera::SourceSpec,
-    truth: Option<&(PathBuf, Truth)>,
-    args: &ReplayArgs,
-    phase_seed: Option<u64>,
-) -> Result<RunOutcome> {
+    spec: &'a crate::camera::SourceSpec,
+    truth: Option<&'a (PathBuf, Truth)>,
+    args: &'a ReplayArgs,
+}
+
+/// One replay under `plan`.
+fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<RunOutcome> {
+    let Ctx {
+        cfg,
+        base,
+        cam,
+        spec,
+        truth,
+        args,
+    } = *ctx;
     let wall = Instant::now();
     let (assignment, _) =
         crate::daemon::assignment_for(cfg, base, plan, cam, 1, 0, Instant::now())?;
