@@ -137,8 +137,11 @@ pub struct RunOutcome {
     pub video_s: f64,
     /// CPU time charged to the budget, seconds.
     pub charged_s: f64,
-    /// Charged CPU time per second of video (<= budget when it fits).
+    /// Charged CPU time per second of video (at most the budget, plus the
+    /// last frame's charge spread over the clip).
     pub used_cores: f64,
+    /// The largest charge of one frame, seconds.
+    pub max_frame_s: f64,
     /// Networks' CPU time, seconds.
     pub network_s: f64,
     /// Decoding and preprocessing CPU time, seconds.
@@ -520,6 +523,7 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
     let mut pre: Option<Preprocessor> = None;
     let (mut frames, mut analysed, mut dropped) = (0u64, 0u64, 0u64);
     let (mut network_s, mut decode_s, mut charged_s) = (0.0f64, 0.0f64, 0.0f64);
+    let mut max_frame_s = 0.0f64;
     let mut first_seq: Option<u64> = None;
     let mut last_seq = 0u64;
     while let Some(meta) = camera.grab()? {
@@ -573,6 +577,7 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
             Charge::All => c2 - c0,
         };
         charged_s += charge;
+        max_frame_s = max_frame_s.max(charge);
         clock.charge(seq, charge);
         for (i, r) in results.iter().enumerate() {
             if !r.ran {
@@ -646,6 +651,7 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
         } else {
             0.0
         },
+        max_frame_s,
         network_s,
         decode_s,
         wall_s: wall.elapsed().as_secs_f64(),
