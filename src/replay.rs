@@ -106,6 +106,31 @@ pub struct AppOutcome {
     pub detections: Vec<[u64; 2]>,
     /// Measured against ground truth (`None`: no labels for its package).
     pub measured: Option<Score>,
+    /// Per-frame view of the same samples (`None` without labels): how the
+    /// head did on this clip, to set beside the package's test-split
+    /// accuracy and false-positive rate that the model is given.
+    pub frames: Option<FrameStats>,
+}
+
+/// Per-frame counts of one app's samples against the labelled spans.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct FrameStats {
+    /// Samples inside a labelled event.
+    pub event_samples: u64,
+    /// Of those, positive.
+    pub event_positives: u64,
+    /// Samples outside every labelled event.
+    pub other_samples: u64,
+    /// Of those, positive (false positives).
+    pub other_positives: u64,
+    /// event_positives / event_samples.
+    pub tpr: Option<f64>,
+    /// other_positives / other_samples.
+    pub fpr: Option<f64>,
+    /// The package's test-split accuracy at the planned branch point.
+    pub package_accuracy: f64,
+    /// The package's test-split false-positive rate there.
+    pub package_fpr: f64,
 }
 
 /// One replay of the clip under one plan.
@@ -517,6 +542,16 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
     let mut samples = vec![0u64; apps.len()];
     let mut missed = vec![0u64; apps.len()];
     let mut due = vec![false; apps.len()];
+    let mut spans: Vec<Option<&[[u64; 2]]>> = Vec::new();
+    for a in &apps {
+        let pkg = cfg
+            .apps
+            .iter()
+            .find(|x| x.name == a.name)
+            .map(|x| x.package.name.as_str());
+        spans.push(pkg.and_then(|p| truth.and_then(|(_, t)| t.events_of(p))));
+    }
+    let mut fstats = vec![FrameStats::default(); apps.len()];
     let mut camera = Camera::for_spec(spec.clone());
     let input = &base.manifest.input;
     let (pspec, fit) = (input.preprocess_spec(), input.fit());
@@ -584,6 +619,16 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
                 continue;
             }
             samples[i] += 1;
+            if let Some(sp) = spans[i] {
+                let f = &mut fstats[i];
+                if sp.iter().any(|s| s[0] <= seq && seq <= s[1]) {
+                    f.event_samples += 1;
+                    f.event_positives += u64::from(r.positive);
+                } else {
+                    f.other_samples += 1;
+                    f.other_positives += u64::from(r.positive);
+                }
+            }
             if let Change::Closed(c) = detectors[i].sample(seq, 0, r.positive, r.score) {
                 detections[i].push([c.start_frame, c.end_frame]);
             }
@@ -610,6 +655,18 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
         let measured = truth
             .and_then(|(_, t)| t.events_of(&app.package.name))
             .map(|t| truth::score(t, &detections[i], args.tolerance));
+        let head = app.package.heads.iter().find(|h| h.branch == p.branch);
+        let frames = spans[i].map(|_| {
+            let f = fstats[i];
+            let ratio = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
+            FrameStats {
+                tpr: ratio(f.event_positives, f.event_samples),
+                fpr: ratio(f.other_positives, f.other_samples),
+                package_accuracy: head.map_or(0.0, |h| h.accuracy),
+                package_fpr: head.map_or(0.0, |h| h.fpr),
+                ..f
+            }
+        });
         outcomes.push(AppOutcome {
             app: a.name.clone(),
             package: app.package.name.clone(),
@@ -623,6 +680,7 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
             missed: missed[i],
             detections: std::mem::take(&mut detections[i]),
             measured,
+            frames,
         });
     }
     let mean = |f: fn(&Score) -> f64| {

@@ -192,6 +192,17 @@ fn an_ample_budget_loses_no_sample_and_finds_every_labelled_event() {
     // The committed vehicles heads find both vehicles of the demo clip at
     // full rate (the demo's own result).
     assert_eq!(a["measured"]["found"], 2, "{a}");
+    // Per-frame counts split the samples by the labelled spans.
+    let f = &a["frames"];
+    let (es, os) = (
+        f["event_samples"].as_u64().unwrap(),
+        f["other_samples"].as_u64().unwrap(),
+    );
+    assert_eq!(es + os, a["samples"].as_u64().unwrap());
+    assert!(es > 0 && os > 0, "{f}");
+    assert!(f["event_positives"].as_u64().unwrap() <= es);
+    let pkg_fpr = f["package_fpr"].as_f64().unwrap();
+    assert!(pkg_fpr > 0.0 && pkg_fpr < 1.0);
 }
 
 #[test]
