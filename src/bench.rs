@@ -71,6 +71,9 @@ pub struct BenchArgs {
     pub inputs: Vec<PathBuf>,
     /// Threads for heads (1: everything on one thread).
     pub threads: usize,
+    /// Cameras: independent trees of `apps` apps each, one thread per
+    /// camera, all running at once (what the service does with C cameras).
+    pub cameras: usize,
 }
 
 /// One measured point.
@@ -92,8 +95,10 @@ pub struct BenchRow {
     pub gflops: f64,
     /// Resident memory after the run, MiB (for `processes`: summed).
     pub rss_mib: f64,
-    /// Threads running heads.
+    /// Threads running heads (per camera).
     pub threads: usize,
+    /// Cameras, each with its own tree and thread.
+    pub cameras: usize,
     /// Every run's aggregate fps.
     pub runs: Vec<f64>,
 }
@@ -158,7 +163,9 @@ fn macs_per_frame(m: &BaseManifest, branch: usize, apps: usize) -> u64 {
     stem + apps as u64 * (total - stem)
 }
 
-/// Runs one in-process point.
+/// Runs one in-process point: `cameras` trees of `apps` apps each, one
+/// thread per camera, every camera's frames at once.
+#[allow(clippy::too_many_arguments)]
 pub fn measure(
     base: &Base,
     inputs: &[Vec<f32>],
@@ -167,50 +174,75 @@ pub fn measure(
     frames: u64,
     runs: usize,
     threads: usize,
+    cameras: usize,
 ) -> Result<BenchRow> {
     let branch = sharing.branch(base.manifest.segments());
-    let plans = (0..apps)
-        .map(|i| AppPlan {
-            name: format!("app{i}"),
-            branch,
-            stride: 1,
-            head: HeadModel::BaseRemainder,
-            positive: vec![0],
-        })
-        .collect();
-    let mut tree = StemTree::build_threaded(base, plans, threads)?;
-    let mut frame = 0u64;
-    let mut step = |tree: &mut StemTree| -> Result<()> {
-        let src = &inputs[(frame as usize) % inputs.len()];
-        tree.fill_input(|d| d.copy_from_slice(src))?;
-        tree.run_frame(frame)?;
-        frame += 1;
+    let plans = || {
+        (0..apps)
+            .map(|i| AppPlan {
+                name: format!("app{i}"),
+                branch,
+                stride: 1,
+                head: HeadModel::BaseRemainder,
+                positive: vec![0],
+            })
+            .collect()
+    };
+    let cameras = cameras.max(1);
+    let mut trees = (0..cameras)
+        .map(|_| StemTree::build_threaded(base, plans(), threads))
+        .collect::<Result<Vec<_>>>()?;
+    let run_frames = |tree: &mut StemTree, first: u64, n: u64| -> Result<()> {
+        for frame in first..first + n {
+            let src = &inputs[(frame as usize) % inputs.len()];
+            tree.fill_input(|d| d.copy_from_slice(src))?;
+            tree.run_frame(frame)?;
+        }
         Ok(())
     };
-    for _ in 0..2 {
-        step(&mut tree)?;
-    }
+    let all = |trees: &mut [StemTree], first: u64, n: u64| -> Result<()> {
+        if trees.len() == 1 {
+            return run_frames(&mut trees[0], first, n);
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = trees
+                .iter_mut()
+                .map(|t| s.spawn(move || run_frames(t, first, n)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| crate::err!(Internal, "a camera thread panicked"))?
+                })
+                .collect::<Result<Vec<()>>>()
+        })?;
+        Ok(())
+    };
+    all(&mut trees, 0, 2)?;
+    let mut frame = 2u64;
     let mut fps_runs = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t0 = Instant::now();
-        for _ in 0..frames {
-            step(&mut tree)?;
-        }
+        all(&mut trees, frame, frames)?;
+        frame += frames;
         fps_runs.push(frames as f64 / t0.elapsed().as_secs_f64());
     }
     let per_app_fps = median(&mut fps_runs.clone());
-    let macs = macs_per_frame(&base.manifest, branch, apps) as f64;
+    let macs = macs_per_frame(&base.manifest, branch, apps) as f64 * cameras as f64;
+    let streams = (apps * cameras) as f64;
     Ok(BenchRow {
         sharing: format!("{sharing:?}").to_lowercase(),
         branch,
         apps,
-        aggregate_fps: per_app_fps * apps as f64,
+        aggregate_fps: per_app_fps * streams,
         per_app_fps,
         ms_per_frame: 1000.0 / per_app_fps,
         gflops: 2.0 * macs * per_app_fps / 1e9,
         rss_mib: rss_mib(),
         threads,
-        runs: fps_runs.iter().map(|f| f * apps as f64).collect(),
+        cameras,
+        runs: fps_runs.iter().map(|f| f * streams).collect(),
     })
 }
 
@@ -280,6 +312,7 @@ fn measure_processes(args: &BenchArgs, base: &BaseManifest, apps: usize) -> Resu
         gflops: 2.0 * macs * aggregate / 1e9,
         rss_mib: rss,
         threads: 1,
+        cameras: 1,
         runs: fps_runs,
     })
 }
@@ -337,7 +370,16 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
             if !args.json {
                 log::info!("bench: {n} apps, sharing {s:?}");
             }
-            let row = measure(&base, &inputs, s, n, args.frames, args.runs, args.threads)?;
+            let row = measure(
+                &base,
+                &inputs,
+                s,
+                n,
+                args.frames,
+                args.runs,
+                args.threads,
+                args.cameras,
+            )?;
             emit(&row, out)?;
         }
         if args.processes {
@@ -364,6 +406,7 @@ mod tests {
             gflops: 18.8,
             rss_mib: 80.5,
             threads: 1,
+            cameras: 1,
             runs: vec![31.25],
         };
         let line = serde_json::to_string(&row).unwrap();

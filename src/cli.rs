@@ -365,7 +365,8 @@ separate processes, each running the whole network.
 
 USAGE:
     mainstream bench [--apps 1,2,4,8] [--sharing none,mid,max] [--frames N]
-                     [--runs R] [--threads T] [--processes] [--json] [--base MANIFEST]
+                     [--runs R] [--threads T] [--cameras C] [--processes] [--json]
+                     [--base MANIFEST]
                      [--input FILE.f32 ...]
 
 OPTIONS:
@@ -375,6 +376,9 @@ OPTIONS:
     --runs R           Timed runs per point; the median is reported [default: 5]
     --threads T        Threads for the apps' heads: the stem runs on the main
                        thread, heads are shared out by cost [default: 1]
+    --cameras C        C cameras at once, each with its own tree of N apps on
+                       its own thread, as the service runs them; aggregate fps
+                       counts every camera's apps [default: 1]
     --processes        Also measure N separate full-network processes
     --json             One JSON object per point
     --base MANIFEST    Base network [default: models/mobilenet_v2/manifest.toml]
@@ -594,6 +598,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         json: false,
         inputs: Vec::new(),
         threads: 1,
+        cameras: 1,
     };
     while let Some((opt, inline)) = a.next_opt()? {
         match (cmd, opt.as_str()) {
@@ -787,6 +792,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                     return Err(usage(format!(
                         "--threads {} is out of range 1..=64",
                         bench.threads
+                    )));
+                }
+            }
+            ("bench", "--cameras") => {
+                bench.cameras = a.number(&opt, inline, "a number of cameras from 1 to 16")?;
+                if !(1..=16).contains(&bench.cameras) {
+                    return Err(usage(format!(
+                        "--cameras {} is out of range 1..=16",
+                        bench.cameras
                     )));
                 }
             }
