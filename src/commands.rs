@@ -86,18 +86,33 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
     }
 }
 
-fn print_diags(kind: &str, diags: &[Diagnostic]) {
+/// Where configuration problems are reported: a command prints them for the
+/// person at the terminal, the service logs them for the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiagSink {
+    /// Standard error.
+    Stderr,
+    /// The log (errors at error level, warnings at warn level).
+    Log,
+}
+
+fn report_diags(sink: DiagSink, kind: &str, diags: &[Diagnostic]) {
     for d in diags {
-        if d.line == 0 {
-            eprintln!("{}: {kind}: {}", d.path.display(), d.msg);
+        let text = if d.line == 0 {
+            format!("{}: {kind}: {}", d.path.display(), d.msg)
         } else {
-            eprintln!(
+            format!(
                 "{}:{}:{}: {kind}: {}",
                 d.path.display(),
                 d.line,
                 d.col,
                 d.msg
-            );
+            )
+        };
+        match sink {
+            DiagSink::Stderr => eprintln!("{text}"),
+            DiagSink::Log if kind == "error" => log::error!("{text}"),
+            DiagSink::Log => log::warn!("{text}"),
         }
     }
 }
@@ -105,14 +120,19 @@ fn print_diags(kind: &str, diags: &[Diagnostic]) {
 /// Loads the configuration, printing every problem and warning to stderr.
 /// On problems, returns an [`ErrorKind::InvalidConfig`] error that counts them.
 pub fn load_config(path: &Path) -> Result<Config> {
+    load_config_to(path, DiagSink::Stderr)
+}
+
+/// [`load_config`], reporting problems to `sink`.
+pub fn load_config_to(path: &Path, sink: DiagSink) -> Result<Config> {
     match config::load(path) {
         Ok((cfg, warnings)) => {
-            print_diags("warning", &warnings);
+            report_diags(sink, "warning", &warnings);
             Ok(cfg)
         }
         Err(report) => {
-            print_diags("error", &report.errors);
-            print_diags("warning", &report.warnings);
+            report_diags(sink, "error", &report.errors);
+            report_diags(sink, "warning", &report.warnings);
             let n = report.errors.len();
             Err(Error::new(
                 ErrorKind::InvalidConfig,

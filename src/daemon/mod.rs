@@ -38,7 +38,7 @@ pub mod truth;
 pub mod worker;
 
 use crate::camera::{Camera, CameraOptions, Pace, SourceSpec, SpecOpener, SystemClock};
-use crate::config::{self, Config, Diagnostic, Source};
+use crate::config::{self, Config, Source};
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
 use crate::model::tree::{AppPlan as TreeApp, StemTree};
@@ -102,44 +102,9 @@ pub fn parse_strategy(s: &str) -> Option<Strategy> {
     })
 }
 
-/// Logs configuration problems the way `mainstream check` prints them.
-fn log_diags(level: log::Level, kind: &str, diags: &[Diagnostic]) {
-    for d in diags {
-        if d.line == 0 {
-            log::log!(level, "{}: {kind}: {}", d.path.display(), d.msg);
-        } else {
-            log::log!(
-                level,
-                "{}:{}:{}: {kind}: {}",
-                d.path.display(),
-                d.line,
-                d.col,
-                d.msg
-            );
-        }
-    }
-}
-
-/// Loads the configuration, logging warnings; on problems logs every one and
-/// returns an [`ErrorKind::InvalidConfig`] error.
+/// Loads the configuration, logging its problems for the journal.
 fn load_config(path: &Path) -> Result<Config> {
-    match config::load(path) {
-        Ok((cfg, warnings)) => {
-            log_diags(log::Level::Warn, "warning", &warnings);
-            Ok(cfg)
-        }
-        Err(report) => {
-            log_diags(log::Level::Error, "error", &report.errors);
-            log_diags(log::Level::Warn, "warning", &report.warnings);
-            let n = report.errors.len();
-            crate::bail!(
-                InvalidConfig,
-                "{n} problem{} in the configuration {}",
-                if n == 1 { "" } else { "s" },
-                path.display()
-            )
-        }
-    }
+    crate::commands::load_config_to(path, crate::commands::DiagSink::Log)
 }
 
 /// A plan with what it was made from.
