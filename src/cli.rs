@@ -319,7 +319,7 @@ exactly as it would on the appliance.
 USAGE:
     mainstream replay [--config FILE] [--strategy LIST] [--budget CORES]
                       [--apps LIST] [--camera NAME] [--clip FILE] [--truth FILE]
-                      [--phase-seed LIST] [--branch K] [--fps F]
+                      [--phase-seed LIST] [--branch K] [--fps F] [--frames N]
                       [--charge network|all] [--tolerance F] [--json]
 
 OPTIONS:
@@ -341,6 +341,7 @@ OPTIONS:
     --fps F               Every app at F frames per second instead of the
                           planner's choice (the budget still holds: frames the
                           box cannot analyse in time are dropped)
+    --frames N            Only the first N frames (labelled events are cut there)
     --charge WHAT         What the budget pays for: network (stem and heads, what
                           the planner counts) or all (decoding too) [default: network]
     --tolerance F         Frames of slack around a labelled event [default: 2]
@@ -582,6 +583,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         phase_seeds: Vec::new(),
         branch: None,
         fps: None,
+        frames: None,
         charge: crate::replay::Charge::Network,
         tolerance: crate::daemon::summary::TOLERANCE_FRAMES,
         json: false,
@@ -649,6 +651,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 let v = a.value(&opt, inline, "a comma-separated list of whole numbers")?;
                 replay.phase_seeds =
                     parse_list(&opt, &v, |x| x.parse::<u64>().ok(), "whole numbers")?;
+            }
+            ("replay", "--frames") => {
+                let n: u64 = a.number(&opt, inline, "a whole number of frames above 0")?;
+                if n == 0 {
+                    return Err(usage("--frames 0: expected at least 1 frame".into()));
+                }
+                replay.frames = Some(n);
             }
             ("replay", "--branch") => {
                 replay.branch = Some(a.number(&opt, inline, "a branch point index, e.g. 20")?);

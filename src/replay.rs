@@ -71,6 +71,9 @@ pub struct ReplayArgs {
     pub branch: Option<usize>,
     /// Every app at this frame rate instead of the planner's choice.
     pub fps: Option<f64>,
+    /// Only the first this many frames of the clip (labelled events are cut
+    /// there too).
+    pub frames: Option<u64>,
     /// What the clock charges.
     pub charge: Charge,
     /// Frames of slack on each side of a labelled event when matching.
@@ -542,14 +545,24 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
     let mut samples = vec![0u64; apps.len()];
     let mut missed = vec![0u64; apps.len()];
     let mut due = vec![false; apps.len()];
-    let mut spans: Vec<Option<&[[u64; 2]]>> = Vec::new();
+    // Each app's labelled events, cut at --frames.
+    let limit = args.frames.unwrap_or(u64::MAX);
+    let mut spans: Vec<Option<Vec<[u64; 2]>>> = Vec::new();
     for a in &apps {
         let pkg = cfg
             .apps
             .iter()
             .find(|x| x.name == a.name)
             .map(|x| x.package.name.as_str());
-        spans.push(pkg.and_then(|p| truth.and_then(|(_, t)| t.events_of(p))));
+        spans.push(
+            pkg.and_then(|p| truth.and_then(|(_, t)| t.events_of(p)))
+                .map(|ev| {
+                    ev.iter()
+                        .filter(|e| e[0] < limit)
+                        .map(|e| [e[0], e[1].min(limit - 1)])
+                        .collect()
+                }),
+        );
     }
     let mut fstats = vec![FrameStats::default(); apps.len()];
     let mut camera = Camera::for_spec(spec.clone());
@@ -561,7 +574,8 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
     let mut max_frame_s = 0.0f64;
     let mut first_seq: Option<u64> = None;
     let mut last_seq = 0u64;
-    while let Some(meta) = camera.grab()? {
+    while frames < limit {
+        let Some(meta) = camera.grab()? else { break };
         frames += 1;
         let seq = meta.sequence - *first_seq.get_or_insert(meta.sequence);
         last_seq = seq;
@@ -619,7 +633,7 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
                 continue;
             }
             samples[i] += 1;
-            if let Some(sp) = spans[i] {
+            if let Some(sp) = &spans[i] {
                 let f = &mut fstats[i];
                 if sp.iter().any(|s| s[0] <= seq && seq <= s[1]) {
                     f.event_samples += 1;
@@ -652,11 +666,11 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
         let Some(p) = plan.apps.iter().find(|p| p.name == a.name) else {
             crate::bail!(Internal, "app {} is not in the plan", a.name);
         };
-        let measured = truth
-            .and_then(|(_, t)| t.events_of(&app.package.name))
+        let measured = spans[i]
+            .as_ref()
             .map(|t| truth::score(t, &detections[i], args.tolerance));
         let head = app.package.heads.iter().find(|h| h.branch == p.branch);
-        let frames = spans[i].map(|_| {
+        let frames = spans[i].as_ref().map(|_| {
             let f = fstats[i];
             let ratio = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
             FrameStats {

@@ -326,3 +326,20 @@ fn a_branch_an_app_lacks_is_a_configuration_error_listing_what_it_has() {
         "{err}"
     );
 }
+
+#[test]
+fn frames_limits_the_replay_and_scores_only_the_events_it_covers() {
+    let dir = setup("frames");
+    // The demo clip's first vehicle spans frames 70-83, the second 205-226.
+    let out = replay(
+        &dir,
+        &[
+            "--apps", "vehicles", "--budget", "4", "--frames", "150", "--json",
+        ],
+    );
+    let runs = runs(&out);
+    let r = &runs[0]["run"];
+    assert_eq!(r["frames"], 150);
+    assert!((r["video_s"].as_f64().unwrap() - 15.0).abs() < 1e-9);
+    assert_eq!(r["apps"][0]["measured"]["truth"], 1);
+}
