@@ -30,7 +30,7 @@ import io
 import math
 import subprocess
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -617,14 +617,22 @@ def random_track(
 
 
 def schedule(
-    rng, n_frames: int, wanted: list[tuple[Stamp, int]], frame_wh, data: dict, max_active: int = 2
+    rng,
+    n_frames: int,
+    wanted: list[tuple[Stamp, int]],
+    frame_wh,
+    data: dict,
+    max_active: int = 2,
+    left_out: list[tuple[Stamp, int]] | None = None,
 ) -> list[Track]:
     """Places tracks (stamp, length) in a clip of `n_frames`: at most `max_active` objects at a
     time, and two objects of one category never on screen together (so their events stay
-    apart). A track that does not fit after 200 tries is left out."""
+    apart). A track that does not fit after 200 tries is left out (and appended to `left_out`
+    if given; that list does not change the random draws)."""
     tracks: list[Track] = []
     active = np.zeros(n_frames, np.int32)
-    for stamp, length in wanted:
+    for item in wanted:
+        stamp, length = item
         length = min(length, n_frames)
         for _ in range(200):
             start = int(rng.integers(0, n_frames - length + 1))
@@ -640,6 +648,9 @@ def schedule(
             tracks.append(random_track(rng, data, stamp, frame_wh, start, length))
             active[start:end] += 1
             break
+        else:
+            if left_out is not None:
+                left_out.append(item)
     tracks.sort(key=lambda t: (t.start, t.stamp))
     return tracks
 
@@ -754,3 +765,89 @@ def demo_stream(
     order = rng.permutation(len(wanted))
     tracks = schedule(rng, n, [wanted[i] for i in order], fp.size, recipe.data)
     return make_stream(recipe, fp.name, (a, b), tracks, frames, stamps, cfg["jpeg_quality"])
+
+
+def balanced_picks(rng, pools: Pools, split: str, category: str, n: int) -> list[Stamp]:
+    """`n` stamps of `category`'s `split` instances, every instance used equally often (up to
+    one): the instances in a random order, cycled; one of each instance's stamps (it may have a
+    mirror) at random."""
+    items = pools.by.get((split, category), [])
+    if not items:
+        raise SystemExit(f"category {category} has no {split} stamps")
+    instances = sorted({s.instance for s in items})
+    order = [instances[i] for i in rng.permutation(len(instances))]
+    out = []
+    for j in range(n):
+        inst = order[j % len(order)]
+        choices = [s for s in items if s.instance == inst]
+        out.append(choices[rng.integers(len(choices))])
+    return out
+
+
+def concat_streams(parts: list[Stream]) -> Stream:
+    """One stream of the parts in sequence (same footage, fps and size): tracks shifted to their
+    part's first clip frame, visibility block-diagonal. `first_frame` is the first part's."""
+    total = sum(len(p.jpegs) for p in parts)
+    tracks, jpegs = [], []
+    vis = np.zeros((sum(len(p.tracks) for p in parts), total), np.float32)
+    row = col = 0
+    for p in parts:
+        n = len(p.jpegs)
+        for t in p.tracks:
+            tracks.append(replace(t, start=t.start + col))
+        vis[row : row + len(p.tracks), col : col + n] = p.visibility
+        jpegs += p.jpegs
+        row += len(p.tracks)
+        col += n
+    first = parts[0]
+    return Stream(first.footage, first.first_frame, first.fps, first.size, jpegs, tracks, vis)
+
+
+def eval_stream(
+    recipe: Recipe,
+    apps: list[str],
+    footage: str,
+    events_per_app: int,
+    distractor_categories: list[str],
+    distractors_per_category: int,
+    tracks_per_pass: int,
+    pools: Pools,
+    frames: dict[str, np.ndarray],
+    stamps: StampImages,
+    quality: int,
+    log=None,
+) -> tuple[Stream, int]:
+    """A long labelled evaluation stream: the footage's test range played repeatedly ("passes"),
+    with `events_per_app` crossings of every app's test objects (instances used equally often)
+    and `distractors_per_category` crossings of each distractor category's test objects. The
+    crossings are shuffled and dealt to passes, `tracks_per_pass` at a time; within a pass they
+    are placed as in the demo clip (at most two objects at a time, never two of one category),
+    and one that does not fit moves to the next pass. No crossing spans two passes, so no event
+    contains the jump from the range's last frame back to its first. Returns (stream, passes)."""
+    fp = recipe.footage[footage]
+    a, b = fp.ranges["test"]
+    n = b - a
+    rng = rng_for(recipe.seed, "eval", footage, ",".join(apps), ",".join(distractor_categories))
+    lo, hi = (round(s * fp.fps) for s in recipe.streams["cross_seconds"])
+    hi = min(hi, n)
+    lo = min(lo, hi)
+    wanted: list[tuple[Stamp, int]] = []
+    for cat, count in [(c, events_per_app) for c in apps] + [
+        (c, distractors_per_category) for c in distractor_categories
+    ]:
+        if footage not in recipe.categories[cat].footage:
+            raise SystemExit(f"eval stream: category {cat} may not be shown on {footage}")
+        for st in balanced_picks(rng, pools, "test", cat, count):
+            wanted.append((st, int(rng.integers(lo, hi + 1))))
+    queue = [wanted[i] for i in rng.permutation(len(wanted))]
+    parts = []
+    while queue:
+        left: list[tuple[Stamp, int]] = []
+        tracks = schedule(rng, n, queue[:tracks_per_pass], fp.size, recipe.data, left_out=left)
+        if not tracks:
+            raise SystemExit("eval stream: a pass could not place any crossing")
+        queue = left + queue[tracks_per_pass:]
+        parts.append(make_stream(recipe, footage, (a, b), tracks, frames, stamps, quality))
+        if log is not None:
+            log(f"eval stream: pass {len(parts)}: {len(tracks)} crossings, {len(queue)} to go")
+    return concat_streams(parts), len(parts)

@@ -21,6 +21,11 @@ For every app (a category of trainer/apps.toml):
 
 Then the demo clip models/demo/demo.mjpeg with its ground truth (held-out footage and
 objects). See trainer/README.md.
+
+`--reference N` also writes OUT/reference/<app>/ (base tensors, PyTorch's logits and fp32
+twins of float16 heads for N test images; the CI smoke run's Rust test reads it).
+`--eval-stream NAME --apps A,B,...` trains nothing and writes the long labelled evaluation
+stream OUT/streams/NAME.mjpeg + NAME.ground_truth.toml with the events of those apps.
 """
 
 from __future__ import annotations
@@ -52,7 +57,11 @@ MANIFEST = basenet.MODEL_DIR / basenet.MANIFEST_NAME
 ORT_TOLERANCE = 1e-4
 # The CI smoke run: one app, tiny data, the whole-network head (input "input"), one inner
 # branch point and the pooled features; every trained head is kept.
-SMOKE = {"apps": "birds", "sizes": "48,24,48", "points": "0,18,20", "max_epochs": 2}
+SMOKE = {"apps": "birds", "sizes": "48,24,48", "points": "0,18,20", "max_epochs": 2, "reference": 4}
+# The evaluation stream (--eval-stream): footage (every app must be allowed on it; vehicles
+# only on vtest), crossings per app and per distractor category, crossings per pass over the
+# footage's test range.
+EVAL = {"footage": "vtest", "events": 9, "distractors": 2, "per_pass": 8}
 
 
 class Progress:
@@ -132,8 +141,11 @@ def fit_budget(frontier: list[int], curve: dict[int, dict], max_bytes: int) -> t
 # Event parameters from labelled streams
 
 
-def stream_to_toml(stream: C.Stream, clip: str, recipe: C.Recipe, apps: list[str], how: str) -> str:
-    """Ground-truth file of a labelled clip (format in models/README.md)."""
+def stream_to_toml(
+    stream: C.Stream, clip: str, recipe: C.Recipe, apps: list[str], how: str, extra: list[str] = ()
+) -> str:
+    """Ground-truth file of a labelled clip (format in models/README.md); `extra` lines go
+    after `made`."""
     vis = recipe.data["visible"]
     x0, y0, x1, y1 = C.crop_window(*stream.size)
     fp = recipe.footage[stream.footage]
@@ -151,6 +163,7 @@ def stream_to_toml(stream: C.Stream, clip: str, recipe: C.Recipe, apps: list[str
         f"crop = [{x0:.2f}, {y0:.2f}, {x1:.2f}, {y1:.2f}]",
         f"seed = {recipe.seed}",
         f'made = """{how}"""',
+        *extra,
     ]
     for app in apps:
         cat = recipe.categories[app]
@@ -303,6 +316,75 @@ def ort_check(man: dict, heads: list[dict], x: np.ndarray, expected: list[np.nda
 
 
 # --------------------------------------------------------------------------------------------
+# Reference outputs for the Rust side (tests/trainer_smoke.rs)
+
+
+def write_f32(path: Path, t) -> list[int]:
+    """Raw little-endian float32, row-major (NCHW for images and feature maps); returns the
+    shape."""
+    arr = np.ascontiguousarray(t.numpy() if isinstance(t, torch.Tensor) else t, dtype="<f4")
+    arr.tofile(path)
+    return list(arr.shape)
+
+
+def write_reference(
+    dest: Path, app: str, cat: C.Category, images: np.ndarray, cached: dict, kept: list[int],
+    curve: dict, stored: dict, unrounded: dict, pkg_dir: Path,
+) -> None:
+    """DEST/: what the Rust smoke test compares the runtime with, for len(images) test images:
+    the base's input (`input.f32`), per kept head the base tensor at its branch point as PyTorch
+    (folded base) computes it, PyTorch's logits of the head as stored, and for a head stored
+    with float16 weights an fp32 twin (the same trained weights, not rounded, float32 file)
+    with PyTorch's logits of those weights. Described by DEST/reference.toml."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    x = F.normalise(images)
+    in_shape = write_f32(dest / "input.f32", x)
+    lines = [
+        f"# Reference outputs of trainer/mtrainer.py --reference for the app \"{app}\" (read by",
+        "# tests/trainer_smoke.rs). Every .f32 file is raw little-endian float32, row-major, with",
+        "# the shape given beside it; row i of every file belongs to test image i.",
+        "format = 1",
+        f'app = "{app}"',
+        f'package = "apps/{app}"  # relative to the output directory',
+        f'classes = ["other", "{cat.label}"]',
+        f"images = {len(images)}",
+        'input = "input.f32"',
+        f"input_shape = {in_shape}",
+    ]
+    for k in kept:
+        c = curve[k]
+        base_t = x if k == 0 else cached[k]
+        bshape = write_f32(dest / f"bp{k:02d}.base.f32", base_t)
+        inp = F.Inputs(k, cached.get(k), images if k == 0 else None)
+        lshape = write_f32(dest / f"bp{k:02d}.logits.f32", F.logits_of(stored[k], inp))
+        lines += [
+            "",
+            "[[head]]",
+            f"branch = {k}",
+            f'tensor = "{c["tensor"]}"',
+            f'model = "head_bp{k:02d}.onnx"',
+            f'weights = "{c["weights"]}"',
+            f'base_tensor = "bp{k:02d}.base.f32"',
+            f"base_shape = {bshape}",
+            f'logits = "bp{k:02d}.logits.f32"',
+            f"logits_shape = {lshape}",
+        ]
+        if c["weights"] == "float16":
+            twin = dest / f"head_bp{k:02d}.fp32.onnx"
+            bp_shape = [1, *bshape[1:]]
+            F.export_head(unrounded[k], c["tensor"], bp_shape, twin, fp16=False)
+            write_f32(dest / f"bp{k:02d}.fp32.logits.f32", F.logits_of(unrounded[k], inp))
+            lines += [
+                f'fp32_twin = "{twin.name}"',
+                f'fp32_twin_sha256 = "{basenet.sha256_file(twin)}"',
+                f'fp32_logits = "bp{k:02d}.fp32.logits.f32"',
+            ]
+    (dest / "reference.toml").write_text("\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
 # One app
 
 
@@ -362,6 +444,7 @@ def build_app(
     tcfg: dict,
     keep_all: bool,
     log: Progress,
+    reference: int = 0,
 ) -> dict:
     t_app = time.monotonic()
     cat = recipe.categories[app]
@@ -564,6 +647,14 @@ def build_app(
         "threads": torch.get_num_threads(),
     }
     (dest / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    if reference > 0:
+        n_ref = min(reference, sizes["test"])
+        ridx = np.linspace(0, sizes["test"] - 1, n_ref).round().astype(int)
+        rdir = out_dir / "reference" / app
+        write_reference(rdir, app, cat, sets["test"].images[ridx],
+                        {k: cached["test"][k][ridx] for k in kept if k > 0}, kept, curve,
+                        models, trained, dest)
+        log(f"{app}: reference outputs of {n_ref} test images in {rdir}")
     size = sum(p.stat().st_size for p in dest.iterdir())
     log(f"{app}: wrote {dest} ({size / 1e6:.2f} MB) in {time.monotonic() - t_app:.0f} s")
     return metrics
@@ -590,6 +681,55 @@ def build_demo(recipe, apps, pools, frames, stamps, out_dir: Path, log: Progress
     (dest / "ground_truth.toml").write_text(stream_to_toml(demo, "demo.mjpeg", recipe, apps, how))
     size = (dest / "demo.mjpeg").stat().st_size
     log(f"demo clip: {len(demo.jpegs)} frames, {len(demo.tracks)} objects, {size / 1e6:.2f} MB")
+
+
+def build_eval_stream(
+    recipe: C.Recipe, name: str, apps: list[str], cfg: dict, pools, frames, stamps, out_dir: Path,
+    log: Progress,
+) -> dict:
+    """The long labelled evaluation stream OUT/streams/NAME.mjpeg + NAME.ground_truth.toml:
+    every app's test objects (`cfg["events"]` crossings each) and objects of every category that
+    is not an app (`cfg["distractors"]` crossings each) over the footage's test range, played
+    as often as needed (composite.eval_stream)."""
+    footage = cfg["footage"]
+    fp = recipe.footage[footage]
+    distractors = [c for c in recipe.categories if c not in apps and footage in recipe.categories[c].footage]
+    stream, passes = C.eval_stream(
+        recipe, apps, footage, cfg["events"], distractors, cfg["distractors"], cfg["per_pass"],
+        pools, frames, stamps, recipe.demo["jpeg_quality"], log=log,
+    )
+    vis = recipe.data["visible"]
+    counts = {app: len(stream.spans(app, vis)) for app in apps}
+    for app, k in counts.items():
+        if k == 0:
+            raise SystemExit(f"eval stream: no event of {app}")
+    a, b = fp.ranges["test"]
+    n = b - a
+    how = (
+        f"trainer/mtrainer.py --eval-stream {name} (composite.eval_stream): {fp.file.split('/')[-1]} "
+        f"frames {a}..{b - 1} (the trainer's test range, never used for training), downscaled to "
+        f"{fp.size[0]}x{fp.size[1]}, played {passes} times in sequence (clip frame i shows footage "
+        f"frame {a} + (i mod {n}); a jump cut every {n} frames, and no object crosses a cut), with "
+        f"Tux Paint photo cut-outs of test-split objects only (never used for training) crossing "
+        f"the scene: {cfg['events']} crossings per app (each app's test instances used equally "
+        f"often) and {cfg['distractors']} per other category ({', '.join(distractors)}) as "
+        f"distractors; at most two objects at a time, never two of one category. An object "
+        f"passing in front of another can split one crossing into two events or hide it. JPEG "
+        f"quality {recipe.demo['jpeg_quality']}. An event frame is one in which at least {vis} of "
+        f"an object's area is inside the runtime's 224x224 centre crop and not covered. All "
+        f"labelled data here is composited."
+    )
+    dest = out_dir / "streams"
+    dest.mkdir(parents=True, exist_ok=True)
+    clip = f"{name}.mjpeg"
+    write_mjpeg(dest / clip, stream)
+    extra = [f"footage_range = [{a}, {b}]", f"passes = {passes}"]
+    (dest / f"{name}.ground_truth.toml").write_text(stream_to_toml(stream, clip, recipe, apps, how, extra))
+    size = (dest / clip).stat().st_size
+    log(f"eval stream {dest / clip}: {len(stream.jpegs)} frames ({passes} passes), "
+        f"{len(stream.tracks)} objects, {size / 1e6:.1f} MB; events per app: "
+        + ", ".join(f"{app} {k}" for app, k in counts.items()))
+    return {"frames": len(stream.jpegs), "passes": passes, "events": counts}
 
 
 def summary_markdown(out_dir: Path) -> str:
@@ -633,9 +773,23 @@ def main() -> None:
     ap.add_argument("--no-demo", action="store_true", help="do not write the demo clip")
     ap.add_argument("--keep-all", action="store_true",
                     help="keep every trained head, not only the Pareto frontier (for tests)")
+    ap.add_argument("--reference", type=int, default=0, metavar="N",
+                    help="also write OUT/reference/<app>/: for N test images the base tensors, "
+                         "PyTorch's logits of every kept head, and fp32 twins of float16 heads "
+                         "(for tests/trainer_smoke.rs)")
     ap.add_argument("--smoke", action="store_true",
                     help=f"CI smoke run: --apps {SMOKE['apps']} --sizes {SMOKE['sizes']} "
-                         f"--points {SMOKE['points']} --max-epochs {SMOKE['max_epochs']} --keep-all")
+                         f"--points {SMOKE['points']} --max-epochs {SMOKE['max_epochs']} --keep-all "
+                         f"--reference {SMOKE['reference']}")
+    ap.add_argument("--eval-stream", metavar="NAME",
+                    help="write only the labelled evaluation stream OUT/streams/NAME.mjpeg + "
+                         "NAME.ground_truth.toml with the events of --apps (no training)")
+    ap.add_argument("--eval-events", type=int, default=EVAL["events"],
+                    help="crossings per app in the evaluation stream")
+    ap.add_argument("--eval-distractors", type=int, default=EVAL["distractors"],
+                    help="crossings per category that is not an app (distractors)")
+    ap.add_argument("--eval-per-pass", type=int, default=EVAL["per_pass"],
+                    help="crossings dealt to each pass over the footage's test range")
     ap.add_argument("--threads", type=int, default=F.THREADS)
     ap.add_argument("--summary", action="store_true",
                     help="print markdown tables of the packages under OUT/apps and exit")
@@ -649,6 +803,7 @@ def main() -> None:
         args.points = args.points or SMOKE["points"]
         args.max_epochs = args.max_epochs or SMOKE["max_epochs"]
         args.keep_all = True
+        args.reference = args.reference or SMOKE["reference"]
 
     log = Progress()
     recipe = C.load_recipe(args.recipe)
@@ -665,6 +820,20 @@ def main() -> None:
         tcfg["linear_max_epochs"] = min(tcfg["linear_max_epochs"], 10 * args.max_epochs)
     tcfg["branch_points"] = points
 
+    if args.eval_stream:
+        if not args.apps:
+            raise SystemExit("--eval-stream needs --apps")
+        log(f"recipe {args.recipe} (sha256 {recipe.sha256[:12]}), evaluation stream "
+            f"{args.eval_stream} with apps {apps}")
+        pools = C.Pools(C.catalogue(recipe))
+        frames = {f: C.load_frames(fp, args.work / "cache") for f, fp in recipe.footage.items()}
+        cfg = {"footage": EVAL["footage"], "events": args.eval_events,
+               "distractors": args.eval_distractors, "per_pass": args.eval_per_pass}
+        build_eval_stream(recipe, args.eval_stream, apps, cfg, pools, frames, C.StampImages(),
+                          args.out, log)
+        log("done")
+        return
+
     man = load_manifest()
     for k in points:
         bp_info(man, k)
@@ -679,7 +848,8 @@ def main() -> None:
     summary = {}
     for app in apps:
         summary[app] = build_app(recipe, app, man, base, pools, frames, stamps, args.out,
-                                 args.work, sizes, points, tcfg, args.keep_all, log)
+                                 args.work, sizes, points, tcfg, args.keep_all, log,
+                                 reference=args.reference)
     if not args.no_demo:
         build_demo(recipe, apps, pools, frames, stamps, args.out, log)
     log("summary (test accuracy / FPR per branch point; * = kept):")

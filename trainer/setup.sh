@@ -19,6 +19,7 @@
 #
 # Usage (as root on a fresh machine, or as anyone once the Debian packages are present):
 #   bash trainer/setup.sh
+#   bash trainer/setup.sh --report   only Debian's python3-matplotlib, for trainer/report.py
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -55,9 +56,11 @@ sha256_of() {
     sha256sum "$1" | cut -d' ' -f1
 }
 
-# install_debian_packages: the CPU PyTorch stack and pip (for `pip download`).
+# install_debian_packages [PKG...]: the CPU PyTorch stack and pip (for `pip download`), or
+# the packages given.
 install_debian_packages() {
     local pkgs=(python3-torch python3-torchvision python3-onnx python3-venv python3-pip)
+    (($# == 0)) || pkgs=("$@")
     local missing=()
     local p
     for p in "${pkgs[@]}"; do
@@ -271,6 +274,14 @@ fetch_trainer_assets() {
 }
 
 main() {
+    if (($# > 0)); then
+        [[ $1 == --report && $# == 1 ]] || die "usage: bash trainer/setup.sh [--report]"
+        # Only the plotting library of trainer/report.py (the curves image).
+        install_debian_packages python3-matplotlib
+        "$py" -c "import matplotlib" || die "$py cannot import matplotlib"
+        echo "setup.sh: done (--report)"
+        return
+    fi
     install_debian_packages
     "$py" -c "import torch, torchvision, onnx" || die "$py cannot import torch/torchvision/onnx"
     mkdir -p "$cache" "$assets/skimage"
