@@ -26,7 +26,7 @@ use crate::camera::{Camera, FrameSource, Pace};
 use crate::config::{Config, Source};
 use crate::daemon::events::{Change, Detector};
 use crate::daemon::truth::{self, Score, Truth};
-use crate::daemon::worker::Sampler;
+use crate::daemon::worker::{preprocessor_for, Sampler};
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
 use crate::planner::{Plan, Strategy};
@@ -594,19 +594,7 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
             continue;
         }
         let c0 = thread_cpu_s();
-        let fits = pre.as_ref().is_some_and(|p| {
-            p.source_size() == (meta.width, meta.height) && p.format() == meta.format
-        });
-        if !fits {
-            pre = Some(Preprocessor::new(
-                meta.width,
-                meta.height,
-                meta.format,
-                &pspec,
-                fit,
-            )?);
-        }
-        let Some(p) = pre.as_mut() else { continue };
+        let p = preprocessor_for(&mut pre, &meta, &pspec, fit)?;
         match tree.fill_input(|buf| p.run(camera.frame(), buf))? {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::BadFrame => {

@@ -4,15 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bin() -> PathBuf {
-    std::env::var_os("MAINSTREAM_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mainstream")))
-}
+mod common;
+use common::{bin, root, shared_profile};
 
 /// A scratch config for the demo clip with birds, vehicles and mammals, and a
 /// cost profile measured once for all tests here.
@@ -44,30 +37,6 @@ fn setup(name: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("state")).unwrap();
     std::fs::copy(shared_profile(), dir.join("state/profile.bin")).unwrap();
     dir
-}
-
-fn shared_profile() -> &'static Path {
-    static PROFILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    PROFILE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("ms-replay-profile-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("config.toml"),
-            format!(
-                "[device]\nstate_dir = \"state\"\nbase = \"{}/models/mobilenet_v2/manifest.toml\"\n",
-                root().display()
-            ),
-        )
-        .unwrap();
-        let out = Command::new(bin())
-            .args(["profile", "--runs", "3", "--config"])
-            .arg(dir.join("config.toml"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        dir.join("state/profile.bin")
-    })
 }
 
 fn replay(dir: &Path, args: &[&str]) -> Output {

@@ -18,6 +18,7 @@
 use super::events::{unix_ms_now, Change, Closed, Detector, Opened};
 use crate::camera::{Camera, FrameSource, Pace};
 use crate::error::{ErrorKind, Result};
+use crate::frame::FrameMeta;
 use crate::model::tree::StemTree;
 use crate::preprocess::{Fit, InputSpec, Preprocessor};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -434,21 +435,7 @@ impl CameraThread {
                 continue;
             }
             let t0 = Instant::now();
-            // The preprocessor is built for the frame's size and format
-            // (once; again only if the source changes them).
-            let fits = pre.as_ref().is_some_and(|p| {
-                p.source_size() == (meta.width, meta.height) && p.format() == meta.format
-            });
-            if !fits {
-                pre = Some(Preprocessor::new(
-                    meta.width,
-                    meta.height,
-                    meta.format,
-                    &self.input,
-                    self.fit,
-                )?);
-            }
-            let Some(p) = pre.as_mut() else { continue };
+            let p = preprocessor_for(&mut pre, &meta, &self.input, self.fit)?;
             let frame = self.camera.frame();
             match tree.fill_input(|buf| p.run(frame, buf))? {
                 Ok(()) => {}
@@ -524,6 +511,26 @@ impl CameraThread {
         }
         Ok(())
     }
+}
+
+/// The preprocessor for frames of `meta`'s size and format: the one in
+/// `slot` if it fits, else a new one built there (once per source; again
+/// only when the source changes size or format).
+pub fn preprocessor_for<'a>(
+    slot: &'a mut Option<Preprocessor>,
+    meta: &FrameMeta,
+    spec: &InputSpec,
+    fit: Fit,
+) -> Result<&'a mut Preprocessor> {
+    let fits = slot
+        .as_ref()
+        .is_some_and(|p| p.source_size() == (meta.width, meta.height) && p.format() == meta.format);
+    if !fits {
+        let p = Preprocessor::new(meta.width, meta.height, meta.format, spec, fit)?;
+        return Ok(slot.insert(p));
+    }
+    slot.as_mut()
+        .ok_or_else(|| crate::err!(Internal, "the preprocessor vanished"))
 }
 
 /// Counters of a looping replay: the sum over its openings.

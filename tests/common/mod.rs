@@ -1,0 +1,43 @@
+//! What the tests that run the real binary on the real models share.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The binary under test (`MAINSTREAM_BIN` runs another build, e.g. the
+/// static aarch64 one under qemu).
+pub fn bin() -> PathBuf {
+    std::env::var_os("MAINSTREAM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mainstream")))
+}
+
+/// One measured cost profile for every test of a test binary: the same base
+/// on the same CPU (the first boot of a fresh box measures it the same way).
+pub fn shared_profile() -> &'static Path {
+    static PROFILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PROFILE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("ms-test-profile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!(
+                "[device]\nstate_dir = \"state\"\nbase = \"{}/models/mobilenet_v2/manifest.toml\"\n",
+                root().display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(bin())
+            .args(["profile", "--runs", "3", "--config"])
+            .arg(dir.join("config.toml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        dir.join("state/profile.bin")
+    })
+}
