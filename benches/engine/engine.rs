@@ -230,6 +230,7 @@ fn kind_of(op_name: &str, info: &str, fmas: u64) -> &'static str {
     } else if fmas > 0
         && (n.contains("matmul")
             || n.contains("conv")
+            || n.contains("pointwise")
             || n.contains("spatial")
             || n.contains("blocked"))
     {

@@ -6,4 +6,5 @@
 
 pub mod manifest;
 pub mod net;
+pub mod pointwise;
 pub mod tree;

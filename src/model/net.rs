@@ -8,6 +8,7 @@
 //! optimiser repacks them for its kernels.
 
 use super::manifest::BaseManifest;
+use super::pointwise;
 use crate::error::{ErrorKind, Result, ResultExt};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -208,7 +209,8 @@ fn extract(
 }
 
 /// Whether `MAINSTREAM_STOCK_ENGINE=1` asks for tract's own kernels only
-/// (no [`depthwise`] rewrite): for before/after measurements in one build.
+/// (no [`depthwise`] or [`pointwise`] rewrite): for before/after
+/// measurements in one build.
 fn stock_engine() -> bool {
     std::env::var_os("MAINSTREAM_STOCK_ENGINE").is_some_and(|v| v == "1")
 }
@@ -231,7 +233,7 @@ impl Net {
                 if stock_engine() {
                     Ok(0)
                 } else {
-                    depthwise::rewrite(&mut model)
+                    Ok(depthwise::rewrite(&mut model)? + pointwise::rewrite(&mut model)?)
                 }
             })
             .and_then(|_| model.optimize())
@@ -331,12 +333,13 @@ pub fn tensor_from(shape: &[usize], data: &[f32]) -> Result<Tensor> {
 /// rows at stride 1 and at least 32 points wide; stride-2 layers and the
 /// 14x14 and 7x7 planes run its scalar loop (0.6-6 GFLOP/s, half of a
 /// MobileNetV2 frame; docs/engine.md). This op copies each channel into
-/// `stride` zero-padded row-phase planes, so that every tap is one
-/// contiguous multiply-add over a flattened block of rows (stride-2 layers
-/// compute every column and keep every second), which the compiler
-/// vectorises (AVX2 where the CPU has it, chosen at run time). A following
-/// ReLU6 (`Max` then `Min` with constants) is folded in, and channels are
-/// split over tract's executor when it has threads.
+/// `stride x stride` zero-padded phase planes (row and column phase: at
+/// stride 2 the copy de-interleaves rows and columns), so that every tap is
+/// one contiguous multiply-add over a flattened block of output rows and
+/// only the kept outputs are computed, which the compiler vectorises (AVX2
+/// where the CPU has it, chosen at run time). A following ReLU6 (`Max` then
+/// `Min` with constants) is folded in, and channels are split over tract's
+/// executor when it has threads. Its scratch is per thread, allocated once.
 ///
 /// Arithmetic per output point is tract's: the bias, then one multiply and
 /// one add per tap in row-major order (no fused multiply-add); the logits
@@ -350,6 +353,12 @@ mod depthwise {
 
     /// Output points computed per block (the block's accumulator stays in L1).
     const BLOCK_POINTS: usize = 2048;
+
+    thread_local! {
+        /// Per-thread scratch: the phase planes, then one block's
+        /// accumulator. Kept around to re-use the backing allocation.
+        static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
 
     #[derive(Debug, Clone)]
     pub struct DepthWise3x3 {
@@ -480,18 +489,20 @@ mod depthwise {
 
         /// Row-phase plane geometry: (rows, row pitch, plane length with slack).
         fn planes_geo(&self) -> (usize, usize, usize) {
-            let (oh, _) = self.out_hw();
-            let (ph, pw) = (oh + 2, self.w + 2);
+            let (oh, ow) = self.out_hw();
+            // Taps reach 2 / stride rows and columns past an output's own.
+            let reach = 2 / self.stride;
+            let (ph, pw) = (oh + reach, ow + reach);
             // Slack: a block's taps read up to 2 rows + 2 points past its end.
             (ph, pw, ph * pw + 2 * pw + 2)
         }
 
         /// One channel: `input` is its `h x w` plane, `output` its `oh x ow`
-        /// plane. `planes` (`stride` row-phase planes of the zero-padded
-        /// input) must be zero wherever this function does not write, which
-        /// it never changes: pass the same zeroed buffer for every channel.
-        /// `acc` holds one block of points, computed at stride 1 along rows
-        /// (every `stride`-th is kept).
+        /// plane. `planes` (`stride * stride` phase planes of the
+        /// zero-padded input) must be zero wherever this function does not
+        /// write, which it never changes: pass the same zeroed buffer for
+        /// every channel. `acc` holds one block of points (rows of `pw`, the
+        /// last `pw - ow` of each junk).
         #[inline(always)]
         fn channel(
             &self,
@@ -504,17 +515,40 @@ mod depthwise {
             let s = self.stride;
             let (oh, ow) = self.out_hw();
             let (ph, pw, plane) = self.planes_geo();
-            // Plane rp holds padded row s*r + rp at r * pw; padded pixel
-            // (py, px) is input pixel (py - 1, px - 1).
-            for rp in 0..s {
-                let dst = &mut planes[rp * plane..][..plane];
+            // Plane (ry, rx) holds padded pixel (s*r + ry, s*c + rx) at
+            // r * pw + c; padded pixel (py, px) is input pixel (py - 1,
+            // px - 1). At stride 2 the columns are de-interleaved here, so
+            // every tap below reads contiguous points and only the kept
+            // outputs are computed.
+            let w = self.w;
+            for ry in 0..s {
+                // Planes (ry, 0) and (ry, 1) (only the first at stride 1).
+                let (p0, p1) = planes[ry * s * plane..][..s * plane].split_at_mut(plane);
                 for r in 0..ph {
-                    let py = s * r + rp;
+                    let py = s * r + ry;
                     if py == 0 || py > self.h {
                         continue;
                     }
-                    dst[r * pw + 1..][..self.w]
-                        .copy_from_slice(&input[(py - 1) * self.w..][..self.w]);
+                    let src = &input[(py - 1) * w..][..w];
+                    if s == 1 {
+                        p0[r * pw + 1..][..w].copy_from_slice(src);
+                        continue;
+                    }
+                    // Input column 2i is padded column 2i + 1: plane
+                    // (ry, 1), c = i; column 2i + 1 is padded 2i + 2: plane
+                    // (ry, 0), c = i + 1. (Written as a zip over pairs so
+                    // that the compiler vectorises the de-interleave.)
+                    let even = &mut p1[r * pw..][..w.div_ceil(2)];
+                    let odd = &mut p0[r * pw + 1..][..w / 2];
+                    for ((e, o), pair) in
+                        even.iter_mut().zip(odd.iter_mut()).zip(src.chunks_exact(2))
+                    {
+                        *e = pair[0];
+                        *o = pair[1];
+                    }
+                    if w % 2 == 1 {
+                        even[w / 2] = src[w - 1];
+                    }
                 }
             }
             let t = &self.kernel[ch * 9..][..9];
@@ -524,12 +558,12 @@ mod depthwise {
             while oy < oh {
                 let rows = rows_per_block.min(oh - oy);
                 let n = rows * pw;
-                // Point i = r * pw + x of the block (output column x / s when
-                // x % s == 0 and x / s < ow, junk otherwise) reads tap (ky, kx)
-                // at offset (oy + r + ky / s) * pw + x + kx of plane ky % s.
+                // Point i = r * pw + x of the block (output column x when
+                // x < ow, junk otherwise) reads tap (ky, kx) at offset
+                // (oy + r + ky / s) * pw + x + kx / s of plane (ky % s, kx % s).
                 let src = |ky: usize, kx: usize| {
-                    let p = &planes[(ky % s) * plane..][..plane];
-                    &p[(oy + ky / s) * pw + kx..][..n]
+                    let p = &planes[((ky % s) * s + kx % s) * plane..][..plane];
+                    &p[(oy + ky / s) * pw + kx / s..][..n]
                 };
                 let (s0, s1, s2) = (src(0, 0), src(0, 1), src(0, 2));
                 let (s3, s4, s5) = (src(1, 0), src(1, 1), src(1, 2));
@@ -551,43 +585,59 @@ mod depthwise {
                 let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
                 for r in 0..rows {
                     let dst = &mut output[(oy + r) * ow..][..ow];
-                    if s == 1 {
-                        for (o, a) in dst.iter_mut().zip(&acc[r * pw..][..ow]) {
-                            *o = a.max(lo).min(hi);
-                        }
-                    } else {
-                        for (o, a) in dst.iter_mut().zip(acc[r * pw..].iter().step_by(s)) {
-                            *o = a.max(lo).min(hi);
-                        }
+                    for (o, a) in dst.iter_mut().zip(&acc[r * pw..][..ow]) {
+                        *o = a.max(lo).min(hi);
                     }
                 }
                 oy += rows;
             }
         }
 
+        /// Scratch lengths: the phase planes, one block's accumulator.
+        fn scratch_lens(&self) -> (usize, usize) {
+            let (_, pw, plane) = self.planes_geo();
+            (
+                plane * self.stride * self.stride,
+                (BLOCK_POINTS / pw).max(1) * pw,
+            )
+        }
+
         #[inline(always)]
         /// Channels `first..` (as many as `output` holds planes for).
-        fn run_channels(&self, input: &[f32], first: usize, output: &mut [f32]) {
+        /// `planes` must be zero (`channel` keeps it so outside what it
+        /// writes); both scratch slices have the lengths of `scratch_lens`.
+        fn run_channels(
+            &self,
+            input: &[f32],
+            first: usize,
+            output: &mut [f32],
+            planes: &mut [f32],
+            acc: &mut [f32],
+        ) {
             let (oh, ow) = self.out_hw();
-            let (_, pw, plane) = self.planes_geo();
-            let mut planes = vec![0f32; plane * self.stride];
-            let mut acc = vec![0f32; (BLOCK_POINTS / pw).max(1) * pw];
             for (i, out) in output.chunks_exact_mut(oh * ow).enumerate() {
                 let ch = first + i;
                 self.channel(
                     ch,
                     &input[ch * self.h * self.w..][..self.h * self.w],
                     out,
-                    &mut planes,
-                    &mut acc,
+                    planes,
+                    acc,
                 );
             }
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
-        unsafe fn run_channels_avx2(&self, input: &[f32], first: usize, output: &mut [f32]) {
-            self.run_channels(input, first, output)
+        unsafe fn run_channels_avx2(
+            &self,
+            input: &[f32],
+            first: usize,
+            output: &mut [f32],
+            planes: &mut [f32],
+            acc: &mut [f32],
+        ) {
+            self.run_channels(input, first, output, planes, acc)
         }
 
         /// All channels; split across tract's executor when it has threads
@@ -595,19 +645,35 @@ mod depthwise {
         fn run(&self, input: &[f32], output: &mut [f32]) -> TractResult<()> {
             let (oh, ow) = self.out_hw();
             let total = output.len();
+            let (planes_len, acc_len) = self.scratch_lens();
             tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
                 output,
                 oh * ow,
                 total,
                 |first, chunk| {
-                    #[cfg(target_arch = "x86_64")]
-                    if std::arch::is_x86_feature_detected!("avx2") {
-                        // SAFETY: the CPU has AVX2 (checked just above).
-                        unsafe { self.run_channels_avx2(input, first, chunk) };
-                        return Ok(());
-                    }
-                    self.run_channels(input, first, chunk);
-                    Ok(())
+                    SCRATCH.with_borrow_mut(|scratch| {
+                        // Grows to the largest layer once per thread, then is
+                        // reused: no allocation per frame.
+                        if scratch.len() < planes_len + acc_len {
+                            scratch.resize(planes_len + acc_len, 0.0);
+                        }
+                        let (planes, rest) = scratch.split_at_mut(planes_len);
+                        let acc = &mut rest[..acc_len];
+                        // An earlier layer of another geometry may have left
+                        // values anywhere.
+                        planes.fill(0.0);
+                        // (The kernels are called from here, not from inside a
+                        // closure of theirs: closures do not inherit
+                        // `target_feature`.)
+                        #[cfg(target_arch = "x86_64")]
+                        if std::arch::is_x86_feature_detected!("avx2") {
+                            // SAFETY: the CPU has AVX2 (checked just above).
+                            unsafe { self.run_channels_avx2(input, first, chunk, planes, acc) };
+                            return Ok(());
+                        }
+                        self.run_channels(input, first, chunk, planes, acc);
+                        Ok(())
+                    })
                 },
             )
         }
@@ -638,7 +704,9 @@ mod depthwise {
             let (oh, ow) = self.out_hw();
             ensure!(x.shape() == self.shape(self.h, self.w).as_slice());
             let input = x.try_as_plain_ram()?.as_slice::<f32>()?;
-            let mut out = Tensor::zero::<f32>(&self.shape(oh, ow))?;
+            // SAFETY: `run` writes every element of every output plane
+            // (each channel's `oh x ow` points) before anything reads them.
+            let mut out = unsafe { Tensor::uninitialized::<f32>(&self.shape(oh, ow))? };
             self.run(input, out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?)?;
             Ok(tvec!(out.into_tvalue()))
         }
@@ -735,5 +803,86 @@ mod depthwise {
             done += 1;
         }
         Ok(done)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// A 3x3 depthwise convolution, padding 1, by its definition, in
+        /// the op's order of operations (bias, then taps row-major).
+        fn reference(op: &DepthWise3x3, x: &[f32]) -> Vec<f32> {
+            let (oh, ow) = op.out_hw();
+            let (h, w, s) = (op.h as isize, op.w as isize, op.stride as isize);
+            let mut out = Vec::with_capacity(op.c * oh * ow);
+            for c in 0..op.c {
+                for oy in 0..oh as isize {
+                    for ox in 0..ow as isize {
+                        let mut v = op.bias[c];
+                        for ky in 0..3isize {
+                            for kx in 0..3isize {
+                                let (iy, ix) = (s * oy + ky - 1, s * ox + kx - 1);
+                                if (0..h).contains(&iy) && (0..w).contains(&ix) {
+                                    let xv = x[c * op.h * op.w + (iy * w + ix) as usize];
+                                    v += op.kernel[c * 9 + (ky * 3 + kx) as usize] * xv;
+                                }
+                            }
+                        }
+                        if let Some((lo, hi)) = op.clamp {
+                            v = v.max(lo).min(hi);
+                        }
+                        out.push(v);
+                    }
+                }
+            }
+            out
+        }
+
+        #[test]
+        fn matches_the_definition_at_both_strides_on_odd_and_tiny_planes() {
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            let mut next = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            };
+            // (c, h, w, stride, clamp): odd and even widths and heights,
+            // single rows and columns, MobileNetV2's 7x7 and a 112-wide row.
+            let cases = [
+                (3, 7, 7, 2, None),
+                (2, 5, 8, 2, Some((0.0, 0.5))),
+                (4, 9, 1, 2, None),
+                (2, 1, 9, 2, None),
+                (3, 1, 1, 1, None),
+                (5, 14, 13, 1, Some((0.0, 6.0))),
+                (2, 3, 112, 2, None),
+                (6, 7, 7, 1, None),
+                (3, 15, 14, 2, Some((-0.25, 0.25))),
+            ];
+            for (c, h, w, stride, clamp) in cases {
+                let op = DepthWise3x3 {
+                    c,
+                    h,
+                    w,
+                    stride,
+                    batch: true,
+                    clamp,
+                    kernel: (0..c * 9).map(|_| next()).collect(),
+                    bias: (0..c).map(|_| next()).collect(),
+                };
+                let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
+                let (oh, ow) = op.out_hw();
+                let mut got = vec![f32::NAN; c * oh * ow];
+                op.run(&x, &mut got).expect("single-threaded run");
+                let want = reference(&op, &x);
+                for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - e).abs() <= 1e-6,
+                        "{c}x{h}x{w} stride {stride}: output {i}: got {g}, want {e}"
+                    );
+                }
+            }
+        }
     }
 }
