@@ -163,6 +163,32 @@ fn macs_per_frame(m: &BaseManifest, branch: usize, apps: usize) -> u64 {
     stem + apps as u64 * (total - stem)
 }
 
+/// `apps` bench apps: each the base network's own remainder (its ImageNet
+/// classifier) from `sharing`'s branch point, real work of the real size.
+pub fn bench_apps(base: &Base, sharing: Sharing, apps: usize) -> Vec<AppPlan> {
+    let branch = sharing.branch(base.manifest.segments());
+    (0..apps)
+        .map(|i| AppPlan {
+            name: format!("app{i}"),
+            branch,
+            stride: 1,
+            head: HeadModel::BaseRemainder,
+            positive: vec![0],
+        })
+        .collect()
+}
+
+/// Runs frames `first..first + n` through `tree`, cycling through `inputs`
+/// (preprocessed frames of the tree's input size).
+pub fn run_frames(tree: &mut StemTree, inputs: &[Vec<f32>], first: u64, n: u64) -> Result<()> {
+    for frame in first..first + n {
+        let src = &inputs[(frame as usize) % inputs.len()];
+        tree.fill_input(|d| d.copy_from_slice(src))?;
+        tree.run_frame(frame)?;
+    }
+    Ok(())
+}
+
 /// Runs one in-process point: `cameras` trees of `apps` apps each, one
 /// thread per camera, every camera's frames at once.
 #[allow(clippy::too_many_arguments)]
@@ -177,37 +203,18 @@ pub fn measure(
     cameras: usize,
 ) -> Result<BenchRow> {
     let branch = sharing.branch(base.manifest.segments());
-    let plans = || {
-        (0..apps)
-            .map(|i| AppPlan {
-                name: format!("app{i}"),
-                branch,
-                stride: 1,
-                head: HeadModel::BaseRemainder,
-                positive: vec![0],
-            })
-            .collect()
-    };
     let cameras = cameras.max(1);
     let mut trees = (0..cameras)
-        .map(|_| StemTree::build_threaded(base, plans(), threads))
+        .map(|_| StemTree::build_threaded(base, bench_apps(base, sharing, apps), threads))
         .collect::<Result<Vec<_>>>()?;
-    let run_frames = |tree: &mut StemTree, first: u64, n: u64| -> Result<()> {
-        for frame in first..first + n {
-            let src = &inputs[(frame as usize) % inputs.len()];
-            tree.fill_input(|d| d.copy_from_slice(src))?;
-            tree.run_frame(frame)?;
-        }
-        Ok(())
-    };
     let all = |trees: &mut [StemTree], first: u64, n: u64| -> Result<()> {
         if trees.len() == 1 {
-            return run_frames(&mut trees[0], first, n);
+            return run_frames(&mut trees[0], inputs, first, n);
         }
         std::thread::scope(|s| {
             let handles: Vec<_> = trees
                 .iter_mut()
-                .map(|t| s.spawn(move || run_frames(t, first, n)))
+                .map(|t| s.spawn(move || run_frames(t, inputs, first, n)))
                 .collect();
             handles
                 .into_iter()

@@ -5,14 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{bin, root, shared_profile};
+use common::{bin, root, scratch_dir, shared_profile};
 
 /// A scratch config for the demo clip with birds, vehicles and mammals, and a
 /// cost profile measured once for all tests here.
 fn setup(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ms-replay-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("apps.d")).unwrap();
+    let dir = scratch_dir("ms-replay", name);
     let r = root();
     std::fs::write(
         dir.join("config.toml"),

@@ -10,14 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{bin, root, shared_profile};
+use common::{bin, root, scratch_dir, shared_profile};
 
 /// A scratch directory with a config for the demo clip and the given apps
 /// (`(name, package, voting)`), pacing `pace`.
 fn setup(name: &str, pace: &str, apps: &[(&str, &str, u32)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ms-service-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("apps.d")).unwrap();
+    let dir = scratch_dir("ms-service", name);
     let r = root();
     std::fs::write(
         dir.join("config.toml"),

@@ -14,11 +14,10 @@
 //! Every command prints JSON lines on stdout (one per result); `profile` also
 //! prints a table on stderr.
 
-use mainstream::bench::Sharing;
+use mainstream::bench::{bench_apps, run_frames, Sharing};
 use mainstream::model::manifest::BaseManifest;
 use mainstream::model::net::{f32_slice, tensor_from, Base};
-use mainstream::model::tree::{AppPlan, StemTree};
-use mainstream::package::HeadModel;
+use mainstream::model::tree::StemTree;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -168,37 +167,22 @@ fn time(a: &Args, alloc: &str) -> AnyResult<()> {
     }
     let base = Base::load(manifest).map_err(|e| e.to_string())?;
     let branch = a.sharing.branch(base.manifest.segments());
-    let plans = (0..a.apps)
-        .map(|i| AppPlan {
-            name: format!("app{i}"),
-            branch,
-            stride: 1,
-            head: HeadModel::BaseRemainder,
-            positive: vec![0],
-        })
-        .collect();
+    let plans = bench_apps(&base, a.sharing, a.apps);
     let t0 = Instant::now();
     let mut tree =
         StemTree::build_threaded(&base, plans, a.head_threads).map_err(|e| e.to_string())?;
     let build_s = t0.elapsed().as_secs_f64();
     let mut frame = 0u64;
-    let mut step = |tree: &mut StemTree| -> AnyResult<()> {
-        let src = &inputs[(frame as usize) % inputs.len()];
-        tree.fill_input(|d| d.copy_from_slice(src))
-            .map_err(|e| e.to_string())?;
-        tree.run_frame(frame).map_err(|e| e.to_string())?;
-        frame += 1;
+    let mut frames = |tree: &mut StemTree, n: u64| -> AnyResult<()> {
+        run_frames(tree, &inputs, frame, n).map_err(|e| e.to_string())?;
+        frame += n;
         Ok(())
     };
-    for _ in 0..a.warmup {
-        step(&mut tree)?;
-    }
+    frames(&mut tree, a.warmup as u64)?;
     let mut runs = Vec::with_capacity(a.reps);
     for _ in 0..a.reps {
         let t = Instant::now();
-        for _ in 0..a.frames {
-            step(&mut tree)?;
-        }
+        frames(&mut tree, a.frames as u64)?;
         runs.push(t.elapsed().as_secs_f64() * 1000.0 / a.frames as f64);
     }
     let (alloc, target) = allocator_and_target(alloc);

@@ -16,6 +16,14 @@ pub fn bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mainstream")))
 }
 
+/// A fresh scratch directory `<prefix>-<name>-<pid>` with an empty `apps.d/`.
+pub fn scratch_dir(prefix: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("apps.d")).unwrap();
+    dir
+}
+
 /// One measured cost profile for every test of a test binary: the same base
 /// on the same CPU (the first boot of a fresh box measures it the same way).
 pub fn shared_profile() -> &'static Path {
