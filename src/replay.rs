@@ -26,9 +26,10 @@ use crate::camera::{Camera, FrameSource, Pace};
 use crate::config::{Config, Source};
 use crate::daemon::events::{Change, Detector};
 use crate::daemon::truth::{self, Score, Truth};
-use crate::daemon::worker::{preprocessor_for, Sampler};
+use crate::daemon::worker::{preprocessor_for, AppRun, Sampler};
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
+use crate::model::tree::StemTree;
 use crate::planner::{Plan, Strategy};
 use crate::preprocess::Preprocessor;
 use serde::Serialize;
@@ -405,7 +406,6 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
     let ctx = Ctx {
         cfg: &cfg,
         base: &base,
-        cam,
         spec: &spec,
         truth: truth.as_ref(),
         args,
@@ -429,8 +429,14 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
             budget,
             plan.mean_f1
         );
+        // One tree per plan, reused by every phase seed's run.
+        let (assignment, _) =
+            crate::daemon::assignment_for(&cfg, &base, &plan, cam, 1, 0, Instant::now())?;
+        let Some(mut tree) = assignment.tree else {
+            crate::bail!(Internal, "the plan gives camera {cam} no apps");
+        };
         for &seed in &seeds {
-            let mut run = replay_plan(&ctx, &plan, seed)
+            let mut run = replay_plan(&ctx, &plan, &assignment.apps, &mut tree, seed)
                 .with_msg(|| format!("replaying {} under {}", clip.display(), strategy.name()))?;
             if args.branch.is_some() || args.fps.is_some() {
                 run.strategy = "fixed".into();
@@ -506,35 +512,33 @@ fn fix_plan(
 struct Ctx<'a> {
     cfg: &'a Config,
     base: &'a Base,
-    cam: usize,
     spec: &'a crate::camera::SourceSpec,
     truth: Option<&'a (PathBuf, Truth)>,
     args: &'a ReplayArgs,
 }
 
-/// One replay under `plan`.
-fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<RunOutcome> {
+/// One replay under `plan`, whose apps (in `tree`'s order) are `apps`.
+fn replay_plan(
+    ctx: &Ctx<'_>,
+    plan: &Plan,
+    apps: &[AppRun],
+    tree: &mut StemTree,
+    phase_seed: Option<u64>,
+) -> Result<RunOutcome> {
     let Ctx {
         cfg,
         base,
-        cam,
         spec,
         truth,
         args,
     } = *ctx;
     let wall = Instant::now();
-    let (assignment, _) =
-        crate::daemon::assignment_for(cfg, base, plan, cam, 1, 0, Instant::now())?;
-    let apps = assignment.apps;
-    let Some(mut tree) = assignment.tree else {
-        crate::bail!(Internal, "the plan gives camera {cam} no apps");
-    };
     let stream_fps = spec.fps;
     let budget = plan.budget / 1000.0;
     let mut clock = SimClock::new(stream_fps, budget);
     let mut samplers = Vec::new();
     let mut phases = Vec::new();
-    for a in &apps {
+    for a in apps {
         let s = Sampler::new(stream_fps, a.fps);
         let phase = phase_seed.map_or(0.0, |seed| phase_for(seed, &a.name, s.interval()));
         samplers.push(s.with_phase(phase));
@@ -548,7 +552,7 @@ fn replay_plan(ctx: &Ctx<'_>, plan: &Plan, phase_seed: Option<u64>) -> Result<Ru
     // Each app's labelled events, cut at --frames.
     let limit = args.frames.unwrap_or(u64::MAX);
     let mut spans: Vec<Option<Vec<[u64; 2]>>> = Vec::new();
-    for a in &apps {
+    for a in apps {
         let pkg = cfg
             .apps
             .iter()
