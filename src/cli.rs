@@ -52,6 +52,8 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// `mainstream replay`: the real pipeline on a labelled clip under a simulated clock.
     Replay(crate::replay::ReplayArgs),
+    /// `mainstream calibrate`: measure every head's rates on a labelled clip.
+    Calibrate(crate::calibrate::CalibrateArgs),
     /// `mainstream run`: the appliance service.
     Run(crate::daemon::RunOptions),
     /// `mainstream demo`: the service on the bundled demo, scored against its ground truth.
@@ -108,6 +110,7 @@ COMMANDS:
     cameras    List the video devices present, with their formats, sizes and rates
     bench      Measure how much stem sharing speeds up N apps on this machine
     replay     Replay a labelled clip through the real pipeline under a compute budget; score event F1
+    calibrate  Measure every app head's detection and false-positive rates on a labelled clip
     help       Show help for a command: mainstream help <COMMAND>
 
 OPTIONS:
@@ -317,7 +320,7 @@ however fast or loaded this machine is, and too costly a plan loses samples
 exactly as it would on the appliance.
 
 USAGE:
-    mainstream replay [--config FILE] [--strategy LIST] [--budget CORES]
+    mainstream replay [--config FILE] [--strategy LIST] [--budget LIST]
                       [--apps LIST] [--camera NAME] [--clip FILE] [--truth FILE]
                       [--phase-seed LIST] [--branch K] [--fps F] [--frames N]
                       [--charge network|all] [--tolerance F] [--json]
@@ -327,7 +330,12 @@ OPTIONS:
     --strategy LIST       Planners, comma-separated: mainstream (exact for small
                           problems), exact, greedy, heuristic, max-min,
                           no-sharing, max-sharing [default: mainstream]
-    --budget CORES        Compute budget in cores [default: [device] budget_cores]
+    --budget LIST         Compute budgets in cores, comma-separated: one run per
+                          budget and strategy [default: [device] budget_cores].
+                          A plan identical to one already replayed at the same
+                          budget, or at a smaller one without a dropped frame,
+                          is not replayed again: its run is reused (replayed =
+                          false in --json), as replaying would repeat it
     --apps LIST           Only these apps (names from the config) [default: all of the camera's]
     --camera NAME         The camera whose apps are replayed [default: the first]
     --clip FILE           Replay this file instead of the camera's source
@@ -349,9 +357,56 @@ OPTIONS:
 
 EXAMPLES:
     mainstream replay
-    mainstream replay --strategy no-sharing,max-sharing,mainstream --budget 0.25
+    mainstream replay --strategy no-sharing,max-sharing,mainstream --budget 0.25,1
     mainstream replay --apps birds,vehicles --phase-seed 7 --json
     mainstream replay --apps vehicles --branch 20 --fps 2.5 --phase-seed 1,2,3,4
+";
+
+const HELP_CALIBRATE: &str = "\
+mainstream calibrate: measure the planner's inputs on footage like the camera's
+
+The planner predicts each app's event F1 from per-head numbers: how often a
+frame inside an event is detected (accuracy) and how often a frame without
+one fires (fpr). The M-Trainer measures them on its test images, whose
+negatives are mostly empty scenes; on a camera the negatives are the other
+objects that pass, and the real false-positive rate can be several times
+higher. This command runs every head of every app's package on every frame
+of a labelled clip through the real pipeline (decoder, preprocessing, stem
+tree) and measures, per head:
+
+    accuracy  positive frames / frames inside labelled events
+    fpr       positive frames / frames more than --tolerance frames from
+              every labelled event (an event's edges count as neither)
+
+and per package the mean event length, the share of event-length windows
+that hold an event, and the miss correlation inside events. With --write,
+each package directory gets calibration.toml, which replaces the trained
+values as the planner's inputs (delete it to go back; `mainstream check`
+says which packages are calibrated). Use a clip the evaluation does not
+score on: trainer/mtrainer.py --eval-stream NAME --eval-split val makes one
+from the trainer's validation footage and objects.
+
+USAGE:
+    mainstream calibrate [--config FILE] --clip FILE [--truth FILE] [--apps LIST]
+                         [--camera NAME] [--frames N] [--tolerance F] [--write] [--json]
+
+OPTIONS:
+    -c, --config FILE     Apps, base network and camera [default: demo/config.toml]
+    --clip FILE           The labelled clip [default: the camera's replay file]
+    --truth FILE          Its ground truth [default: the clip's name with
+                          .ground_truth.toml, or ground_truth.toml beside it];
+                          it must label events of every calibrated app
+    --apps LIST           Only these apps' packages [default: all of the camera's]
+    --camera NAME         The camera whose apps are calibrated [default: the first]
+    --frames N            Only the first N frames
+    --tolerance F         Frames at each edge of an event that are not
+                          negatives [default: 2]
+    --write               Save each package's calibration.toml (atomically)
+    --json                The measurements as one JSON object
+
+EXAMPLES:
+    mainstream calibrate --clip target/eval/streams/cal8.mjpeg
+    mainstream calibrate --config demo/config.toml --clip cal8.mjpeg --write
 ";
 
 const HELP_BENCH: &str = "\
@@ -391,7 +446,9 @@ const HELP_PROFILE: &str = "\
 mainstream profile: measure the base network's cost on this machine
 
 Times every segment of the base network (between adjacent branch points) with
-tract: 2 warm-up runs, then --runs timed runs, median. Saves the profile with
+tract: 2 warm-up runs, then --runs timed runs, median. Times are CPU time of
+the measuring thread (what a budget of cores buys), so other load on the
+machine does not inflate them. Saves the profile with
 postcard in the state directory, keyed by the base's SHA-256 and the CPU
 model; `plan` and the service use it and measure it themselves if missing.
 
@@ -416,6 +473,7 @@ pub fn help_for(cmd: Option<&str>) -> Option<&'static str> {
         Some("simulate") => HELP_SIMULATE,
         Some("bench") => HELP_BENCH,
         Some("replay") => HELP_REPLAY,
+        Some("calibrate") => HELP_CALIBRATE,
         Some("profile") => HELP_PROFILE,
         Some("help") => HELP,
         Some(_) => return None,
@@ -545,10 +603,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         "simulate" => "simulate",
         "bench" => "bench",
         "replay" => "replay",
+        "calibrate" => "calibrate",
         "profile" => "profile",
         other => {
             return Err(usage(format!(
-                "unknown command {other:?}; commands are: run, demo, status, check, plan, simulate, profile, cameras, bench, replay, help"
+                "unknown command {other:?}; commands are: run, demo, status, check, plan, simulate, profile, cameras, bench, replay, calibrate, help"
             )))
         }
     };
@@ -569,7 +628,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
     let mut cam_size = (640u32, 480u32);
     let mut cam_fps = 30.0f64;
     let mut cam_frames = 100u32;
-    if cmd == "demo" || cmd == "replay" {
+    let mut write = false;
+    if cmd == "demo" || cmd == "replay" || cmd == "calibrate" {
         config = PathBuf::from("demo/config.toml");
     }
     let mut replay = crate::replay::ReplayArgs {
@@ -578,7 +638,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         clip: None,
         truth: None,
         apps: None,
-        budget: None,
+        budgets: Vec::new(),
         strategies: Vec::new(),
         phase_seeds: Vec::new(),
         branch: None,
@@ -621,24 +681,37 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                     "mainstream, greedy, exact, heuristic, max-min, max-sharing or no-sharing",
                 )?;
             }
-            ("replay", "--camera") => {
+            ("replay", "--budget") => {
+                let v = a.value(&opt, inline, "a comma-separated list of cores, e.g. 0.25,1")?;
+                replay.budgets = parse_list(
+                    &opt,
+                    &v,
+                    |x| {
+                        x.parse::<f64>()
+                            .ok()
+                            .filter(|b| b.is_finite() && *b > 0.0 && *b <= 1024.0)
+                    },
+                    "cores above 0 and at most 1024",
+                )?;
+            }
+            ("replay" | "calibrate", "--camera") => {
                 replay.camera = Some(a.value(&opt, inline, "a camera name from the config")?);
             }
-            ("replay", "--clip") => {
+            ("replay" | "calibrate", "--clip") => {
                 replay.clip = Some(PathBuf::from(a.value(
                     &opt,
                     inline,
                     "an MJPEG file, .y4m file or directory of JPEGs",
                 )?));
             }
-            ("replay", "--truth") => {
+            ("replay" | "calibrate", "--truth") => {
                 replay.truth = Some(PathBuf::from(a.value(
                     &opt,
                     inline,
                     "a ground-truth TOML file",
                 )?));
             }
-            ("replay", "--apps") => {
+            ("replay" | "calibrate", "--apps") => {
                 let v = a.value(&opt, inline, "a comma-separated list of app names")?;
                 replay.apps = Some(parse_list(
                     &opt,
@@ -652,7 +725,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 replay.phase_seeds =
                     parse_list(&opt, &v, |x| x.parse::<u64>().ok(), "whole numbers")?;
             }
-            ("replay", "--frames") => {
+            ("replay" | "calibrate", "--frames") => {
                 let n: u64 = a.number(&opt, inline, "a whole number of frames above 0")?;
                 if n == 0 {
                     return Err(usage("--frames 0: expected at least 1 frame".into()));
@@ -683,7 +756,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                     }
                 };
             }
-            ("replay", "--tolerance") => {
+            ("replay" | "calibrate", "--tolerance") => {
                 replay.tolerance =
                     a.number(&opt, inline, "a whole number of frames from 0 to 1000")?;
                 if replay.tolerance > 1000 {
@@ -754,7 +827,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 watch = false;
             }
             (
-                "check" | "plan" | "profile" | "run" | "demo" | "status" | "replay",
+                "check" | "plan" | "profile" | "run" | "demo" | "status" | "replay" | "calibrate",
                 "-c" | "--config",
             ) => {
                 config = PathBuf::from(a.value(&opt, inline, "the configuration file")?);
@@ -827,13 +900,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 "a raw f32 input tensor file",
             )?)),
             (
-                "cameras" | "plan" | "simulate" | "bench" | "demo" | "status" | "replay",
+                "cameras" | "plan" | "simulate" | "bench" | "demo" | "status" | "replay"
+                | "calibrate",
                 "--json",
             ) => {
                 Args::no_value(&opt, &inline)?;
                 json = true;
             }
-            ("plan" | "run" | "demo" | "replay", "--budget") => {
+            ("plan" | "run" | "demo", "--budget") => {
                 let b: f64 = a.number(&opt, inline, "a number of cores above 0, e.g. 1.5")?;
                 if !(b.is_finite() && b > 0.0 && b <= 1024.0) {
                     return Err(usage(format!(
@@ -850,6 +924,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                         "--workloads {workloads} is out of range 1..=100000"
                     )));
                 }
+            }
+            ("calibrate", "--write") => {
+                Args::no_value(&opt, &inline)?;
+                write = true;
             }
             ("simulate", "--seed") => {
                 seed = a.number(&opt, inline, "a whole number")?;
@@ -884,11 +962,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             }
             Command::Replay(crate::replay::ReplayArgs {
                 config,
-                budget,
                 json,
                 ..replay
             })
         }
+        "calibrate" => Command::Calibrate(crate::calibrate::CalibrateArgs {
+            select: crate::replay::ReplayArgs {
+                config,
+                json,
+                ..replay
+            },
+            write,
+        }),
         "cameras" => match cam_test {
             Some(path) => Command::CameraTest {
                 spec: crate::camera::SourceSpec {

@@ -31,6 +31,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
         }
         Command::Bench(args) => crate::bench::run(&args, out),
         Command::Replay(args) => crate::replay::run(&args, out),
+        Command::Calibrate(args) => crate::calibrate::run(&args, out),
         Command::Cameras { json } => {
             let devices = crate::camera::list_devices()?;
             crate::camera::render_devices(&devices, json, out)
@@ -186,11 +187,15 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<()> {
     for a in &cfg.apps {
         writeln!(
             out,
-            "  {:<16} camera {}, package {} ({} branch points), event {} ms / freq {} / corr {}, voting {}{}",
+            "  {:<16} camera {}, package {} ({} branch points, {}), event {} ms / freq {} / corr {}, voting {}{}",
             a.name,
             cfg.cameras[a.camera].name,
             a.package.name,
             a.package.heads.len(),
+            match &a.package.calibration {
+                Some(c) => format!("calibrated on {} ({} frames)", c.clip, c.frames),
+                None => "trained values, not calibrated".into(),
+            },
             a.event.length_ms,
             a.event.frequency,
             a.event.correlation,

@@ -32,9 +32,12 @@
 //!   threads, events, the event log, state, systemd notification.
 //! - [`replay`]: `mainstream replay`, the real pipeline on a labelled clip under
 //!   a simulated clock that honours a compute budget, scored against ground truth.
+//! - [`calibrate`]: `mainstream calibrate`, every head's detection and
+//!   false-positive rates measured on a labelled clip, saved beside its package.
 //! - [`commands`]: one function per subcommand; `main` only dispatches.
 
 pub mod bench;
+pub mod calibrate;
 pub mod camera;
 pub mod cli;
 pub mod commands;

@@ -6,6 +6,15 @@
 //! names the base it was cut from by the base ONNX file's SHA-256; a package
 //! cut from another base is refused. The format is documented in
 //! `models/README.md`.
+//!
+//! A package directory may also hold `calibration.toml`, written by
+//! `mainstream calibrate`: each head's per-frame detection rate inside events
+//! and false-positive rate elsewhere, and the event parameters, measured by
+//! the real pipeline on a labelled clip of the footage the app will watch.
+//! Those replace the trained values (measured on the trainer's test images)
+//! as the planner's inputs; the trained values stay in `package.toml`.
+//! A calibration measured with another head file than the package's is
+//! refused (run `calibrate` again or delete the file).
 
 use crate::config::diag::{Diagnostics, SourceFile};
 use serde::Deserialize;
@@ -16,6 +25,10 @@ use toml::Spanned;
 pub const FORMAT_VERSION: i64 = 1;
 /// Name of the metadata file inside a package directory.
 pub const META_FILE: &str = "package.toml";
+/// Name of the optional calibration file inside a package directory.
+pub const CALIBRATION_FILE: &str = "calibration.toml";
+/// The only calibration `format` this build reads and writes.
+pub const CALIBRATION_FORMAT: i64 = 1;
 /// `model = "base"`: the head is the base network's own remainder from the
 /// branch point on (an unmodified ImageNet classifier), cut at run time.
 pub const BASE_REMAINDER: &str = "base";
@@ -56,6 +69,55 @@ struct RawHead {
     fpr: Spanned<f64>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalibration {
+    format: Spanned<i64>,
+    clip: String,
+    // Provenance for the reader; loading does not need it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    clip_sha256: Option<String>,
+    frames: u64,
+    #[serde(default)]
+    #[allow(dead_code)]
+    tolerance: Option<u64>,
+    event: Option<RawEvent>,
+    #[serde(default)]
+    head: Vec<Spanned<RawCalibratedHead>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalibratedHead {
+    branch: Spanned<i64>,
+    sha256: Spanned<String>,
+    accuracy: Spanned<f64>,
+    fpr: Spanned<f64>,
+    // The counts behind the rates, for the reader.
+    #[serde(default)]
+    #[allow(dead_code)]
+    event_frames: Option<u64>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    negative_frames: Option<u64>,
+}
+
+/// Where a package's planner inputs were measured, if `calibration.toml`
+/// replaced the trained ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calibration {
+    /// The labelled clip's file name.
+    pub clip: String,
+    /// Its frames.
+    pub frames: u64,
+    /// The trained (`package.toml`) accuracy and false-positive rate of
+    /// every calibrated head, by branch point.
+    pub trained: Vec<(usize, f64, f64)>,
+    /// The trained event defaults.
+    pub trained_event: EventDefaults,
+}
+
 /// Default event parameters an app inherits unless its config overrides them.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EventDefaults {
@@ -90,10 +152,24 @@ pub struct Head {
     pub tensor: String,
     /// The head's model.
     pub model: HeadModel,
-    /// Per-frame top-1 accuracy on the package's test split.
+    /// Per-frame detection probability inside an event (the model's `p`):
+    /// the top-1 accuracy on the trainer's test split, or, calibrated, the
+    /// measured rate of positive frames inside labelled events.
     pub accuracy: f64,
-    /// Per-frame false-positive rate on the test split.
+    /// Per-frame false-positive rate (the model's `q`): on the test split's
+    /// negatives, or, calibrated, on the clip's frames away from any event.
     pub fpr: f64,
+}
+
+/// The identity a calibration records for a head's weights.
+pub fn head_identity(model: &HeadModel) -> &str {
+    match model {
+        HeadModel::File {
+            sha256: Some(s), ..
+        } => s,
+        HeadModel::File { sha256: None, .. } => "unknown",
+        HeadModel::BaseRemainder => BASE_REMAINDER,
+    }
 }
 
 /// A validated M-Package.
@@ -115,6 +191,9 @@ pub struct Package {
     pub event: EventDefaults,
     /// Kept branch points, sorted by `branch`.
     pub heads: Vec<Head>,
+    /// Set when `calibration.toml` replaced the trained accuracy, FPR and
+    /// event defaults.
+    pub calibration: Option<Calibration>,
 }
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -135,7 +214,121 @@ pub fn load(dir: &Path, diags: &mut Diagnostics) -> Option<Package> {
             return None;
         }
     };
-    parse(&src, dir, diags)
+    let mut pkg = parse(&src, dir, diags)?;
+    let cal_path = dir.join(CALIBRATION_FILE);
+    if cal_path.exists() {
+        let cal = match crate::config::read_source(&cal_path) {
+            Ok(s) => s,
+            Err(msg) => {
+                diags.file(&cal_path, format!("cannot read the calibration: {msg}"));
+                return None;
+            }
+        };
+        apply_calibration(&mut pkg, &cal, diags)?;
+    }
+    Some(pkg)
+}
+
+/// Replaces the trained accuracy, FPR and event defaults of `pkg` by those of
+/// a calibration file already read into `src`.
+pub fn apply_calibration(
+    pkg: &mut Package,
+    src: &SourceFile,
+    diags: &mut Diagnostics,
+) -> Option<()> {
+    let before = diags.len();
+    let raw: RawCalibration = match toml::from_str(src.text()) {
+        Ok(r) => r,
+        Err(e) => {
+            diags.toml(src, &e, 0..0);
+            return None;
+        }
+    };
+    if *raw.format.get_ref() != CALIBRATION_FORMAT {
+        diags.at(
+            src,
+            raw.format.span(),
+            format!(
+                "calibration format {} is not supported by this build (it reads format {CALIBRATION_FORMAT})",
+                raw.format.get_ref()
+            ),
+        );
+    }
+    let mut event = pkg.event;
+    if let Some(ev) = &raw.event {
+        let mut set = |v: &Option<Spanned<f64>>, what, lo, hi, slot: &mut Option<f64>| {
+            if let Some(x) = checked(src, diags, v, what, lo, hi) {
+                *slot = Some(x);
+            }
+        };
+        set(
+            &ev.length_ms,
+            "event.length_ms",
+            1.0,
+            3.6e6,
+            &mut event.length_ms,
+        );
+        set(
+            &ev.frequency,
+            "event.frequency",
+            1e-9,
+            1.0,
+            &mut event.frequency,
+        );
+        set(
+            &ev.correlation,
+            "event.correlation",
+            0.0,
+            1.0,
+            &mut event.correlation,
+        );
+    }
+    let mut heads = pkg.heads.clone();
+    let mut trained = Vec::new();
+    for h in &raw.head {
+        let hr = h.get_ref();
+        let branch = *hr.branch.get_ref();
+        let Some(head) = heads.iter_mut().find(|x| x.branch as i64 == branch) else {
+            diags.at(
+                src,
+                hr.branch.span(),
+                format!(
+                    "the package has no head at branch {branch}; run `mainstream calibrate` again or delete this file"
+                ),
+            );
+            continue;
+        };
+        let want = head_identity(&head.model);
+        if !hr.sha256.get_ref().eq_ignore_ascii_case(want) {
+            diags.at(
+                src,
+                hr.sha256.span(),
+                format!(
+                    "measured with another head file than the package's (package: {want}); run `mainstream calibrate` again or delete this file"
+                ),
+            );
+            continue;
+        }
+        let accuracy = checked(src, diags, &Some(hr.accuracy.clone()), "accuracy", 0.0, 1.0);
+        let fpr = checked(src, diags, &Some(hr.fpr.clone()), "fpr", 0.0, 1.0);
+        if let (Some(a), Some(f)) = (accuracy, fpr) {
+            trained.push((head.branch, head.accuracy, head.fpr));
+            head.accuracy = a;
+            head.fpr = f;
+        }
+    }
+    if diags.len() != before {
+        return None;
+    }
+    pkg.calibration = Some(Calibration {
+        clip: raw.clip,
+        frames: raw.frames,
+        trained,
+        trained_event: pkg.event,
+    });
+    pkg.event = event;
+    pkg.heads = heads;
+    Some(())
 }
 
 /// Validates package metadata already read into `src`; `dir` resolves file names.
@@ -282,6 +475,7 @@ pub fn parse(src: &SourceFile, dir: &Path, diags: &mut Diagnostics) -> Option<Pa
         positive: raw.positive.into_inner(),
         event,
         heads,
+        calibration: None,
     })
 }
 
@@ -371,5 +565,70 @@ fpr = 0.05
             d.iter().any(|x| x.msg.contains("cannot read head model")),
             "{d:?}"
         );
+    }
+
+    const CALIBRATION: &str = r#"
+format = 1
+clip = "cal.mjpeg"
+frames = 1000
+tolerance = 2
+
+[event]
+length_ms = 1500.0
+frequency = 0.12
+
+[[head]]
+branch = 20
+sha256 = "base"
+accuracy = 0.7
+fpr = 0.2
+"#;
+
+    fn calibrated(cal: &str) -> (Option<Package>, Diagnostics) {
+        let mut d = Diagnostics::default();
+        let mut p = parse(&src(GOOD), Path::new("p"), &mut d).expect("valid");
+        let cal = SourceFile::new("p/calibration.toml", cal.into());
+        let ok = apply_calibration(&mut p, &cal, &mut d);
+        (ok.map(|()| p), d)
+    }
+
+    #[test]
+    fn a_calibration_replaces_the_trained_rates_and_keeps_them_for_reference() {
+        let (p, d) = calibrated(CALIBRATION);
+        let p = p.expect("applies");
+        assert!(d.is_empty());
+        assert_eq!((p.heads[0].accuracy, p.heads[0].fpr), (0.7, 0.2));
+        assert_eq!(p.event.length_ms, Some(1500.0));
+        assert_eq!(p.event.frequency, Some(0.12));
+        // Not in the calibration: the package's own value stays.
+        assert_eq!(p.event.correlation, Some(0.7));
+        let c = p.calibration.expect("recorded");
+        assert_eq!((c.clip.as_str(), c.frames), ("cal.mjpeg", 1000));
+        assert_eq!(c.trained, vec![(20, 0.9, 0.05)]);
+        assert_eq!(c.trained_event.length_ms, Some(4000.0));
+    }
+
+    #[test]
+    fn a_calibration_of_a_branch_the_package_lacks_is_reported_at_its_line() {
+        let (p, d) = calibrated(&CALIBRATION.replace("branch = 20", "branch = 12"));
+        assert!(p.is_none());
+        let msg = d.iter().next().unwrap().to_string();
+        assert!(
+            msg.starts_with("p/calibration.toml:12:10: the package has no head at branch 12"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_calibration_in_another_format_or_with_unknown_keys_is_refused() {
+        let (p, d) = calibrated(&CALIBRATION.replace("format = 1", "format = 2"));
+        assert!(p.is_none());
+        assert!(
+            d.iter().any(|x| x.msg.contains("calibration format 2")),
+            "{d:?}"
+        );
+        let (p, d) = calibrated(&CALIBRATION.replace("fpr = 0.2", "fpr = 0.2\nfnr = 0.1"));
+        assert!(p.is_none());
+        assert!(d.iter().any(|x| x.msg.contains("fnr")), "{d:?}");
     }
 }

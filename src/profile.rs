@@ -1,6 +1,13 @@
 //! The device cost profile: how long each segment of the base network takes
 //! on this machine, measured with tract, kept in the state directory.
 //!
+//! Times are the measuring thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not
+//! wall-clock time: a budget of B cores is B CPU-seconds per second, the
+//! replay charges frames on the same clock, and other processes on a busy
+//! machine do not inflate the costs. (Version 1 profiles held wall-clock
+//! medians; on a loaded machine they came out twice the CPU time, so plans
+//! that fit the budget twice over looked full.)
+//!
 //! Segment `k` runs from branch point `k` to `k + 1`; the planner's cost of a
 //! schedule is built from these (ms per frame). The profile is keyed by the
 //! base network's SHA-256 and the CPU model: either changing means measuring
@@ -10,10 +17,9 @@ use crate::error::Result;
 use crate::model::net::{Base, Net};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
-
 const MAGIC: [u8; 4] = *b"MSPF";
-const VERSION: u16 = 1;
+/// 2: thread CPU time (1 was wall-clock time).
+const VERSION: u16 = 2;
 /// File name in the state directory.
 pub const FILE: &str = "profile.bin";
 
@@ -24,7 +30,7 @@ pub struct Profile {
     pub base_sha256: String,
     /// CPU model (from /proc/cpuinfo) it was measured on.
     pub cpu: String,
-    /// Median milliseconds per frame of each segment.
+    /// Median CPU milliseconds per frame of each segment.
     pub segment_ms: Vec<f64>,
     /// Timed runs per segment.
     pub runs: u32,
@@ -49,13 +55,22 @@ fn cpu_model_name() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
 }
 
+/// This thread's CPU time, seconds (0 if the clock is unavailable).
+pub fn thread_cpu_s() -> f64 {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+        .unwrap_or(0.0)
+}
+
 /// Where the profile lives in a state directory.
 pub fn path_in(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE)
 }
 
-/// Times every segment of `base`: 2 warm-up runs then `runs` timed runs each,
-/// reporting progress through `progress(done, total)`.
+/// Times every segment of `base` in this thread's CPU time: 2 warm-up runs
+/// then `runs` timed runs each, reporting progress through
+/// `progress(done, total)`.
 pub fn measure(base: &Base, runs: u32, mut progress: impl FnMut(usize, usize)) -> Result<Profile> {
     let n = base.manifest.segments();
     let mut segment_ms = Vec::with_capacity(n);
@@ -67,9 +82,10 @@ pub fn measure(base: &Base, runs: u32, mut progress: impl FnMut(usize, usize)) -
         // convolution does not depend on its values.
         let input = crate::model::net::tensor_from(&shape, &vec![0.5f32; len])?;
         let time_one = |net: &mut Net| -> Result<f64> {
-            let t0 = Instant::now();
-            net.run_once(input.clone())?;
-            Ok(t0.elapsed().as_secs_f64() * 1000.0)
+            let x = input.clone();
+            let t0 = thread_cpu_s();
+            net.run_once(x)?;
+            Ok((thread_cpu_s() - t0) * 1000.0)
         };
         for _ in 0..2 {
             time_one(&mut net)?;

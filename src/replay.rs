@@ -32,6 +32,7 @@ use crate::model::net::Base;
 use crate::model::tree::StemTree;
 use crate::planner::{Plan, Strategy};
 use crate::preprocess::Preprocessor;
+use crate::profile::thread_cpu_s;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -61,8 +62,8 @@ pub struct ReplayArgs {
     pub truth: Option<PathBuf>,
     /// Only these apps (default: every enabled app of the camera).
     pub apps: Option<Vec<String>>,
-    /// Budget in cores (default: the config's).
-    pub budget: Option<f64>,
+    /// Budgets in cores, one set of runs each (default: the config's).
+    pub budgets: Vec<f64>,
     /// Planners to run, one replay each.
     pub strategies: Vec<Strategy>,
     /// Seeds for each app's random sampling phase, one run per seed
@@ -177,6 +178,9 @@ pub struct RunOutcome {
     pub decode_s: f64,
     /// Wall-clock time of the replay, seconds.
     pub wall_s: f64,
+    /// Whether this run was replayed (`false`: an identical plan's run under
+    /// an equal budget, or a smaller one that dropped nothing, was reused).
+    pub replayed: bool,
     /// Per app.
     pub apps: Vec<AppOutcome>,
 }
@@ -232,14 +236,6 @@ impl SimClock {
     }
 }
 
-/// This thread's CPU time, seconds.
-fn thread_cpu_s() -> f64 {
-    use nix::time::{clock_gettime, ClockId};
-    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
-        .unwrap_or(0.0)
-}
-
 /// A splitmix64 step: the phases' deterministic random numbers.
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -266,7 +262,7 @@ fn phase_for(seed: u64, name: &str, interval: f64) -> f64 {
 }
 
 /// The configuration restricted to the replayed camera and apps.
-fn select(cfg: &Config, args: &ReplayArgs) -> Result<(Config, usize)> {
+pub(crate) fn select(cfg: &Config, args: &ReplayArgs) -> Result<(Config, usize)> {
     let cam = match &args.camera {
         Some(name) => cfg
             .cameras
@@ -358,11 +354,12 @@ pub fn run(args: &ReplayArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// Replays the clip once per strategy and scores each run.
-pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
-    let cfg = crate::commands::load_config(&args.config)?;
-    let (cfg, cam) = select(&cfg, args)?;
-    let camera = &cfg.cameras[cam];
+/// The clip to replay (`--clip`, else the camera's replay file) and its
+/// ground truth (`--truth`, else the file beside the clip, if any).
+pub(crate) fn clip_and_truth(
+    camera: &crate::config::Camera,
+    args: &ReplayArgs,
+) -> Result<(PathBuf, Option<(PathBuf, Truth)>)> {
     let clip = match (&args.clip, &camera.source) {
         (Some(p), _) => p.clone(),
         (None, Source::Replay(p)) => p.clone(),
@@ -380,6 +377,15 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
         Some(p) => Some((p.clone(), Truth::load(p)?)),
         None => Truth::beside(&clip),
     };
+    Ok((clip, truth))
+}
+
+/// Replays the clip once per strategy and scores each run.
+pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
+    let cfg = crate::commands::load_config(&args.config)?;
+    let (cfg, cam) = select(&cfg, args)?;
+    let camera = &cfg.cameras[cam];
+    let (clip, truth) = clip_and_truth(camera, args)?;
     if truth.is_none() {
         log::warn!(
             "no ground truth for {} (give --truth FILE): detections are reported unscored",
@@ -398,8 +404,11 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
             crate::commands::measure_profile(&cfg, 5)?
         }
     };
-    let budget = args.budget.unwrap_or(cfg.device.budget_cores);
-    let problem = crate::commands::problem_from_config(&cfg, &profile.segment_ms, budget);
+    let budgets = if args.budgets.is_empty() {
+        vec![cfg.device.budget_cores]
+    } else {
+        args.budgets.clone()
+    };
     let mut spec = crate::daemon::source_spec(camera);
     spec.path = clip.clone();
     spec.pace = Pace::Fast;
@@ -410,38 +419,66 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
         truth: truth.as_ref(),
         args,
     };
-    let mut runs = Vec::new();
+    let mut runs: Vec<RunOutcome> = Vec::new();
     let seeds: Vec<Option<u64>> = if args.phase_seeds.is_empty() {
         vec![None]
     } else {
         args.phase_seeds.iter().copied().map(Some).collect()
     };
-    for &strategy in &args.strategies {
-        let mut plan = crate::planner::plan(&problem, strategy)?;
-        if args.branch.is_some() || args.fps.is_some() {
-            fix_plan(&mut plan, &problem, args.branch, args.fps)?;
-        }
-        log::info!(
-            "{}: {} apps, predicted {:.3} of {:.2} cores, mean F1 {:.3}",
-            plan.strategy.name(),
-            plan.apps.len(),
-            plan.cost / 1000.0,
-            budget,
-            plan.mean_f1
-        );
-        // One tree per plan, reused by every phase seed's run.
-        let (assignment, _) =
-            crate::daemon::assignment_for(&cfg, &base, &plan, cam, 1, 0, Instant::now())?;
-        let Some(mut tree) = assignment.tree else {
-            crate::bail!(Internal, "the plan gives camera {cam} no apps");
-        };
-        for &seed in &seeds {
-            let mut run = replay_plan(&ctx, &plan, &assignment.apps, &mut tree, seed)
-                .with_msg(|| format!("replaying {} under {}", clip.display(), strategy.name()))?;
+    for &budget in &budgets {
+        let problem = crate::commands::problem_from_config(&cfg, &profile.segment_ms, budget);
+        for &strategy in &args.strategies {
+            let mut plan = crate::planner::plan(&problem, strategy)?;
             if args.branch.is_some() || args.fps.is_some() {
-                run.strategy = "fixed".into();
+                fix_plan(&mut plan, &problem, args.branch, args.fps)?;
             }
-            runs.push(run);
+            log::info!(
+                "{}: {} apps, predicted {:.3} of {:.2} cores, mean F1 {:.3}",
+                plan.strategy.name(),
+                plan.apps.len(),
+                plan.cost / 1000.0,
+                budget,
+                plan.mean_f1
+            );
+            // One tree per plan, built only if some seed's run is not reused.
+            let mut tree: Option<(Vec<AppRun>, StemTree)> = None;
+            for &seed in &seeds {
+                let mut run = match reusable(&runs, &plan, seed, budget) {
+                    Some(prev) => RunOutcome {
+                        strategy: plan.strategy.name().to_owned(),
+                        budget_cores: budget,
+                        predicted_cores: plan.cost / 1000.0,
+                        predicted_mean_f1: plan.mean_f1,
+                        replayed: false,
+                        ..prev.clone()
+                    },
+                    None => {
+                        if tree.is_none() {
+                            let (assignment, _) = crate::daemon::assignment_for(
+                                &cfg,
+                                &base,
+                                &plan,
+                                cam,
+                                1,
+                                0,
+                                Instant::now(),
+                            )?;
+                            let Some(t) = assignment.tree else {
+                                crate::bail!(Internal, "the plan gives camera {cam} no apps");
+                            };
+                            tree = Some((assignment.apps, t));
+                        }
+                        let (apps, t) = tree.as_mut().expect("built above");
+                        replay_plan(&ctx, &plan, apps, t, seed).with_msg(|| {
+                            format!("replaying {} under {}", clip.display(), strategy.name())
+                        })?
+                    }
+                };
+                if args.branch.is_some() || args.fps.is_some() {
+                    run.strategy = "fixed".into();
+                }
+                runs.push(run);
+            }
         }
     }
     Ok(Outcome {
@@ -450,6 +487,30 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
         camera: camera.name.clone(),
         stream_fps: camera.fps,
         runs,
+    })
+}
+
+/// A run already replayed that `plan` at `budget` would repeat exactly: the
+/// same apps at the same branch points and rates with the same phase seed,
+/// at the same budget, or at a smaller one without a dropped frame (a larger
+/// budget only frees the simulated analyser sooner, so it drops nothing
+/// either and every app sees the same samples).
+fn reusable<'r>(
+    runs: &'r [RunOutcome],
+    plan: &Plan,
+    seed: Option<u64>,
+    budget: f64,
+) -> Option<&'r RunOutcome> {
+    runs.iter().find(|r| {
+        r.replayed
+            && r.phase_seed == seed
+            && (r.budget_cores == budget || (r.budget_cores < budget && r.dropped == 0))
+            && r.apps.len() == plan.apps.len()
+            && plan.apps.iter().all(|p| {
+                r.apps.iter().any(|a| {
+                    a.app == p.name && a.branch == p.branch && a.fps.to_bits() == p.fps.to_bits()
+                })
+            })
     })
 }
 
@@ -719,6 +780,7 @@ fn replay_plan(
         network_s,
         decode_s,
         wall_s: wall.elapsed().as_secs_f64(),
+        replayed: true,
         apps: outcomes,
     })
 }
@@ -754,8 +816,15 @@ pub fn render(o: &Outcome) -> String {
         );
         let _ = writeln!(
             s,
-            "  {} frames, {} analysed, {} dropped; replayed in {:.1} s",
-            r.frames, r.analysed, r.dropped, r.wall_s
+            "  {} frames, {} analysed, {} dropped; {}",
+            r.frames,
+            r.analysed,
+            r.dropped,
+            if r.replayed {
+                format!("replayed in {:.1} s", r.wall_s)
+            } else {
+                "reused: the same plan ran above at this budget, or at a smaller one dropping nothing".to_owned()
+            }
         );
         let _ = writeln!(
             s,

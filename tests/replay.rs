@@ -5,23 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{bin, root, scratch_dir, shared_profile};
+use common::{bin, root, scratch_dir, shared_profile, write_demo_camera_config};
 
 /// A scratch config for the demo clip with birds, vehicles and mammals, and a
 /// cost profile measured once for all tests here.
 fn setup(name: &str) -> PathBuf {
     let dir = scratch_dir("ms-replay", name);
     let r = root();
-    std::fs::write(
-        dir.join("config.toml"),
-        format!(
-            "[device]\nbudget_cores = 1.0\nstate_dir = \"state\"\nthreads = 1\nbase = \"{}/models/mobilenet_v2/manifest.toml\"\n\n\
-             [[camera]]\nname = \"campus\"\nsource = \"{}/models/demo/demo.mjpeg\"\nfps = 10\n",
-            r.display(),
-            r.display()
-        ),
-    )
-    .unwrap();
+    write_demo_camera_config(&dir);
     for app in ["birds", "vehicles", "mammals"] {
         std::fs::write(
             dir.join("apps.d").join(format!("{app}.toml")),
@@ -309,4 +300,40 @@ fn frames_limits_the_replay_and_scores_only_the_events_it_covers() {
     assert_eq!(r["frames"], 150);
     assert!((r["video_s"].as_f64().unwrap() - 15.0).abs() < 1e-9);
     assert_eq!(r["apps"][0]["measured"]["truth"], 1);
+}
+
+#[test]
+fn a_plan_repeated_at_a_larger_budget_that_dropped_nothing_is_reused_not_replayed() {
+    let dir = setup("reuse");
+    let out = replay(
+        &dir,
+        &[
+            "--strategy",
+            "max-sharing",
+            "--budget",
+            "2,4,0.001",
+            "--apps",
+            "vehicles",
+            "--frames",
+            "80",
+            "--json",
+        ],
+    );
+    let runs = runs(&out);
+    assert_eq!(runs.len(), 3);
+    let (a, b, c) = (&runs[0]["run"], &runs[1]["run"], &runs[2]["run"]);
+    assert_eq!(a["budget_cores"], 2.0);
+    assert_eq!(b["budget_cores"], 4.0);
+    assert_eq!(a["dropped"], 0);
+    assert_eq!(a["replayed"], true);
+    // Same plan, more cores, nothing dropped at 2: the run at 4 is the same
+    // samples and detections, not replayed again.
+    assert_eq!(a["apps"][0]["branch"], b["apps"][0]["branch"]);
+    assert_eq!(a["apps"][0]["fps"], b["apps"][0]["fps"]);
+    assert_eq!(b["replayed"], false);
+    assert_eq!(a["apps"][0]["detections"], b["apps"][0]["detections"]);
+    // A thousandth of a core cannot keep up with the plan: that run is
+    // replayed, and loses samples.
+    assert_eq!(c["replayed"], true);
+    assert!(c["dropped"].as_u64().unwrap() > 0, "{c}");
 }

@@ -78,8 +78,10 @@ FRAMES = []  # ["--frames", N] when the clip is cut
 LOCK = None
 
 
-def replay(binary, config, args, runs_file, tag):
-    cmd = [str(binary), "replay", "--config", str(config), "--json"] + FRAMES + args
+def replay(binary, config, args, runs_file, tag, frames=None):
+    cmd = [str(binary), "replay", "--config", str(config), "--json"]
+    cmd += ["--frames", str(frames)] if frames else FRAMES
+    cmd += args
     t0 = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "MAINSTREAM_LOG": "warn"})
     if out.returncode != 0:
@@ -187,26 +189,33 @@ def run_grid(a, binary, config, names, runs_file):
     jobs = []
     for n in ns:
         for si, subset in enumerate(subsets_for(names, n, a.subsets, rng)):
-            for b in a.budgets:
-                jobs.append((n, si, subset, b))
+            jobs.append((n, si, subset))
     results = []
     t0 = time.time()
     done = [0]
 
     def one(job):
-        n, si, subset, b = job
+        # Every budget in one replay: a plan that repeats one already replayed
+        # (same plan, same or smaller budget without drops) is reused, not
+        # replayed ("replayed": false), so non-binding budgets cost nothing.
+        n, si, subset = job
         args = [
             "--apps", ",".join(subset),
-            "--budget", str(b),
+            "--budget", ",".join(str(b) for b in a.budgets),
             "--strategy", ",".join(STRATEGIES),
             "--phase-seed", str(a.seed + si),
         ]
-        lines, dt = replay(binary, config, args, runs_file, {"grid": True, "n": n, "subset": si, "budget": b})
+        lines, dt = replay(binary, config, args, runs_file, {"grid": True, "n": n, "subset": si})
         with LOCK:
             done[0] += 1
-            f1s = " ".join(f"{l['run']['strategy']}={l['run']['measured_mean_f1']:.3f}" for l in lines)
-            log(f"grid {done[0]}/{len(jobs)} N={n} subset {si} budget {b}: {f1s} ({dt:.0f} s; {time.time() - t0:.0f} s so far)")
-        return [(n, si, b, l["run"]) for l in lines]
+            for b in a.budgets:
+                f1s = " ".join(f"{l['run']['strategy']}={l['run']['measured_mean_f1']:.3f}"
+                               for l in lines if l["run"]["budget_cores"] == b)
+                log(f"grid {done[0]}/{len(jobs)} N={n} subset {si} budget {b}: {f1s}")
+            fresh = sum(1 for l in lines if l["run"].get("replayed", True))
+            log(f"grid {done[0]}/{len(jobs)} N={n} subset {si}: {fresh} of {len(lines)} runs replayed "
+                f"({dt:.0f} s; {time.time() - t0:.0f} s so far)")
+        return [(n, si, l["run"]["budget_cores"], l["run"]) for l in lines]
 
     # Each replay charges its own thread's CPU time, so parallel jobs do not
     # change what a run is charged (only how long the grid takes).
@@ -283,31 +292,37 @@ def grid_tables(results, out):
 
 
 def run_strides(a, binary, config, names, runs_file):
-    rows = []
+    from concurrent.futures import ThreadPoolExecutor
+
     seeds = ",".join(str(s) for s in range(1, a.phases + 1))
-    for name in names:
-        pkg = load_package_points(config, name)
-        for branch in pkg:
-            for stride in a.strides:
-                fps = a.fps / stride
-                # At stride 1 every phase is the same.
-                args = ["--apps", name, "--branch", str(branch), "--fps", repr(fps), "--budget", "8", "--phase-seed", seeds if stride > 1 else "1"]
-                lines, dt = replay(binary, config, args, runs_file, {"stride": True, "app": name, "branch": branch, "stride": stride})
-                rec = [l["run"]["apps"][0]["measured"]["recall"] for l in lines if l["run"]["apps"][0]["measured"]]
-                pre = [l["run"]["apps"][0]["measured"]["precision"] for l in lines if l["run"]["apps"][0]["measured"]]
-                f1 = [l["run"]["apps"][0]["measured"]["f1"] for l in lines if l["run"]["apps"][0]["measured"]]
-                p = lines[0]["run"]["apps"][0]
-                fr = [l["run"]["apps"][0]["frames"] for l in lines if l["run"]["apps"][0].get("frames")]
-                tpr = mean(x["tpr"] for x in fr if x["tpr"] is not None)
-                fpr = mean(x["fpr"] for x in fr if x["fpr"] is not None)
-                rows.append(
-                    dict(app=name, branch=branch, stride=stride, recall=mean(rec), precision=mean(pre), f1=mean(f1),
-                         clip_tpr=tpr, clip_fpr=fpr, pkg_acc=fr[0]["package_accuracy"] if fr else float("nan"),
-                         pkg_fpr=fr[0]["package_fpr"] if fr else float("nan"),
-                         pred_recall=p["predicted_recall"], pred_precision=p["predicted_precision"], pred_f1=p["predicted_f1"], runs=len(lines))
-                )
-                log(f"stride {name} bp{branch} s={stride}: recall {mean(rec):.3f} (model {p['predicted_recall']:.3f}), F1 {mean(f1):.3f} (model {p['predicted_f1']:.3f}) ({dt:.0f} s)")
-    return rows
+    jobs = [(name, branch, stride) for name in names for branch in load_package_points(config, name)
+            for stride in a.strides]
+    t0 = time.time()
+
+    def one(job):
+        name, branch, stride = job
+        fps = a.fps / stride
+        # At stride 1 every phase is the same.
+        args = ["--apps", name, "--branch", str(branch), "--fps", repr(fps), "--budget", "8", "--phase-seed", seeds if stride > 1 else "1"]
+        lines, dt = replay(binary, config, args, runs_file, {"stride": True, "app": name, "branch": branch, "stride": stride},
+                           frames=a.stride_frames)
+        rec = [l["run"]["apps"][0]["measured"]["recall"] for l in lines if l["run"]["apps"][0]["measured"]]
+        pre = [l["run"]["apps"][0]["measured"]["precision"] for l in lines if l["run"]["apps"][0]["measured"]]
+        f1 = [l["run"]["apps"][0]["measured"]["f1"] for l in lines if l["run"]["apps"][0]["measured"]]
+        p = lines[0]["run"]["apps"][0]
+        fr = [l["run"]["apps"][0]["frames"] for l in lines if l["run"]["apps"][0].get("frames")]
+        tpr = mean(x["tpr"] for x in fr if x["tpr"] is not None)
+        fpr = mean(x["fpr"] for x in fr if x["fpr"] is not None)
+        with LOCK:
+            log(f"stride {name} bp{branch} s={stride}: recall {mean(rec):.3f} (model {p['predicted_recall']:.3f}), "
+                f"F1 {mean(f1):.3f} (model {p['predicted_f1']:.3f}) ({dt:.0f} s; {time.time() - t0:.0f} s so far)")
+        return dict(app=name, branch=branch, stride=stride, recall=mean(rec), precision=mean(pre), f1=mean(f1),
+                    clip_tpr=tpr, clip_fpr=fpr, pkg_acc=fr[0]["package_accuracy"] if fr else float("nan"),
+                    pkg_fpr=fr[0]["package_fpr"] if fr else float("nan"),
+                    pred_recall=p["predicted_recall"], pred_precision=p["predicted_precision"], pred_f1=p["predicted_f1"], runs=len(lines))
+
+    with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        return list(pool.map(one, jobs))
 
 
 def load_package_points(config, name):
@@ -330,8 +345,9 @@ def load_package_points(config, name):
 
 
 def stride_report(rows, out, strides):
-    md = ["Per frame, at stride 1 (every frame sampled): the head on this clip against the package's test split.\n",
-          "| app | branch | clip TPR (in events) | package accuracy | clip FPR (outside events) | package FPR |",
+    md = ["Per frame, at stride 1 (every frame sampled): the head on this clip against the planner's inputs "
+          "(the package's calibration.toml if it has one, else its test-split values).\n",
+          "| app | branch | clip TPR (in events) | input accuracy | clip FPR (outside events) | input FPR |",
           "|---|---|---|---|---|---|"]
     for r in rows:
         if r["stride"] == min(strides):
@@ -368,6 +384,9 @@ def planned_vs_measured(results, out):
     pts = []
     errs = {s: [] for s in STRATEGIES}
     for _, _, _, r in results:
+        # A reused run repeats one already counted.
+        if not r.get("replayed", True):
+            continue
         for a in r["apps"]:
             if a["measured"] is None:
                 continue
@@ -375,7 +394,8 @@ def planned_vs_measured(results, out):
             if r["strategy"] in errs:
                 errs[r["strategy"]].append(a["predicted_f1"] - a["measured"]["f1"])
     svg_scatter(out / "predicted_vs_measured_f1.svg", "per app and plan: predicted vs measured F1", [(x, y, c) for x, y, c in pts], "predicted event F1", "measured event F1")
-    md = ["| planner | app-plans | mean predicted - measured F1 | mean absolute error |", "|---|---|---|---|"]
+    md = ["Distinct replays only (a run reused for an identical plan at another budget is counted once).", "",
+          "| planner | app-plans | mean predicted - measured F1 | mean absolute error |", "|---|---|---|---|"]
     for s in STRATEGIES:
         e = errs[s]
         if e:
@@ -400,6 +420,7 @@ def main():
     ap.add_argument("--seed", type=int, default=2018)
     ap.add_argument("--frames", type=int, help="only the clip's first N frames")
     ap.add_argument("--jobs", type=int, default=1, help="replays at once [1]")
+    ap.add_argument("--stride-frames", type=int, help="only the clip's first N frames in the stride study [--frames]")
     ap.add_argument("--skip-grid", action="store_true")
     ap.add_argument("--skip-strides", action="store_true")
     a = ap.parse_args()

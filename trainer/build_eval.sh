@@ -7,19 +7,23 @@
 #   OUT/streams/eval8.mjpeg    the long labelled evaluation stream with the events of the eight
 #   OUT/streams/eval8.ground_truth.toml   apps (the three demo apps of models/apps + the five)
 #   OUT/curves.png, OUT/curves.md         accuracy / FPR against branch point (report.py)
+#   OUT/streams/cal8.mjpeg     the calibration stream: the same, made from the validation range
+#   OUT/streams/cal8.ground_truth.toml    and validation-split objects (never the test split)
+#   <package>/calibration.toml every package's heads measured on cal8 by `mainstream calibrate`
+#                              (the eight: models/apps/{birds,vehicles,mammals} and OUT/apps/*)
 #
 # The three demo apps are not retrained: their packages are models/apps/{birds,vehicles,mammals}.
 # Same seed => same files. Everything runs at the lowest CPU priority. About 15-20 minutes per
 # app on 2 busy cores; the stream takes under a minute.
 #
 # Usage: bash trainer/build_eval.sh [OUT]          (default OUT: target/eval)
-#        STEPS="stream" bash trainer/build_eval.sh  (only some of: setup apps stream report)
+#        STEPS="stream" bash trainer/build_eval.sh  (only some of: setup apps stream calibrate report)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 out=${1:-$root/target/eval}
-steps=${STEPS:-setup apps stream report}
+steps=${STEPS:-setup apps stream calibrate report}
 demo_apps=birds,vehicles,mammals
 eval_apps=fruit,flowers,roadsigns,household,vegetables
 start=$(date +%s)
@@ -42,6 +46,32 @@ fi
 if has apps; then
     nice -n 19 /usr/bin/python3 "$here/mtrainer.py" --apps "$eval_apps" --out "$out" \
         --work "$out/work" --no-demo
+fi
+if has calibrate; then
+    nice -n 19 /usr/bin/python3 "$here/mtrainer.py" --eval-stream cal8 --eval-split val \
+        --apps "$demo_apps,$eval_apps" --out "$out" --work "$out/work"
+    (cd "$root" && cargo build --release --locked)
+    cal="$out/calibrate"
+    mkdir -p "$cal/apps.d" "$cal/state"
+    cat >"$cal/config.toml" <<EOF
+# Written by trainer/build_eval.sh: the eight evaluation apps on the calibration stream.
+[device]
+state_dir = "state"
+base = "$root/models/mobilenet_v2/manifest.toml"
+
+[[camera]]
+name = "cal8"
+source = "$out/streams/cal8.mjpeg"
+fps = 10
+EOF
+    for app in ${demo_apps//,/ }; do
+        printf 'camera = "cal8"\npackage = "%s"\n' "$root/models/apps/$app" >"$cal/apps.d/$app.toml"
+    done
+    for app in ${eval_apps//,/ }; do
+        printf 'camera = "cal8"\npackage = "%s"\n' "$out/apps/$app" >"$cal/apps.d/$app.toml"
+    done
+    nice -n 19 "$root/target/release/mainstream" calibrate --config "$cal/config.toml" --write \
+        | tee "$out/calibration.txt"
 fi
 if has report; then
     bash "$here/setup.sh" --report

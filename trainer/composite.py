@@ -816,18 +816,24 @@ def eval_stream(
     stamps: StampImages,
     quality: int,
     log=None,
+    split: str = "test",
 ) -> tuple[Stream, int]:
-    """A long labelled evaluation stream: the footage's test range played repeatedly ("passes"),
-    with `events_per_app` crossings of every app's test objects (instances used equally often)
-    and `distractors_per_category` crossings of each distractor category's test objects. The
+    """A long labelled evaluation stream: the footage's `split` range played repeatedly
+    ("passes"), with `events_per_app` crossings of every app's `split` objects (instances used
+    equally often) and `distractors_per_category` crossings of each distractor category's
+    `split` objects ("test": the evaluation; "val": the calibration stream). The
     crossings are shuffled and dealt to passes, `tracks_per_pass` at a time; within a pass they
     are placed as in the demo clip (at most two objects at a time, never two of one category),
     and one that does not fit moves to the next pass. No crossing spans two passes, so no event
     contains the jump from the range's last frame back to its first. Returns (stream, passes)."""
+    if split not in SPLITS:
+        raise SystemExit(f"eval stream: split must be one of {SPLITS}, not {split!r}")
     fp = recipe.footage[footage]
-    a, b = fp.ranges["test"]
+    a, b = fp.ranges[split]
     n = b - a
-    rng = rng_for(recipe.seed, "eval", footage, ",".join(apps), ",".join(distractor_categories))
+    # The test stream keeps the seed it always had (same seed => same files).
+    rng = rng_for(recipe.seed, "eval", footage, ",".join(apps), ",".join(distractor_categories),
+                  *([] if split == "test" else [split]))
     lo, hi = (round(s * fp.fps) for s in recipe.streams["cross_seconds"])
     hi = min(hi, n)
     lo = min(lo, hi)
@@ -837,7 +843,7 @@ def eval_stream(
     ]:
         if footage not in recipe.categories[cat].footage:
             raise SystemExit(f"eval stream: category {cat} may not be shown on {footage}")
-        for st in balanced_picks(rng, pools, "test", cat, count):
+        for st in balanced_picks(rng, pools, split, cat, count):
             wanted.append((st, int(rng.integers(lo, hi + 1))))
     queue = [wanted[i] for i in rng.permutation(len(wanted))]
     parts = []

@@ -688,30 +688,34 @@ def build_eval_stream(
     log: Progress,
 ) -> dict:
     """The long labelled evaluation stream OUT/streams/NAME.mjpeg + NAME.ground_truth.toml:
-    every app's test objects (`cfg["events"]` crossings each) and objects of every category that
-    is not an app (`cfg["distractors"]` crossings each) over the footage's test range, played
-    as often as needed (composite.eval_stream)."""
+    every app's objects of `cfg["split"]` (`cfg["events"]` crossings each) and objects of every
+    category that is not an app (`cfg["distractors"]` crossings each) over the footage's range of
+    that split, played as often as needed (composite.eval_stream). The test split makes the
+    evaluation stream; the val split the calibration stream (`mainstream calibrate`)."""
+    split = cfg["split"]
     footage = cfg["footage"]
     fp = recipe.footage[footage]
     distractors = [c for c in recipe.categories if c not in apps and footage in recipe.categories[c].footage]
     stream, passes = C.eval_stream(
         recipe, apps, footage, cfg["events"], distractors, cfg["distractors"], cfg["per_pass"],
-        pools, frames, stamps, recipe.demo["jpeg_quality"], log=log,
+        pools, frames, stamps, recipe.demo["jpeg_quality"], log=log, split=split,
     )
     vis = recipe.data["visible"]
     counts = {app: len(stream.spans(app, vis)) for app in apps}
     for app, k in counts.items():
         if k == 0:
             raise SystemExit(f"eval stream: no event of {app}")
-    a, b = fp.ranges["test"]
+    a, b = fp.ranges[split]
     n = b - a
+    use = {"test": "the trainer's test range, never used for training",
+           "val": "the trainer's validation range: never trained on, used only to stop training"}
     how = (
         f"trainer/mtrainer.py --eval-stream {name} (composite.eval_stream): {fp.file.split('/')[-1]} "
-        f"frames {a}..{b - 1} (the trainer's test range, never used for training), downscaled to "
+        f"--eval-split {split}: frames {a}..{b - 1} ({use[split]}), downscaled to "
         f"{fp.size[0]}x{fp.size[1]}, played {passes} times in sequence (clip frame i shows footage "
         f"frame {a} + (i mod {n}); a jump cut every {n} frames, and no object crosses a cut), with "
-        f"Tux Paint photo cut-outs of test-split objects only (never used for training) crossing "
-        f"the scene: {cfg['events']} crossings per app (each app's test instances used equally "
+        f"Tux Paint photo cut-outs of {split}-split objects only (never used for training) crossing "
+        f"the scene: {cfg['events']} crossings per app (each app's {split} instances used equally "
         f"often) and {cfg['distractors']} per other category ({', '.join(distractors)}) as "
         f"distractors; at most two objects at a time, never two of one category. An object "
         f"passing in front of another can split one crossing into two events or hide it. JPEG "
@@ -723,7 +727,7 @@ def build_eval_stream(
     dest.mkdir(parents=True, exist_ok=True)
     clip = f"{name}.mjpeg"
     write_mjpeg(dest / clip, stream)
-    extra = [f"footage_range = [{a}, {b}]", f"passes = {passes}"]
+    extra = [f"footage_range = [{a}, {b}]", f"split = \"{split}\"", f"passes = {passes}"]
     (dest / f"{name}.ground_truth.toml").write_text(stream_to_toml(stream, clip, recipe, apps, how, extra))
     size = (dest / clip).stat().st_size
     log(f"eval stream {dest / clip}: {len(stream.jpegs)} frames ({passes} passes), "
@@ -784,6 +788,9 @@ def main() -> None:
     ap.add_argument("--eval-stream", metavar="NAME",
                     help="write only the labelled evaluation stream OUT/streams/NAME.mjpeg + "
                          "NAME.ground_truth.toml with the events of --apps (no training)")
+    ap.add_argument("--eval-split", choices=("test", "val"), default="test",
+                    help="objects and footage range of the --eval-stream: test (the evaluation) "
+                         "or val (the calibration stream for `mainstream calibrate`)")
     ap.add_argument("--eval-events", type=int, default=EVAL["events"],
                     help="crossings per app in the evaluation stream")
     ap.add_argument("--eval-distractors", type=int, default=EVAL["distractors"],
@@ -827,7 +834,7 @@ def main() -> None:
             f"{args.eval_stream} with apps {apps}")
         pools = C.Pools(C.catalogue(recipe))
         frames = {f: C.load_frames(fp, args.work / "cache") for f, fp in recipe.footage.items()}
-        cfg = {"footage": EVAL["footage"], "events": args.eval_events,
+        cfg = {"footage": EVAL["footage"], "split": args.eval_split, "events": args.eval_events,
                "distractors": args.eval_distractors, "per_pass": args.eval_per_pass}
         build_eval_stream(recipe, args.eval_stream, apps, cfg, pools, frames, C.StampImages(),
                           args.out, log)

@@ -201,6 +201,28 @@ fn plan_for(
 /// The camera key that decides whether a re-plan must rebuild its tree.
 pub(crate) type TreeKey = Vec<(String, usize, u64, u32, PathBuf)>;
 
+/// The output indices of `package`'s positive classes (`labels`: the base's
+/// own classes, for heads that keep them).
+pub(crate) fn positive_outputs(
+    app: &str,
+    package: &crate::package::Package,
+    labels: &[String],
+) -> Result<Vec<usize>> {
+    let classes = package.classes.as_deref().unwrap_or(labels);
+    package
+        .positive
+        .iter()
+        .map(|c| {
+            classes.iter().position(|k| k == c).ok_or_else(|| {
+                crate::err!(
+                    Model,
+                    "app {app}: positive class {c:?} is not among the package's classes"
+                )
+            })
+        })
+        .collect()
+}
+
 /// The tree and thread assignment of camera `cam` under `plan`.
 pub(crate) fn assignment_for(
     cfg: &Config,
@@ -235,21 +257,7 @@ pub(crate) fn assignment_for(
                     p.branch
                 )
             })?;
-        let classes = app.package.classes.as_ref().unwrap_or(&labels);
-        let positive = app
-            .package
-            .positive
-            .iter()
-            .map(|c| {
-                classes.iter().position(|k| k == c).ok_or_else(|| {
-                    crate::err!(
-                        Model,
-                        "app {}: positive class {c:?} is not among the package's classes",
-                        p.name
-                    )
-                })
-            })
-            .collect::<Result<Vec<usize>>>()?;
+        let positive = positive_outputs(&p.name, &app.package, &labels)?;
         tree_apps.push(TreeApp {
             name: p.name.clone(),
             branch: p.branch,

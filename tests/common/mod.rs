@@ -1,4 +1,6 @@
 //! What the tests that run the real binary on the real models share.
+// Each test binary uses a subset of these helpers.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +24,22 @@ pub fn scratch_dir(prefix: &str, name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("apps.d")).unwrap();
     dir
+}
+
+/// `dir/config.toml`: the real base, a budget of one core, one inference
+/// thread, state in `dir/state`, and the demo clip as camera "campus" at 10 fps.
+pub fn write_demo_camera_config(dir: &Path) {
+    let r = root();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[device]\nbudget_cores = 1.0\nstate_dir = \"state\"\nthreads = 1\nbase = \"{}/models/mobilenet_v2/manifest.toml\"\n\n\
+             [[camera]]\nname = \"campus\"\nsource = \"{}/models/demo/demo.mjpeg\"\nfps = 10\n",
+            r.display(),
+            r.display()
+        ),
+    )
+    .unwrap();
 }
 
 /// One measured cost profile for every test of a test binary: the same base

@@ -1,0 +1,614 @@
+//! `mainstream calibrate`: measure the planner's inputs where the apps run.
+//!
+//! The event-F1 model predicts an app's events from three per-head numbers:
+//! the probability `p` that a frame inside an event is classified positive,
+//! the probability `q` that a frame away from any event is, and the
+//! correlation `c` of misses inside an event; plus the event length and
+//! frequency. The M-Trainer measures `p` and `q` on its balanced test images,
+//! whose negatives are mostly empty scenes. On a camera the negatives are the
+//! other objects that pass (a bird is a hard negative for a mammal detector),
+//! so the test-image rates can be off by a factor of several and the planner
+//! optimises the wrong thing.
+//!
+//! This command runs every head of every app's package on every frame of a
+//! labelled clip through the real pipeline (the same decoder, preprocessing
+//! and stem tree as the service) and measures, per head:
+//!
+//! - `accuracy` (`p`): positive frames / frames inside labelled events;
+//! - `fpr` (`q`): positive frames / frames more than `tolerance` frames away
+//!   from every labelled event (frames at an event's edge, where the object
+//!   is half in view, are neither);
+//! - the miss correlation inside events, pooled over the package's heads
+//!   (`c` from `P(miss | miss) = (1 - p) + p c`);
+//!
+//! and per package the mean labelled event length and the fraction of
+//! event-length windows tiling the clip that overlap an event. With
+//! `--write` each package gets a `calibration.toml` (atomically replaced)
+//! that the loader applies over the trained values (see `package`).
+//!
+//! The clip should look like the deployment and must not be the footage the
+//! evaluation scores on: the M-Trainer makes one from its validation split
+//! (`trainer/mtrainer.py --eval-stream NAME --eval-split val`).
+
+use crate::camera::{Camera, FrameSource, Pace};
+use crate::daemon::worker::preprocessor_for;
+use crate::error::{ErrorKind, Result, ResultExt};
+use crate::model::net::Base;
+use crate::model::tree::{AppPlan as TreeApp, StemTree};
+use crate::package::{EventDefaults, Package};
+use crate::preprocess::Preprocessor;
+use crate::replay::ReplayArgs;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Options of `mainstream calibrate`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalibrateArgs {
+    /// Config, camera, apps, clip, truth, frames, tolerance and json, as
+    /// `replay` reads them (its planner options are unused).
+    pub select: ReplayArgs,
+    /// Write each package's `calibration.toml`.
+    pub write: bool,
+}
+
+/// One head's measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct HeadCalibration {
+    /// Branch point.
+    pub branch: usize,
+    /// The head file's SHA-256 (`base` for the base's own remainder).
+    pub sha256: String,
+    /// Trained per-frame accuracy (`package.toml`).
+    pub trained_accuracy: f64,
+    /// Trained false-positive rate.
+    pub trained_fpr: f64,
+    /// Frames inside labelled events.
+    pub event_frames: u64,
+    /// Of those, positive.
+    pub event_positives: u64,
+    /// Frames away from every labelled event.
+    pub negative_frames: u64,
+    /// Of those, positive.
+    pub false_positives: u64,
+    /// event_positives / event_frames.
+    pub accuracy: f64,
+    /// false_positives / negative_frames.
+    pub fpr: f64,
+    /// Consecutive in-event frame pairs whose first is a miss.
+    pub pairs_after_miss: u64,
+    /// Of those, the second is a miss too.
+    pub miss_after_miss: u64,
+}
+
+/// One package's measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackageCalibration {
+    /// Package name (the ground truth's key).
+    pub package: String,
+    /// Package directory.
+    pub dir: PathBuf,
+    /// Labelled events in the measured frames.
+    pub events: usize,
+    /// Mean labelled event length, ms.
+    pub length_ms: f64,
+    /// Fraction of event-length windows overlapping an event.
+    pub frequency: f64,
+    /// Miss correlation pooled over the heads (`None`: no misses to measure
+    /// it on; the package's value is kept).
+    pub correlation: Option<f64>,
+    /// The trained event defaults.
+    #[serde(skip)]
+    pub trained_event: EventDefaults,
+    /// Per head, by branch point.
+    pub heads: Vec<HeadCalibration>,
+    /// Where the calibration was written (`--write`).
+    pub written: Option<PathBuf>,
+}
+
+/// The command's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    /// The clip.
+    pub clip: PathBuf,
+    /// Its ground truth.
+    pub truth: PathBuf,
+    /// Frames measured.
+    pub frames: u64,
+    /// Frames skipped as undecodable.
+    pub bad_frames: u64,
+    /// Stream frame rate.
+    pub fps: f64,
+    /// Event-edge slack, frames.
+    pub tolerance: u64,
+    /// Wall-clock time, seconds.
+    pub wall_s: f64,
+    /// Per package.
+    pub packages: Vec<PackageCalibration>,
+}
+
+/// `mainstream calibrate`.
+pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> Result<()> {
+    let o = calibrate(args)?;
+    let text = if args.select.json {
+        let mut s = serde_json::to_string(&o)
+            .map_err(|e| crate::err!(Internal, "cannot encode the result as JSON: {e}"))?;
+        s.push('\n');
+        s
+    } else {
+        render(&o)
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Measures every head of every selected app's package on the clip and, with
+/// `--write`, saves each package's calibration.
+pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
+    let a = &args.select;
+    let cfg = crate::commands::load_config(&a.config)?;
+    let (cfg, cam) = crate::replay::select(&cfg, a)?;
+    let camera = &cfg.cameras[cam];
+    let (clip, truth) = crate::replay::clip_and_truth(camera, a)?;
+    let Some((truth_path, truth)) = truth else {
+        crate::bail!(
+            InvalidConfig,
+            "no ground truth for {}: calibrate needs labelled events (give --truth FILE)",
+            clip.display()
+        );
+    };
+    // One entry per package (two apps may share one).
+    let mut packages: Vec<&Package> = Vec::new();
+    for app in cfg.enabled_apps() {
+        if !packages.iter().any(|p| p.dir == app.package.dir) {
+            packages.push(&app.package);
+        }
+    }
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|p| truth.events_of(&p.name).is_none_or(|e| e.is_empty()))
+        .map(|p| p.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        crate::bail!(
+            InvalidConfig,
+            "{} labels no event of {}: calibrating a head needs its app's events in the clip",
+            truth_path.display(),
+            missing.join(", ")
+        );
+    }
+    let base = Base::load(crate::model::manifest::BaseManifest::load(
+        &cfg.device.base,
+    )?)?;
+    let labels = base.manifest.load_labels()?;
+    let mut tree_apps = Vec::new();
+    let mut owners = Vec::new();
+    for (pi, p) in packages.iter().enumerate() {
+        let positive = crate::daemon::positive_outputs(&p.name, p, &labels)?;
+        for (hi, h) in p.heads.iter().enumerate() {
+            tree_apps.push(TreeApp {
+                name: format!("{}@{}", p.name, h.branch),
+                branch: h.branch,
+                stride: 1,
+                head: h.model.clone(),
+                positive: positive.clone(),
+            });
+            owners.push((pi, hi));
+        }
+    }
+    log::info!(
+        "calibrate: {} heads of {} packages on {}",
+        tree_apps.len(),
+        packages.len(),
+        clip.display()
+    );
+    let mut tree = StemTree::build(&base, tree_apps).context(ErrorKind::Model, || {
+        "building the stem tree of every head".to_owned()
+    })?;
+
+    let wall = Instant::now();
+    let mut spec = crate::daemon::source_spec(camera);
+    spec.path = clip.clone();
+    spec.pace = Pace::Fast;
+    let fps = spec.fps;
+    let mut source = Camera::for_spec(spec);
+    let input = &base.manifest.input;
+    let (pspec, fit) = (input.preprocess_spec(), input.fit());
+    let mut pre: Option<Preprocessor> = None;
+    let limit = a.frames.unwrap_or(u64::MAX).min(truth.frames.max(1));
+    // Per head, per frame: 0 negative, 1 positive, 2 not analysed.
+    let mut hits: Vec<Vec<u8>> = vec![Vec::new(); owners.len()];
+    let (mut frames, mut bad) = (0u64, 0u64);
+    let mut first_seq = None;
+    while frames < limit {
+        let Some(meta) = source.grab()? else { break };
+        let seq = meta.sequence - *first_seq.get_or_insert(meta.sequence);
+        if seq >= limit {
+            break;
+        }
+        frames = seq + 1;
+        for h in &mut hits {
+            h.resize(seq as usize, 2);
+        }
+        let p = preprocessor_for(&mut pre, &meta, &pspec, fit)?;
+        match tree.fill_input(|buf| p.run(source.frame(), buf))? {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::BadFrame => {
+                log::warn!("{}: frame {seq}: {e}", clip.display());
+                bad += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        let results = tree.run_frame(seq)?;
+        for (h, r) in hits.iter_mut().zip(results) {
+            h.push(u8::from(r.positive));
+        }
+        if frames % 500 == 0 {
+            log::info!(
+                "calibrate: {frames} frames ({:.1} frames/s)",
+                frames as f64 / wall.elapsed().as_secs_f64().max(1e-9)
+            );
+        }
+    }
+    for h in &mut hits {
+        h.resize(frames as usize, 2);
+    }
+    if frames == 0 {
+        crate::bail!(InvalidConfig, "{} holds no frame", clip.display());
+    }
+
+    let mut result = Vec::new();
+    for (pi, p) in packages.iter().enumerate() {
+        let spans: Vec<[u64; 2]> = truth
+            .events_of(&p.name)
+            .unwrap_or(&[])
+            .iter()
+            .filter(|e| e[0] < frames)
+            .map(|e| [e[0], e[1].min(frames - 1)])
+            .collect();
+        if spans.is_empty() {
+            crate::bail!(
+                InvalidConfig,
+                "{}: no event of {} within the first {frames} frames",
+                truth_path.display(),
+                p.name
+            );
+        }
+        let (length_ms, frequency) = event_shape(&spans, frames, fps);
+        let mut heads = Vec::new();
+        for (k, &(owner, hi)) in owners.iter().enumerate() {
+            if owner != pi {
+                continue;
+            }
+            let h = &p.heads[hi];
+            let (trained_accuracy, trained_fpr) = p
+                .calibration
+                .as_ref()
+                .and_then(|c| c.trained.iter().find(|t| t.0 == h.branch))
+                .map_or((h.accuracy, h.fpr), |t| (t.1, t.2));
+            heads.push(measure_head(
+                &hits[k],
+                &spans,
+                a.tolerance,
+                h.branch,
+                crate::package::head_identity(&h.model).to_owned(),
+                (trained_accuracy, trained_fpr),
+            ));
+        }
+        let correlation = pooled_correlation(&heads);
+        result.push(PackageCalibration {
+            package: p.name.clone(),
+            dir: p.dir.clone(),
+            events: spans.len(),
+            length_ms,
+            frequency,
+            correlation,
+            trained_event: p.calibration.as_ref().map_or(p.event, |c| c.trained_event),
+            heads,
+            written: None,
+        });
+    }
+    let mut o = Outcome {
+        clip,
+        truth: truth_path,
+        frames,
+        bad_frames: bad,
+        fps,
+        tolerance: a.tolerance,
+        wall_s: wall.elapsed().as_secs_f64(),
+        packages: result,
+    };
+    if args.write {
+        let clip_sha256 = crate::model::net::sha256_hex(
+            &std::fs::read(&o.clip).context(ErrorKind::Io, || {
+                format!("cannot read {}", o.clip.display())
+            })?,
+        );
+        for p in &mut o.packages {
+            let path = p.dir.join(crate::package::CALIBRATION_FILE);
+            let text = calibration_toml(p, &o.clip, &clip_sha256, o.frames, o.tolerance);
+            crate::store::write_atomic(&path, text.as_bytes())?;
+            // What was written must load: read the package back.
+            let mut diags = crate::config::diag::Diagnostics::default();
+            if crate::package::load(&p.dir, &mut diags).is_none() {
+                let msgs: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+                crate::bail!(
+                    Internal,
+                    "{} does not load back: {}",
+                    path.display(),
+                    msgs.join("; ")
+                );
+            }
+            log::info!("calibrate: wrote {}", path.display());
+            p.written = Some(path);
+        }
+    }
+    Ok(o)
+}
+
+/// Mean event length (ms) and the fraction of back-to-back windows of that
+/// length, tiling `frames`, that overlap an event.
+fn event_shape(spans: &[[u64; 2]], frames: u64, fps: f64) -> (f64, f64) {
+    let mean_frames =
+        spans.iter().map(|s| (s[1] - s[0] + 1) as f64).sum::<f64>() / spans.len() as f64;
+    let w = (mean_frames.round() as u64).max(1);
+    let (mut windows, mut hit) = (0u64, 0u64);
+    let mut start = 0;
+    while start + w <= frames {
+        windows += 1;
+        if spans.iter().any(|s| s[0] < start + w && start <= s[1]) {
+            hit += 1;
+        }
+        start += w;
+    }
+    let frequency = if windows == 0 {
+        1.0
+    } else {
+        hit as f64 / windows as f64
+    };
+    (mean_frames / fps * 1000.0, frequency)
+}
+
+/// One head's rates from its per-frame outputs (`2`: not analysed).
+fn measure_head(
+    hits: &[u8],
+    spans: &[[u64; 2]],
+    tolerance: u64,
+    branch: usize,
+    sha256: String,
+    trained: (f64, f64),
+) -> HeadCalibration {
+    let mut m = HeadCalibration {
+        branch,
+        sha256,
+        trained_accuracy: trained.0,
+        trained_fpr: trained.1,
+        event_frames: 0,
+        event_positives: 0,
+        negative_frames: 0,
+        false_positives: 0,
+        accuracy: 0.0,
+        fpr: 0.0,
+        pairs_after_miss: 0,
+        miss_after_miss: 0,
+    };
+    for s in spans {
+        let mut prev: Option<u8> = None;
+        for f in s[0]..=s[1] {
+            let v = hits.get(f as usize).copied().unwrap_or(2);
+            if v == 2 {
+                prev = None;
+                continue;
+            }
+            m.event_frames += 1;
+            m.event_positives += u64::from(v);
+            if prev == Some(0) {
+                m.pairs_after_miss += 1;
+                m.miss_after_miss += u64::from(v == 0);
+            }
+            prev = Some(v);
+        }
+    }
+    for (f, &v) in hits.iter().enumerate() {
+        let f = f as u64;
+        let near = spans
+            .iter()
+            .any(|s| f + tolerance >= s[0] && f <= s[1] + tolerance);
+        if v == 2 || near {
+            continue;
+        }
+        m.negative_frames += 1;
+        m.false_positives += u64::from(v);
+    }
+    let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+    m.accuracy = ratio(m.event_positives, m.event_frames);
+    m.fpr = ratio(m.false_positives, m.negative_frames);
+    m
+}
+
+/// `c` from `P(miss | miss) = (1 - p) + p c`, pooled over heads.
+fn pooled_correlation(heads: &[HeadCalibration]) -> Option<f64> {
+    let (frames, pos, pairs, mm) = heads.iter().fold((0, 0, 0, 0), |acc, h| {
+        (
+            acc.0 + h.event_frames,
+            acc.1 + h.event_positives,
+            acc.2 + h.pairs_after_miss,
+            acc.3 + h.miss_after_miss,
+        )
+    });
+    if frames == 0 || pos == 0 || pairs == 0 {
+        return None;
+    }
+    let p = pos as f64 / frames as f64;
+    let cp = mm as f64 / pairs as f64;
+    Some(((cp - (1.0 - p)) / p).clamp(0.0, 1.0))
+}
+
+/// The `calibration.toml` of one package.
+fn calibration_toml(
+    p: &PackageCalibration,
+    clip: &std::path::Path,
+    clip_sha256: &str,
+    frames: u64,
+    tolerance: u64,
+) -> String {
+    let name = clip.file_name().map_or_else(
+        || clip.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    );
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Calibration of the M-Package {:?}, written by `mainstream calibrate`; do not\n\
+         # edit by hand. Every head ran on every frame of the labelled clip below through\n\
+         # the real pipeline. These values replace package.toml's accuracy, fpr and [event]\n\
+         # as the planner's inputs; delete this file to go back to the trained ones.\n\
+         #   accuracy: positive frames / frames inside labelled events\n\
+         #   fpr:      positive frames / frames more than `tolerance` frames from every event",
+        p.package
+    );
+    let _ = writeln!(s, "format = {}", crate::package::CALIBRATION_FORMAT);
+    let _ = writeln!(s, "clip = {:?}", name);
+    let _ = writeln!(s, "clip_sha256 = {clip_sha256:?}");
+    let _ = writeln!(s, "frames = {frames}");
+    let _ = writeln!(s, "tolerance = {tolerance}");
+    let _ = writeln!(s, "\n# {} labelled events.", p.events);
+    let _ = writeln!(s, "[event]");
+    let _ = writeln!(s, "length_ms = {:.1}", p.length_ms);
+    let _ = writeln!(s, "frequency = {:.4}", p.frequency.max(1e-4));
+    if let Some(c) = p.correlation {
+        let _ = writeln!(s, "correlation = {c:.4}");
+    }
+    for h in &p.heads {
+        let _ = writeln!(s, "\n[[head]]");
+        let _ = writeln!(s, "branch = {}", h.branch);
+        let _ = writeln!(s, "sha256 = {:?}", h.sha256);
+        let _ = writeln!(s, "accuracy = {:.4}", h.accuracy);
+        let _ = writeln!(s, "fpr = {:.4}", h.fpr);
+        let _ = writeln!(s, "event_frames = {}", h.event_frames);
+        let _ = writeln!(s, "negative_frames = {}", h.negative_frames);
+    }
+    s
+}
+
+/// The result as text.
+pub fn render(o: &Outcome) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "calibrate: {} ({} frames at {} fps{}), ground truth {}, {:.0} s",
+        o.clip.display(),
+        o.frames,
+        o.fps,
+        if o.bad_frames > 0 {
+            format!(", {} undecodable", o.bad_frames)
+        } else {
+            String::new()
+        },
+        o.truth.display(),
+        o.wall_s
+    );
+    let _ = writeln!(
+        s,
+        "accuracy: positive frames inside labelled events; fpr: positive frames more than {} frames from every event",
+        o.tolerance
+    );
+    let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_owned(), |x| format!("{x:.prec$}"));
+    for p in &o.packages {
+        let t = &p.trained_event;
+        let _ = writeln!(
+            s,
+            "\n{}: {} events, length {:.0} ms (trained {}), frequency {:.3} (trained {}), correlation {} (trained {})",
+            p.package,
+            p.events,
+            p.length_ms,
+            opt(t.length_ms, 0),
+            p.frequency,
+            opt(t.frequency, 3),
+            opt(p.correlation, 3),
+            opt(t.correlation, 3)
+        );
+        let _ = writeln!(
+            s,
+            "  {:>6}  {:>8} {:>8}  {:>6} {:>6}  {:>12} {:>15}",
+            "branch", "accuracy", "trained", "fpr", "trained", "event frames", "negative frames"
+        );
+        for h in &p.heads {
+            let _ = writeln!(
+                s,
+                "  {:>6}  {:>8.3} {:>8.3}  {:>6.3} {:>6.3}  {:>12} {:>15}",
+                h.branch,
+                h.accuracy,
+                h.trained_accuracy,
+                h.fpr,
+                h.trained_fpr,
+                h.event_frames,
+                h.negative_frames
+            );
+        }
+        if let Some(w) = &p.written {
+            let _ = writeln!(s, "  written: {}", w.display());
+        }
+    }
+    if o.packages.iter().all(|p| p.written.is_none()) {
+        let _ = writeln!(
+            s,
+            "\n(nothing written: add --write to save each package's calibration.toml)"
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_count_event_frames_and_only_negatives_clear_of_the_event_edges() {
+        // 20 frames, one event at 5..=9, tolerance 2: frames 3..=11 are not negatives.
+        let mut hits = vec![0u8; 20];
+        for f in [5, 6, 8, 3, 11, 15] {
+            hits[f] = 1;
+        }
+        let m = measure_head(&hits, &[[5, 9]], 2, 12, "x".into(), (0.9, 0.1));
+        assert_eq!((m.event_frames, m.event_positives), (5, 3));
+        // Negatives: 0..=2 and 12..=19, 11 frames; 15 is the only false positive
+        // (3 and 11 are at the event's edge).
+        assert_eq!((m.negative_frames, m.false_positives), (11, 1));
+        assert!((m.accuracy - 0.6).abs() < 1e-12);
+        assert!((m.fpr - 1.0 / 11.0).abs() < 1e-12);
+        // In-event pairs after a miss: 7->8 (hit), 9 is last: one pair, no miss after miss.
+        assert_eq!((m.pairs_after_miss, m.miss_after_miss), (1, 0));
+    }
+
+    #[test]
+    fn frames_not_analysed_are_neither_hits_nor_misses() {
+        let hits = vec![2u8, 1, 2, 0, 2, 2];
+        let m = measure_head(&hits, &[[0, 3]], 0, 0, "x".into(), (0.0, 0.0));
+        assert_eq!((m.event_frames, m.event_positives), (2, 1));
+        assert_eq!(m.negative_frames, 0);
+        assert_eq!(m.fpr, 0.0);
+    }
+
+    #[test]
+    fn event_frequency_is_the_share_of_event_length_windows_that_overlap_an_event() {
+        // Events of 4 frames at 0..=3 and 10..=13 in 20 frames: windows of 4
+        // frames [0,4) [4,8) [8,12) [12,16) [16,20): three overlap.
+        let (len, freq) = event_shape(&[[0, 3], [10, 13]], 20, 10.0);
+        assert!((len - 400.0).abs() < 1e-9);
+        assert!((freq - 0.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn correlation_follows_from_how_often_a_miss_follows_a_miss() {
+        let mut h = measure_head(&[0, 0, 0, 1, 1, 1], &[[0, 5]], 0, 0, "x".into(), (0.0, 0.0));
+        // p = 0.5, P(miss | miss) = 2/3 -> c = (2/3 - 0.5) / 0.5 = 1/3.
+        let c = pooled_correlation(std::slice::from_ref(&h)).expect("measurable");
+        assert!((c - 1.0 / 3.0).abs() < 1e-12);
+        h.pairs_after_miss = 0;
+        assert_eq!(pooled_correlation(&[h]), None);
+    }
+}
