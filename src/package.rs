@@ -317,6 +317,19 @@ pub fn apply_calibration(
             head.fpr = f;
         }
     }
+    // Calibrated and trained rates are not comparable: all heads or none.
+    for h in &heads {
+        if !trained.iter().any(|t| t.0 == h.branch) && diags.len() == before {
+            diags.at(
+                src,
+                0..0,
+                format!(
+                    "the package's head at branch {} is not calibrated here; run `mainstream calibrate` again or delete this file",
+                    h.branch
+                ),
+            );
+        }
+    }
     if diags.len() != before {
         return None;
     }
@@ -617,6 +630,22 @@ fpr = 0.2
             msg.starts_with("p/calibration.toml:12:10: the package has no head at branch 12"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_calibration_that_leaves_a_head_out_is_refused() {
+        let two = GOOD.to_owned()
+            + "\n[[head]]\nbranch = 12\ntensor = \"bp12\"\nmodel = \"base\"\naccuracy = 0.95\nfpr = 0.04\n";
+        let mut d = Diagnostics::default();
+        let mut p = parse(&src(&two), Path::new("p"), &mut d).expect("valid");
+        let cal = SourceFile::new("p/calibration.toml", CALIBRATION.into());
+        assert!(apply_calibration(&mut p, &cal, &mut d).is_none());
+        let msg = d.iter().next().unwrap().to_string();
+        assert!(
+            msg.contains("head at branch 12 is not calibrated here"),
+            "{msg}"
+        );
+        assert_eq!(p.heads[0].accuracy, 0.95, "nothing applied");
     }
 
     #[test]
