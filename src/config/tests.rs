@@ -119,7 +119,7 @@ fn a_valid_config_loads_with_defaults_from_the_package_and_the_file_name() {
         "config overrides the package"
     );
     assert_eq!(inline.event.frequency, 0.3, "package default");
-    assert_eq!(inline.voting, 1);
+    assert_eq!(inline.voting, super::DEFAULT_VOTING);
     let dropin = &cfg.apps[1];
     assert_eq!(dropin.name, "vans2", "named after its file");
     assert_eq!(dropin.voting, 2);
