@@ -382,12 +382,13 @@ and per package the mean event length, the share of event-length windows
 that hold an event, and the miss correlation inside events. With --write,
 each package directory gets calibration.toml, which replaces the trained
 values as the planner's inputs (delete it to go back; `mainstream check`
-says which packages are calibrated). Use a clip the evaluation does not
-score on: trainer/mtrainer.py --eval-stream NAME --eval-split val makes one
-from the trainer's validation footage and objects.
+says which packages are calibrated; a running service reads it when it next
+loads the configuration: `systemctl reload mainstream` (SIGHUP)). Use a clip
+the evaluation does not score on: trainer/mtrainer.py --eval-stream NAME
+--eval-split val makes one from the trainer's validation footage and objects.
 
 USAGE:
-    mainstream calibrate [--config FILE] --clip FILE [--truth FILE] [--apps LIST]
+    mainstream calibrate [--config FILE] [--clip FILE] [--truth FILE] [--apps LIST]
                          [--camera NAME] [--frames N] [--tolerance F] [--write] [--json]
 
 OPTIONS:
