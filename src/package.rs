@@ -237,23 +237,8 @@ pub fn apply_calibration(
     diags: &mut Diagnostics,
 ) -> Option<()> {
     let before = diags.len();
-    let raw: RawCalibration = match toml::from_str(src.text()) {
-        Ok(r) => r,
-        Err(e) => {
-            diags.toml(src, &e, 0..0);
-            return None;
-        }
-    };
-    if *raw.format.get_ref() != CALIBRATION_FORMAT {
-        diags.at(
-            src,
-            raw.format.span(),
-            format!(
-                "calibration format {} is not supported by this build (it reads format {CALIBRATION_FORMAT})",
-                raw.format.get_ref()
-            ),
-        );
-    }
+    let raw: RawCalibration = from_toml(src, diags)?;
+    check_format(src, diags, &raw.format, "calibration", CALIBRATION_FORMAT);
     let mut event = pkg.event;
     if let Some(ev) = &raw.event {
         let mut set = |v: &Option<Spanned<f64>>, what, lo, hi, slot: &mut Option<f64>| {
@@ -347,23 +332,8 @@ pub fn apply_calibration(
 /// Validates package metadata already read into `src`; `dir` resolves file names.
 pub fn parse(src: &SourceFile, dir: &Path, diags: &mut Diagnostics) -> Option<Package> {
     let before = diags.len();
-    let raw: RawPackage = match toml::from_str(src.text()) {
-        Ok(r) => r,
-        Err(e) => {
-            diags.toml(src, &e, 0..0);
-            return None;
-        }
-    };
-    if *raw.format.get_ref() != FORMAT_VERSION {
-        diags.at(
-            src,
-            raw.format.span(),
-            format!(
-                "M-Package format {} is not supported by this build (it reads format {FORMAT_VERSION})",
-                raw.format.get_ref()
-            ),
-        );
-    }
+    let raw: RawPackage = from_toml(src, diags)?;
+    check_format(src, diags, &raw.format, "M-Package", FORMAT_VERSION);
     let base_sha256 = raw.base_sha256.get_ref().to_ascii_lowercase();
     if !is_sha256_hex(&base_sha256) {
         diags.at(
@@ -490,6 +460,40 @@ pub fn parse(src: &SourceFile, dir: &Path, diags: &mut Diagnostics) -> Option<Pa
         heads,
         calibration: None,
     })
+}
+
+/// `src` deserialised, or `None` with the TOML error reported.
+fn from_toml<T: serde::de::DeserializeOwned>(
+    src: &SourceFile,
+    diags: &mut Diagnostics,
+) -> Option<T> {
+    match toml::from_str(src.text()) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            diags.toml(src, &e, 0..0);
+            None
+        }
+    }
+}
+
+/// Reports a `format` other than the one this build reads.
+fn check_format(
+    src: &SourceFile,
+    diags: &mut Diagnostics,
+    format: &Spanned<i64>,
+    what: &str,
+    reads: i64,
+) {
+    if *format.get_ref() != reads {
+        diags.at(
+            src,
+            format.span(),
+            format!(
+                "{what} format {} is not supported by this build (it reads format {reads})",
+                format.get_ref()
+            ),
+        );
+    }
 }
 
 /// Range-checks an optional spanned number, reporting a problem if it is out of `lo..=hi`.

@@ -3,10 +3,10 @@
 //! calibration, and the loader applies it (or refuses a stale one).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 mod common;
-use common::{bin, root, scratch_dir, write_demo_camera_config};
+use common::{root, run_with_config, scratch_dir, write_demo_camera_config};
 
 // Every app has an event before this frame; the birds' second one is cut here.
 const FRAMES: u64 = 250;
@@ -37,14 +37,7 @@ fn setup(name: &str) -> PathBuf {
 }
 
 fn mainstream(dir: &Path, cmd: &str, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg(cmd)
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .args(args)
-        .env("MAINSTREAM_LOG", "warn")
-        .output()
-        .expect("the binary runs")
+    run_with_config(cmd, dir, args)
 }
 
 fn json(out: &Output) -> serde_json::Value {

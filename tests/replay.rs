@@ -2,10 +2,10 @@
 //! M-Packages, scored against the clip's ground truth under a budget.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 mod common;
-use common::{bin, root, scratch_dir, shared_profile, write_demo_camera_config};
+use common::{root, run_with_config, scratch_dir, shared_profile, write_demo_camera_config};
 
 /// A scratch config for the demo clip with birds, vehicles and mammals, and a
 /// cost profile measured once for all tests here.
@@ -29,14 +29,7 @@ fn setup(name: &str) -> PathBuf {
 }
 
 fn replay(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("replay")
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .args(args)
-        .env("MAINSTREAM_LOG", "warn")
-        .output()
-        .expect("the binary runs")
+    run_with_config("replay", dir, args)
 }
 
 fn runs(out: &Output) -> Vec<serde_json::Value> {

@@ -42,6 +42,18 @@ pub fn write_demo_camera_config(dir: &Path) {
     .unwrap();
 }
 
+/// `mainstream CMD --config DIR/config.toml ARGS...` with warnings-only logs.
+pub fn run_with_config(cmd: &str, dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg(cmd)
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .args(args)
+        .env("MAINSTREAM_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
 /// One measured cost profile for every test of a test binary: the same base
 /// on the same CPU (the first boot of a fresh box measures it the same way).
 pub fn shared_profile() -> &'static Path {
