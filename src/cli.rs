@@ -406,8 +406,8 @@ OPTIONS:
     --json                The measurements as one JSON object
 
 EXAMPLES:
-    mainstream calibrate --clip target/eval/streams/cal8.mjpeg
-    mainstream calibrate --config demo/config.toml --clip cal8.mjpeg --write
+    mainstream calibrate --clip target/eval/streams/cal24.mjpeg
+    mainstream calibrate --config demo/config.toml --clip cal24.mjpeg --write
 ";
 
 const HELP_BENCH: &str = "\

@@ -4,13 +4,16 @@
 #   OUT/apps/<app>/            M-Packages of the five further apps, trained exactly like the
 #                              demo apps (same recipe, seed and settings, every candidate branch
 #                              point): fruit, flowers, roadsigns, household, vegetables
-#   OUT/streams/eval8.mjpeg    the long labelled evaluation stream with the events of the eight
-#   OUT/streams/eval8.ground_truth.toml   apps (the three demo apps of models/apps + the five)
+#   OUT/streams/eval24.mjpeg   the long labelled evaluation stream with the events of the eight
+#   OUT/streams/eval24.ground_truth.toml  apps (the three demo apps of models/apps + the five):
+#                              27 crossings per app, 6 per distractor category (9,440 frames)
 #   OUT/curves.png, OUT/curves.md         accuracy / FPR against branch point (report.py)
-#   OUT/streams/cal8.mjpeg     the calibration stream: the same, made from the validation range
-#   OUT/streams/cal8.ground_truth.toml    and validation-split objects (never the test split)
-#   <package>/calibration.toml every package's heads measured on cal8 by `mainstream calibrate`
+#   OUT/streams/cal24.mjpeg    the calibration stream: the same, made from the validation range
+#   OUT/streams/cal24.ground_truth.toml   and validation-split objects (never the test split)
+#   <package>/calibration.toml every package's heads measured on cal24 by `mainstream calibrate`
 #                              (the eight: models/apps/{birds,vehicles,mammals} and OUT/apps/*)
+# (Session 4's eval8 and cal8 are the same with 9 crossings per app and 2 per distractor
+# category: --eval-events 9 --eval-distractors 2, the mtrainer.py defaults.)
 #
 # The three demo apps are not retrained: their packages are models/apps/{birds,vehicles,mammals}.
 # Same seed => same files. Everything runs at the lowest CPU priority. About 15-20 minutes per
@@ -26,6 +29,9 @@ out=${1:-$root/target/eval}
 steps=${STEPS:-setup apps stream calibrate report}
 demo_apps=birds,vehicles,mammals
 eval_apps=fruit,flowers,roadsigns,household,vegetables
+# Crossings per app and per distractor category in both streams (about 27 events per app).
+events=27
+distractors=6
 start=$(date +%s)
 has() { [[ " $steps " == *" $1 "* ]]; }
 
@@ -40,7 +46,8 @@ if has setup; then
     fi
 fi
 if has stream; then
-    nice -n 19 /usr/bin/python3 "$here/mtrainer.py" --eval-stream eval8 \
+    nice -n 19 /usr/bin/python3 "$here/mtrainer.py" --eval-stream eval24 \
+        --eval-events "$events" --eval-distractors "$distractors" \
         --apps "$demo_apps,$eval_apps" --out "$out" --work "$out/work"
 fi
 if has apps; then
@@ -48,7 +55,8 @@ if has apps; then
         --work "$out/work" --no-demo
 fi
 if has calibrate; then
-    nice -n 19 /usr/bin/python3 "$here/mtrainer.py" --eval-stream cal8 --eval-split val \
+    nice -n 19 /usr/bin/python3 "$here/mtrainer.py" --eval-stream cal24 --eval-split val \
+        --eval-events "$events" --eval-distractors "$distractors" \
         --apps "$demo_apps,$eval_apps" --out "$out" --work "$out/work"
     (cd "$root" && cargo build --release --locked)
     cal="$out/calibrate"
@@ -60,15 +68,15 @@ state_dir = "state"
 base = "$root/models/mobilenet_v2/manifest.toml"
 
 [[camera]]
-name = "cal8"
-source = "$out/streams/cal8.mjpeg"
+name = "cal24"
+source = "$out/streams/cal24.mjpeg"
 fps = 10
 EOF
     for app in ${demo_apps//,/ }; do
-        printf 'camera = "cal8"\npackage = "%s"\n' "$root/models/apps/$app" >"$cal/apps.d/$app.toml"
+        printf 'camera = "cal24"\npackage = "%s"\n' "$root/models/apps/$app" >"$cal/apps.d/$app.toml"
     done
     for app in ${eval_apps//,/ }; do
-        printf 'camera = "cal8"\npackage = "%s"\n' "$out/apps/$app" >"$cal/apps.d/$app.toml"
+        printf 'camera = "cal24"\npackage = "%s"\n' "$out/apps/$app" >"$cal/apps.d/$app.toml"
     done
     nice -n 19 "$root/target/release/mainstream" calibrate --config "$cal/config.toml" --write \
         | tee "$out/calibration.txt"
