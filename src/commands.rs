@@ -324,6 +324,7 @@ pub fn problem_from_config(
         budget: budget_cores * 1000.0,
         units: Units::Physical,
         fps_grid: FpsGrid::Fine,
+        share_margin: cfg.device.share_margin,
     }
 }
 

@@ -52,6 +52,7 @@ fn two_camera_problem(budget: f64) -> Problem {
         budget,
         units: Units::Physical,
         fps_grid: FpsGrid::Fine,
+        share_margin: 0.0,
     }
 }
 

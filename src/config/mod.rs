@@ -29,6 +29,12 @@ use toml::Spanned;
 /// planner against X = 1, which turns every flicker of a passing distractor
 /// into an event (docs/eval.md, "X-voting"); the planner predicts with it.
 pub const DEFAULT_VOTING: u32 = 2;
+/// `[device] share_margin` when the file does not set it: how much better, in
+/// predicted event F1, a more shared head must be than an app's least-shared
+/// head before the planner gives the latter up (docs/eval.md, "Sharing
+/// margin": the size of the differences between one app's heads that the
+/// calibrated model cannot resolve).
+pub const DEFAULT_SHARE_MARGIN: f64 = 0.05;
 /// Where the service looks for its configuration unless told otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/mainstream/config.toml";
 /// Default drop-in directory, relative to the config file's directory.
@@ -73,6 +79,8 @@ pub struct Device {
     pub base: PathBuf,
     /// Inference threads.
     pub threads: usize,
+    /// The planner's sharing margin (predicted F1).
+    pub share_margin: f64,
 }
 
 /// Where a camera's frames come from.
@@ -520,6 +528,10 @@ fn validate_device(
         Some(t) => int_in_range(src, errors, t, "threads", 1, 256).map(|t| t as usize),
         None => Some(default_parallelism()),
     };
+    let share_margin = match &d.share_margin {
+        Some(m) => in_range(src, errors, m, "share_margin", 0.0, 1.0, true),
+        None => Some(DEFAULT_SHARE_MARGIN),
+    };
     if errors.len() != before {
         return None;
     }
@@ -530,6 +542,7 @@ fn validate_device(
         apps_dir,
         base,
         threads: threads?,
+        share_margin: share_margin?,
     })
 }
 

@@ -25,6 +25,9 @@ pub struct RawDevice {
     pub base: Option<Spanned<String>>,
     /// Threads for inference (default: all cores).
     pub threads: Option<Spanned<i64>>,
+    /// Predicted F1 a more shared head must gain before it replaces an app's
+    /// least-shared head.
+    pub share_margin: Option<Spanned<f64>>,
 }
 
 /// `[[camera]]`: one video source.

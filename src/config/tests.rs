@@ -104,6 +104,7 @@ fn a_valid_config_loads_with_defaults_from_the_package_and_the_file_name() {
     let (cfg, warnings) = load(&path).unwrap_or_else(|r| panic!("{:#?}", r.errors));
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(cfg.device.budget_cores, 1.5);
+    assert_eq!(cfg.device.share_margin, super::DEFAULT_SHARE_MARGIN);
     assert_eq!(cfg.device.state_dir, s.0.join("state"));
     assert_eq!(cfg.cameras.len(), 1);
     assert_eq!(
@@ -160,6 +161,30 @@ fn every_problem_in_every_file_is_reported_at_once_with_positions() {
     }
     // Nothing else: in particular no follow-on error from the unreadable [device].
     assert_eq!(lines.len(), want.len(), "{lines:#?}");
+}
+
+#[test]
+fn the_sharing_margin_is_read_from_device_and_checked_at_its_line() {
+    let s = Scratch::new("margin");
+    let path = valid(&s);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let set = |v: &str| {
+        text.replace(
+            "budget_cores = 1.5",
+            &format!("budget_cores = 1.5\nshare_margin = {v}"),
+        )
+    };
+    std::fs::write(&path, set("0")).unwrap();
+    let (cfg, _) = load(&path).unwrap_or_else(|r| panic!("{:#?}", r.errors));
+    assert_eq!(cfg.device.share_margin, 0.0);
+    std::fs::write(&path, set("1.5")).unwrap();
+    let report = load(&path).unwrap_err();
+    let lines: Vec<String> = report.errors.iter().map(|d| d.to_string()).collect();
+    let want = format!(
+        "{}:3:16: share_margin must be at least 0 and at most 1, not 1.5",
+        path.display()
+    );
+    assert_eq!(lines, [want]);
 }
 
 #[test]

@@ -207,6 +207,7 @@ mod tests {
             budget: 1e9,
             units: Units::Physical,
             fps_grid: FpsGrid::Fine,
+            share_margin: 0.0,
         };
         (p, lat)
     }
@@ -278,6 +279,7 @@ mod tests {
             budget: 1e6,
             units: Units::Physical,
             fps_grid: FpsGrid::Paper,
+            share_margin: 0.0,
         };
         let plan = plan(&p, Strategy::Exact).unwrap();
         let t = &plan.trees[0];

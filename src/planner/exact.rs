@@ -1214,6 +1214,7 @@ mod tests {
                 Units::PaperCompat
             },
             fps_grid: FpsGrid::Paper,
+            share_margin: 0.0,
         }
     }
 

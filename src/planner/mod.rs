@@ -206,6 +206,15 @@ pub struct Problem {
     pub units: Units,
     /// Frame-rate options.
     pub fps_grid: FpsGrid,
+    /// How much better (in predicted event F1) a more shared head must be than
+    /// the app's least-shared head before a planner gives the latter up: every
+    /// option on another head scores its predicted F1 less this margin. `0`
+    /// is the paper's planner; the product uses
+    /// [`DEFAULT_SHARE_MARGIN`](crate::config::DEFAULT_SHARE_MARGIN) (see
+    /// docs/eval.md, "Sharing margin"). Reported F1 and `min_f1` use the
+    /// prediction itself.
+    #[serde(default)]
+    pub share_margin: f64,
 }
 
 /// How the baselines choose frame rates.
@@ -507,6 +516,12 @@ impl Problem {
                 format!("{}: min_f1 {} is outside [0, 1]", who(), a.min_f1)
             })?;
         }
+        check(in_unit(self.share_margin), || {
+            format!(
+                "planner: share_margin {} is outside [0, 1]",
+                self.share_margin
+            )
+        })?;
         Ok(())
     }
 
@@ -594,8 +609,11 @@ pub(crate) struct Opt {
     /// Index into the stream's `grid`.
     pub grid: u16,
     pub fps: f64,
-    /// Predicted event F1 (the objective).
+    /// The planners' objective: the predicted F1, less the problem's
+    /// `share_margin` on any head but the app's least-shared one.
     pub f1: f64,
+    /// The model's predicted event F1 (what `min_f1` is compared with).
+    pub pred: f64,
     /// Cost of the app's own branch at this fps.
     pub own: f64,
 }
@@ -667,7 +685,7 @@ impl Compiled {
                     let (_, acc, fpr) = points[point];
                     model::predict(acc, fpr, &a.event, st.fps, fps, p.units).f1
                 };
-                let opts = build_opts(st, &points, f1);
+                let opts = build_opts(st, &points, p.share_margin, f1);
                 CApp {
                     name: a.name.clone(),
                     stream: a.stream,
@@ -715,15 +733,31 @@ impl Compiled {
             | Strategy::Auto => {
                 self.restrict(|st, _, o| !(paper && st.grid[o.grid as usize].tenth))
             }
-            Strategy::MaxSharing(_) => self.restrict(|st, a, o| {
-                let deepest = a.points.last().map_or(0, |p| p.0);
-                o.level == deepest && !(paper && st.grid[o.grid as usize].tenth)
-            }),
-            Strategy::NoSharing(_) => self.restrict(|_, a, o| {
-                let shallowest = a.points.first().map_or(0, |p| p.0);
-                o.level == shallowest
-            }),
+            // The baselines have one head per app: nothing to weigh against
+            // sharing, so they plan on the predicted F1 itself.
+            Strategy::MaxSharing(_) => self
+                .restrict(|st, a, o| {
+                    let deepest = a.points.last().map_or(0, |p| p.0);
+                    o.level == deepest && !(paper && st.grid[o.grid as usize].tenth)
+                })
+                .without_margin(),
+            Strategy::NoSharing(_) => self
+                .restrict(|_, a, o| {
+                    let shallowest = a.points.first().map_or(0, |p| p.0);
+                    o.level == shallowest
+                })
+                .without_margin(),
         }
+    }
+
+    /// A copy whose objective is the predicted F1 (no sharing margin).
+    fn without_margin(mut self) -> Compiled {
+        for a in &mut self.apps {
+            for o in &mut a.opts {
+                o.f1 = o.pred;
+            }
+        }
+        self
     }
 
     /// Runs a planner.
@@ -828,7 +862,7 @@ impl Compiled {
 
     /// A copy without the options below each app's `min_f1`.
     pub fn with_min_f1(&self) -> Compiled {
-        self.restrict(|_, a, o| o.f1 >= a.min_f1)
+        self.restrict(|_, a, o| o.pred >= a.min_f1)
     }
 
     /// Admission control (see [`admit`]).
@@ -842,7 +876,11 @@ impl Compiled {
         for i in 0..cm.apps.len() {
             if cm.apps[i].opts.is_empty() {
                 all_reachable = false;
-                let best_f1 = shared.apps[i].opts.iter().map(|o| o.f1).fold(0.0, f64::max);
+                let best_f1 = shared.apps[i]
+                    .opts
+                    .iter()
+                    .map(|o| o.pred)
+                    .fold(0.0, f64::max);
                 rejected.push(Rejection {
                     app: i,
                     name: cm.apps[i].name.clone(),
@@ -974,22 +1012,33 @@ impl CStream {
     }
 }
 
-/// All (point, fps) options of an app, sorted by fps then branch point.
+/// All (point, fps) options of an app, sorted by fps then branch point; an
+/// option on any point but the first (least shared) scores `margin` below its
+/// predicted F1 (never below 0).
 pub(crate) fn build_opts(
     st: &CStream,
     points: &[(u16, f64, f64)],
+    margin: f64,
     mut f1: impl FnMut(usize, f64) -> f64,
 ) -> Vec<Opt> {
     let mut opts = Vec::with_capacity(points.len() * st.grid.len());
     for (gi, g) in st.grid.iter().enumerate() {
         for (pi, &(level, _, _)) in points.iter().enumerate() {
             let own = g.fps * (st.total - st.cum[level as usize]);
+            let pred = f1(pi, g.fps);
+            // Objectives stay in [0, 1], as the planners' bounds assume.
+            let score = if pi == 0 {
+                pred
+            } else {
+                (pred - margin).max(0.0)
+            };
             opts.push(Opt {
                 level,
                 point: pi as u16,
                 grid: gi as u16,
                 fps: g.fps,
-                f1: f1(pi, g.fps),
+                f1: score,
+                pred,
                 own,
             });
         }
@@ -1035,7 +1084,101 @@ mod tests {
             budget: 20.0,
             units: Units::Physical,
             fps_grid: FpsGrid::Fine,
+            share_margin: 0.0,
         }
+    }
+
+    /// Two apps on one camera whose shared head (branch 3) is predicted a
+    /// little better than their own (branch 0).
+    fn two_apps_with_a_slightly_better_shared_head(share_margin: f64, budget: f64) -> Problem {
+        let mut p = tiny_problem();
+        p.apps[0].curve[0].accuracy = 0.85;
+        p.apps[0].curve[1].accuracy = 0.88;
+        p.apps[0].curve[1].fpr = 0.05;
+        let mut b = p.apps[0].clone();
+        b.name = "b".into();
+        p.apps.push(b);
+        p.share_margin = share_margin;
+        p.budget = budget;
+        p
+    }
+
+    fn branches(plan: &Plan) -> Vec<usize> {
+        plan.apps.iter().map(|a| a.branch).collect()
+    }
+
+    #[test]
+    fn a_shared_head_must_beat_the_apps_own_head_by_the_sharing_margin() {
+        // Budget to spare: the shared head's predicted gain is below the margin.
+        let free = two_apps_with_a_slightly_better_shared_head(0.0, 1e6);
+        let shared = plan(&free, Strategy::Exact).unwrap();
+        let own = plan(&free, Strategy::NoSharing(BaselineFps::Exact)).unwrap();
+        assert_eq!(branches(&shared), [3, 3]);
+        let gain = shared.mean_f1 - own.mean_f1;
+        assert!(gain > 0.0 && gain < 0.05, "gain {gain}");
+        for s in [Strategy::Exact, Strategy::Greedy] {
+            let with_margin = two_apps_with_a_slightly_better_shared_head(0.05, 1e6);
+            let p = plan(&with_margin, s).unwrap();
+            assert_eq!(branches(&p), [0, 0], "{s:?}");
+            // Reported F1 is the prediction, not the objective.
+            assert!((p.mean_f1 - own.mean_f1).abs() < 1e-12, "{s:?}");
+        }
+        // A budget that binds: sharing buys frame rate, far more than the margin.
+        let tight = two_apps_with_a_slightly_better_shared_head(0.05, 7.0);
+        let p = plan(&tight, Strategy::Exact).unwrap();
+        let own = plan(&tight, Strategy::NoSharing(BaselineFps::Exact)).unwrap();
+        assert_eq!(branches(&p), [3, 3]);
+        assert!(
+            p.mean_f1 > own.mean_f1 + 0.05,
+            "{} vs {}",
+            p.mean_f1,
+            own.mean_f1
+        );
+    }
+
+    #[test]
+    fn the_sharing_margin_leaves_the_baselines_and_min_f1_alone() {
+        for budget in [3.0, 7.0, 20.0, 1e6] {
+            let plain = two_apps_with_a_slightly_better_shared_head(0.0, budget);
+            let margin = two_apps_with_a_slightly_better_shared_head(0.3, budget);
+            for s in [
+                Strategy::NoSharing(BaselineFps::Exact),
+                Strategy::MaxSharing(BaselineFps::Exact),
+                Strategy::NoSharing(BaselineFps::Greedy),
+                Strategy::MaxSharing(BaselineFps::Greedy),
+            ] {
+                assert_eq!(
+                    plan(&plain, s).unwrap(),
+                    plan(&margin, s).unwrap(),
+                    "{s:?} at {budget}"
+                );
+                // Their objective is the prediction itself (a shifted one
+                // would be clamped at 0 where the prediction is low).
+                let c = Compiled::from_problem(&margin).for_strategy(s);
+                assert!(c.apps.iter().flat_map(|a| &a.opts).all(|o| o.f1 == o.pred));
+            }
+        }
+        let c = Compiled::from_problem(&two_apps_with_a_slightly_better_shared_head(0.3, 1.0));
+        let shared = c.for_strategy(Strategy::Exact);
+        assert!(shared.apps[0].opts.iter().all(|o| o.f1
+            == if o.point == 0 {
+                o.pred
+            } else {
+                (o.pred - 0.3).max(0.0)
+            }));
+        // min_f1 is met on the prediction: a shared option predicted above
+        // it stays allowed even when its objective (less the margin) is not.
+        let mut p = two_apps_with_a_slightly_better_shared_head(0.3, 1e6);
+        p.apps[0].curve[0].accuracy = 0.2;
+        let best_shared = plan(&p, Strategy::MaxSharing(BaselineFps::Exact))
+            .unwrap()
+            .apps[0]
+            .f1;
+        p.apps[0].min_f1 = best_shared - 0.01;
+        let planned = plan(&p, Strategy::Exact).unwrap();
+        assert!(planned.feasible);
+        assert_eq!(planned.apps[0].branch, 3);
+        assert!(planned.apps[0].f1 >= p.apps[0].min_f1);
     }
 
     #[test]
@@ -1051,6 +1194,10 @@ mod tests {
         let mut p = tiny_problem();
         p.apps[0].event.voting = 0;
         assert!(p.validate().is_err());
+        let mut p = tiny_problem();
+        p.share_margin = -0.1;
+        let e = p.validate().unwrap_err();
+        assert!(e.to_string().contains("share_margin"), "{e}");
         let mut p = tiny_problem();
         p.streams[0].fps = 0.5;
         assert!(p.validate().is_err());

@@ -146,6 +146,7 @@ pub fn test_vector() -> Problem {
         budget: 400.0,
         units: Units::PaperCompat,
         fps_grid: FpsGrid::Paper,
+        share_margin: 0.0,
     }
 }
 

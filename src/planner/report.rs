@@ -190,6 +190,14 @@ pub fn render_text(problem: &Problem, cmp: &Comparison) -> String {
             if q.feasible { "yes" } else { "no" }
         );
     }
+    if problem.share_margin > 0.0 {
+        let _ = writeln!(
+            out,
+            "  (sharing margin {:.2}: an app leaves its own head only for a head predicted\n   \
+             better by more than that, or for the frame rate sharing buys)",
+            problem.share_margin
+        );
+    }
     if let Some(adm) = &cmp.admission {
         out.push('\n');
         render_admission(problem, adm, &mut out);
@@ -374,6 +382,7 @@ pub fn render_json(problem: &Problem, cmp: &Comparison) -> String {
     j.key("units").str(problem.units.as_str());
     j.key("fps_grid").str(problem.fps_grid.as_str());
     j.key("segments").uint(problem.segment_costs.len() as u64);
+    j.key("share_margin").num(problem.share_margin);
     j.key("plan");
     plan_json(&mut j, &cmp.plan);
     j.key("max_sharing");

@@ -235,6 +235,7 @@ pub fn workload(
         budget,
         units,
         fps_grid,
+        share_margin: 0.0,
     }
 }
 

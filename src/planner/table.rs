@@ -18,6 +18,8 @@
 //! and F1 of a plan are recomputed from the model for the chosen options.
 //!
 //! Layout: `MAGIC`, [`VERSION`], then the [`PlannerTable`] fields in postcard.
+//! Version 2 added `share_margin`; a version-1 table is refused like a damaged
+//! one, and the service compiles its table again (it is a cache of the apps).
 //! [`PlannerTable::from_bytes`] checks magic, version and every invariant and
 //! answers [`ErrorKind::CorruptState`](crate::ErrorKind::CorruptState) for
 //! anything else.
@@ -32,7 +34,7 @@ use serde::{Deserialize, Serialize};
 /// First bytes of every table.
 pub const MAGIC: [u8; 4] = *b"MSPT";
 /// Format version; bump with an upgrade path when the layout changes.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 const Q: f64 = u16::MAX as f64;
 
@@ -83,6 +85,8 @@ pub struct PlannerTable {
     pub streams: Vec<TableStream>,
     /// Apps, in priority order.
     pub apps: Vec<TableApp>,
+    /// The problem's `share_margin` (version 2 on).
+    pub share_margin: f64,
 }
 
 fn quantise(x: f64) -> u16 {
@@ -118,7 +122,7 @@ impl PlannerTable {
                 let ng = c.streams[a.stream].grid.len();
                 let mut f1 = vec![0u16; np * ng];
                 for o in &a.opts {
-                    f1[o.grid as usize * np + o.point as usize] = quantise(o.f1);
+                    f1[o.grid as usize * np + o.point as usize] = quantise(o.pred);
                 }
                 TableApp {
                     name: a.name.clone(),
@@ -141,6 +145,7 @@ impl PlannerTable {
             fps_grid: problem.fps_grid,
             streams,
             apps,
+            share_margin: problem.share_margin,
         })
     }
 
@@ -172,6 +177,9 @@ impl PlannerTable {
                 "planner table: version {} (this build reads {VERSION})",
                 self.version
             ));
+        }
+        if !(0.0..=1.0).contains(&self.share_margin) {
+            return Err(corrupt("share_margin outside [0, 1]"));
         }
         for s in &self.streams {
             let ok = s.fps.is_finite()
@@ -249,7 +257,7 @@ impl PlannerTable {
                     .collect();
                 // Index the stored F1 by (point, fps) through the grid position.
                 let grid = &st.grid;
-                let opts = build_opts(st, &points, |pi, fps| {
+                let opts = build_opts(st, &points, self.share_margin, |pi, fps| {
                     let gi = grid.iter().position(|g| g.fps == fps).unwrap_or(0);
                     a.f1[gi * np + pi] as f64 / Q
                 });
@@ -296,17 +304,24 @@ mod tests {
         assert_eq!(&bytes[..4], b"MSPT");
         let back = PlannerTable::from_bytes(&bytes).unwrap();
         assert_eq!(back, t);
+        let mut p = p;
+        p.share_margin = 0.05;
+        let t = PlannerTable::compile(&p).unwrap();
+        let back = PlannerTable::from_bytes(&t.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.share_margin, 0.05);
     }
 
     #[test]
     fn table_plans_match_direct_plans() {
         for seed in 0..20 {
-            let p = simulate::random_paper_problem(
+            let mut p = simulate::random_paper_problem(
                 seed,
                 2 + (seed % 5) as usize,
                 150.0,
                 Units::Physical,
             );
+            // Half of them with the product's sharing margin.
+            p.share_margin = if seed % 2 == 0 { 0.0 } else { 0.05 };
             let t = PlannerTable::compile(&p).unwrap();
             let t = PlannerTable::from_bytes(&t.to_bytes().unwrap()).unwrap();
             for s in [Strategy::Greedy, Strategy::Exact] {
