@@ -203,7 +203,9 @@ def run_grid(a, binary, config, names, runs_file):
             "--apps", ",".join(subset),
             "--budget", ",".join(str(b) for b in a.budgets),
             "--strategy", ",".join(STRATEGIES),
-            "--phase-seed", str(a.seed + si),
+            # Phase k of subset si: seed + si + 1000 k (k = 0 is the seed a
+            # single-phase grid has always used).
+            "--phase-seed", ",".join(str(a.seed + si + 1000 * k) for k in range(a.grid_phases)),
         ]
         lines, dt = replay(binary, config, args, runs_file, {"grid": True, "n": n, "subset": si})
         with LOCK:
@@ -218,7 +220,9 @@ def run_grid(a, binary, config, names, runs_file):
         return [(n, si, l["run"]["budget_cores"], l["run"]) for l in lines]
 
     # Each replay charges its own thread's CPU time, so parallel jobs do not
-    # change what a run is charged (only how long the grid takes).
+    # change what a run is charged (only how long the grid takes). The largest
+    # subsets take longest: they start first.
+    jobs.sort(key=lambda j: -j[0])
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
         for rows in pool.map(one, jobs):
             results.extend(rows)
@@ -417,6 +421,8 @@ def main():
     ap.add_argument("--subsets", type=int, default=3, help="random app subsets per N < all [3]")
     ap.add_argument("--strides", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4, 8, 16, 32])
     ap.add_argument("--phases", type=int, default=8, help="random phases per stride [8]")
+    ap.add_argument("--grid-phases", type=int, default=1,
+                    help="random sampling phases per grid point; every table averages over them [1]")
     ap.add_argument("--seed", type=int, default=2018)
     ap.add_argument("--frames", type=int, help="only the clip's first N frames")
     ap.add_argument("--jobs", type=int, default=1, help="replays at once [1]")
