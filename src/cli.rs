@@ -272,6 +272,10 @@ shares), the frame rate, and the predicted event recall, precision and F1;
 then the total cost against the budget, the shared-stem tree per camera, and
 the same budget under No-Sharing and Max-Sharing for comparison.
 
+An app leaves its own (least-shared) head for a more shared one only when the
+budget forces it or the model predicts the shared head better by more than
+[device] share_margin (0.05 F1 unless set; 0 is the paper's planner).
+
 USAGE:
     mainstream plan [--config FILE] [--budget CORES] [--json]
 
