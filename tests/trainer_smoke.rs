@@ -402,3 +402,52 @@ fn every_head_behind_the_runtime_stem_gives_pytorchs_decision() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs trainer/smoke.sh output; run by tools/test.sh"]
+fn a_reselected_package_keeps_the_whole_network_head_and_loads() {
+    let s = smoke();
+    let out = s
+        .refdir
+        .parent()
+        .and_then(Path::parent)
+        .expect("OUT/reference/birds");
+    let dir = out.join("reselect/apps/birds");
+    let mut d = Diagnostics::default();
+    let pkg = mainstream::package::load(&dir, &mut d)
+        .unwrap_or_else(|| panic!("{}: {:?}", dir.display(), d.into_vec()));
+    let branches: Vec<usize> = pkg.heads.iter().map(|h| h.branch).collect();
+    assert_eq!(
+        branches.first(),
+        Some(&0),
+        "{}: {branches:?}",
+        dir.display()
+    );
+    // Every kept head is one the smoke run trained, byte for byte (hash checked by load).
+    for h in &pkg.heads {
+        let trained = stored_head(&s.package, h.branch);
+        assert_eq!(
+            mainstream::package::head_identity(&h.model),
+            mainstream::package::head_identity(&trained.model),
+            "{}: head at {}",
+            dir.display(),
+            h.branch
+        );
+    }
+    let metrics: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("metrics.json")).expect("metrics.json"),
+    )
+    .expect("metrics.json is JSON");
+    let kept: Vec<u64> = metrics["kept"]
+        .as_array()
+        .expect("kept")
+        .iter()
+        .filter_map(|v| v.as_u64())
+        .collect();
+    assert_eq!(kept, branches.iter().map(|&b| b as u64).collect::<Vec<_>>());
+    assert!(
+        metrics["reselected"]["previously_kept"].is_array(),
+        "{}",
+        dir.display()
+    );
+}

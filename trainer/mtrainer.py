@@ -8,11 +8,13 @@ For every app (a category of trainer/apps.toml):
    and by object instance);
 2. runs the frozen base once per image and keeps the tensor at every candidate branch point;
 3. per branch point k (most frozen first): fine-tunes features[k:] + a new classifier with
-   early stopping on the validation loss, measures per-frame top-1 accuracy and false-positive
-   rate on the test split, exports the head to ONNX;
-4. makes the accuracy curve monotone as the paper does (from the most frozen point on, a less
-   frozen point that is not more accurate takes its more-frozen neighbour's values) and keeps
-   only the heads that carry their own value (the Pareto frontier);
+   early stopping on the validation loss, measures per-frame top-1 accuracy on the validation
+   split and accuracy and false-positive rate on the test split, exports the head to ONNX;
+4. chooses the heads to keep on the validation split only (the test split decides nothing):
+   makes the validation-accuracy curve monotone as the paper does (from the most frozen point
+   on, a less frozen point that is not more accurate takes its more-frozen neighbour's value),
+   keeps the heads that carry their own value (the Pareto frontier) and always the
+   whole-network head (branch 0, the paper's No-Sharing configuration);
 5. measures event length, event frequency and the inter-frame correlation of the kept heads'
    detections on labelled event streams (test footage and test objects crossing the scene);
 6. checks every kept head in ONNX Runtime behind the real base ONNX (base tensor at k -> head)
@@ -26,6 +28,10 @@ objects). See trainer/README.md.
 twins of float16 heads for N test images; the CI smoke run's Rust test reads it).
 `--eval-stream NAME --apps A,B,...` trains nothing and writes the long labelled evaluation
 stream OUT/streams/NAME.mjpeg + NAME.ground_truth.toml with the events of those apps.
+`--reselect --apps A,B,...` trains nothing either: it chooses the kept heads again (step 4)
+from OUT/apps/<app>/metrics.json and the trained heads in WORK/heads/<app>/, measures step 5
+on the new set in ONNX Runtime (base ONNX -> head ONNX, the stored functions) and rewrites the
+package (for packages whose heads were chosen before step 4 used the validation split).
 """
 
 from __future__ import annotations
@@ -97,16 +103,16 @@ def bp_info(man: dict, k: int) -> dict:
 # Curves
 
 
-def monotone(curve: dict[int, dict]) -> dict[int, dict]:
-    """The paper's monotone curve (src/planner/paper.rs `monotone`): from the most frozen point
-    towards the least frozen, a point whose accuracy is not above its more-frozen neighbour's
-    (after that neighbour was made monotone) takes the neighbour's accuracy and FPR. `source`
-    is the branch point whose head provides the values."""
+def monotone(curve: dict[int, dict], key: str = "val_accuracy") -> dict[int, dict]:
+    """The paper's monotone curve (src/planner/paper.rs `monotone`) of `curve[k][key]`: from the
+    most frozen point towards the least frozen, a point whose value is not above its
+    more-frozen neighbour's (after that neighbour was made monotone) takes the neighbour's.
+    `source` is the branch point whose head provides the value."""
     out: dict[int, dict] = {}
     deeper = None
     for k in sorted(curve, reverse=True):
-        own = {"accuracy": curve[k]["accuracy"], "fpr": curve[k]["fpr"], "source": k}
-        if deeper is not None and own["accuracy"] <= deeper["accuracy"]:
+        own = {key: curve[k][key], "source": k}
+        if deeper is not None and own[key] <= deeper[key]:
             own = dict(deeper)
         out[k] = own
         deeper = own
@@ -118,23 +124,43 @@ def kept_points(mono: dict[int, dict]) -> list[int]:
     return sorted(k for k, v in mono.items() if v["source"] == k)
 
 
-def fit_budget(frontier: list[int], curve: dict[int, dict], max_bytes: int) -> tuple[list[int], list[int]]:
+def fit_budget(
+    frontier: list[int], curve: dict[int, dict], max_bytes: int, key: str = "val_accuracy"
+) -> tuple[list[int], list[int]]:
     """Drops frontier heads until their files fit in `max_bytes`: each time the head with the
-    smallest accuracy gain over the next more-frozen kept head (the larger file on a tie).
-    The most-frozen head is never dropped. Returns (kept, dropped)."""
+    smallest `key` gain over the next more-frozen kept head (the larger file on a tie). The
+    most-frozen head and the whole-network head (branch 0) are never dropped. Returns (kept,
+    dropped)."""
     kept = sorted(frontier)
     dropped = []
-    while len(kept) > 1 and sum(curve[k]["onnx_bytes"] for k in kept) > max_bytes:
-        deepest = kept[-1]
+    while sum(curve[k]["onnx_bytes"] for k in kept) > max_bytes:
+        victims = [k for k in kept if k not in (kept[-1], 0)]
+        if not victims:
+            break
 
         def gain(k: int) -> tuple[float, int]:
             deeper = min(x for x in kept if x > k)
-            return (curve[k]["accuracy"] - curve[deeper]["accuracy"], -curve[k]["onnx_bytes"])
+            return (curve[k][key] - curve[deeper][key], -curve[k]["onnx_bytes"])
 
-        victim = min((k for k in kept if k != deepest), key=gain)
+        victim = min(victims, key=gain)
         kept.remove(victim)
         dropped.append(victim)
     return kept, sorted(dropped)
+
+
+def select_heads(
+    curve: dict[int, dict], max_bytes: int, keep_all: bool
+) -> tuple[dict[int, dict], list[int], list[int], list[int]]:
+    """Step 4: the heads a package keeps, chosen on the validation split alone. Returns the
+    monotone validation-accuracy curve, its Pareto frontier, the kept and the dropped points.
+    Branch 0 (the whole network, nothing shared) is kept whenever it was trained: it is the
+    No-Sharing configuration that the planner's baseline and its sharing margin start from."""
+    mono = monotone(curve)
+    frontier = kept_points(mono)
+    if keep_all:
+        return mono, frontier, sorted(curve), []
+    kept, dropped = fit_budget(sorted(set(frontier) | ({0} & set(curve))), curve, max_bytes)
+    return mono, frontier, kept, dropped
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,9 +312,10 @@ def base_with_outputs(man: dict, tensors: list[str], dest: Path) -> Path:
     return dest
 
 
-def ort_check(man: dict, heads: list[dict], x: np.ndarray, expected: list[np.ndarray], work: Path) -> list[dict]:
+def ort_scores(man: dict, heads: list[dict], x: np.ndarray, work: Path) -> tuple[list[np.ndarray], str]:
     """Runs the real base ONNX up to each head's tensor and the head ONNX after it in ONNX
-    Runtime; compares the scores with PyTorch's (`expected[i]` for heads[i])."""
+    Runtime on the normalised images `x`; returns every head's scores (heads[i] -> [i]) and
+    ONNX Runtime's version."""
     if not basenet.ORT_PYTHON.is_file():
         raise SystemExit(f"{basenet.ORT_PYTHON} is missing: run `bash trainer/setup.sh` first")
     work.mkdir(parents=True, exist_ok=True)
@@ -302,16 +329,23 @@ def ort_check(man: dict, heads: list[dict], x: np.ndarray, expected: list[np.nda
         capture_output=True,
         text=True,
     )
-    out = []
+    (work / "x.npy").unlink()
     with np.load(work / "out.npz") as z:
-        for j, h in enumerate(heads):
-            got = z[str(j)]
-            diff = float(np.abs(got - expected[j]).max())
-            scale = float(np.abs(expected[j]).max())
-            same_top1 = bool((got.argmax(1) == expected[j].argmax(1)).all())
-            ok = diff <= ORT_TOLERANCE * max(scale, 1.0) and same_top1
-            out.append({"model": h["path"].name, "max_abs_diff": diff, "max_abs_logit": scale,
-                        "same_top1": same_top1, "ok": ok, "onnxruntime": proc.stdout.strip()})
+        return [z[str(j)] for j in range(len(heads))], proc.stdout.strip()
+
+
+def ort_check(man: dict, heads: list[dict], x: np.ndarray, expected: list[np.ndarray], work: Path) -> list[dict]:
+    """Compares the scores of ONNX Runtime (`ort_scores`) with PyTorch's (`expected[i]` for
+    heads[i])."""
+    got_all, version = ort_scores(man, heads, x, work)
+    out = []
+    for h, got, exp in zip(heads, got_all, expected):
+        diff = float(np.abs(got - exp).max())
+        scale = float(np.abs(exp).max())
+        same_top1 = bool((got.argmax(1) == exp.argmax(1)).all())
+        ok = diff <= ORT_TOLERANCE * max(scale, 1.0) and same_top1
+        out.append({"model": h["path"].name, "max_abs_diff": diff, "max_abs_logit": scale,
+                    "same_top1": same_top1, "ok": ok, "onnxruntime": version})
     return out
 
 
@@ -429,6 +463,92 @@ def write_package(
     (dest / "package.toml").write_text("\n".join(lines) + "\n")
 
 
+def install_package(
+    dest: Path, recipe: C.Recipe, app: str, man: dict, stage: Path, curve: dict[int, dict],
+    kept: list[int], event: dict,
+) -> None:
+    """Replaces DEST (the package directory; a calibration.toml in it goes too, its heads may
+    have changed) with the kept heads from STAGE and their package.toml."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    heads = []
+    for k in kept:
+        name = f"head_bp{k:02d}.onnx"
+        shutil.copyfile(stage / name, dest / name)
+        heads.append({
+            "branch": k,
+            "tensor": curve[k]["tensor"],
+            "model": name,
+            "sha256": basenet.sha256_file(dest / name),
+            "accuracy": curve[k]["accuracy"],
+            "fpr": curve[k]["fpr"],
+        })
+    write_package(dest, recipe, app, man, heads, event)
+
+
+def stream_statistics(
+    recipe: C.Recipe, app: str, pools: C.Pools, frames: dict, stamps: C.StampImages, work: Path,
+    hits_of, log: Progress,
+) -> tuple[dict, str, dict]:
+    """Step 5: event length and frequency from the ground truth of the app's labelled event
+    streams (test footage range, test-split objects), and each kept head's hit rate, false
+    positive rate and inter-frame correlation on them. `hits_of(views)` gives every kept head's
+    per-frame positive decisions on the stream's network views. Writes the streams to
+    WORK/streams/<app>/. Returns (event parameters, how the correlation was obtained, per-head
+    counts)."""
+    log(f"{app}: labelled event streams")
+    streams = C.app_streams(recipe, app, pools, frames, stamps)
+    sdir = work / "streams" / app
+    sdir.mkdir(parents=True, exist_ok=True)
+    for s in streams:
+        name = f"{app}_{s.footage}"
+        write_mjpeg(sdir / f"{name}.mjpeg", s)
+        how = (f"trainer/composite.py app_streams: {s.footage} test range with test-split objects "
+               f"of {app} and of other categories crossing the scene")
+        (sdir / f"{name}.toml").write_text(stream_to_toml(s, f"{name}.mjpeg", recipe, [app], how))
+    ev = event_parameters(streams, app, recipe.data["visible"])
+    pooled = {"frames": 0, "hits": 0, "pairs_after_miss": 0, "miss_after_miss": 0}
+    per_head_stream = {}
+    for s in streams:
+        views = np.stack([C.network_view(C.decode_jpeg(j)) for j in s.jpegs])
+        spans = s.spans(app, recipe.data["visible"])
+        # Frames where an app object is partly visible are neither events nor clean negatives.
+        partial = np.zeros(len(s.jpegs), bool)
+        for i, t in enumerate(s.tracks):
+            if t.category == app:
+                partial |= (s.visibility[i] > 0) & (s.visibility[i] < recipe.data["visible"])
+        in_event = np.zeros(len(s.jpegs), bool)
+        for a, b in spans:
+            in_event[a : b + 1] = True
+        for k, hits in sorted(hits_of(views).items()):
+            cc = correlation_counts(hits, spans)
+            neg = ~in_event & ~partial
+            d = per_head_stream.setdefault(k, {"frames": 0, "hits": 0, "pairs_after_miss": 0,
+                                               "miss_after_miss": 0, "neg_frames": 0, "false_pos": 0})
+            for key in cc:
+                d[key] += cc[key]
+                pooled[key] += cc[key]
+            d["neg_frames"] += int(neg.sum())
+            d["false_pos"] += int((hits & neg).sum())
+    for k, d in per_head_stream.items():
+        d["hit_rate"] = d["hits"] / max(d["frames"], 1)
+        d["fp_rate"] = d["false_pos"] / max(d["neg_frames"], 1)
+        d["correlation"] = correlation_from(d)
+    c = correlation_from(pooled)
+    if c is None:
+        c = float(recipe.streams["default_correlation"])
+        c_how = "declared (no missed frames inside events to measure it on)"
+    else:
+        c_how = "measured, pooled over the kept heads"
+    ev["correlation"] = c
+    log(
+        f"{app}: events {ev['events']}, length {ev['length_ms']:.0f} ms, frequency "
+        f"{ev['frequency']:.3f}, correlation {c:.3f} ({c_how})"
+    )
+    return ev, c_how, per_head_stream
+
+
 def build_app(
     recipe: C.Recipe,
     app: str,
@@ -523,68 +643,18 @@ def build_app(
             f"(best epoch {res.best_epoch}/{res.epochs}, {res.seconds:.0f} s, "
             f"{path.stat().st_size / 1e6:.2f} MB {'fp16' if fp16 else 'fp32'})"
         )
-    mono = monotone(curve)
-    frontier = kept_points(mono)
-    if keep_all:
-        kept, dropped = sorted(points), []
-    else:
-        kept, dropped = fit_budget(frontier, curve, pkg["max_bytes"])
-    log(f"{app}: Pareto frontier {frontier} of {sorted(points)}; kept {kept}"
+    mono, frontier, kept, dropped = select_heads(curve, pkg["max_bytes"], keep_all)
+    log(f"{app}: Pareto frontier (validation accuracy) {frontier} of {sorted(points)}; kept {kept}"
         + (f" (dropped {dropped} to stay within {pkg['max_bytes'] / 1e6:.1f} MB)" if dropped else ""))
 
-    # Event parameters and correlation on labelled streams of held-out footage and objects.
-    log(f"{app}: labelled event streams")
-    streams = C.app_streams(recipe, app, pools, frames, stamps)
-    sdir = work / "streams" / app
-    sdir.mkdir(parents=True, exist_ok=True)
-    for s in streams:
-        name = f"{app}_{s.footage}"
-        write_mjpeg(sdir / f"{name}.mjpeg", s)
-        how = (f"trainer/composite.py app_streams: {s.footage} test range with test-split objects "
-               f"of {app} and of other categories crossing the scene")
-        (sdir / f"{name}.toml").write_text(stream_to_toml(s, f"{name}.mjpeg", recipe, [app], how))
-    ev = event_parameters(streams, app, recipe.data["visible"])
-    pooled = {"frames": 0, "hits": 0, "pairs_after_miss": 0, "miss_after_miss": 0}
-    per_head_stream = {}
-    for s in streams:
-        views = np.stack([C.network_view(C.decode_jpeg(j)) for j in s.jpegs])
+    def torch_hits(views: np.ndarray) -> dict[int, np.ndarray]:
         caps = F.capture(base, views, kept)
-        spans = s.spans(app, recipe.data["visible"])
-        # Frames where an app object is partly visible are neither events nor clean negatives.
-        partial = np.zeros(len(s.jpegs), bool)
-        for i, t in enumerate(s.tracks):
-            if t.category == app:
-                partial |= (s.visibility[i] > 0) & (s.visibility[i] < recipe.data["visible"])
-        in_event = np.zeros(len(s.jpegs), bool)
-        for a, b in spans:
-            in_event[a : b + 1] = True
-        for k in kept:
-            inp = F.Inputs(k, caps.get(k), views if k == 0 else None)
-            hits = (F.logits_of(models[k], inp).argmax(1) == 1).numpy()
-            cc = correlation_counts(hits, spans)
-            neg = ~in_event & ~partial
-            d = per_head_stream.setdefault(k, {"frames": 0, "hits": 0, "pairs_after_miss": 0,
-                                               "miss_after_miss": 0, "neg_frames": 0, "false_pos": 0})
-            for key in cc:
-                d[key] += cc[key]
-                pooled[key] += cc[key]
-            d["neg_frames"] += int(neg.sum())
-            d["false_pos"] += int((hits & neg).sum())
-    for k, d in per_head_stream.items():
-        d["hit_rate"] = d["hits"] / max(d["frames"], 1)
-        d["fp_rate"] = d["false_pos"] / max(d["neg_frames"], 1)
-        d["correlation"] = correlation_from(d)
-    c = correlation_from(pooled)
-    if c is None:
-        c = float(recipe.streams["default_correlation"])
-        c_how = "declared (no missed frames inside events to measure it on)"
-    else:
-        c_how = "measured, pooled over the kept heads"
-    ev["correlation"] = c
-    log(
-        f"{app}: events {ev['events']}, length {ev['length_ms']:.0f} ms, frequency "
-        f"{ev['frequency']:.3f}, correlation {c:.3f} ({c_how})"
-    )
+        return {
+            k: (F.logits_of(models[k], F.Inputs(k, caps.get(k), views if k == 0 else None)).argmax(1) == 1).numpy()
+            for k in kept
+        }
+
+    ev, c_how, per_head_stream = stream_statistics(recipe, app, pools, frames, stamps, work, torch_hits, log)
 
     # ONNX Runtime: real base ONNX -> head ONNX, against PyTorch.
     n_chk = min(8, sizes["test"])
@@ -606,22 +676,7 @@ def build_app(
             raise SystemExit(f"{app}: {chk['model']} disagrees with PyTorch in ONNX Runtime")
 
     dest = out_dir / "apps" / app
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    heads = []
-    for k in kept:
-        name = f"head_bp{k:02d}.onnx"
-        shutil.copyfile(stage / name, dest / name)
-        heads.append({
-            "branch": k,
-            "tensor": curve[k]["tensor"],
-            "model": name,
-            "sha256": basenet.sha256_file(dest / name),
-            "accuracy": curve[k]["accuracy"],
-            "fpr": curve[k]["fpr"],
-        })
-    write_package(dest, recipe, app, man, heads, ev)
+    install_package(dest, recipe, app, man, stage, curve, kept, ev)
     metrics = {
         "app": app,
         "label": cat.label,
@@ -657,6 +712,64 @@ def build_app(
         log(f"{app}: reference outputs of {n_ref} test images in {rdir}")
     size = sum(p.stat().st_size for p in dest.iterdir())
     log(f"{app}: wrote {dest} ({size / 1e6:.2f} MB) in {time.monotonic() - t_app:.0f} s")
+    return metrics
+
+
+def reselect_app(
+    recipe: C.Recipe, app: str, man: dict, pools: C.Pools, frames: dict, stamps: C.StampImages,
+    out_dir: Path, work: Path, log: Progress,
+) -> dict:
+    """`--reselect`: step 4 again on OUT/apps/<app>/metrics.json's curve with the trained heads
+    in WORK/heads/<app>/, step 5 on the new set in ONNX Runtime, and the package rewritten.
+    Trains nothing: every candidate head was exported when it was trained."""
+    t0 = time.monotonic()
+    dest = out_dir / "apps" / app
+    mpath = dest / "metrics.json"
+    if not mpath.is_file():
+        raise SystemExit(f"{mpath} is missing: --reselect rewrites a package this trainer built")
+    old = json.loads(mpath.read_text())
+    curve = {c["branch"]: c for c in old["curve"]}
+    stage = work / "heads" / app
+    for k, c in sorted(curve.items()):
+        head = stage / f"head_bp{k:02d}.onnx"
+        if not head.is_file():
+            raise SystemExit(f"{head} is missing: --reselect needs every trained head of {mpath}")
+        if "val_accuracy" not in c:
+            raise SystemExit(f"{mpath}: branch {k} has no val_accuracy; train the app again")
+    for k in old["kept"]:
+        name = f"head_bp{k:02d}.onnx"
+        if basenet.sha256_file(stage / name) != basenet.sha256_file(dest / name):
+            raise SystemExit(f"{stage / name} differs from {dest / name}: the trained heads in "
+                             f"{stage} are not the ones {mpath} measured; train the app again")
+    mono, frontier, kept, dropped = select_heads(curve, recipe.package["max_bytes"], keep_all=False)
+    log(f"{app}: Pareto frontier (validation accuracy) {frontier}; kept {kept} (was {old['kept']})"
+        + (f"; dropped {dropped} to stay within {recipe.package['max_bytes'] / 1e6:.1f} MB" if dropped else ""))
+
+    def ort_hits(views: np.ndarray) -> dict[int, np.ndarray]:
+        heads = [{"tensor": curve[k]["tensor"], "path": stage / f"head_bp{k:02d}.onnx"} for k in kept]
+        scores, _ = ort_scores(man, heads, F.normalise(views).numpy(), work / "ort" / app)
+        return {k: sc.argmax(1) == 1 for k, sc in zip(kept, scores)}
+
+    ev, c_how, per_head_stream = stream_statistics(recipe, app, pools, frames, stamps, work, ort_hits, log)
+    install_package(dest, recipe, app, man, stage, curve, kept, ev)
+    checked = {c["model"] for c in old["onnxruntime_check"]}
+    metrics = {
+        **old,
+        "monotone": [{"branch": k, **mono[k]} for k in sorted(mono)],
+        "frontier": frontier,
+        "kept": kept,
+        "dropped_for_size": dropped,
+        "event": {**ev, "correlation_how": c_how + " (ONNX Runtime, --reselect)"},
+        "stream_heads": {str(k): v for k, v in sorted(per_head_stream.items())},
+        "onnxruntime_check": [c for c in old["onnxruntime_check"] if int(c["model"][7:9]) in kept],
+        "reselected": {
+            "previously_kept": old["kept"],
+            "not_checked_against_pytorch": [k for k in kept if f"head_bp{k:02d}.onnx" not in checked],
+            "seconds": round(time.monotonic() - t0, 1),
+        },
+    }
+    (dest / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    log(f"{app}: rewrote {dest} in {time.monotonic() - t0:.0f} s; calibrate it again")
     return metrics
 
 
@@ -749,15 +862,15 @@ def summary_markdown(out_dir: Path) -> str:
             f"{m['event']['frequency']:.3f}, correlation {m['event']['correlation']:.3f} "
             f"({m['event']['events']} events); {m['seconds']:.0f} s",
             "",
-            "| branch | accuracy | FPR | TPR | monotone accuracy | monotone FPR | from | epochs (best) | "
-            "file MB | kept |",
+            "| branch | test accuracy | test FPR | test TPR | validation accuracy | monotone (validation) "
+            "| from | epochs (best) | file MB | kept |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
         ]
         for c in m["curve"]:
             k = c["branch"]
             lines.append(
                 f"| {k} | {c['accuracy']:.4f} | {c['fpr']:.4f} | {c['tpr']:.4f} | "
-                f"{mono[k]['accuracy']:.4f} | {mono[k]['fpr']:.4f} | {mono[k]['source']} | "
+                f"{c['val_accuracy']:.4f} | {mono[k]['val_accuracy']:.4f} | {mono[k]['source']} | "
                 f"{c['epochs']} ({c['best_epoch']}) | {c['onnx_bytes'] / 1e6:.2f} | "
                 f"{'yes' if k in m['kept'] else ''} |"
             )
@@ -797,6 +910,10 @@ def main() -> None:
                     help="crossings per category that is not an app (distractors)")
     ap.add_argument("--eval-per-pass", type=int, default=EVAL["per_pass"],
                     help="crossings dealt to each pass over the footage's test range")
+    ap.add_argument("--reselect", action="store_true",
+                    help="train nothing: choose the kept heads of --apps again on the validation "
+                         "split (from OUT/apps/<app>/metrics.json and WORK/heads/<app>/) and "
+                         "rewrite their packages; calibrate them again afterwards")
     ap.add_argument("--threads", type=int, default=F.THREADS)
     ap.add_argument("--summary", action="store_true",
                     help="print markdown tables of the packages under OUT/apps and exit")
@@ -842,6 +959,16 @@ def main() -> None:
         return
 
     man = load_manifest()
+    if args.reselect:
+        if not args.apps:
+            raise SystemExit("--reselect needs --apps")
+        pools = C.Pools(C.catalogue(recipe))
+        frames = {f: C.load_frames(fp, args.work / "cache") for f, fp in recipe.footage.items()}
+        stamps = C.StampImages()
+        for app in apps:
+            reselect_app(recipe, app, man, pools, frames, stamps, args.out, args.work, log)
+        log("done")
+        return
     for k in points:
         bp_info(man, k)
     base = F.fused_base()
