@@ -273,7 +273,7 @@ fn a_branch_an_app_lacks_is_a_configuration_error_listing_what_it_has() {
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--branch 3") && err.contains("12, 20"),
+        err.contains("--branch 3") && err.contains("0, 15, 20"),
         "{err}"
     );
 }
