@@ -99,6 +99,19 @@ def bp_info(man: dict, k: int) -> dict:
     return bp[0]
 
 
+def head_file(k: int) -> str:
+    """The file name of the head at branch point k (in WORK/heads/<app>/ and the package)."""
+    return f"head_bp{k:02d}.onnx"
+
+
+def load_sources(recipe: C.Recipe, work: Path) -> tuple[C.Pools, dict, C.StampImages]:
+    """Everything the compositor draws from: the object stamps by split and category, the
+    footage frames (cached under WORK/cache) and the stamp image loader."""
+    pools = C.Pools(C.catalogue(recipe))
+    frames = {f: C.load_frames(fp, work / "cache") for f, fp in recipe.footage.items()}
+    return pools, frames, C.StampImages()
+
+
 # --------------------------------------------------------------------------------------------
 # Curves
 
@@ -398,7 +411,7 @@ def write_reference(
             "[[head]]",
             f"branch = {k}",
             f'tensor = "{c["tensor"]}"',
-            f'model = "head_bp{k:02d}.onnx"',
+            f'model = "{head_file(k)}"',
             f'weights = "{c["weights"]}"',
             f'base_tensor = "bp{k:02d}.base.f32"',
             f"base_shape = {bshape}",
@@ -474,7 +487,7 @@ def install_package(
     dest.mkdir(parents=True)
     heads = []
     for k in kept:
-        name = f"head_bp{k:02d}.onnx"
+        name = head_file(k)
         shutil.copyfile(stage / name, dest / name)
         heads.append({
             "branch": k,
@@ -616,7 +629,7 @@ def build_app(
             F.round_to_fp16(model)
         sc = F.scores(F.logits_of(model, inputs["test"]), ys["test"])
         val_sc = F.scores(F.logits_of(model, inputs["val"]), ys["val"])
-        path = stage / f"head_bp{k:02d}.onnx"
+        path = stage / head_file(k)
         F.export_head(model, bp["tensor"], bp["shape"], path, fp16=fp16)
         models[k] = model
         curve[k] = {
@@ -666,7 +679,7 @@ def build_app(
         expected.append(F.logits_of(models[k], inp).numpy())
     checks = ort_check(
         man,
-        [{"tensor": curve[k]["tensor"], "path": stage / f"head_bp{k:02d}.onnx"} for k in kept],
+        [{"tensor": curve[k]["tensor"], "path": stage / head_file(k)} for k in kept],
         x, expected, work / "ort" / app,
     )
     for chk in checks:
@@ -731,13 +744,13 @@ def reselect_app(
     curve = {c["branch"]: c for c in old["curve"]}
     stage = work / "heads" / app
     for k, c in sorted(curve.items()):
-        head = stage / f"head_bp{k:02d}.onnx"
+        head = stage / head_file(k)
         if not head.is_file():
             raise SystemExit(f"{head} is missing: --reselect needs every trained head of {mpath}")
         if "val_accuracy" not in c:
             raise SystemExit(f"{mpath}: branch {k} has no val_accuracy; train the app again")
     for k in old["kept"]:
-        name = f"head_bp{k:02d}.onnx"
+        name = head_file(k)
         if basenet.sha256_file(stage / name) != basenet.sha256_file(dest / name):
             raise SystemExit(f"{stage / name} differs from {dest / name}: the trained heads in "
                              f"{stage} are not the ones {mpath} measured; train the app again")
@@ -746,13 +759,14 @@ def reselect_app(
         + (f"; dropped {dropped} to stay within {recipe.package['max_bytes'] / 1e6:.1f} MB" if dropped else ""))
 
     def ort_hits(views: np.ndarray) -> dict[int, np.ndarray]:
-        heads = [{"tensor": curve[k]["tensor"], "path": stage / f"head_bp{k:02d}.onnx"} for k in kept]
+        heads = [{"tensor": curve[k]["tensor"], "path": stage / head_file(k)} for k in kept]
         scores, _ = ort_scores(man, heads, F.normalise(views).numpy(), work / "ort" / app)
         return {k: sc.argmax(1) == 1 for k, sc in zip(kept, scores)}
 
     ev, c_how, per_head_stream = stream_statistics(recipe, app, pools, frames, stamps, work, ort_hits, log)
     install_package(dest, recipe, app, man, stage, curve, kept, ev)
     checked = {c["model"] for c in old["onnxruntime_check"]}
+    kept_files = {head_file(k) for k in kept}
     metrics = {
         **old,
         "monotone": [{"branch": k, **mono[k]} for k in sorted(mono)],
@@ -761,10 +775,10 @@ def reselect_app(
         "dropped_for_size": dropped,
         "event": {**ev, "correlation_how": c_how + " (ONNX Runtime, --reselect)"},
         "stream_heads": {str(k): v for k, v in sorted(per_head_stream.items())},
-        "onnxruntime_check": [c for c in old["onnxruntime_check"] if int(c["model"][7:9]) in kept],
+        "onnxruntime_check": [c for c in old["onnxruntime_check"] if c["model"] in kept_files],
         "reselected": {
             "previously_kept": old["kept"],
-            "not_checked_against_pytorch": [k for k in kept if f"head_bp{k:02d}.onnx" not in checked],
+            "not_checked_against_pytorch": [k for k in kept if head_file(k) not in checked],
             "seconds": round(time.monotonic() - t0, 1),
         },
     }
@@ -949,12 +963,10 @@ def main() -> None:
             raise SystemExit("--eval-stream needs --apps")
         log(f"recipe {args.recipe} (sha256 {recipe.sha256[:12]}), evaluation stream "
             f"{args.eval_stream} with apps {apps}")
-        pools = C.Pools(C.catalogue(recipe))
-        frames = {f: C.load_frames(fp, args.work / "cache") for f, fp in recipe.footage.items()}
+        pools, frames, stamps = load_sources(recipe, args.work)
         cfg = {"footage": EVAL["footage"], "split": args.eval_split, "events": args.eval_events,
                "distractors": args.eval_distractors, "per_pass": args.eval_per_pass}
-        build_eval_stream(recipe, args.eval_stream, apps, cfg, pools, frames, C.StampImages(),
-                          args.out, log)
+        build_eval_stream(recipe, args.eval_stream, apps, cfg, pools, frames, stamps, args.out, log)
         log("done")
         return
 
@@ -962,9 +974,7 @@ def main() -> None:
     if args.reselect:
         if not args.apps:
             raise SystemExit("--reselect needs --apps")
-        pools = C.Pools(C.catalogue(recipe))
-        frames = {f: C.load_frames(fp, args.work / "cache") for f, fp in recipe.footage.items()}
-        stamps = C.StampImages()
+        pools, frames, stamps = load_sources(recipe, args.work)
         for app in apps:
             reselect_app(recipe, app, man, pools, frames, stamps, args.out, args.work, log)
         log("done")
@@ -975,10 +985,7 @@ def main() -> None:
     F.setup_torch(args.threads)
     log(f"recipe {args.recipe} (sha256 {recipe.sha256[:12]}), apps {apps}, points {points}, "
         f"sizes {sizes}, torch {torch.__version__} on {torch.get_num_threads()} threads")
-    stamps_list = C.catalogue(recipe)
-    pools = C.Pools(stamps_list)
-    frames = {f: C.load_frames(fp, args.work / "cache") for f, fp in recipe.footage.items()}
-    stamps = C.StampImages()
+    pools, frames, stamps = load_sources(recipe, args.work)
     summary = {}
     for app in apps:
         summary[app] = build_app(recipe, app, man, base, pools, frames, stamps, args.out,
