@@ -22,7 +22,10 @@
 //!   (`c` from `P(miss | miss) = (1 - p) + p c`);
 //!
 //! and per package the mean labelled event length and the fraction of
-//! event-length windows tiling the clip that overlap an event. With
+//! event-length windows tiling the clip that overlap an event; and, per head
+//! but the least-shared, how uncertain its predicted F1 gain over that head
+//! is (`gain_sd`: a block bootstrap over whole crossings, see [`gain_sd`]),
+//! which the planner turns into a per-head sharing margin. With
 //! `--write` each package gets a `calibration.toml` (atomically replaced)
 //! that the loader applies over the trained values (see `package`).
 //!
@@ -36,6 +39,7 @@ use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
 use crate::model::tree::{AppPlan as TreeApp, StemTree};
 use crate::package::{EventDefaults, Package};
+use crate::planner::{model, EventParams, Units};
 use crate::preprocess::Preprocessor;
 use crate::replay::ReplayArgs;
 use serde::Serialize;
@@ -77,6 +81,10 @@ pub struct HeadCalibration {
     pub accuracy: f64,
     /// false_positives / negative_frames.
     pub fpr: f64,
+    /// The bootstrap standard deviation of this head's predicted event-F1
+    /// gain over the package's least-shared head (`0` for that head); see
+    /// [`gain_sd`].
+    pub gain_sd: f64,
     /// Consecutive in-event frame pairs whose first is a miss.
     pub pairs_after_miss: u64,
     /// Of those, the second is a miss too.
@@ -260,6 +268,24 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
         crate::bail!(InvalidConfig, "{} holds no frame", clip.display());
     }
 
+    // Bootstrap blocks: about BLOCK_EVENTS mean event lengths each, cut only
+    // between labelled events (of any app) so that no crossing is split.
+    let all_spans: Vec<[u64; 2]> = truth
+        .apps
+        .iter()
+        .flat_map(|app| app.events.iter().copied())
+        .filter(|e| e[0] < frames)
+        .map(|e| [e[0], e[1].min(frames - 1)])
+        .collect();
+    let blocks = bootstrap_blocks(&all_spans, frames);
+    log::info!(
+        "calibrate: {} bootstrap blocks of about {} frames",
+        blocks.len(),
+        blocks.first().map_or(0, |b| b[1] - b[0])
+    );
+    // The first enabled app of a package: its X-voting (and correlation
+    // when the clip cannot measure one) is what the planner will use.
+    let app_of = |p: &Package| cfg.enabled_apps().find(|app| app.package.dir == p.dir);
     let mut result = Vec::new();
     for (pi, p) in packages.iter().enumerate() {
         let spans: Vec<[u64; 2]> = truth
@@ -299,6 +325,24 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
             ));
         }
         let correlation = pooled_correlation(&heads);
+        let event = EventParams {
+            length_ms,
+            frequency: frequency.max(1e-4),
+            correlation: correlation
+                .or(app_of(p).map(|app| app.event.correlation))
+                .unwrap_or(0.0),
+            voting: app_of(p).map_or(crate::config::DEFAULT_VOTING, |app| app.voting),
+        };
+        let own: Vec<&[u8]> = owners
+            .iter()
+            .zip(&hits)
+            .filter(|((owner, _), _)| *owner == pi)
+            .map(|(_, h)| h.as_slice())
+            .collect();
+        let sds = gain_sd(&own, &spans, a.tolerance, &blocks, &event, fps);
+        for (h, sd) in heads.iter_mut().zip(sds) {
+            h.gain_sd = sd;
+        }
         result.push(PackageCalibration {
             package: p.name.clone(),
             dir: p.dir.clone(),
@@ -392,6 +436,7 @@ fn measure_head(
         false_positives: 0,
         accuracy: 0.0,
         fpr: 0.0,
+        gain_sd: 0.0,
         pairs_after_miss: 0,
         miss_after_miss: 0,
     };
@@ -427,6 +472,153 @@ fn measure_head(
     m.accuracy = ratio(m.event_positives, m.event_frames);
     m.fpr = ratio(m.false_positives, m.negative_frames);
     m
+}
+
+/// Bootstrap blocks hold about this many mean event lengths of frames.
+const BLOCK_EVENTS: f64 = 5.0;
+/// Bootstrap resamples per package.
+const RESAMPLES: usize = 1000;
+/// The bootstrap's fixed seed: a calibration is reproducible byte for byte.
+const SEED: u64 = 0x6d61_696e_7374_726d;
+
+/// Consecutive half-open frame ranges `[start, end)` tiling `0..frames`,
+/// each at least `BLOCK_EVENTS` mean event lengths long (the last may be
+/// shorter) and ending only outside every span, so that an event, and the
+/// crossing it belongs to, falls in one block.
+fn bootstrap_blocks(spans: &[[u64; 2]], frames: u64) -> Vec<[u64; 2]> {
+    let mean = if spans.is_empty() {
+        1.0
+    } else {
+        spans.iter().map(|s| (s[1] - s[0] + 1) as f64).sum::<f64>() / spans.len() as f64
+    };
+    let len = ((BLOCK_EVENTS * mean).round() as u64).max(1);
+    let mut blocks = Vec::new();
+    let mut start = 0;
+    while start < frames {
+        let mut end = (start + len).min(frames);
+        // Move the cut past any span that holds both frame end - 1 and end.
+        while let Some(s) = spans.iter().find(|s| s[0] < end && end <= s[1]) {
+            end = (s[1] + 1).min(frames);
+        }
+        blocks.push([start, end]);
+        start = end;
+    }
+    blocks
+}
+
+/// A small deterministic generator (SplitMix64) for the bootstrap.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`; the modulo bias is below 2^-50 here).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// How much each head's predicted event-F1 gain over the first head
+/// (`heads[0]`, the package's least-shared) could be chance: the standard
+/// deviation, over `RESAMPLES` block-bootstrap resamples of the clip, of
+/// `F1(head) - F1(first head)` with both heads' accuracy and FPR measured
+/// on the same resampled blocks, at the frame rate (of the planner's grid
+/// for a `stream_fps` stream) where it is largest. `0` for the first head.
+///
+/// The frames of one crossing are strongly correlated (one object, one
+/// path), so the unit of resampling is a block of whole crossings, not a
+/// frame: a false-positive rate that one distractor object makes shows up
+/// as a large spread. The event shape is held at its measured value (it is
+/// the same for every head of the package).
+fn gain_sd(
+    heads: &[&[u8]],
+    spans: &[[u64; 2]],
+    tolerance: u64,
+    blocks: &[[u64; 2]],
+    event: &EventParams,
+    stream_fps: f64,
+) -> Vec<f64> {
+    let nh = heads.len();
+    if nh < 2 || blocks.is_empty() {
+        return vec![0.0; nh];
+    }
+    // Per block, per head: [event frames, event positives, negatives, false positives].
+    let mut counts = vec![[0u64; 4]; blocks.len() * nh];
+    for (bi, b) in blocks.iter().enumerate() {
+        for f in b[0]..b[1] {
+            let inside = spans.iter().any(|s| s[0] <= f && f <= s[1]);
+            let near = spans
+                .iter()
+                .any(|s| f + tolerance >= s[0] && f <= s[1] + tolerance);
+            for (hi, h) in heads.iter().enumerate() {
+                let v = h.get(f as usize).copied().unwrap_or(2);
+                if v == 2 {
+                    continue;
+                }
+                let c = &mut counts[bi * nh + hi];
+                if inside {
+                    c[0] += 1;
+                    c[1] += u64::from(v);
+                } else if !near {
+                    c[2] += 1;
+                    c[3] += u64::from(v);
+                }
+            }
+        }
+    }
+    let grid: Vec<f64> = crate::planner::grid_for(stream_fps)
+        .iter()
+        .map(|g| g.fps)
+        .collect();
+    let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+    // Running sums of the gain and its square, per (head, fps).
+    let mut sum = vec![0.0f64; nh * grid.len()];
+    let mut sq = vec![0.0f64; nh * grid.len()];
+    let mut rng = SplitMix(SEED);
+    let mut total = vec![[0u64; 4]; nh];
+    let mut f1 = vec![0.0f64; nh];
+    for _ in 0..RESAMPLES {
+        total.iter_mut().for_each(|t| *t = [0; 4]);
+        for _ in 0..blocks.len() {
+            let bi = rng.below(blocks.len());
+            for (hi, t) in total.iter_mut().enumerate() {
+                let c = &counts[bi * nh + hi];
+                for k in 0..4 {
+                    t[k] += c[k];
+                }
+            }
+        }
+        for (gi, &fps) in grid.iter().enumerate() {
+            for (hi, t) in total.iter().enumerate() {
+                let (p, q) = (ratio(t[1], t[0]), ratio(t[3], t[2]));
+                f1[hi] = model::predict(p, q, event, stream_fps, fps, Units::Physical).f1;
+            }
+            for hi in 1..nh {
+                let g = f1[hi] - f1[0];
+                sum[hi * grid.len() + gi] += g;
+                sq[hi * grid.len() + gi] += g * g;
+            }
+        }
+    }
+    let n = RESAMPLES as f64;
+    (0..nh)
+        .map(|hi| {
+            (0..grid.len())
+                .map(|gi| {
+                    let k = hi * grid.len() + gi;
+                    let mean = sum[k] / n;
+                    (sq[k] / n - mean * mean).max(0.0).sqrt() * (n / (n - 1.0)).sqrt()
+                })
+                .fold(0.0, f64::max)
+                .min(1.0)
+        })
+        .collect()
 }
 
 /// `c` from `P(miss | miss) = (1 - p) + p c`, pooled over heads.
@@ -488,6 +680,9 @@ fn calibration_toml(
         let _ = writeln!(s, "sha256 = {:?}", h.sha256);
         let _ = writeln!(s, "accuracy = {:.4}", h.accuracy);
         let _ = writeln!(s, "fpr = {:.4}", h.fpr);
+        if h.gain_sd > 0.0 {
+            let _ = writeln!(s, "gain_sd = {:.4}", h.gain_sd);
+        }
         let _ = writeln!(s, "event_frames = {}", h.event_frames);
         let _ = writeln!(s, "negative_frames = {}", h.negative_frames);
     }
@@ -533,20 +728,32 @@ pub fn render(o: &Outcome) -> String {
         );
         let _ = writeln!(
             s,
-            "  {:>6}  {:>8} {:>8}  {:>6} {:>6}  {:>12} {:>15}",
-            "branch", "accuracy", "trained", "fpr", "trained", "event frames", "negative frames"
+            "  {:>6}  {:>8} {:>8}  {:>6} {:>6}  {:>12} {:>15}  {:>7}",
+            "branch",
+            "accuracy",
+            "trained",
+            "fpr",
+            "trained",
+            "event frames",
+            "negative frames",
+            "gain sd"
         );
-        for h in &p.heads {
+        for (i, h) in p.heads.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "  {:>6}  {:>8.3} {:>8.3}  {:>6.3} {:>6.3}  {:>12} {:>15}",
+                "  {:>6}  {:>8.3} {:>8.3}  {:>6.3} {:>6.3}  {:>12} {:>15}  {:>7}",
                 h.branch,
                 h.accuracy,
                 h.trained_accuracy,
                 h.fpr,
                 h.trained_fpr,
                 h.event_frames,
-                h.negative_frames
+                h.negative_frames,
+                if i == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{:.3}", h.gain_sd)
+                }
             );
         }
         if let Some(w) = &p.written {
@@ -600,6 +807,76 @@ mod tests {
         let (len, freq) = event_shape(&[[0, 3], [10, 13]], 20, 10.0);
         assert!((len - 400.0).abs() < 1e-9);
         assert!((freq - 0.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bootstrap_blocks_tile_the_clip_and_never_cut_an_event() {
+        // Events of 4 frames: blocks of 5 * 4 = 20 frames, moved past events.
+        let spans = [[18, 21], [40, 43], [95, 98]];
+        let blocks = bootstrap_blocks(&spans, 100);
+        assert_eq!(blocks, [[0, 22], [22, 44], [44, 64], [64, 84], [84, 100]]);
+        assert_eq!(blocks.first().map(|b| b[0]), Some(0));
+        assert_eq!(blocks.last().map(|b| b[1]), Some(100));
+        assert!(blocks.windows(2).all(|w| w[0][1] == w[1][0]));
+        for b in &blocks {
+            assert!(
+                !spans.iter().any(|s| s[0] < b[1] && b[1] <= s[1]),
+                "{b:?} cuts an event"
+            );
+        }
+    }
+
+    /// 40 blocks of 50 frames, one 10-frame event in each (frames 20..=29).
+    fn forty_crossings() -> (Vec<[u64; 2]>, Vec<[u64; 2]>, EventParams) {
+        let spans: Vec<[u64; 2]> = (0..40).map(|b| [b * 50 + 20, b * 50 + 29]).collect();
+        let blocks = bootstrap_blocks(&spans, 2000);
+        assert_eq!(blocks.len(), 40);
+        let event = EventParams {
+            length_ms: 1000.0,
+            frequency: 0.2,
+            correlation: 0.5,
+            voting: 2,
+        };
+        (spans, blocks, event)
+    }
+
+    /// Hits with 8 of 10 event frames positive in every event and the given
+    /// false positives.
+    fn head(spans: &[[u64; 2]], false_positives: &[usize]) -> Vec<u8> {
+        let mut h = vec![0u8; 2000];
+        for s in spans {
+            for f in s[0]..s[0] + 8 {
+                h[f as usize] = 1;
+            }
+        }
+        for &f in false_positives {
+            h[f] = 1;
+        }
+        h
+    }
+
+    #[test]
+    fn a_gain_one_distractor_makes_is_uncertain_and_a_steady_one_is_not() {
+        let (spans, blocks, event) = forty_crossings();
+        // The least-shared head fires falsely 40 times: on one crossing
+        // (frames 1005..1045 of block 20) or once in every block (frame 5).
+        let clean = head(&spans, &[]);
+        let one_crossing = head(&spans, &(1005..1045).collect::<Vec<_>>());
+        let spread = head(&spans, &(0..40).map(|b| b * 50 + 5).collect::<Vec<_>>());
+        let sd = |own: &[u8]| gain_sd(&[own, &clean], &spans, 2, &blocks, &event, 10.0);
+        let (lumpy, steady) = (sd(&one_crossing), sd(&spread));
+        assert_eq!((lumpy[0], steady[0]), (0.0, 0.0));
+        // The same 40 false positives, hence the same predicted gain, but
+        // resampling whole crossings shows one distractor is chance.
+        assert!(lumpy[1] > 3.0 * steady[1], "{lumpy:?} vs {steady:?}");
+        assert!(steady[1] > 0.0);
+        // Identical heads: no uncertainty about a gain of zero.
+        assert_eq!(
+            gain_sd(&[&clean, &clean], &spans, 2, &blocks, &event, 10.0),
+            [0.0, 0.0]
+        );
+        // Reproducible: a fixed seed.
+        assert_eq!(sd(&one_crossing), lumpy);
     }
 
     #[test]

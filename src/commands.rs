@@ -309,6 +309,7 @@ pub fn problem_from_config(
                         branch: h.branch,
                         accuracy: h.accuracy,
                         fpr: h.fpr,
+                        gain_sd: h.gain_sd,
                     })
                     .collect(),
                 event: EventParams {

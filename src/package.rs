@@ -94,6 +94,8 @@ struct RawCalibratedHead {
     sha256: Spanned<String>,
     accuracy: Spanned<f64>,
     fpr: Spanned<f64>,
+    #[serde(default)]
+    gain_sd: Option<Spanned<f64>>,
     // The counts behind the rates, for the reader.
     #[serde(default)]
     #[allow(dead_code)]
@@ -159,6 +161,10 @@ pub struct Head {
     /// Per-frame false-positive rate (the model's `q`): on the test split's
     /// negatives, or, calibrated, on the clip's frames away from any event.
     pub fpr: f64,
+    /// Calibrated only: the bootstrap standard deviation of this head's
+    /// predicted event-F1 gain over the package's least-shared head (`0`
+    /// when not measured); see [`crate::planner::CurvePoint::gain_sd`].
+    pub gain_sd: f64,
 }
 
 /// The identity a calibration records for a head's weights.
@@ -296,10 +302,15 @@ pub fn apply_calibration(
         }
         let accuracy = checked(src, diags, &Some(hr.accuracy.clone()), "accuracy", 0.0, 1.0);
         let fpr = checked(src, diags, &Some(hr.fpr.clone()), "fpr", 0.0, 1.0);
-        if let (Some(a), Some(f)) = (accuracy, fpr) {
+        let gain_sd = match &hr.gain_sd {
+            Some(_) => checked(src, diags, &hr.gain_sd, "gain_sd", 0.0, 1.0),
+            None => Some(0.0),
+        };
+        if let (Some(a), Some(f), Some(sd)) = (accuracy, fpr, gain_sd) {
             trained.push((head.branch, head.accuracy, head.fpr));
             head.accuracy = a;
             head.fpr = f;
+            head.gain_sd = sd;
         }
     }
     // Calibrated and trained rates are not comparable: all heads or none.
@@ -443,6 +454,7 @@ pub fn parse(src: &SourceFile, dir: &Path, diags: &mut Diagnostics) -> Option<Pa
             model,
             accuracy: accuracy.unwrap_or(0.0),
             fpr: fpr.unwrap_or(1.0),
+            gain_sd: 0.0,
         });
     }
     heads.sort_by_key(|h| h.branch);
@@ -623,6 +635,24 @@ fpr = 0.2
         assert_eq!((c.clip.as_str(), c.frames), ("cal.mjpeg", 1000));
         assert_eq!(c.trained, vec![(20, 0.9, 0.05)]);
         assert_eq!(c.trained_event.length_ms, Some(4000.0));
+    }
+
+    #[test]
+    fn a_calibrated_gain_uncertainty_is_read_and_checked_at_its_line() {
+        let (p, d) = calibrated(&CALIBRATION.replace("fpr = 0.2", "fpr = 0.2\ngain_sd = 0.04"));
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(p.expect("applies").heads[0].gain_sd, 0.04);
+        assert_eq!(
+            calibrated(CALIBRATION).0.expect("applies").heads[0].gain_sd,
+            0.0
+        );
+        let (p, d) = calibrated(&CALIBRATION.replace("fpr = 0.2", "fpr = 0.2\ngain_sd = -1"));
+        assert!(p.is_none());
+        let msg = d.iter().next().unwrap().to_string();
+        assert!(
+            msg.starts_with("p/calibration.toml:16:11: gain_sd must be between 0 and 1, not -1"),
+            "{msg}"
+        );
     }
 
     #[test]

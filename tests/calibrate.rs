@@ -170,6 +170,19 @@ fn a_written_calibration_replaces_the_trained_rates_as_the_planner_input() {
             )));
             assert!(cal.contains(&format!("fpr = {:.4}", h["fpr"].as_f64().unwrap())));
         }
+        // The least-shared head has no gain to doubt; every other head's
+        // uncertainty is written when measured.
+        let heads = p["heads"].as_array().unwrap();
+        assert_eq!(heads[0]["gain_sd"].as_f64(), Some(0.0));
+        for h in &heads[1..] {
+            let sd = h["gain_sd"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&sd), "{h}");
+            assert_eq!(
+                cal.contains(&format!("gain_sd = {sd:.4}")),
+                sd > 0.0,
+                "{cal}"
+            );
+        }
     }
     // Calibrating again (vehicles, whose first event ends at frame 83)
     // reports the trained values, not the calibrated ones, as "trained".

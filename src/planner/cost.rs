@@ -185,6 +185,7 @@ mod tests {
                             branch: b,
                             accuracy: rng.unit(),
                             fpr: rng.unit() * 0.3,
+                            gain_sd: 0.0,
                         })
                         .collect(),
                     event: EventParams {
@@ -266,6 +267,7 @@ mod tests {
                         branch: b,
                         accuracy: acc,
                         fpr: 0.0,
+                        gain_sd: 0.0,
                     }],
                     event: EventParams {
                         length_ms: 1000.0,

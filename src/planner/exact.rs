@@ -1185,6 +1185,7 @@ mod tests {
                             branch: b,
                             accuracy: acc,
                             fpr: 0.3 * rng.unit(),
+                            gain_sd: 0.0,
                         }
                     })
                     .collect();

@@ -164,7 +164,21 @@ pub struct CurvePoint {
     pub accuracy: f64,
     /// Per-frame false-positive rate q.
     pub fpr: f64,
+    /// How uncertain the calibration is about this head's predicted event F1
+    /// gain over the app's least-shared head: the bootstrap standard
+    /// deviation written by `mainstream calibrate` (`0` = not measured). A
+    /// planner gives the least-shared head up for this one only for a
+    /// predicted gain above `max(share_margin, GAIN_Z * gain_sd)`.
+    #[serde(default)]
+    pub gain_sd: f64,
 }
+
+/// How many standard deviations of its calibrated uncertainty
+/// ([`CurvePoint::gain_sd`]) a shared head's predicted gain must exceed: the
+/// one-sided 95% point of a normal distribution, i.e. the planner shares only
+/// a gain that its calibration would show by chance in fewer than 1 in 20
+/// clips of the same material (docs/eval.md, "Per-head sharing margin").
+pub const GAIN_Z: f64 = 1.645;
 
 /// A camera stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -211,7 +225,9 @@ pub struct Problem {
     /// option on another head scores its predicted F1 less this margin. `0`
     /// is the paper's planner; the product uses
     /// [`DEFAULT_SHARE_MARGIN`](crate::config::DEFAULT_SHARE_MARGIN) (see
-    /// docs/eval.md, "Sharing margin"). Reported F1 and `min_f1` use the
+    /// docs/eval.md, "Sharing margin"). A head whose calibration measured its
+    /// uncertainty gets the larger margin `GAIN_Z * gain_sd` where that is
+    /// larger ([`CurvePoint::gain_sd`]). Reported F1 and `min_f1` use the
     /// prediction itself.
     #[serde(default)]
     pub share_margin: f64,
@@ -482,6 +498,14 @@ impl Problem {
                         p.branch
                     )
                 })?;
+                check(in_unit(p.gain_sd), || {
+                    format!(
+                        "{}: gain_sd {} at branch point {} must lie in [0, 1]",
+                        who(),
+                        p.gain_sd,
+                        p.branch
+                    )
+                })?;
             }
             let e = &a.event;
             check(
@@ -626,6 +650,8 @@ pub(crate) struct CApp {
     pub min_f1: f64,
     /// (level index, accuracy, fpr), sorted by level.
     pub points: Vec<(u16, f64, f64)>,
+    /// Per point: the calibration's `gain_sd` (kept for the planner table).
+    pub gain_sd: Vec<f64>,
     /// Options sorted by fps, then branch point (the greedy's scan order).
     pub opts: Vec<Opt>,
 }
@@ -671,27 +697,34 @@ impl Compiled {
             .iter()
             .map(|a| {
                 let st = &streams[a.stream];
-                let mut points: Vec<(u16, f64, f64)> = a
+                let mut curve: Vec<(u16, f64, f64, f64)> = a
                     .curve
                     .iter()
                     .map(|c| {
                         // Every curve branch point is one of the stream's levels.
                         let level = st.levels.binary_search(&c.branch).unwrap_or(0);
-                        (level as u16, c.accuracy, c.fpr)
+                        (level as u16, c.accuracy, c.fpr, c.gain_sd)
                     })
                     .collect();
-                points.sort_by_key(|x| x.0);
+                curve.sort_by_key(|x| x.0);
+                let points: Vec<(u16, f64, f64)> = curve
+                    .iter()
+                    .map(|&(l, acc, fpr, _)| (l, acc, fpr))
+                    .collect();
+                let gain_sd: Vec<f64> = curve.iter().map(|x| x.3).collect();
+                let margins = point_margins(p.share_margin, gain_sd.iter().copied());
                 let f1 = |point: usize, fps: f64| {
                     let (_, acc, fpr) = points[point];
                     model::predict(acc, fpr, &a.event, st.fps, fps, p.units).f1
                 };
-                let opts = build_opts(st, &points, p.share_margin, f1);
+                let opts = build_opts(st, &points, &margins, f1);
                 CApp {
                     name: a.name.clone(),
                     stream: a.stream,
                     event: a.event,
                     min_f1: a.min_f1,
                     points,
+                    gain_sd,
                     opts,
                 }
             })
@@ -1012,13 +1045,29 @@ impl CStream {
     }
 }
 
+/// Each curve point's sharing margin, in the points' (ascending) order: none
+/// on the first (least shared) point, `max(share_margin, GAIN_Z * gain_sd)`
+/// on the others.
+pub(crate) fn point_margins(share_margin: f64, gain_sd: impl Iterator<Item = f64>) -> Vec<f64> {
+    gain_sd
+        .enumerate()
+        .map(|(i, sd)| {
+            if i == 0 {
+                0.0
+            } else {
+                share_margin.max(GAIN_Z * sd).min(1.0)
+            }
+        })
+        .collect()
+}
+
 /// All (point, fps) options of an app, sorted by fps then branch point; an
-/// option on any point but the first (least shared) scores `margin` below its
-/// predicted F1 (never below 0).
+/// option on a point scores that point's margin (`margins`, see
+/// [`point_margins`]) below its predicted F1 (never below 0).
 pub(crate) fn build_opts(
     st: &CStream,
     points: &[(u16, f64, f64)],
-    margin: f64,
+    margins: &[f64],
     mut f1: impl FnMut(usize, f64) -> f64,
 ) -> Vec<Opt> {
     let mut opts = Vec::with_capacity(points.len() * st.grid.len());
@@ -1027,11 +1076,8 @@ pub(crate) fn build_opts(
             let own = g.fps * (st.total - st.cum[level as usize]);
             let pred = f1(pi, g.fps);
             // Objectives stay in [0, 1], as the planners' bounds assume.
-            let score = if pi == 0 {
-                pred
-            } else {
-                (pred - margin).max(0.0)
-            };
+            let margin = margins.get(pi).copied().unwrap_or(0.0);
+            let score = (pred - margin).max(0.0);
             opts.push(Opt {
                 level,
                 point: pi as u16,
@@ -1066,11 +1112,13 @@ mod tests {
                         branch: 0,
                         accuracy: 0.9,
                         fpr: 0.05,
+                        gain_sd: 0.0,
                     },
                     CurvePoint {
                         branch: 3,
                         accuracy: 0.7,
                         fpr: 0.1,
+                        gain_sd: 0.0,
                     },
                 ],
                 event: EventParams {
@@ -1133,6 +1181,55 @@ mod tests {
             "{} vs {}",
             p.mean_f1,
             own.mean_f1
+        );
+    }
+
+    #[test]
+    fn a_shared_head_must_also_beat_its_calibrated_uncertainty() {
+        // The shared head's predicted gain (below 0.05) without a global
+        // margin: shared, unless its calibration is uncertain enough.
+        let sure = two_apps_with_a_slightly_better_shared_head(0.0, 1e6);
+        let gain = plan(&sure, Strategy::Exact).unwrap().mean_f1
+            - plan(&sure, Strategy::NoSharing(BaselineFps::Exact))
+                .unwrap()
+                .mean_f1;
+        assert!(gain > 0.0, "gain {gain}");
+        let mut unsure = sure.clone();
+        for a in &mut unsure.apps {
+            a.curve[1].gain_sd = gain / GAIN_Z + 0.001;
+        }
+        let mut one_unsure = sure.clone();
+        one_unsure.apps[1].curve[1].gain_sd = gain / GAIN_Z + 0.001;
+        // The least-shared head's own gain_sd is never a margin.
+        let mut own_unsure = sure.clone();
+        own_unsure.apps[0].curve[0].gain_sd = 0.5;
+        for s in [Strategy::Exact, Strategy::Greedy] {
+            assert_eq!(branches(&plan(&sure, s).unwrap()), [3, 3], "{s:?}");
+            assert_eq!(branches(&plan(&unsure, s).unwrap()), [0, 0], "{s:?}");
+            assert_eq!(branches(&plan(&one_unsure, s).unwrap()), [3, 0], "{s:?}");
+            assert_eq!(branches(&plan(&own_unsure, s).unwrap()), [3, 3], "{s:?}");
+        }
+        // Below the global margin, an uncertainty changes nothing.
+        let mut small = two_apps_with_a_slightly_better_shared_head(0.05, 1e6);
+        small.apps[0].curve[1].gain_sd = 0.01;
+        assert_eq!(
+            plan(&small, Strategy::Exact).unwrap(),
+            plan(
+                &two_apps_with_a_slightly_better_shared_head(0.05, 1e6),
+                Strategy::Exact
+            )
+            .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_gain_sd_outside_the_unit_interval_is_refused() {
+        let mut p = tiny_problem();
+        p.apps[0].curve[1].gain_sd = 1.5;
+        let e = p.validate().unwrap_err();
+        assert!(
+            e.to_string().contains("gain_sd 1.5 at branch point 3"),
+            "{e}"
         );
     }
 

@@ -69,6 +69,7 @@ pub fn curves() -> Result<Vec<PaperCurve>> {
             branch: field(f.next(), i + 1, "num_frozen")?,
             accuracy: field(f.next(), i + 1, "accuracy")?,
             fpr: field(f.next(), i + 1, "false-positive rate")?,
+            gain_sd: 0.0,
         };
         match out.iter_mut().find(|c| c.name == name) {
             Some(c) => c.points.push(point),
@@ -132,6 +133,7 @@ pub fn test_vector() -> Problem {
                         branch,
                         accuracy,
                         fpr: 0.1,
+                        gain_sd: 0.0,
                     })
                     .collect(),
                 event: EventParams {

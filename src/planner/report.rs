@@ -198,6 +198,34 @@ pub fn render_text(problem: &Problem, cmp: &Comparison) -> String {
             problem.share_margin
         );
     }
+    // Heads whose calibration is unsure enough to raise their margin.
+    let raised: Vec<String> = problem
+        .apps
+        .iter()
+        .flat_map(|a| {
+            let first = a.curve.iter().map(|c| c.branch).min();
+            a.curve
+                .iter()
+                .filter(move |c| {
+                    Some(c.branch) != first && super::GAIN_Z * c.gain_sd > problem.share_margin
+                })
+                .map(move |c| {
+                    format!(
+                        "{}@{} {:.2}",
+                        a.name,
+                        c.branch,
+                        (super::GAIN_Z * c.gain_sd).min(1.0)
+                    )
+                })
+        })
+        .collect();
+    if !raised.is_empty() {
+        let _ = writeln!(
+            out,
+            "  (calibration uncertainty raises the margin of: {})",
+            raised.join(", ")
+        );
+    }
     if let Some(adm) = &cmp.admission {
         out.push('\n');
         render_admission(problem, adm, &mut out);
@@ -460,6 +488,24 @@ mod tests {
             text.contains("out of reach") || text.contains("needs budget"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn text_report_names_the_heads_whose_calibration_raises_the_margin() {
+        let mut p = simulate::random_paper_problem(5, 2, 150.0, Units::Physical);
+        p.share_margin = 0.05;
+        let before = render_text(&p, &compare(&p, Strategy::Exact).unwrap());
+        assert!(!before.contains("calibration uncertainty"), "{before}");
+        let last = p.apps[1].curve.len() - 1;
+        p.apps[1].curve[last].gain_sd = 0.05;
+        // The least-shared head's value is never a margin.
+        p.apps[0].curve[0].gain_sd = 0.5;
+        let text = render_text(&p, &compare(&p, Strategy::Exact).unwrap());
+        let want = format!(
+            "(calibration uncertainty raises the margin of: {}@{} 0.08)",
+            p.apps[1].name, p.apps[1].curve[last].branch
+        );
+        assert!(text.contains(&want), "{text}");
     }
 
     #[test]

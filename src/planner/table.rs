@@ -18,15 +18,16 @@
 //! and F1 of a plan are recomputed from the model for the chosen options.
 //!
 //! Layout: `MAGIC`, [`VERSION`], then the [`PlannerTable`] fields in postcard.
-//! Version 2 added `share_margin`; a version-1 table is refused like a damaged
-//! one, and the service compiles its table again (it is a cache of the apps).
+//! Version 2 added `share_margin`, version 3 the per-point `gain_sd`; an older
+//! table is refused like a damaged one, and the service compiles its table
+//! again (it is a cache of the apps).
 //! [`PlannerTable::from_bytes`] checks magic, version and every invariant and
 //! answers [`ErrorKind::CorruptState`](crate::ErrorKind::CorruptState) for
 //! anything else.
 
 use super::{
-    build_opts, grid_for, model, CApp, CStream, Compiled, EventParams, FpsGrid, Plan, Problem,
-    Strategy, Units,
+    build_opts, grid_for, model, point_margins, CApp, CStream, Compiled, EventParams, FpsGrid,
+    Plan, Problem, Strategy, Units,
 };
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,7 @@ use serde::{Deserialize, Serialize};
 /// First bytes of every table.
 pub const MAGIC: [u8; 4] = *b"MSPT";
 /// Format version; bump with an upgrade path when the layout changes.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 
 const Q: f64 = u16::MAX as f64;
 
@@ -68,6 +69,9 @@ pub struct TableApp {
     pub points: Vec<(u16, f32, f32)>,
     /// Quantised F1, row-major: `f1[grid_index * points.len() + point]`.
     pub f1: Vec<u16>,
+    /// Per curve point: the calibration's [`gain_sd`](super::CurvePoint::gain_sd)
+    /// (version 3 on).
+    pub gain_sd: Vec<f32>,
 }
 
 /// The compiled planning table.
@@ -135,6 +139,7 @@ impl PlannerTable {
                         .map(|&(l, acc, fpr)| (l, acc as f32, fpr as f32))
                         .collect(),
                     f1,
+                    gain_sd: a.gain_sd.iter().map(|&sd| sd as f32).collect(),
                 }
             })
             .collect();
@@ -209,6 +214,8 @@ impl PlannerTable {
                         && (0.0..=1.0).contains(&fpr)
                 })
                 && a.f1.len() == a.points.len() * ng
+                && a.gain_sd.len() == a.points.len()
+                && a.gain_sd.iter().all(|sd| (0.0..=1.0).contains(sd))
                 && (0.0..=1.0).contains(&a.min_f1)
                 && e.length_ms.is_finite()
                 && e.length_ms > 0.0
@@ -257,7 +264,9 @@ impl PlannerTable {
                     .collect();
                 // Index the stored F1 by (point, fps) through the grid position.
                 let grid = &st.grid;
-                let opts = build_opts(st, &points, self.share_margin, |pi, fps| {
+                let margins =
+                    point_margins(self.share_margin, a.gain_sd.iter().map(|&sd| sd as f64));
+                let opts = build_opts(st, &points, &margins, |pi, fps| {
                     let gi = grid.iter().position(|g| g.fps == fps).unwrap_or(0);
                     a.f1[gi * np + pi] as f64 / Q
                 });
@@ -267,6 +276,7 @@ impl PlannerTable {
                     event: a.event,
                     min_f1: a.min_f1,
                     points,
+                    gain_sd: a.gain_sd.iter().map(|&sd| sd as f64).collect(),
                     opts,
                 }
             })
@@ -309,6 +319,11 @@ mod tests {
         let t = PlannerTable::compile(&p).unwrap();
         let back = PlannerTable::from_bytes(&t.to_bytes().unwrap()).unwrap();
         assert_eq!(back.share_margin, 0.05);
+        p.apps[0].curve[0].gain_sd = 0.25;
+        let t = PlannerTable::compile(&p).unwrap();
+        let back = PlannerTable::from_bytes(&t.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.apps[0].gain_sd.len(), p.apps[0].curve.len());
+        assert!(back.apps[0].gain_sd.contains(&0.25));
     }
 
     #[test]
@@ -320,8 +335,16 @@ mod tests {
                 150.0,
                 Units::Physical,
             );
-            // Half of them with the product's sharing margin.
+            // Half of them with the product's sharing margin, some with
+            // calibrated per-head uncertainties on top.
             p.share_margin = if seed % 2 == 0 { 0.0 } else { 0.05 };
+            if seed % 3 == 0 {
+                for (i, a) in p.apps.iter_mut().enumerate() {
+                    for (k, c) in a.curve.iter_mut().enumerate() {
+                        c.gain_sd = 0.01 * ((i + k) % 5) as f64;
+                    }
+                }
+            }
             let t = PlannerTable::compile(&p).unwrap();
             let t = PlannerTable::from_bytes(&t.to_bytes().unwrap()).unwrap();
             for s in [Strategy::Greedy, Strategy::Exact] {
