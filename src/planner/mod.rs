@@ -1061,9 +1061,23 @@ pub(crate) fn point_margins(share_margin: f64, gain_sd: impl Iterator<Item = f64
         .collect()
 }
 
-/// All (point, fps) options of an app, sorted by fps then branch point; an
-/// option on a point scores that point's margin (`margins`, see
-/// [`point_margins`]) below its predicted F1 (never below 0).
+/// How much less than the app's own head at the same frame rate an option on
+/// a shared head scores when its predicted advantage is within its margin:
+/// ties go to the own head, by far less than any F1 difference a plan can
+/// measure (and more than the planner table's quantum, 1.5e-5).
+const OWN_HEAD_TIE: f64 = 1e-4;
+
+/// All (point, fps) options of an app, sorted by fps then branch point.
+///
+/// An option on a point other than the first (the app's own, least-shared
+/// head) scores its predicted F1 less the part of its predicted advantage
+/// over the own head *at the same frame rate* that is within the point's
+/// margin (`margins`, see [`point_margins`]), less [`OWN_HEAD_TIE`] (with a
+/// margin of 0, the paper's planner, the prediction itself): an
+/// advantage counts only beyond the margin, a disadvantage counts in full,
+/// and the frame rate a cheaper head buys where the budget binds is never
+/// discounted (the model's frame-rate effect does not come from the
+/// calibration's few objects).
 pub(crate) fn build_opts(
     st: &CStream,
     points: &[(u16, f64, f64)],
@@ -1072,12 +1086,25 @@ pub(crate) fn build_opts(
 ) -> Vec<Opt> {
     let mut opts = Vec::with_capacity(points.len() * st.grid.len());
     for (gi, g) in st.grid.iter().enumerate() {
+        // The own head's prediction at this frame rate (point 0 comes first).
+        let mut base = 0.0;
         for (pi, &(level, _, _)) in points.iter().enumerate() {
             let own = g.fps * (st.total - st.cum[level as usize]);
             let pred = f1(pi, g.fps);
-            // Objectives stay in [0, 1], as the planners' bounds assume.
-            let margin = margins.get(pi).copied().unwrap_or(0.0);
-            let score = (pred - margin).max(0.0);
+            let score = if pi == 0 {
+                base = pred;
+                pred
+            } else {
+                let margin = margins.get(pi).copied().unwrap_or(0.0);
+                if margin > 0.0 {
+                    let doubt = (pred - base).clamp(0.0, margin);
+                    // Objectives stay in [0, 1], as the planners' bounds assume.
+                    (pred - doubt - OWN_HEAD_TIE).max(0.0)
+                } else {
+                    // No margin: the paper's planner.
+                    pred
+                }
+            };
             opts.push(Opt {
                 level,
                 point: pi as u16,
@@ -1234,6 +1261,27 @@ mod tests {
     }
 
     #[test]
+    fn the_margin_discounts_a_heads_advantage_not_the_frame_rate_it_buys() {
+        // A shared head predicted worse than the own head at any frame rate,
+        // with a large margin, on a budget where only sharing buys frame rate.
+        let mut p = tiny_problem();
+        p.apps[0].curve[1].accuracy = 0.85;
+        p.apps[0].curve[1].fpr = 0.05;
+        let mut b = p.apps[0].clone();
+        b.name = "b".into();
+        p.apps.push(b);
+        p.share_margin = 0.3;
+        p.budget = 7.0;
+        let shared = plan(&p, Strategy::Exact).unwrap();
+        let own = plan(&p, Strategy::NoSharing(BaselineFps::Exact)).unwrap();
+        // The frame rate sharing buys is worth less than the margin, and
+        // still taken: the margin is on the head's advantage, and it has none.
+        let gain = shared.mean_f1 - own.mean_f1;
+        assert!(gain > 0.0 && gain < 0.3, "gain {gain}");
+        assert!(branches(&shared).contains(&3), "{:?}", branches(&shared));
+    }
+
+    #[test]
     fn the_sharing_margin_leaves_the_baselines_and_min_f1_alone() {
         for budget in [3.0, 7.0, 20.0, 1e6] {
             let plain = two_apps_with_a_slightly_better_shared_head(0.0, budget);
@@ -1257,12 +1305,15 @@ mod tests {
         }
         let c = Compiled::from_problem(&two_apps_with_a_slightly_better_shared_head(0.3, 1.0));
         let shared = c.for_strategy(Strategy::Exact);
-        assert!(shared.apps[0].opts.iter().all(|o| o.f1
-            == if o.point == 0 {
-                o.pred
-            } else {
-                (o.pred - 0.3).max(0.0)
-            }));
+        // Per frame rate: the own head's prediction, and the shared head's
+        // less its advantage over it up to the margin, less the tie-break.
+        for pair in shared.apps[0].opts.chunks(2) {
+            let (own, other) = (&pair[0], &pair[1]);
+            assert_eq!((own.point, other.point, own.fps), (0, 1, other.fps));
+            assert_eq!(own.f1, own.pred);
+            let doubt = (other.pred - own.pred).clamp(0.0, 0.3);
+            assert!((other.f1 - (other.pred - doubt - OWN_HEAD_TIE).max(0.0)).abs() < 1e-15);
+        }
         // min_f1 is met on the prediction: a shared option predicted above
         // it stays allowed even when its objective (less the margin) is not.
         let mut p = two_apps_with_a_slightly_better_shared_head(0.3, 1e6);
