@@ -167,8 +167,9 @@ pub struct CurvePoint {
     /// How uncertain the calibration is about this head's predicted event F1
     /// gain over the app's least-shared head: the bootstrap standard
     /// deviation written by `mainstream calibrate` (`0` = not measured). A
-    /// planner gives the least-shared head up for this one only for a
-    /// predicted gain above `max(share_margin, GAIN_Z * gain_sd)`.
+    /// planner counts this head's predicted advantage over the least-shared
+    /// head at the same frame rate only beyond `max(share_margin, GAIN_Z *
+    /// gain_sd)`.
     #[serde(default)]
     pub gain_sd: f64,
 }
@@ -221,8 +222,11 @@ pub struct Problem {
     /// Frame-rate options.
     pub fps_grid: FpsGrid,
     /// How much better (in predicted event F1) a more shared head must be than
-    /// the app's least-shared head before a planner gives the latter up: every
-    /// option on another head scores its predicted F1 less this margin. `0`
+    /// the app's least-shared head at the same frame rate before a planner
+    /// gives the latter up: an option on another head scores its predicted F1
+    /// less its predicted advantage over the own head at that frame rate, up
+    /// to this margin (a disadvantage, and the frame rate a cheaper head buys
+    /// where the budget binds, count in full; `build_opts`). `0`
     /// is the paper's planner; the product uses
     /// [`DEFAULT_SHARE_MARGIN`](crate::config::DEFAULT_SHARE_MARGIN) (see
     /// docs/eval.md, "Sharing margin"). A head whose calibration measured its
