@@ -637,8 +637,9 @@ pub(crate) struct Opt {
     /// Index into the stream's `grid`.
     pub grid: u16,
     pub fps: f64,
-    /// The planners' objective: the predicted F1, less the problem's
-    /// `share_margin` on any head but the app's least-shared one.
+    /// The planners' objective: the predicted F1, less, on any head but the
+    /// app's least-shared one, its predicted advantage over that head at the
+    /// same frame rate up to the head's margin ([`build_opts`]).
     pub f1: f64,
     /// The model's predicted event F1 (what `min_f1` is compared with).
     pub pred: f64,
