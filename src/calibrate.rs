@@ -416,6 +416,14 @@ fn event_shape(spans: &[[u64; 2]], frames: u64, fps: f64) -> (f64, f64) {
     (mean_frames / fps * 1000.0, frequency)
 }
 
+/// Whether frame `f` is within `tolerance` frames of a span (or in one):
+/// such a frame is never a negative.
+fn near_an_event(spans: &[[u64; 2]], f: u64, tolerance: u64) -> bool {
+    spans
+        .iter()
+        .any(|s| f + tolerance >= s[0] && f <= s[1] + tolerance)
+}
+
 /// One head's rates from its per-frame outputs (`2`: not analysed).
 fn measure_head(
     hits: &[u8],
@@ -459,10 +467,7 @@ fn measure_head(
     }
     for (f, &v) in hits.iter().enumerate() {
         let f = f as u64;
-        let near = spans
-            .iter()
-            .any(|s| f + tolerance >= s[0] && f <= s[1] + tolerance);
-        if v == 2 || near {
+        if v == 2 || near_an_event(spans, f, tolerance) {
             continue;
         }
         m.negative_frames += 1;
@@ -553,9 +558,7 @@ fn gain_sd(
     for (bi, b) in blocks.iter().enumerate() {
         for f in b[0]..b[1] {
             let inside = spans.iter().any(|s| s[0] <= f && f <= s[1]);
-            let near = spans
-                .iter()
-                .any(|s| f + tolerance >= s[0] && f <= s[1] + tolerance);
+            let near = near_an_event(spans, f, tolerance);
             for (hi, h) in heads.iter().enumerate() {
                 let v = h.get(f as usize).copied().unwrap_or(2);
                 if v == 2 {
