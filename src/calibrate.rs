@@ -24,7 +24,8 @@
 //! and per package the mean labelled event length and the fraction of
 //! event-length windows tiling the clip that overlap an event; and, per head
 //! but the least-shared, how uncertain its predicted F1 gain over that head
-//! is (`gain_sd`: a block bootstrap over whole crossings, see [`gain_sd`]),
+//! is (`gain_sd`: a bootstrap over the object instances that cross the clip
+//! and blocks of the scene between them, see [`resampling_units`]),
 //! which the planner turns into a per-head sharing margin. With
 //! `--write` each package gets a `calibration.toml` (atomically replaced)
 //! that the loader applies over the trained values (see `package`).
@@ -339,7 +340,15 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
             .filter(|((owner, _), _)| *owner == pi)
             .map(|(_, h)| h.as_slice())
             .collect();
-        let sds = gain_sd(&own, &spans, a.tolerance, &blocks, &event, fps);
+        let units = resampling_units(&blocks, &truth.objects, &p.name, frames);
+        log::info!(
+            "calibrate: {}: bootstrap over {} of its object instances, {} other objects' and {} blocks without objects",
+            p.name,
+            units.strata.own_instances,
+            units.strata.other_instances,
+            units.strata.background_blocks
+        );
+        let sds = gain_sd(&own, &spans, a.tolerance, &units, &event, fps);
         for (h, sd) in heads.iter_mut().zip(sds) {
             h.gain_sd = sd;
         }
@@ -511,6 +520,99 @@ fn bootstrap_blocks(spans: &[[u64; 2]], frames: u64) -> Vec<[u64; 2]> {
     blocks
 }
 
+/// How many units of each kind one app's bootstrap resamples.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct StrataSizes {
+    own_instances: usize,
+    other_instances: usize,
+    background_blocks: usize,
+}
+
+/// The units one app's bootstrap resamples: every frame belongs to one, and
+/// units fall into strata that are each resampled to their own size.
+struct ResamplingUnits {
+    /// Per frame, its unit.
+    of_frame: Vec<usize>,
+    /// Unit numbers per stratum (no empty unit, no empty stratum).
+    groups: Vec<Vec<usize>>,
+    /// Number of unit numbers in use (some may hold no frame).
+    count: usize,
+    strata: StrataSizes,
+}
+
+/// The bootstrap's units for the app `app` of a clip of `frames` frames.
+///
+/// What the calibration cannot know is how the heads do on object
+/// instances it has not seen (the evaluation and the camera show other
+/// ones), and the 27 crossings of one app come from only a handful of
+/// instances, each several times. So a frame on which an object is on
+/// screen belongs to that object's instance (the app's own objects win
+/// where two overlap, so that its events are its instances'), and the
+/// frames with no object on screen to their block of `blocks`. Three
+/// strata are resampled separately, each to its size: the app's own
+/// instances (its events and their misses), other categories' instances
+/// (its hard negatives) and the blocks without objects (the scene). With no
+/// objects listed (hand-labelled ground truth) the units are the blocks.
+fn resampling_units(
+    blocks: &[[u64; 2]],
+    objects: &[crate::daemon::truth::TruthObject],
+    app: &str,
+    frames: u64,
+) -> ResamplingUnits {
+    let mut of_frame = vec![0usize; frames as usize];
+    for (bi, b) in blocks.iter().enumerate() {
+        for f in b[0]..b[1].min(frames) {
+            of_frame[f as usize] = bi;
+        }
+    }
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    let mut own = Vec::new();
+    for pass_own in [false, true] {
+        for o in objects.iter().filter(|o| (o.category == app) == pass_own) {
+            let key = (o.category.as_str(), o.instance());
+            let k = match keys.iter().position(|x| *x == key) {
+                Some(k) => k,
+                None => {
+                    keys.push(key);
+                    own.push(pass_own);
+                    keys.len() - 1
+                }
+            };
+            for f in o.on_screen[0]..=o.on_screen[1].min(frames.saturating_sub(1)) {
+                of_frame[f as usize] = blocks.len() + k;
+            }
+        }
+    }
+    let count = blocks.len() + keys.len();
+    let mut used = vec![false; count];
+    for &u in &of_frame {
+        used[u] = true;
+    }
+    let background: Vec<usize> = (0..blocks.len()).filter(|&u| used[u]).collect();
+    let (mut mine, mut others) = (Vec::new(), Vec::new());
+    for (k, &is_own) in own.iter().enumerate() {
+        let u = blocks.len() + k;
+        if used[u] {
+            if is_own { &mut mine } else { &mut others }.push(u);
+        }
+    }
+    let strata = StrataSizes {
+        own_instances: mine.len(),
+        other_instances: others.len(),
+        background_blocks: background.len(),
+    };
+    let groups = [background, mine, others]
+        .into_iter()
+        .filter(|g| !g.is_empty())
+        .collect();
+    ResamplingUnits {
+        of_frame,
+        groups,
+        count,
+        strata,
+    }
+}
+
 /// A small deterministic generator (SplitMix64) for the bootstrap.
 struct SplitMix(u64);
 
@@ -531,47 +633,48 @@ impl SplitMix {
 
 /// How much each head's predicted event-F1 gain over the first head
 /// (`heads[0]`, the package's least-shared) could be chance: the standard
-/// deviation, over `RESAMPLES` block-bootstrap resamples of the clip, of
-/// `F1(head) - F1(first head)` with both heads' accuracy and FPR measured
-/// on the same resampled blocks, at the frame rate (of the planner's grid
-/// for a `stream_fps` stream) where it is largest. `0` for the first head.
+/// deviation, over `RESAMPLES` bootstrap resamples of the clip's `units`,
+/// of `F1(head) - F1(first head)` with both heads' accuracy and FPR
+/// measured on the same resampled units, at the frame rate (of the
+/// planner's grid for a `stream_fps` stream) where it is largest. `0` for
+/// the first head.
 ///
 /// The frames of one crossing are strongly correlated (one object, one
-/// path), so the unit of resampling is a block of whole crossings, not a
-/// frame: a false-positive rate that one distractor object makes shows up
-/// as a large spread. The event shape is held at its measured value (it is
-/// the same for every head of the package).
+/// path), and so are the crossings of one object instance, so the unit of
+/// resampling is an instance or a block, never a frame (see
+/// [`resampling_units`]): a gain that one instance or one distractor makes
+/// shows up as a large spread. The event shape is held at its measured
+/// value (it is the same for every head of the package).
 fn gain_sd(
     heads: &[&[u8]],
     spans: &[[u64; 2]],
     tolerance: u64,
-    blocks: &[[u64; 2]],
+    units: &ResamplingUnits,
     event: &EventParams,
     stream_fps: f64,
 ) -> Vec<f64> {
     let nh = heads.len();
-    if nh < 2 || blocks.is_empty() {
+    if nh < 2 || units.groups.is_empty() {
         return vec![0.0; nh];
     }
-    // Per block, per head: [event frames, event positives, negatives, false positives].
-    let mut counts = vec![[0u64; 4]; blocks.len() * nh];
-    for (bi, b) in blocks.iter().enumerate() {
-        for f in b[0]..b[1] {
-            let inside = spans.iter().any(|s| s[0] <= f && f <= s[1]);
-            let near = near_an_event(spans, f, tolerance);
-            for (hi, h) in heads.iter().enumerate() {
-                let v = h.get(f as usize).copied().unwrap_or(2);
-                if v == 2 {
-                    continue;
-                }
-                let c = &mut counts[bi * nh + hi];
-                if inside {
-                    c[0] += 1;
-                    c[1] += u64::from(v);
-                } else if !near {
-                    c[2] += 1;
-                    c[3] += u64::from(v);
-                }
+    // Per unit, per head: [event frames, event positives, negatives, false positives].
+    let mut counts = vec![[0u64; 4]; units.count * nh];
+    for (f, &u) in units.of_frame.iter().enumerate() {
+        let f = f as u64;
+        let inside = spans.iter().any(|s| s[0] <= f && f <= s[1]);
+        let near = near_an_event(spans, f, tolerance);
+        for (hi, h) in heads.iter().enumerate() {
+            let v = h.get(f as usize).copied().unwrap_or(2);
+            if v == 2 {
+                continue;
+            }
+            let c = &mut counts[u * nh + hi];
+            if inside {
+                c[0] += 1;
+                c[1] += u64::from(v);
+            } else if !near {
+                c[2] += 1;
+                c[3] += u64::from(v);
             }
         }
     }
@@ -588,12 +691,14 @@ fn gain_sd(
     let mut f1 = vec![0.0f64; nh];
     for _ in 0..RESAMPLES {
         total.iter_mut().for_each(|t| *t = [0; 4]);
-        for _ in 0..blocks.len() {
-            let bi = rng.below(blocks.len());
-            for (hi, t) in total.iter_mut().enumerate() {
-                let c = &counts[bi * nh + hi];
-                for k in 0..4 {
-                    t[k] += c[k];
+        for g in &units.groups {
+            for _ in 0..g.len() {
+                let u = g[rng.below(g.len())];
+                for (hi, t) in total.iter_mut().enumerate() {
+                    let c = &counts[u * nh + hi];
+                    for k in 0..4 {
+                        t[k] += c[k];
+                    }
                 }
             }
         }
@@ -775,6 +880,7 @@ pub fn render(o: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::truth::TruthObject;
 
     #[test]
     fn rates_count_event_frames_and_only_negatives_clear_of_the_event_edges() {
@@ -866,7 +972,9 @@ mod tests {
         let clean = head(&spans, &[]);
         let one_crossing = head(&spans, &(1005..1045).collect::<Vec<_>>());
         let spread = head(&spans, &(0..40).map(|b| b * 50 + 5).collect::<Vec<_>>());
-        let sd = |own: &[u8]| gain_sd(&[own, &clean], &spans, 2, &blocks, &event, 10.0);
+        let units = resampling_units(&blocks, &[], "a", 2000);
+        assert_eq!(units.groups.len(), 1, "no objects listed: blocks only");
+        let sd = |own: &[u8]| gain_sd(&[own, &clean], &spans, 2, &units, &event, 10.0);
         let (lumpy, steady) = (sd(&one_crossing), sd(&spread));
         assert_eq!((lumpy[0], steady[0]), (0.0, 0.0));
         // The same 40 false positives, hence the same predicted gain, but
@@ -875,11 +983,88 @@ mod tests {
         assert!(steady[1] > 0.0);
         // Identical heads: no uncertainty about a gain of zero.
         assert_eq!(
-            gain_sd(&[&clean, &clean], &spans, 2, &blocks, &event, 10.0),
+            gain_sd(&[&clean, &clean], &spans, 2, &units, &event, 10.0),
             [0.0, 0.0]
         );
         // Reproducible: a fixed seed.
         assert_eq!(sd(&one_crossing), lumpy);
+    }
+
+    fn object(category: &str, instance: &str, on_screen: [u64; 2]) -> TruthObject {
+        TruthObject {
+            stamp: format!("photos/{instance}"),
+            category: category.into(),
+            instance: None,
+            on_screen,
+        }
+    }
+
+    #[test]
+    fn frames_belong_to_the_instance_on_screen_and_the_apps_own_objects_win() {
+        let blocks = [[0, 10], [10, 20], [20, 30]];
+        let objects = [
+            object("fish", "carp", [2, 6]),
+            object("birds", "lark", [5, 8]),
+            object("birds", "lark_mirror", [12, 13]),
+            object("birds", "crow", [25, 26]),
+            object("fish", "carp", [27, 29]),
+        ];
+        let u = resampling_units(&blocks, &objects, "birds", 30);
+        // Units 0..3 are the blocks, then carp, lark, crow in order of use.
+        let (carp, lark, crow) = (3, 4, 5);
+        assert_eq!(
+            &u.of_frame[..10],
+            &[0, 0, carp, carp, carp, lark, lark, lark, lark, 0]
+        );
+        assert_eq!(
+            &u.of_frame[10..15],
+            &[1, 1, lark, lark, 1],
+            "a mirror is the same lark"
+        );
+        assert_eq!(&u.of_frame[25..30], &[crow, crow, carp, carp, carp]);
+        assert_eq!(u.groups, [vec![0, 1, 2], vec![lark, crow], vec![carp]]);
+        let sizes = StrataSizes {
+            own_instances: 2,
+            other_instances: 1,
+            background_blocks: 3,
+        };
+        assert_eq!(u.strata, sizes);
+        // Objects past the clip's end are cut off, not a panic.
+        let late = resampling_units(&blocks, &[object("birds", "lark", [28, 40])], "birds", 30);
+        assert_eq!(late.of_frame.len(), 30);
+    }
+
+    #[test]
+    fn a_gain_on_one_object_instance_is_uncertain_however_often_it_crosses() {
+        let (spans, blocks, event) = forty_crossings();
+        // Forty crossings of four instances, ten each; the least-shared head
+        // misses every crossing of the first one, the other head none.
+        let objects: Vec<TruthObject> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                object(
+                    "birds",
+                    ["lark", "crow", "owl", "gull"][i % 4],
+                    [s[0] - 3, s[1] + 3],
+                )
+            })
+            .collect();
+        let clean = head(&spans, &[]);
+        let mut blind = clean.clone();
+        for s in spans.iter().step_by(4) {
+            blind[s[0] as usize..=s[1] as usize].fill(0);
+        }
+        let by_blocks = resampling_units(&blocks, &[], "birds", 2000);
+        let by_instances = resampling_units(&blocks, &objects, "birds", 2000);
+        assert_eq!(by_instances.strata.own_instances, 4);
+        let sd = |u: &ResamplingUnits| gain_sd(&[&blind, &clean], &spans, 2, u, &event, 10.0)[1];
+        let (blocks_sd, instances_sd) = (sd(&by_blocks), sd(&by_instances));
+        // Ten crossings looked like ten chances; they are one object.
+        assert!(
+            instances_sd > 2.0 * blocks_sd,
+            "{instances_sd} vs {blocks_sd}"
+        );
     }
 
     #[test]

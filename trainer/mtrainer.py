@@ -214,6 +214,7 @@ def stream_to_toml(
             f'label = "{cat.label}"',
             "events = [" + ", ".join(f"[{a}, {b}]" for a, b in spans) + "]",
         ]
+    instance_of = {s.key: s.instance for s in C.catalogue(recipe)}
     for i, t in enumerate(stream.tracks):
         on = np.nonzero(stream.visibility[i] >= vis)[0]
         lines += [
@@ -221,6 +222,7 @@ def stream_to_toml(
             "[[object]]",
             f'stamp = "{t.stamp}"',
             f'category = "{t.category}"',
+            f'instance = "{instance_of[t.stamp]}"',
             f"on_screen = [{t.start}, {t.start + t.length - 1}]",
             "visible_frames = " + (f"[{int(on[0])}, {int(on[-1])}]" if len(on) else "[]"),
             f"max_visibility = {float(stream.visibility[i].max()):.3f}",

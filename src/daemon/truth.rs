@@ -25,6 +25,38 @@ pub struct TruthApp {
     pub events: Vec<[u64; 2]>,
 }
 
+/// One object that crosses the clip (the M-Trainer lists every one, the
+/// distractors too). `mainstream calibrate` resamples these: a calibration
+/// is as sure as the object instances behind it allow.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct TruthObject {
+    /// The photo it was cut from, e.g. `animals/birds/lark` (a mirrored
+    /// copy ends in `_mirror`).
+    pub stamp: String,
+    /// Its category: an app's package name, or a distractor's.
+    pub category: String,
+    /// The object instance (photos of one object share it); older ground
+    /// truth lacks it and [`TruthObject::instance`] derives it.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// First and last frame it is on screen at all, inclusive.
+    pub on_screen: [u64; 2],
+}
+
+impl TruthObject {
+    /// The object instance: the one written, else the stamp's name without
+    /// a `_mirror` suffix.
+    pub fn instance(&self) -> &str {
+        match &self.instance {
+            Some(i) => i,
+            None => {
+                let name = self.stamp.rsplit('/').next().unwrap_or(&self.stamp);
+                name.strip_suffix("_mirror").unwrap_or(name)
+            }
+        }
+    }
+}
+
 /// A clip's ground truth.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct Truth {
@@ -37,6 +69,9 @@ pub struct Truth {
     /// Per app.
     #[serde(rename = "app", default)]
     pub apps: Vec<TruthApp>,
+    /// The objects that cross it (empty in hand-labelled ground truth).
+    #[serde(rename = "object", default)]
+    pub objects: Vec<TruthObject>,
 }
 
 impl Truth {
@@ -63,6 +98,21 @@ impl Truth {
                     bad
                 );
             }
+        }
+        if let Some((i, o)) = t
+            .objects
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.on_screen[0] > o.on_screen[1])
+        {
+            crate::bail!(
+                InvalidConfig,
+                "{}: object {} ({}): on_screen {:?} ends before it starts",
+                path.display(),
+                i + 1,
+                o.stamp,
+                o.on_screen
+            );
         }
         Ok(t)
     }
@@ -183,5 +233,22 @@ mod tests {
         assert_eq!(t.clip, "demo.mjpeg");
         assert!(t.apps.len() >= 3);
         assert!(t.events_of("birds").is_some_and(|e| !e.is_empty()));
+        assert!(!t.objects.is_empty(), "the demo clip lists its objects");
+    }
+
+    #[test]
+    fn an_objects_instance_is_the_written_one_else_its_photo_without_mirror() {
+        let o = |stamp: &str, instance: Option<&str>| TruthObject {
+            stamp: stamp.into(),
+            category: "mammals".into(),
+            instance: instance.map(Into::into),
+            on_screen: [0, 1],
+        };
+        assert_eq!(
+            o("animals/mammals/pig_golden2", Some("pig_golden")).instance(),
+            "pig_golden"
+        );
+        assert_eq!(o("animals/birds/lark_mirror", None).instance(), "lark");
+        assert_eq!(o("animals/birds/lark", None).instance(), "lark");
     }
 }

@@ -178,7 +178,8 @@ pub struct CurvePoint {
 /// ([`CurvePoint::gain_sd`]) a shared head's predicted gain must exceed: the
 /// one-sided 95% point of a normal distribution, i.e. the planner shares only
 /// a gain that its calibration would show by chance in fewer than 1 in 20
-/// clips of the same material (docs/eval.md, "Per-head sharing margin").
+/// clips of other object instances of the same categories (docs/eval.md,
+/// "Per-head sharing margin").
 pub const GAIN_Z: f64 = 1.645;
 
 /// A camera stream.
