@@ -168,19 +168,54 @@ pub struct CurvePoint {
     /// gain over the app's least-shared head: the bootstrap standard
     /// deviation written by `mainstream calibrate` (`0` = not measured). A
     /// planner counts this head's predicted advantage over the least-shared
-    /// head at the same frame rate only beyond `max(share_margin, GAIN_Z *
-    /// gain_sd)`.
+    /// head at the same frame rate only beyond `max(share_margin, gain_z(m) *
+    /// gain_sd)`, `m` the app's number of shared heads ([`gain_z`]).
     #[serde(default)]
     pub gain_sd: f64,
 }
 
+/// The chance the planner accepts of sharing a head for a gain its
+/// calibration shows by chance: per app, over all its shared heads together
+/// (see [`gain_z`]).
+pub const GAIN_ALPHA: f64 = 0.05;
+
 /// How many standard deviations of its calibrated uncertainty
-/// ([`CurvePoint::gain_sd`]) a shared head's predicted gain must exceed: the
-/// one-sided 95% point of a normal distribution, i.e. the planner shares only
-/// a gain that its calibration would show by chance in fewer than 1 in 20
-/// clips of other object instances of the same categories (docs/eval.md,
-/// "Per-head sharing margin").
-pub const GAIN_Z: f64 = 1.645;
+/// ([`CurvePoint::gain_sd`]) a shared head's predicted gain must exceed when
+/// the app has `shared_heads` heads besides its least-shared one: the
+/// one-sided normal quantile at `GAIN_ALPHA / shared_heads` (1.645 for one
+/// head, 1.960 for two, 2.128 for three). The planner takes an app's best
+/// head, so every shared head is one more chance of a gain that is only
+/// noise; dividing the chance among them (Bonferroni) keeps the planner's
+/// promise per app: it shares a gain that its calibration would show by
+/// chance in fewer than 1 in 20 clips of other object instances of the same
+/// categories (docs/eval.md, "Per-head sharing margin").
+pub fn gain_z(shared_heads: usize) -> f64 {
+    let tail = GAIN_ALPHA / shared_heads.max(1) as f64;
+    // Bisection on the upper tail, which falls monotonically in z.
+    let (mut lo, mut hi) = (0.0f64, 10.0f64);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if upper_tail(mid) > tail {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// `P(Z > z)` of a standard normal for `z >= 0`, from the complementary
+/// error function's rational approximation of Abramowitz and Stegun 7.1.26
+/// (absolute error below 1.5e-7, far below what a margin can tell apart).
+fn upper_tail(z: f64) -> f64 {
+    let x = z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    0.5 * poly * (-x * x).exp()
+}
 
 /// A camera stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -231,8 +266,8 @@ pub struct Problem {
     /// is the paper's planner; the product uses
     /// [`DEFAULT_SHARE_MARGIN`](crate::config::DEFAULT_SHARE_MARGIN) (see
     /// docs/eval.md, "Sharing margin"). A head whose calibration measured its
-    /// uncertainty gets the larger margin `GAIN_Z * gain_sd` where that is
-    /// larger ([`CurvePoint::gain_sd`]). Reported F1 and `min_f1` use the
+    /// uncertainty gets the larger margin `gain_z(m) * gain_sd` where that
+    /// is larger ([`CurvePoint::gain_sd`]). Reported F1 and `min_f1` use the
     /// prediction itself.
     #[serde(default)]
     pub share_margin: f64,
@@ -1052,16 +1087,18 @@ impl CStream {
 }
 
 /// Each curve point's sharing margin, in the points' (ascending) order: none
-/// on the first (least shared) point, `max(share_margin, GAIN_Z * gain_sd)`
-/// on the others.
+/// on the first (least shared) point, `max(share_margin, gain_z(m) *
+/// gain_sd)` on the other `m`.
 pub(crate) fn point_margins(share_margin: f64, gain_sd: impl Iterator<Item = f64>) -> Vec<f64> {
-    gain_sd
+    let sds: Vec<f64> = gain_sd.collect();
+    let z = gain_z(sds.len().saturating_sub(1));
+    sds.iter()
         .enumerate()
         .map(|(i, sd)| {
             if i == 0 {
                 0.0
             } else {
-                share_margin.max(GAIN_Z * sd).min(1.0)
+                share_margin.max(z * sd).min(1.0)
             }
         })
         .collect()
@@ -1229,10 +1266,10 @@ mod tests {
         assert!(gain > 0.0, "gain {gain}");
         let mut unsure = sure.clone();
         for a in &mut unsure.apps {
-            a.curve[1].gain_sd = gain / GAIN_Z + 0.001;
+            a.curve[1].gain_sd = gain / gain_z(1) + 0.001;
         }
         let mut one_unsure = sure.clone();
-        one_unsure.apps[1].curve[1].gain_sd = gain / GAIN_Z + 0.001;
+        one_unsure.apps[1].curve[1].gain_sd = gain / gain_z(1) + 0.001;
         // The least-shared head's own gain_sd is never a margin.
         let mut own_unsure = sure.clone();
         own_unsure.apps[0].curve[0].gain_sd = 0.5;
@@ -1253,6 +1290,39 @@ mod tests {
             )
             .unwrap()
         );
+    }
+
+    #[test]
+    fn the_evidence_a_shared_head_needs_grows_with_the_apps_shared_heads() {
+        assert!((gain_z(1) - 1.645).abs() < 1e-3, "{}", gain_z(1));
+        assert!((gain_z(2) - 1.960).abs() < 1e-3, "{}", gain_z(2));
+        assert!((gain_z(3) - 2.128).abs() < 1e-3, "{}", gain_z(3));
+        assert_eq!(gain_z(0), gain_z(1));
+        // One shared head whose gain clears its single-head margin: shared.
+        let one = two_apps_with_a_slightly_better_shared_head(0.0, 1e6);
+        let gain = plan(&one, Strategy::Exact).unwrap().mean_f1
+            - plan(&one, Strategy::NoSharing(BaselineFps::Exact))
+                .unwrap()
+                .mean_f1;
+        assert!(gain > 0.005, "gain {gain}");
+        let mut one = one;
+        for a in &mut one.apps {
+            a.curve[1].gain_sd = (gain - 0.0005) / gain_z(1);
+        }
+        // The same head among two more (worse, equally uncertain) shared
+        // heads: the best of three gains is likelier chance, so it is not.
+        let mut three = one.clone();
+        for a in &mut three.apps {
+            let mut worse = a.curve[1];
+            worse.accuracy = 0.80;
+            for branch in [1, 2] {
+                a.curve.push(CurvePoint { branch, ..worse });
+            }
+        }
+        for s in [Strategy::Exact, Strategy::Greedy] {
+            assert_eq!(branches(&plan(&one, s).unwrap()), [3, 3], "{s:?}");
+            assert_eq!(branches(&plan(&three, s).unwrap()), [0, 0], "{s:?}");
+        }
     }
 
     #[test]

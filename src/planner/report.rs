@@ -203,20 +203,15 @@ pub fn render_text(problem: &Problem, cmp: &Comparison) -> String {
         .apps
         .iter()
         .flat_map(|a| {
-            let first = a.curve.iter().map(|c| c.branch).min();
-            a.curve
-                .iter()
-                .filter(move |c| {
-                    Some(c.branch) != first && super::GAIN_Z * c.gain_sd > problem.share_margin
-                })
-                .map(move |c| {
-                    format!(
-                        "{}@{} {:.2}",
-                        a.name,
-                        c.branch,
-                        (super::GAIN_Z * c.gain_sd).min(1.0)
-                    )
-                })
+            let mut curve: Vec<&super::CurvePoint> = a.curve.iter().collect();
+            curve.sort_by_key(|c| c.branch);
+            let margins = super::point_margins(0.0, curve.iter().map(|c| c.gain_sd));
+            curve
+                .into_iter()
+                .zip(margins)
+                .filter(|(_, m)| *m > problem.share_margin)
+                .map(|(c, m)| format!("{}@{} {:.2}", a.name, c.branch, m))
+                .collect::<Vec<_>>()
         })
         .collect();
     if !raised.is_empty() {
@@ -501,10 +496,14 @@ mod tests {
         // The least-shared head's value is never a margin.
         p.apps[0].curve[0].gain_sd = 0.5;
         let text = render_text(&p, &compare(&p, Strategy::Exact).unwrap());
+        // Its margin: z for the app's `last` shared heads times 0.05.
         let want = format!(
-            "(calibration uncertainty raises the margin of: {}@{} 0.08)",
-            p.apps[1].name, p.apps[1].curve[last].branch
+            "(calibration uncertainty raises the margin of: {}@{} {:.2})",
+            p.apps[1].name,
+            p.apps[1].curve[last].branch,
+            crate::planner::gain_z(last) * 0.05
         );
+        assert!(last < 2 || crate::planner::gain_z(last) > 1.9);
         assert!(text.contains(&want), "{text}");
     }
 
