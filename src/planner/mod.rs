@@ -188,7 +188,8 @@ pub const GAIN_ALPHA: f64 = 0.05;
 /// noise; dividing the chance among them (Bonferroni) keeps the planner's
 /// promise per app: it shares a gain that its calibration would show by
 /// chance in fewer than 1 in 20 clips of other object instances of the same
-/// categories (docs/eval.md, "Per-head sharing margin").
+/// categories (docs/eval.md, "Session 8: resampling object instances, and
+/// a margin per app").
 pub fn gain_z(shared_heads: usize) -> f64 {
     let tail = GAIN_ALPHA / shared_heads.max(1) as f64;
     // Bisection on the upper tail, which falls monotonically in z.
