@@ -1222,6 +1222,14 @@ mod tests {
         p
     }
 
+    /// The exact plan's predicted mean F1 less the No-Sharing plan's.
+    fn predicted_gain_of_sharing(p: &Problem) -> f64 {
+        plan(p, Strategy::Exact).unwrap().mean_f1
+            - plan(p, Strategy::NoSharing(BaselineFps::Exact))
+                .unwrap()
+                .mean_f1
+    }
+
     fn branches(plan: &Plan) -> Vec<usize> {
         plan.apps.iter().map(|a| a.branch).collect()
     }
@@ -1260,10 +1268,7 @@ mod tests {
         // The shared head's predicted gain (below 0.05) without a global
         // margin: shared, unless its calibration is uncertain enough.
         let sure = two_apps_with_a_slightly_better_shared_head(0.0, 1e6);
-        let gain = plan(&sure, Strategy::Exact).unwrap().mean_f1
-            - plan(&sure, Strategy::NoSharing(BaselineFps::Exact))
-                .unwrap()
-                .mean_f1;
+        let gain = predicted_gain_of_sharing(&sure);
         assert!(gain > 0.0, "gain {gain}");
         let mut unsure = sure.clone();
         for a in &mut unsure.apps {
@@ -1301,10 +1306,7 @@ mod tests {
         assert_eq!(gain_z(0), gain_z(1));
         // One shared head whose gain clears its single-head margin: shared.
         let one = two_apps_with_a_slightly_better_shared_head(0.0, 1e6);
-        let gain = plan(&one, Strategy::Exact).unwrap().mean_f1
-            - plan(&one, Strategy::NoSharing(BaselineFps::Exact))
-                .unwrap()
-                .mean_f1;
+        let gain = predicted_gain_of_sharing(&one);
         assert!(gain > 0.005, "gain {gain}");
         let mut one = one;
         for a in &mut one.apps {
