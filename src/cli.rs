@@ -276,6 +276,12 @@ An app leaves its own (least-shared) head for a more shared one only when the
 budget forces it or the model predicts the shared head better by more than
 [device] share_margin (0.05 F1 unless set; 0 is the paper's planner).
 
+A plan that mixes heads runs only if it is predicted better than the
+No-Sharing and the Max-Sharing plan by more than the calibration can vouch
+for where they differ (the root-sum-square of those heads' margins, per app);
+otherwise the planner runs the better of those baselines and says so
+(in its output: 'this is the no-sharing plan: ...').
+
 USAGE:
     mainstream plan [--config FILE] [--budget CORES] [--json]
 

@@ -151,6 +151,9 @@ pub struct RunOutcome {
     pub predicted_cores: f64,
     /// Mean predicted F1.
     pub predicted_mean_f1: f64,
+    /// The baseline whose plan the planner ran instead of its own, if it
+    /// did (`planner::Fallback`).
+    pub fallback: Option<String>,
     /// Mean measured F1 over the apps with ground truth.
     pub measured_mean_f1: Option<f64>,
     /// Mean measured recall.
@@ -433,12 +436,18 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                 fix_plan(&mut plan, &problem, args.branch, args.fps)?;
             }
             log::info!(
-                "{}: {} apps, predicted {:.3} of {:.2} cores, mean F1 {:.3}",
+                "{}: {} apps, predicted {:.3} of {:.2} cores, mean F1 {:.3}{}",
                 plan.strategy.name(),
                 plan.apps.len(),
                 plan.cost / 1000.0,
                 budget,
-                plan.mean_f1
+                plan.mean_f1,
+                plan.fallback.map_or(String::new(), |fb| format!(
+                    " (the {} plan: its own was only {:+.3} better, doubt {:.3})",
+                    fb.baseline.name(),
+                    fb.advantage,
+                    fb.doubt
+                ))
             );
             // One tree per plan, built only if some seed's run is not reused.
             let mut tree: Option<(Vec<AppRun>, StemTree)> = None;
@@ -449,6 +458,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                         budget_cores: budget,
                         predicted_cores: plan.cost / 1000.0,
                         predicted_mean_f1: plan.mean_f1,
+                        fallback: fallback_name(&plan),
                         replayed: false,
                         ..prev.clone()
                     },
@@ -763,6 +773,7 @@ fn replay_plan(
         budget_cores: budget,
         predicted_cores: plan.cost / 1000.0,
         predicted_mean_f1: plan.mean_f1,
+        fallback: fallback_name(plan),
         measured_mean_f1: mean(|s| s.f1),
         measured_mean_recall: mean(|s| s.recall),
         measured_mean_precision: mean(|s| s.precision),
@@ -783,6 +794,11 @@ fn replay_plan(
         replayed: true,
         apps: outcomes,
     })
+}
+
+/// The baseline a plan fell back to, by name.
+fn fallback_name(plan: &Plan) -> Option<String> {
+    plan.fallback.map(|fb| fb.baseline.name().to_owned())
 }
 
 /// The result as text.

@@ -160,6 +160,7 @@ fn plan_for(
                 budget: problem.budget,
                 mean_f1: 0.0,
                 min_f1: 0.0,
+                fallback: None,
             },
             problem,
             rejected: Vec::new(),
@@ -546,6 +547,15 @@ impl Service<'_> {
                 " (over budget: the cheapest schedule found)"
             }
         );
+        if let Some(fb) = &p.fallback {
+            log::info!(
+                "  runs the {} plan: its own was predicted only {:+.3} mean F1 better, within the {:.3} \
+                 its heads' calibration leaves in doubt",
+                fb.baseline.name(),
+                fb.advantage,
+                fb.doubt
+            );
+        }
         for a in &p.apps {
             log::info!(
                 "  app {:<16} branch point {:>2}, {:>4.1} fps, predicted F1 {:.3} (recall {:.3}, precision {:.3})",

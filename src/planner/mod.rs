@@ -403,6 +403,33 @@ pub struct Plan {
     pub mean_f1: f64,
     /// Smallest predicted F1 (0 with no apps).
     pub min_f1: f64,
+    /// Set when a planner that weighs sharing runs a baseline's plan instead
+    /// of its own (see [`Fallback`]); `strategy` still names that planner.
+    #[serde(default)]
+    pub fallback: Option<Fallback>,
+}
+
+/// Why a planner that weighs sharing (greedy, exact, heuristic, auto) runs
+/// the No-Sharing or Max-Sharing plan instead of its own: its own plan is not
+/// predicted better than that baseline's by more than the calibration can
+/// vouch for where the two plans put apps on different heads.
+///
+/// The doubt is the root-sum-square, over the apps whose head differs, of
+/// both heads' sharing margins ([`point_margins`]: 0 for an app's own head,
+/// `max(share_margin, gain_z(m) * gain_sd)` for a shared one), divided by
+/// the number of apps like the advantage. Frame rates carry no doubt: the
+/// calibration measures none for them. A plan that already is a baseline's
+/// (every app on the same head at the same frame rate) is kept; of several
+/// baselines within doubt the one predicted best runs. With `share_margin` 0
+/// and no `gain_sd` (the paper's planner) there is no doubt and no fallback.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fallback {
+    /// The baseline whose plan runs.
+    pub baseline: Strategy,
+    /// The planner's own plan's predicted mean F1 minus the baseline's.
+    pub advantage: f64,
+    /// How large an advantage the heads' margins leave in doubt (mean F1).
+    pub doubt: f64,
 }
 
 /// Why an app was not admitted.
@@ -694,6 +721,8 @@ pub(crate) struct CApp {
     pub points: Vec<(u16, f64, f64)>,
     /// Per point: the calibration's `gain_sd` (kept for the planner table).
     pub gain_sd: Vec<f64>,
+    /// Per point: its sharing margin ([`point_margins`]).
+    pub margins: Vec<f64>,
     /// Options sorted by fps, then branch point (the greedy's scan order).
     pub opts: Vec<Opt>,
 }
@@ -767,6 +796,7 @@ impl Compiled {
                     min_f1: a.min_f1,
                     points,
                     gain_sd,
+                    margins,
                     opts,
                 }
             })
@@ -835,8 +865,88 @@ impl Compiled {
         self
     }
 
-    /// Runs a planner.
+    /// Runs a planner; one that weighs sharing runs a baseline's plan where
+    /// its own is not predicted better by more than the doubt ([`Fallback`]).
     pub fn plan(&self, strategy: Strategy) -> Result<Plan> {
+        let own = self.plan_alone(strategy)?;
+        let weighs_sharing = matches!(
+            strategy,
+            Strategy::Greedy | Strategy::Exact | Strategy::Heuristic | Strategy::Auto
+        );
+        if !weighs_sharing || !own.feasible {
+            return Ok(own);
+        }
+        let baselines = [
+            Strategy::NoSharing(BaselineFps::Greedy),
+            Strategy::MaxSharing(BaselineFps::Greedy),
+        ]
+        .map(|s| self.plan_alone(s).map(|p| (s, p)));
+        let mut best: Option<(Plan, Fallback)> = None;
+        for b in baselines {
+            let (baseline, b) = b?;
+            if same_schedule(&own, &b) {
+                // Already a baseline's plan: nothing to hedge.
+                return Ok(own);
+            }
+            let Some(fb) = self.doubtful_advantage(&own, &b, baseline) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(q, _)| b.mean_f1 > q.mean_f1) {
+                best = Some((b, fb));
+            }
+        }
+        Ok(match best {
+            Some((b, fb)) => Plan {
+                strategy: own.strategy,
+                fallback: Some(fb),
+                ..b
+            },
+            None => own,
+        })
+    }
+
+    /// The [`Fallback`] to `baseline`'s plan `b` if `own` is not predicted
+    /// better than `b` by more than the doubt and `b` may run (it fits the
+    /// budget and gives every app at least its `min_f1`).
+    fn doubtful_advantage(&self, own: &Plan, b: &Plan, baseline: Strategy) -> Option<Fallback> {
+        let n = own.apps.len();
+        if !b.feasible || n == 0 || b.apps.len() != n {
+            return None;
+        }
+        let mut advantage = 0.0;
+        let mut doubt2 = 0.0;
+        for (x, y) in own.apps.iter().zip(&b.apps) {
+            let a = self.apps.get(x.app)?;
+            if y.app != x.app || y.f1 < a.min_f1 {
+                return None;
+            }
+            advantage += x.f1 - y.f1;
+            if x.branch != y.branch {
+                doubt2 += self.margin_at(x.app, x.branch).powi(2)
+                    + self.margin_at(y.app, y.branch).powi(2);
+            }
+        }
+        let (advantage, doubt) = (advantage / n as f64, doubt2.sqrt() / n as f64);
+        (doubt > 0.0 && advantage < doubt).then_some(Fallback {
+            baseline,
+            advantage,
+            doubt,
+        })
+    }
+
+    /// The sharing margin of app `app`'s head at branch point `branch`.
+    fn margin_at(&self, app: usize, branch: usize) -> f64 {
+        let a = &self.apps[app];
+        let levels = &self.streams[a.stream].levels;
+        a.points
+            .iter()
+            .zip(&a.margins)
+            .find(|((level, _, _), _)| levels.get(*level as usize) == Some(&branch))
+            .map_or(0.0, |(_, &m)| m)
+    }
+
+    /// Runs a planner on its own.
+    fn plan_alone(&self, strategy: Strategy) -> Result<Plan> {
         let c = self.for_strategy(strategy);
         if c.apps.is_empty() {
             return Ok(c.build_plan(strategy, &[], true));
@@ -1064,6 +1174,7 @@ impl Compiled {
             budget: self.budget,
             mean_f1,
             min_f1,
+            fallback: None,
         }
     }
 }
@@ -1085,6 +1196,15 @@ impl CStream {
             total,
         }
     }
+}
+
+/// Whether two plans run every app at the same branch point and frame rate.
+fn same_schedule(a: &Plan, b: &Plan) -> bool {
+    a.apps.len() == b.apps.len()
+        && a.apps
+            .iter()
+            .zip(&b.apps)
+            .all(|(x, y)| x.app == y.app && x.branch == y.branch && x.fps == y.fps)
 }
 
 /// Each curve point's sharing margin, in the points' (ascending) order: none
@@ -1282,7 +1402,10 @@ mod tests {
         for s in [Strategy::Exact, Strategy::Greedy] {
             assert_eq!(branches(&plan(&sure, s).unwrap()), [3, 3], "{s:?}");
             assert_eq!(branches(&plan(&unsure, s).unwrap()), [0, 0], "{s:?}");
-            assert_eq!(branches(&plan(&one_unsure, s).unwrap()), [3, 0], "{s:?}");
+            // The planner's own choice; what runs is Max-Sharing's plan
+            // (a_mixed_plan_within_doubt_of_a_baseline_runs_the_baseline).
+            let own_choice = Compiled::from_problem(&one_unsure).plan_alone(s).unwrap();
+            assert_eq!(branches(&own_choice), [3, 0], "{s:?}");
             assert_eq!(branches(&plan(&own_unsure, s).unwrap()), [3, 3], "{s:?}");
         }
         // Below the global margin, an uncertainty changes nothing.
@@ -1326,6 +1449,98 @@ mod tests {
             assert_eq!(branches(&plan(&one, s).unwrap()), [3, 3], "{s:?}");
             assert_eq!(branches(&plan(&three, s).unwrap()), [0, 0], "{s:?}");
         }
+    }
+
+    #[test]
+    fn a_mixed_plan_within_doubt_of_a_baseline_runs_the_baseline() {
+        // Budget to spare; app a's shared head is surely better, app b's is
+        // predicted better by less than its margin, so the planner keeps b on
+        // its own head: a mixed plan predicted worse than Max-Sharing's by
+        // b's (uncertain) gain. It runs Max-Sharing's plan.
+        let mut p = two_apps_with_a_slightly_better_shared_head(0.0, 1e6);
+        let gain = predicted_gain_of_sharing(&p);
+        p.apps[1].curve[1].gain_sd = gain / gain_z(1) + 0.001;
+        let ms = plan(&p, Strategy::MaxSharing(BaselineFps::Greedy)).unwrap();
+        for s in [Strategy::Exact, Strategy::Greedy, Strategy::Auto] {
+            let q = plan(&p, s).unwrap();
+            assert_eq!(branches(&q), [3, 3], "{s:?}");
+            assert_eq!(q.apps, ms.apps, "{s:?}");
+            assert_eq!(
+                q.strategy,
+                if s == Strategy::Auto {
+                    Strategy::Exact
+                } else {
+                    s
+                }
+            );
+            let fb = q.fallback.expect("a fallback");
+            assert_eq!(fb.baseline, Strategy::MaxSharing(BaselineFps::Greedy));
+            // Its own plan was predicted worse (b's gain, halved by the mean).
+            assert!(
+                (fb.advantage + gain / 2.0).abs() < 1e-9,
+                "{fb:?} gain {gain}"
+            );
+            assert!((fb.doubt - gain_z(1) * p.apps[1].curve[1].gain_sd / 2.0).abs() < 1e-9);
+        }
+        // The table evaluates to the same plan.
+        let t = table::PlannerTable::compile(&p).unwrap();
+        let q = t.evaluate(p.budget, Strategy::Exact).unwrap();
+        assert_eq!(branches(&q), [3, 3]);
+        assert!(q.fallback.is_some());
+    }
+
+    #[test]
+    fn a_plan_that_is_a_baselines_or_clearly_better_runs_as_planned() {
+        // Every app on its own head because of the margins: No-Sharing's
+        // plan, kept although Max-Sharing is predicted better within doubt.
+        let p = two_apps_with_a_slightly_better_shared_head(0.05, 1e6);
+        let q = plan(&p, Strategy::Exact).unwrap();
+        assert_eq!(branches(&q), [0, 0]);
+        assert_eq!(q.fallback, None);
+        // Sharing that buys frame rate far beyond the doubt.
+        let tight = two_apps_with_a_slightly_better_shared_head(0.05, 7.0);
+        let q = plan(&tight, Strategy::Exact).unwrap();
+        assert_eq!(branches(&q), [3, 3]);
+        assert_eq!(q.fallback, None);
+    }
+
+    #[test]
+    fn every_fallback_runs_a_baseline_its_plan_could_not_clearly_beat() {
+        let mut fallbacks = 0;
+        let mut mixed_kept = 0;
+        for seed in 0..8u64 {
+            for budget in [20.0, 60.0, 150.0, 400.0] {
+                let mut p = simulate::random_paper_problem(seed, 4, budget, Units::Physical);
+                // The paper's planner (no margin, no gain_sd) never falls back.
+                let paper = plan(&p, Strategy::Exact).unwrap();
+                assert_eq!(paper.fallback, None, "seed {seed} budget {budget}");
+                p.share_margin = 0.05;
+                let c = Compiled::from_problem(&p);
+                let own = c.plan_alone(Strategy::Exact).unwrap();
+                let q = plan(&p, Strategy::Exact).unwrap();
+                let base = |s| plan(&p, s).unwrap();
+                let ns = base(Strategy::NoSharing(BaselineFps::Greedy));
+                let ms = base(Strategy::MaxSharing(BaselineFps::Greedy));
+                match q.fallback {
+                    Some(fb) => {
+                        fallbacks += 1;
+                        let b = if fb.baseline == ms.strategy { &ms } else { &ns };
+                        assert_eq!(q.apps, b.apps, "seed {seed} budget {budget}");
+                        assert!(q.feasible && fb.advantage < fb.doubt, "{fb:?}");
+                        let adv = own.mean_f1 - b.mean_f1;
+                        assert!((fb.advantage - adv).abs() < 1e-9, "{fb:?} vs {adv}");
+                    }
+                    None => {
+                        assert_eq!(q, own, "seed {seed} budget {budget}");
+                        if !same_schedule(&q, &ns) && !same_schedule(&q, &ms) {
+                            mixed_kept += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Both outcomes occur in the sample (else this checks nothing).
+        assert!(fallbacks > 0 && mixed_kept > 0, "{fallbacks} {mixed_kept}");
     }
 
     #[test]

@@ -107,6 +107,17 @@ pub fn render_text(problem: &Problem, cmp: &Comparison) -> String {
             "  ** INFEASIBLE: over budget or below a minimum F1 **"
         }
     );
+    if let Some(fb) = &p.fallback {
+        let _ = writeln!(
+            out,
+            "  this is the {} plan: {}'s own was predicted only {:+.3} mean F1 better, within\n  \
+             the {:.3} its heads' calibration leaves in doubt",
+            fb.baseline.name(),
+            p.strategy.name(),
+            fb.advantage,
+            fb.doubt
+        );
+    }
     if let Some(adm) = cmp.admission.as_ref().filter(|a| !a.rejected.is_empty()) {
         let names: Vec<&str> = adm.rejected.iter().map(|r| r.name.as_str()).collect();
         let _ = writeln!(
@@ -352,6 +363,13 @@ fn plan_json(j: &mut Json, p: &Plan) {
     j.key("cost").num(p.cost);
     j.key("mean_f1").num(p.mean_f1);
     j.key("min_f1").num(p.min_f1);
+    if let Some(fb) = &p.fallback {
+        j.key("fallback").begin_object();
+        j.key("baseline").str(fb.baseline.name());
+        j.key("advantage").num(fb.advantage);
+        j.key("doubt").num(fb.doubt);
+        j.end_object();
+    }
     j.key("apps").begin_array();
     for a in &p.apps {
         j.begin_object();
@@ -524,6 +542,27 @@ mod tests {
         ] {
             assert!(js.contains(k), "{k} missing");
         }
+    }
+
+    #[test]
+    fn reports_say_when_the_planner_runs_a_baselines_plan() {
+        // The first small random workload whose exact plan falls back.
+        let (p, cmp) = (0..64u64)
+            .flat_map(|seed| [20.0, 60.0, 150.0].map(|b| (seed, b)))
+            .find_map(|(seed, budget)| {
+                let mut p = simulate::random_paper_problem(seed, 4, budget, Units::Physical);
+                p.share_margin = 0.05;
+                let cmp = compare(&p, Strategy::Exact).unwrap();
+                cmp.plan.fallback.is_some().then_some((p, cmp))
+            })
+            .expect("a workload whose plan falls back");
+        let fb = cmp.plan.fallback.unwrap();
+        let text = render_text(&p, &cmp);
+        let want = format!("this is the {} plan: exact's own", fb.baseline.name());
+        assert!(text.contains(&want), "{text}");
+        let js = render_json(&p, &cmp);
+        let want = format!("\"fallback\":{{\"baseline\":\"{}\"", fb.baseline.name());
+        assert!(js.contains(&want), "{js}");
     }
 
     #[test]

@@ -277,6 +277,7 @@ impl PlannerTable {
                     min_f1: a.min_f1,
                     points,
                     gain_sd: a.gain_sd.iter().map(|&sd| sd as f64).collect(),
+                    margins,
                     opts,
                 }
             })
