@@ -268,14 +268,22 @@ def grid_tables(results, out):
             ns_ = cell(n, b, "no-sharing", "measured_mean_f1")
             mx = cell(n, b, "max-sharing", "measured_mean_f1")
             wins.append((n, b, ex, ns_, mx, ms))
+    def runs_by(n, b):
+        # The exact planner's runs: how many ran a baseline's plan (`fallback`).
+        rs = [r[3] for r in results if r[0] == n and r[2] == b and r[3]["strategy"] == "exact"]
+        fb = [r.get("fallback") for r in rs if r.get("fallback")]
+        if not fb:
+            return "-"
+        return ", ".join(f"{fb.count(k)} of {len(rs)} {k}" for k in sorted(set(fb)))
+
     md.append("### Mainstream (exact) against the baselines, measured mean F1\n")
-    md.append("| N | budget | exact | / No-Sharing | / Max-Sharing | at least both |")
-    md.append("|---|---|---|---|---|---|")
+    md.append("| N | budget | exact | / No-Sharing | / Max-Sharing | at least both | runs on a baseline's plan |")
+    md.append("|---|---|---|---|---|---|---|")
     for n, b, ex, ns_, mx, _ in wins:
         r1 = ex / ns_ if ns_ > 0 else float("inf")
         r2 = ex / mx if mx > 0 else float("inf")
         ok = "yes" if ex >= ns_ - 1e-12 and ex >= mx - 1e-12 else "**no**"
-        md.append(f"| {n} | {b:g} | {ex:.3f} | {r1:.2f}x | {r2:.2f}x | {ok} |")
+        md.append(f"| {n} | {b:g} | {ex:.3f} | {r1:.2f}x | {r2:.2f}x | {ok} | {runs_by(n, b)} |")
     md.append("")
     # Plots like the paper's Figures 6, 7 and 8.
     mid_b = 1.0 if 1.0 in budgets else budgets[len(budgets) // 2]
