@@ -434,6 +434,8 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
             let mut plan = crate::planner::plan(&problem, strategy)?;
             if args.branch.is_some() || args.fps.is_some() {
                 fix_plan(&mut plan, &problem, args.branch, args.fps)?;
+                // A fixed schedule is no longer the baseline's plan.
+                plan.fallback = None;
             }
             log::info!(
                 "{}: {} apps, predicted {:.3} of {:.2} cores, mean F1 {:.3}{}",
