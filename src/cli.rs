@@ -280,7 +280,7 @@ A plan that mixes heads runs only if it is predicted better than the
 No-Sharing and the Max-Sharing plan by more than the calibration can vouch
 for where they differ (the root-sum-square of those heads' margins, per app);
 otherwise the planner runs the better of those baselines and says so
-(in its output: 'this is the no-sharing plan: ...').
+('exact runs the no-sharing plan: its own was predicted only ...').
 
 USAGE:
     mainstream plan [--config FILE] [--budget CORES] [--json]

@@ -444,12 +444,8 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                 plan.cost / 1000.0,
                 budget,
                 plan.mean_f1,
-                plan.fallback.map_or(String::new(), |fb| format!(
-                    " (the {} plan: its own was only {:+.3} better, doubt {:.3})",
-                    fb.baseline.name(),
-                    fb.advantage,
-                    fb.doubt
-                ))
+                plan.fallback
+                    .map_or(String::new(), |fb| format!(" (runs {fb})"))
             );
             // One tree per plan, built only if some seed's run is not reused.
             let mut tree: Option<(Vec<AppRun>, StemTree)> = None;

@@ -548,13 +548,7 @@ impl Service<'_> {
             }
         );
         if let Some(fb) = &p.fallback {
-            log::info!(
-                "  runs the {} plan: its own was predicted only {:+.3} mean F1 better, within the {:.3} \
-                 its heads' calibration leaves in doubt",
-                fb.baseline.name(),
-                fb.advantage,
-                fb.doubt
-            );
+            log::info!("  runs {fb}");
         }
         for a in &p.apps {
             log::info!(

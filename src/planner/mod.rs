@@ -432,6 +432,21 @@ pub struct Fallback {
     pub doubt: f64,
 }
 
+impl std::fmt::Display for Fallback {
+    /// "the max-sharing plan: its own was predicted only +0.026 mean F1
+    /// better, within the 0.028 its heads' calibration leaves in doubt"
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the {} plan: its own was predicted only {:+.3} mean F1 better, within the {:.3} its heads' \
+             calibration leaves in doubt",
+            self.baseline.name(),
+            self.advantage,
+            self.doubt
+        )
+    }
+}
+
 /// Why an app was not admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RejectReason {

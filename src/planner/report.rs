@@ -108,15 +108,7 @@ pub fn render_text(problem: &Problem, cmp: &Comparison) -> String {
         }
     );
     if let Some(fb) = &p.fallback {
-        let _ = writeln!(
-            out,
-            "  this is the {} plan: {}'s own was predicted only {:+.3} mean F1 better, within\n  \
-             the {:.3} its heads' calibration leaves in doubt",
-            fb.baseline.name(),
-            p.strategy.name(),
-            fb.advantage,
-            fb.doubt
-        );
+        let _ = writeln!(out, "  {} runs {fb}", p.strategy.name());
     }
     if let Some(adm) = cmp.admission.as_ref().filter(|a| !a.rejected.is_empty()) {
         let names: Vec<&str> = adm.rejected.iter().map(|r| r.name.as_str()).collect();
@@ -558,7 +550,10 @@ mod tests {
             .expect("a workload whose plan falls back");
         let fb = cmp.plan.fallback.unwrap();
         let text = render_text(&p, &cmp);
-        let want = format!("this is the {} plan: exact's own", fb.baseline.name());
+        let want = format!(
+            "exact runs the {} plan: its own was predicted only",
+            fb.baseline.name()
+        );
         assert!(text.contains(&want), "{text}");
         let js = render_json(&p, &cmp);
         let want = format!("\"fallback\":{{\"baseline\":\"{}\"", fb.baseline.name());
