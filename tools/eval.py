@@ -259,31 +259,50 @@ def grid_tables(results, out):
                 row = " | ".join(("**%.3f**" if abs(v - best) < 1e-12 else "%.3f") % v for v in vals)
                 md.append(f"| {n} | {b:g} | {row} |")
         md.append("")
-    # Mainstream vs the baselines.
+    # Mainstream vs the baselines: the main table.
+    def frp(n, b, s):
+        return tuple(cell(n, b, s, k) for k in ("measured_mean_f1", "measured_mean_recall", "measured_mean_precision"))
+
+    def runs_on_baseline(n, b, s):
+        # How many of a planner's runs ran a baseline's plan (`fallback`).
+        rs = [r[3] for r in results if r[0] == n and r[2] == b and r[3]["strategy"] == s]
+        fb = [r.get("fallback") for r in rs if r.get("fallback")]
+        return ", ".join(f"{fb.count(k)}/{len(rs)} {k}" for k in sorted(set(fb))) or "-"
+
+    def ratio(x, y):
+        return f"{x / y:.2f}x" if y > 0 else "inf"
+
+    md.append("### Mainstream against the baselines: measured mean event F1 (recall / precision)\n")
+    md.append("Mean over app subsets and sampling phases. Bold: the best of the four. "
+              "\"at least both\": the planner's F1 is at least No-Sharing's and at least Max-Sharing's.\n")
+    md.append("| N | budget (cores) | No-Sharing | Max-Sharing | Mainstream (greedy) | Mainstream (exact) "
+              "| greedy / NS, / MS | exact / NS, / MS | at least both (greedy, exact) "
+              "| runs a baseline's plan (greedy; exact) | predicted F1 (exact) | charged cores (exact) |")
+    md.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     wins = []
     for n in ns:
         for b in budgets:
-            ms = max(cell(n, b, "greedy", "measured_mean_f1"), cell(n, b, "exact", "measured_mean_f1"))
-            ex = cell(n, b, "exact", "measured_mean_f1")
-            ns_ = cell(n, b, "no-sharing", "measured_mean_f1")
-            mx = cell(n, b, "max-sharing", "measured_mean_f1")
-            wins.append((n, b, ex, ns_, mx, ms))
-    def runs_by(n, b):
-        # The exact planner's runs: how many ran a baseline's plan (`fallback`).
-        rs = [r[3] for r in results if r[0] == n and r[2] == b and r[3]["strategy"] == "exact"]
-        fb = [r.get("fallback") for r in rs if r.get("fallback")]
-        if not fb:
-            return "-"
-        return ", ".join(f"{fb.count(k)} of {len(rs)} {k}" for k in sorted(set(fb)))
-
-    md.append("### Mainstream (exact) against the baselines, measured mean F1\n")
-    md.append("| N | budget | exact | / No-Sharing | / Max-Sharing | at least both | runs on a baseline's plan |")
-    md.append("|---|---|---|---|---|---|---|")
-    for n, b, ex, ns_, mx, _ in wins:
-        r1 = ex / ns_ if ns_ > 0 else float("inf")
-        r2 = ex / mx if mx > 0 else float("inf")
-        ok = "yes" if ex >= ns_ - 1e-12 and ex >= mx - 1e-12 else "**no**"
-        md.append(f"| {n} | {b:g} | {ex:.3f} | {r1:.2f}x | {r2:.2f}x | {ok} | {runs_by(n, b)} |")
+            v = {s: frp(n, b, s) for s in STRATEGIES}
+            best = max(x[0] for x in v.values())
+            fmt = {s: ("**%.3f (%.2f / %.2f)**" if abs(x[0] - best) < 1e-12 else "%.3f (%.2f / %.2f)") % x
+                   for s, x in v.items()}
+            ns_, mx = v["no-sharing"][0], v["max-sharing"][0]
+            ok = {s: v[s][0] >= ns_ - 1e-12 and v[s][0] >= mx - 1e-12 for s in ("greedy", "exact")}
+            wins.append(dict(n=n, budget=b, no_sharing=ns_, max_sharing=mx, greedy=v["greedy"][0],
+                             exact=v["exact"][0], greedy_ok=ok["greedy"], exact_ok=ok["exact"]))
+            yes = ", ".join("yes" if ok[s] else "**no**" for s in ("greedy", "exact"))
+            md.append(
+                f"| {n} | {b:g} | {fmt['no-sharing']} | {fmt['max-sharing']} | {fmt['greedy']} | {fmt['exact']} "
+                f"| {ratio(v['greedy'][0], ns_)}, {ratio(v['greedy'][0], mx)} "
+                f"| {ratio(v['exact'][0], ns_)}, {ratio(v['exact'][0], mx)} | {yes} "
+                f"| {runs_on_baseline(n, b, 'greedy')}; {runs_on_baseline(n, b, 'exact')} "
+                f"| {cell(n, b, 'exact', 'predicted_mean_f1'):.3f} | {cell(n, b, 'exact', 'used_cores'):.3f} |")
+    md.append("")
+    for s in ("greedy", "exact"):
+        hit = sum(w[f"{s}_ok"] for w in wins)
+        hi = [w for w in wins if w["budget"] >= 0.25]
+        md.append(f"- {LABEL[s]}: at least both baselines at {hit} of {len(wins)} points; "
+                  f"at budgets of 0.25 cores and more, {sum(w[f'{s}_ok'] for w in hi)} of {len(hi)}.")
     md.append("")
     # Plots like the paper's Figures 6, 7 and 8.
     mid_b = 1.0 if 1.0 in budgets else budgets[len(budgets) // 2]
@@ -297,6 +316,15 @@ def grid_tables(results, out):
     big_n = max(ns)
     series = [(LABEL[s], COLOUR[s], [(b, cell(big_n, b, s, "measured_mean_f1")) for b in budgets], False) for s in STRATEGIES]
     svg_lines(out / "f1_vs_budget.svg", f"mean event F1 against budget, N = {big_n}", "budget (cores)", "mean event F1", series, budgets, logx=True)
+    # The same at every budget and every N (f1_vs_n_b<budget>.svg, f1_vs_budget_n<N>.svg).
+    for b in budgets:
+        series = [(LABEL[s], COLOUR[s], [(n, cell(n, b, s, "measured_mean_f1")) for n in ns], False) for s in STRATEGIES]
+        svg_lines(out / f"f1_vs_n_b{b:g}.svg", f"mean event F1 against N, budget {b:g} cores", "concurrent apps N",
+                  "mean event F1", series, ns, logx=True)
+    for n in ns:
+        series = [(LABEL[s], COLOUR[s], [(b, cell(n, b, s, "measured_mean_f1")) for b in budgets], False) for s in STRATEGIES]
+        svg_lines(out / f"f1_vs_budget_n{n}.svg", f"mean event F1 against budget, N = {n}", "budget (cores)",
+                  "mean event F1", series, budgets, logx=True)
     return "\n".join(md), wins
 
 
@@ -318,23 +346,53 @@ def run_strides(a, binary, config, names, runs_file):
         args = ["--apps", name, "--branch", str(branch), "--fps", repr(fps), "--budget", "8", "--phase-seed", seeds if stride > 1 else "1"]
         lines, dt = replay(binary, config, args, runs_file, {"stride": True, "app": name, "branch": branch, "stride": stride},
                            frames=a.stride_frames)
-        rec = [l["run"]["apps"][0]["measured"]["recall"] for l in lines if l["run"]["apps"][0]["measured"]]
-        pre = [l["run"]["apps"][0]["measured"]["precision"] for l in lines if l["run"]["apps"][0]["measured"]]
-        f1 = [l["run"]["apps"][0]["measured"]["f1"] for l in lines if l["run"]["apps"][0]["measured"]]
-        p = lines[0]["run"]["apps"][0]
-        fr = [l["run"]["apps"][0]["frames"] for l in lines if l["run"]["apps"][0].get("frames")]
-        tpr = mean(x["tpr"] for x in fr if x["tpr"] is not None)
-        fpr = mean(x["fpr"] for x in fr if x["fpr"] is not None)
+        row = stride_row(name, branch, stride, lines)
         with LOCK:
-            log(f"stride {name} bp{branch} s={stride}: recall {mean(rec):.3f} (model {p['predicted_recall']:.3f}), "
-                f"F1 {mean(f1):.3f} (model {p['predicted_f1']:.3f}) ({dt:.0f} s; {time.time() - t0:.0f} s so far)")
-        return dict(app=name, branch=branch, stride=stride, recall=mean(rec), precision=mean(pre), f1=mean(f1),
-                    clip_tpr=tpr, clip_fpr=fpr, pkg_acc=fr[0]["package_accuracy"] if fr else float("nan"),
-                    pkg_fpr=fr[0]["package_fpr"] if fr else float("nan"),
-                    pred_recall=p["predicted_recall"], pred_precision=p["predicted_precision"], pred_f1=p["predicted_f1"], runs=len(lines))
+            log(f"stride {name} bp{branch} s={stride}: recall {row['recall']:.3f} (model {row['pred_recall']:.3f}), "
+                f"F1 {row['f1']:.3f} (model {row['pred_f1']:.3f}) ({dt:.0f} s; {time.time() - t0:.0f} s so far)")
+        return row
 
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
         return list(pool.map(one, jobs))
+
+
+def stride_row(name, branch, stride, lines):
+    """One app alone at one head and stride: the mean over its phases' replays."""
+    apps = [l["run"]["apps"][0] for l in lines]
+    got = [x["measured"] for x in apps if x["measured"]]
+    fr = [x["frames"] for x in apps if x.get("frames")]
+    p = apps[0]
+    return dict(app=name, branch=branch, stride=stride, recall=mean(m["recall"] for m in got),
+                precision=mean(m["precision"] for m in got), f1=mean(m["f1"] for m in got),
+                clip_tpr=mean(x["tpr"] for x in fr if x["tpr"] is not None),
+                clip_fpr=mean(x["fpr"] for x in fr if x["fpr"] is not None),
+                pkg_acc=fr[0]["package_accuracy"] if fr else float("nan"),
+                pkg_fpr=fr[0]["package_fpr"] if fr else float("nan"),
+                pred_recall=p["predicted_recall"], pred_precision=p["predicted_precision"], pred_f1=p["predicted_f1"],
+                runs=len(lines))
+
+
+def load_runs(paths, runs_file):
+    """Grid results and stride rows from earlier runs.jsonl(.gz) files, copied into runs_file."""
+    import gzip
+
+    grid, strides = [], {}
+    with runs_file.open("w") as out:
+        for path in paths:
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rt") as f:
+                for text in f:
+                    if not text.strip():
+                        continue
+                    out.write(text if text.endswith("\n") else text + "\n")
+                    l = json.loads(text)
+                    t = l.get("tag", {})
+                    if t.get("grid"):
+                        grid.append((t["n"], t["subset"], l["run"]["budget_cores"], l["run"]))
+                    elif t.get("stride"):
+                        strides.setdefault((t["app"], t["branch"], t["stride"]), []).append(l)
+    rows = [stride_row(app, b, st, lines) for (app, b, st), lines in sorted(strides.items())]
+    return grid, rows
 
 
 def load_package_points(config, name):
@@ -418,9 +476,9 @@ def planned_vs_measured(results, out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--packages", action="append", type=Path, required=True,
+    ap.add_argument("--packages", action="append", type=Path, default=[],
                     help="an M-Package directory, or a directory of them (repeatable)")
-    ap.add_argument("--clip", type=Path, required=True, help="labelled clip (ground truth beside it)")
+    ap.add_argument("--clip", type=Path, help="labelled clip (ground truth beside it)")
     ap.add_argument("--fps", type=float, default=10.0, help="the clip's frame rate [10]")
     ap.add_argument("--out", type=Path, required=True, help="output directory")
     ap.add_argument("--bin", type=Path, default=ROOT / "target/release/mainstream")
@@ -437,6 +495,9 @@ def main():
     ap.add_argument("--stride-frames", type=int, help="only the clip's first N frames in the stride study [--frames]")
     ap.add_argument("--skip-grid", action="store_true")
     ap.add_argument("--skip-strides", action="store_true")
+    ap.add_argument("--from-runs", action="append", type=Path, metavar="RUNS",
+                    help="replay nothing: rebuild the tables and plots from the runs.jsonl(.gz) of earlier "
+                         "runs (repeat to merge, e.g. a grid finished in two parts)")
     a = ap.parse_args()
     global LOCK
     import threading
@@ -445,6 +506,28 @@ def main():
     if a.frames:
         FRAMES.extend(["--frames", str(a.frames)])
 
+    if a.from_runs:
+        a.out.mkdir(parents=True, exist_ok=True)
+        results, rows = load_runs(a.from_runs, a.out / "runs.jsonl")
+        md, report = [], {"from_runs": [str(p) for p in a.from_runs]}
+        if results:
+            t, wins = grid_tables(results, a.out)
+            t2, (bias, mae, count) = planned_vs_measured(results, a.out)
+            md += ["## The grid\n\n" + t, "## Predicted against measured F1, every planned configuration\n\n" + t2 + "\n"]
+            report["grid_predicted_minus_measured_f1"] = {"bias": bias, "mae": mae, "app_plans": count}
+            report["wins"] = wins
+        if rows:
+            t, summary = stride_report(rows, a.out, sorted({r["stride"] for r in rows}))
+            md.append("## Recall against sampling stride, measured and modelled\n\n" + t + "\n")
+            report["strides"] = summary
+            report["stride_rows"] = rows
+        (a.out / "results.md").write_text("\n".join(md) + "\n")
+        (a.out / "summary.json").write_text(json.dumps(report, indent=1) + "\n")
+        log(f"{len(results)} grid runs, {len(rows)} stride rows: {a.out / 'results.md'}")
+        return
+
+    if not a.packages or not a.clip:
+        sys.exit("--packages and --clip are needed (or --from-runs to rebuild tables from earlier runs)")
     pkgs = []
     for p in a.packages:
         p = p.resolve()
