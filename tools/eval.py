@@ -336,7 +336,7 @@ def run_strides(a, binary, config, names, runs_file):
 
     seeds = ",".join(str(s) for s in range(1, a.phases + 1))
     jobs = [(name, branch, stride) for name in names for branch in load_package_points(config, name)
-            for stride in a.strides]
+            if a.stride_branches is None or branch in a.stride_branches for stride in a.strides]
     t0 = time.time()
 
     def one(job):
@@ -470,6 +470,45 @@ def planned_vs_measured(results, out):
         e = errs[s]
         if e:
             md.append(f"| {LABEL[s]} | {len(e)} | {mean(e):+.3f} | {mean(abs(x) for x in e):.3f} |")
+    # Where the model is wrong: the same errors by budget, recall and precision apart.
+    by_b = {}
+    for _, _, b, r in results:
+        if not r.get("replayed", True):
+            continue
+        for a in r["apps"]:
+            if a["measured"] is not None:
+                m = a["measured"]
+                by_b.setdefault(b, []).append((a["predicted_f1"] - m["f1"], a["predicted_recall"] - m["recall"],
+                                               a["predicted_precision"] - m["precision"]))
+    md += ["", "By budget, every planner (predicted - measured, mean; mean absolute error in brackets):", "",
+           "| budget (cores) | app-plans | F1 | recall | precision |", "|---|---|---|---|---|"]
+    for b in sorted(by_b):
+        e = by_b[b]
+        cols = " | ".join(f"{mean(x[k] for x in e):+.3f} ({mean(abs(x[k]) for x in e):.3f})" for k in range(3))
+        md.append(f"| {b:g} | {len(e)} | {cols} |")
+    # The model's inputs against the clip: a head's per-sample detection rate inside events and
+    # false-positive rate outside them on this clip, beside the calibrated values it was given.
+    by_h = {}
+    for _, _, _, r in results:
+        if not r.get("replayed", True):
+            continue
+        for a in r["apps"]:
+            f, m = a.get("frames"), a["measured"]
+            if f and m is not None:
+                by_h.setdefault((a["app"], a["branch"]), []).append((f, a, m))
+    md += ["", "Per app and head, every distinct replay that ran it: the head's per-sample rates on this clip "
+           "(TPR inside events, FPR outside) beside the planner's inputs (calibration), and the event "
+           "recall and precision predicted and measured:", "",
+           "| app | branch | app-plans | TPR clip / input | FPR clip / input | recall predicted / measured "
+           "| precision predicted / measured |", "|---|---|---|---|---|---|---|"]
+    for (app, b), v in sorted(by_h.items()):
+        def avg(get):
+            xs = [get(x) for x in v if get(x) is not None]
+            return mean(xs)
+        md.append(f"| {app} | {b} | {len(v)} | {avg(lambda x: x[0]['tpr']):.3f} / {avg(lambda x: x[0]['package_accuracy']):.3f} "
+                  f"| {avg(lambda x: x[0]['fpr']):.3f} / {avg(lambda x: x[0]['package_fpr']):.3f} "
+                  f"| {avg(lambda x: x[1]['predicted_recall']):.3f} / {avg(lambda x: x[2]['recall']):.3f} "
+                  f"| {avg(lambda x: x[1]['predicted_precision']):.3f} / {avg(lambda x: x[2]['precision']):.3f} |")
     all_errs = [x for s in STRATEGIES for x in errs[s]]
     return "\n".join(md), (mean(all_errs), mean(abs(x) for x in all_errs), len(all_errs))
 
@@ -493,6 +532,9 @@ def main():
     ap.add_argument("--frames", type=int, help="only the clip's first N frames")
     ap.add_argument("--jobs", type=int, default=1, help="replays at once [1]")
     ap.add_argument("--stride-frames", type=int, help="only the clip's first N frames in the stride study [--frames]")
+    ap.add_argument("--stride-branches", type=lambda s: [int(x) for x in s.split(",")],
+                    help="only these branch points in the stride study, e.g. 0,20 (each app's own head "
+                         "and the most shared one) [every head a package keeps]")
     ap.add_argument("--skip-grid", action="store_true")
     ap.add_argument("--skip-strides", action="store_true")
     ap.add_argument("--from-runs", action="append", type=Path, metavar="RUNS",
