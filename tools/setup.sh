@@ -23,8 +23,9 @@ sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 
 # Debian packages: libclang for v4l2-sys's bindgen, systemd for systemd-analyze,
-# file to check that binaries are static.
-pkgs=(libclang-dev systemd file ca-certificates)
+# file to check that binaries are static, python3 for tools/eval.py (its
+# report is checked by tests/eval_report.rs; standard library only).
+pkgs=(libclang-dev systemd file ca-certificates python3)
 if [ "$cross" -eq 1 ]; then
   # libc6-dev-arm64-cross: headers for bindgen (v4l2-sys) when targeting aarch64.
   pkgs+=(musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross qemu-user)
