@@ -509,6 +509,25 @@ def planned_vs_measured(results, out):
                   f"| {avg(lambda x: x[0]['fpr']):.3f} / {avg(lambda x: x[0]['package_fpr']):.3f} "
                   f"| {avg(lambda x: x[1]['predicted_recall']):.3f} / {avg(lambda x: x[2]['recall']):.3f} "
                   f"| {avg(lambda x: x[1]['predicted_precision']):.3f} / {avg(lambda x: x[2]['precision']):.3f} |")
+    # The same errors split by whether a head's inputs held on this clip (its TPR within 0.05 and
+    # its FPR within 0.03 of the calibrated values, over every replay that ran it).
+    held = {}
+    for k, v in by_h.items():
+        tpr = mean(x[0]["tpr"] for x in v if x[0]["tpr"] is not None)
+        fpr = mean(x[0]["fpr"] for x in v if x[0]["fpr"] is not None)
+        held[k] = (abs(tpr - mean(x[0]["package_accuracy"] for x in v)) <= 0.05
+                   and abs(fpr - mean(x[0]["package_fpr"] for x in v)) <= 0.03)
+    md += ["", "The same app-plans split by whether the head's inputs held on this clip (TPR within 0.05 "
+           "and FPR within 0.03 of the calibrated values; predicted - measured, mean; mean absolute error "
+           "in brackets):", "", "| the head's inputs | heads | app-plans | F1 | recall | precision |",
+           "|---|---|---|---|---|---|"]
+    for ok in (True, False):
+        e = [(x[1]["predicted_f1"] - x[2]["f1"], x[1]["predicted_recall"] - x[2]["recall"],
+              x[1]["predicted_precision"] - x[2]["precision"])
+             for k, v in by_h.items() if held[k] == ok for x in v]
+        if e:
+            cols = " | ".join(f"{mean(x[i] for x in e):+.3f} ({mean(abs(x[i]) for x in e):.3f})" for i in range(3))
+            md.append(f"| {'held' if ok else 'did not hold'} | {sum(1 for k in held if held[k] == ok)} | {len(e)} | {cols} |")
     all_errs = [x for s in STRATEGIES for x in errs[s]]
     return "\n".join(md), (mean(all_errs), mean(abs(x) for x in all_errs), len(all_errs))
 
