@@ -318,9 +318,14 @@ def grid_tables(results, out):
     svg_lines(out / "f1_vs_budget.svg", f"mean event F1 against budget, N = {big_n}", "budget (cores)", "mean event F1", series, budgets, logx=True)
     # The same at every budget and every N (f1_vs_n_b<budget>.svg, f1_vs_budget_n<N>.svg).
     for b in budgets:
-        series = [(LABEL[s], COLOUR[s], [(n, cell(n, b, s, "measured_mean_f1")) for n in ns], False) for s in STRATEGIES]
-        svg_lines(out / f"f1_vs_n_b{b:g}.svg", f"mean event F1 against N, budget {b:g} cores", "concurrent apps N",
-                  "mean event F1", series, ns, logx=True)
+        for key, stem, ylabel in [
+            ("measured_mean_f1", "f1", "mean event F1"),
+            ("measured_mean_recall", "recall", "mean event recall"),
+            ("measured_mean_precision", "precision", "mean event precision"),
+        ]:
+            series = [(LABEL[s], COLOUR[s], [(n, cell(n, b, s, key)) for n in ns], False) for s in STRATEGIES]
+            svg_lines(out / f"{stem}_vs_n_b{b:g}.svg", f"{ylabel} against N, budget {b:g} cores", "concurrent apps N",
+                      ylabel, series, ns, logx=True)
     for n in ns:
         series = [(LABEL[s], COLOUR[s], [(b, cell(n, b, s, "measured_mean_f1")) for b in budgets], False) for s in STRATEGIES]
         svg_lines(out / f"f1_vs_budget_n{n}.svg", f"mean event F1 against budget, N = {n}", "budget (cores)",
