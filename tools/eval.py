@@ -378,24 +378,31 @@ def stride_row(name, branch, stride, lines):
 
 
 def load_runs(paths, runs_file):
-    """Grid results and stride rows from earlier runs.jsonl(.gz) files, copied into runs_file."""
+    """Grid results and stride rows from earlier runs.jsonl(.gz) files, copied into runs_file
+    (all of them read first: runs_file may be one of them)."""
     import gzip
 
-    grid, strides = [], {}
-    with runs_file.open("w") as out:
-        for path in paths:
-            opener = gzip.open if path.suffix == ".gz" else open
+    grid, strides, texts = [], {}, []
+    for path in paths:
+        opener = gzip.open if path.suffix == ".gz" else open
+        try:
             with opener(path, "rt") as f:
-                for text in f:
+                for lineno, text in enumerate(f, 1):
                     if not text.strip():
                         continue
-                    out.write(text if text.endswith("\n") else text + "\n")
-                    l = json.loads(text)
-                    t = l.get("tag", {})
-                    if t.get("grid"):
-                        grid.append((t["n"], t["subset"], l["run"]["budget_cores"], l["run"]))
-                    elif t.get("stride"):
-                        strides.setdefault((t["app"], t["branch"], t["stride"]), []).append(l)
+                    try:
+                        l = json.loads(text)
+                        t = l.get("tag", {})
+                        if t.get("grid"):
+                            grid.append((t["n"], t["subset"], l["run"]["budget_cores"], l["run"]))
+                        elif t.get("stride"):
+                            strides.setdefault((t["app"], t["branch"], t["stride"]), []).append(l)
+                    except (ValueError, KeyError, TypeError, AttributeError) as e:
+                        sys.exit(f"{path}:{lineno}: not a run written by tools/eval.py ({type(e).__name__}: {e})")
+                    texts.append(text if text.endswith("\n") else text + "\n")
+        except OSError as e:
+            sys.exit(f"{path}: {e}")
+    runs_file.write_text("".join(texts))
     rows = [stride_row(app, b, st, lines) for (app, b, st), lines in sorted(strides.items())]
     return grid, rows
 
