@@ -304,6 +304,27 @@ def grid_tables(results, out):
         md.append(f"- {LABEL[s]}: at least both baselines at {hit} of {len(wins)} points; "
                   f"at budgets of 0.25 cores and more, {sum(w[f'{s}_ok'] for w in hi)} of {len(hi)}.")
     md.append("")
+    # Each app alone: what its own head, its most-shared head and the planner measure.
+    if 1 in ns:
+        alone = {}
+        for n, _, b, r in results:
+            if n == 1:
+                a = r["apps"][0]
+                alone.setdefault((a["app"], b, r["strategy"]), []).append(a)
+        apps = sorted({k[0] for k in alone})
+        md.append("### Each app alone (N = 1): measured event F1 (branch point @ frames per second)\n")
+        md.append("| app | budget (cores) | No-Sharing | Max-Sharing | Mainstream (exact) | No-Sharing - Max-Sharing |")
+        md.append("|---|---|---|---|---|---|")
+        for app in apps:
+            for b in budgets:
+                def f1(s):
+                    xs = alone.get((app, b, s), [])
+                    conf = ", ".join(sorted({f"{x['branch']}@{x['fps']:g}" for x in xs}))
+                    return mean(x["measured"]["f1"] for x in xs if x["measured"]), conf
+                (f_ns, c_ns), (f_ms, c_ms), (f_ex, c_ex) = f1("no-sharing"), f1("max-sharing"), f1("exact")
+                md.append(f"| {app} | {b:g} | {f_ns:.3f} ({c_ns}) | {f_ms:.3f} ({c_ms}) | {f_ex:.3f} ({c_ex}) "
+                          f"| {f_ns - f_ms:+.3f} |")
+        md.append("")
     # Plots like the paper's Figures 6, 7 and 8.
     mid_b = 1.0 if 1.0 in budgets else budgets[len(budgets) // 2]
     for key, fname, ylabel in [
