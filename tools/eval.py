@@ -484,19 +484,21 @@ def stride_report(rows, out, strides):
 
 
 def planned_vs_measured(results, out):
-    pts = []
-    errs = {s: [] for s in STRATEGIES}
-    for _, _, _, r in results:
-        # A reused run repeats one already counted.
-        if not r.get("replayed", True):
-            continue
-        for a in r["apps"]:
-            if a["measured"] is None:
-                continue
-            pts.append((a["predicted_f1"], a["measured"]["f1"], COLOUR.get(r["strategy"], "#000")))
-            if r["strategy"] in errs:
-                errs[r["strategy"]].append(a["predicted_f1"] - a["measured"]["f1"])
-    svg_scatter(out / "predicted_vs_measured_f1.svg", "per app and plan: predicted vs measured F1", [(x, y, c) for x, y, c in pts], "predicted event F1", "measured event F1")
+    # Every distinct app-plan: a reused run repeats one already counted.
+    plans = [(r["strategy"], b, a, a["measured"]) for _, _, b, r in results if r.get("replayed", True)
+             for a in r["apps"] if a["measured"] is not None]
+
+    def errors(a, m):
+        return tuple(a[f"predicted_{k}"] - m[k] for k in ("f1", "recall", "precision"))
+
+    def error_cols(e):
+        # F1, recall and precision: mean predicted - measured (mean absolute error).
+        return " | ".join(f"{mean(x[k] for x in e):+.3f} ({mean(abs(x[k]) for x in e):.3f})" for k in range(3))
+
+    svg_scatter(out / "predicted_vs_measured_f1.svg", "per app and plan: predicted vs measured F1",
+                [(a["predicted_f1"], m["f1"], COLOUR.get(s, "#000")) for s, _, a, m in plans],
+                "predicted event F1", "measured event F1")
+    errs = {s: [a["predicted_f1"] - m["f1"] for t, _, a, m in plans if t == s] for s in STRATEGIES}
     md = ["Distinct replays only (a run reused for an identical plan at another budget is counted once).", "",
           "| planner | app-plans | mean predicted - measured F1 | mean absolute error |", "|---|---|---|---|"]
     for s in STRATEGIES:
@@ -505,62 +507,44 @@ def planned_vs_measured(results, out):
             md.append(f"| {LABEL[s]} | {len(e)} | {mean(e):+.3f} | {mean(abs(x) for x in e):.3f} |")
     # Where the model is wrong: the same errors by budget, recall and precision apart.
     by_b = {}
-    for _, _, b, r in results:
-        if not r.get("replayed", True):
-            continue
-        for a in r["apps"]:
-            if a["measured"] is not None:
-                m = a["measured"]
-                by_b.setdefault(b, []).append((a["predicted_f1"] - m["f1"], a["predicted_recall"] - m["recall"],
-                                               a["predicted_precision"] - m["precision"]))
+    for _, b, a, m in plans:
+        by_b.setdefault(b, []).append(errors(a, m))
     md += ["", "By budget, every planner (predicted - measured, mean; mean absolute error in brackets):", "",
            "| budget (cores) | app-plans | F1 | recall | precision |", "|---|---|---|---|---|"]
     for b in sorted(by_b):
-        e = by_b[b]
-        cols = " | ".join(f"{mean(x[k] for x in e):+.3f} ({mean(abs(x[k]) for x in e):.3f})" for k in range(3))
-        md.append(f"| {b:g} | {len(e)} | {cols} |")
+        md.append(f"| {b:g} | {len(by_b[b])} | {error_cols(by_b[b])} |")
     # The model's inputs against the clip: a head's per-sample detection rate inside events and
     # false-positive rate outside them on this clip, beside the calibrated values it was given.
     by_h = {}
-    for _, _, _, r in results:
-        if not r.get("replayed", True):
-            continue
-        for a in r["apps"]:
-            f, m = a.get("frames"), a["measured"]
-            if f and m is not None:
-                by_h.setdefault((a["app"], a["branch"]), []).append((f, a, m))
+    for _, _, a, m in plans:
+        if a.get("frames"):
+            by_h.setdefault((a["app"], a["branch"]), []).append((a["frames"], a, m))
     md += ["", "Per app and head, every distinct replay that ran it: the head's per-sample rates on this clip "
            "(TPR inside events, FPR outside) beside the planner's inputs (calibration), and the event "
            "recall and precision predicted and measured:", "",
            "| app | branch | app-plans | TPR clip / input | FPR clip / input | recall predicted / measured "
            "| precision predicted / measured |", "|---|---|---|---|---|---|---|"]
+    # A head's inputs held on this clip if its TPR is within 0.05 and its FPR within 0.03 of the
+    # calibrated values, over every replay that ran it.
+    held = {}
     for (app, b), v in sorted(by_h.items()):
         def avg(get):
-            xs = [get(x) for x in v if get(x) is not None]
-            return mean(xs)
-        md.append(f"| {app} | {b} | {len(v)} | {avg(lambda x: x[0]['tpr']):.3f} / {avg(lambda x: x[0]['package_accuracy']):.3f} "
-                  f"| {avg(lambda x: x[0]['fpr']):.3f} / {avg(lambda x: x[0]['package_fpr']):.3f} "
+            return mean(y for y in (get(x) for x in v) if y is not None)
+        tpr, acc = avg(lambda x: x[0]["tpr"]), avg(lambda x: x[0]["package_accuracy"])
+        fpr, pfpr = avg(lambda x: x[0]["fpr"]), avg(lambda x: x[0]["package_fpr"])
+        held[(app, b)] = abs(tpr - acc) <= 0.05 and abs(fpr - pfpr) <= 0.03
+        md.append(f"| {app} | {b} | {len(v)} | {tpr:.3f} / {acc:.3f} | {fpr:.3f} / {pfpr:.3f} "
                   f"| {avg(lambda x: x[1]['predicted_recall']):.3f} / {avg(lambda x: x[2]['recall']):.3f} "
                   f"| {avg(lambda x: x[1]['predicted_precision']):.3f} / {avg(lambda x: x[2]['precision']):.3f} |")
-    # The same errors split by whether a head's inputs held on this clip (its TPR within 0.05 and
-    # its FPR within 0.03 of the calibrated values, over every replay that ran it).
-    held = {}
-    for k, v in by_h.items():
-        tpr = mean(x[0]["tpr"] for x in v if x[0]["tpr"] is not None)
-        fpr = mean(x[0]["fpr"] for x in v if x[0]["fpr"] is not None)
-        held[k] = (abs(tpr - mean(x[0]["package_accuracy"] for x in v)) <= 0.05
-                   and abs(fpr - mean(x[0]["package_fpr"] for x in v)) <= 0.03)
     md += ["", "The same app-plans split by whether the head's inputs held on this clip (TPR within 0.05 "
            "and FPR within 0.03 of the calibrated values; predicted - measured, mean; mean absolute error "
            "in brackets):", "", "| the head's inputs | heads | app-plans | F1 | recall | precision |",
            "|---|---|---|---|---|---|"]
     for ok in (True, False):
-        e = [(x[1]["predicted_f1"] - x[2]["f1"], x[1]["predicted_recall"] - x[2]["recall"],
-              x[1]["predicted_precision"] - x[2]["precision"])
-             for k, v in by_h.items() if held[k] == ok for x in v]
+        e = [errors(a, m) for k, v in by_h.items() if held[k] == ok for _, a, m in v]
         if e:
-            cols = " | ".join(f"{mean(x[i] for x in e):+.3f} ({mean(abs(x[i]) for x in e):.3f})" for i in range(3))
-            md.append(f"| {'held' if ok else 'did not hold'} | {sum(1 for k in held if held[k] == ok)} | {len(e)} | {cols} |")
+            heads = sum(1 for k in held if held[k] == ok)
+            md.append(f"| {'held' if ok else 'did not hold'} | {heads} | {len(e)} | {error_cols(e)} |")
     all_errs = [x for s in STRATEGIES for x in errs[s]]
     return "\n".join(md), (mean(all_errs), mean(abs(x) for x in all_errs), len(all_errs))
 
