@@ -694,7 +694,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 replay.strategies = parse_list(
                     &opt,
                     &v,
-                    crate::daemon::parse_strategy,
+                    crate::planner::Strategy::parse,
                     "mainstream, greedy, exact, heuristic, max-min, max-sharing or no-sharing",
                 )?;
             }
@@ -785,7 +785,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             }
             ("run" | "demo", "--strategy") => {
                 let v = a.value(&opt, inline, "a planner name")?;
-                strategy = crate::daemon::parse_strategy(&v).ok_or_else(|| {
+                strategy = crate::planner::Strategy::parse(&v).ok_or_else(|| {
                     usage(format!(
                         "--strategy {v:?} is not valid: expected mainstream, greedy, exact, heuristic, max-min, max-sharing or no-sharing"
                     ))

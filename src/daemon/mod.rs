@@ -86,22 +86,6 @@ pub struct Summary {
     pub config: Config,
 }
 
-/// Planner choice on the command line: `mainstream`, `greedy`, `exact`,
-/// `max-sharing`, `no-sharing`.
-pub fn parse_strategy(s: &str) -> Option<Strategy> {
-    use crate::planner::BaselineFps;
-    Some(match s {
-        "mainstream" | "auto" => Strategy::Auto,
-        "greedy" => Strategy::Greedy,
-        "exact" => Strategy::Exact,
-        "heuristic" => Strategy::Heuristic,
-        "max-min" => Strategy::MaxMin,
-        "max-sharing" => Strategy::MaxSharing(BaselineFps::Greedy),
-        "no-sharing" => Strategy::NoSharing(BaselineFps::Greedy),
-        _ => return None,
-    })
-}
-
 /// Loads the configuration, logging its problems for the journal.
 fn load_config(path: &Path) -> Result<Config> {
     crate::commands::load_config_to(path, crate::commands::DiagSink::Log)

@@ -178,6 +178,22 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// A planner named on the command line or in a config: `mainstream` (or
+    /// `auto`), `greedy`, `exact`, `heuristic`, `max-min`, `max-sharing`,
+    /// `no-sharing`.
+    pub fn parse(s: &str) -> Option<Strategy> {
+        Some(match s {
+            "mainstream" | "auto" => Strategy::Auto,
+            "greedy" => Strategy::Greedy,
+            "exact" => Strategy::Exact,
+            "heuristic" => Strategy::Heuristic,
+            "max-min" => Strategy::MaxMin,
+            "max-sharing" => Strategy::MaxSharing(BaselineFps::Greedy),
+            "no-sharing" => Strategy::NoSharing(BaselineFps::Greedy),
+            _ => return None,
+        })
+    }
+
     /// Short name for reports.
     pub fn name(self) -> &'static str {
         match self {

@@ -551,3 +551,22 @@ fn streams_share_nothing_but_the_budget() {
         two.cost
     );
 }
+
+#[test]
+fn a_strategy_parses_from_the_name_reports_give_it() {
+    use crate::planner::BaselineFps::Greedy;
+    for s in [
+        Strategy::Greedy,
+        Strategy::Exact,
+        Strategy::Heuristic,
+        Strategy::MaxMin,
+        Strategy::Auto,
+        Strategy::MaxSharing(Greedy),
+        Strategy::NoSharing(Greedy),
+    ] {
+        assert_eq!(Strategy::parse(s.name()), Some(s), "{}", s.name());
+    }
+    assert_eq!(Strategy::parse("mainstream"), Some(Strategy::Auto));
+    assert_eq!(Strategy::parse("Greedy"), None);
+    assert_eq!(Strategy::parse(""), None);
+}
