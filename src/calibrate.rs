@@ -613,24 +613,6 @@ fn resampling_units(
     }
 }
 
-/// A small deterministic generator (SplitMix64) for the bootstrap.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`; the modulo bias is below 2^-50 here).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// How much each head's predicted event-F1 gain over the first head
 /// (`heads[0]`, the package's least-shared) could be chance: the standard
 /// deviation, over `RESAMPLES` bootstrap resamples of the clip's `units`,
@@ -686,14 +668,14 @@ fn gain_sd(
     // Running sums of the gain and its square, per (head, fps).
     let mut sum = vec![0.0f64; nh * grid.len()];
     let mut sq = vec![0.0f64; nh * grid.len()];
-    let mut rng = SplitMix(SEED);
+    let mut rng = crate::rng::Rng::new(SEED);
     let mut total = vec![[0u64; 4]; nh];
     let mut f1 = vec![0.0f64; nh];
     for _ in 0..RESAMPLES {
         total.iter_mut().for_each(|t| *t = [0; 4]);
         for g in &units.groups {
             for _ in 0..g.len() {
-                let u = g[rng.below(g.len())];
+                let u = g[rng.below(g.len() as u64) as usize];
                 for (hi, t) in total.iter_mut().enumerate() {
                     let c = &counts[u * nh + hi];
                     for k in 0..4 {

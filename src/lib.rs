@@ -52,6 +52,7 @@ pub mod planner;
 pub mod preprocess;
 pub mod profile;
 pub mod replay;
+pub mod rng;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result};

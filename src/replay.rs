@@ -33,6 +33,7 @@ use crate::model::tree::StemTree;
 use crate::planner::{Plan, Strategy};
 use crate::preprocess::Preprocessor;
 use crate::profile::thread_cpu_s;
+use crate::rng::Rng;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -239,24 +240,15 @@ impl SimClock {
     }
 }
 
-/// A splitmix64 step: the phases' deterministic random numbers.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Phase of app `name` for `seed`: uniform in [0, interval) frames, the same
 /// for an app whatever else is replayed with it.
 fn phase_for(seed: u64, name: &str, interval: f64) -> f64 {
-    let mut s = seed;
+    let mut r = Rng::new(seed);
     for b in name.bytes() {
-        s = s.rotate_left(5) ^ u64::from(b);
-        splitmix(&mut s);
+        r = Rng::new(r.state().rotate_left(5) ^ u64::from(b));
+        r.next_u64();
     }
-    let u = (splitmix(&mut s) >> 11) as f64 / (1u64 << 53) as f64;
+    let u = r.unit();
     if interval.is_finite() {
         u * interval
     } else {

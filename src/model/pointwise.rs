@@ -1142,19 +1142,12 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
 mod tests {
     use super::*;
 
-    /// A small deterministic generator (xorshift), values in [-1, 1).
-    struct Rng(u64);
+    /// Test data from the crate's generator: `n` values in [-1, 1).
+    struct Rng(crate::rng::Rng);
 
     impl Rng {
-        fn next(&mut self) -> f32 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        }
-
         fn vec(&mut self, n: usize) -> Vec<f32> {
-            (0..n).map(|_| self.next()).collect()
+            (0..n).map(|_| self.0.unit() as f32 * 2.0 - 1.0).collect()
         }
     }
 
@@ -1213,7 +1206,7 @@ mod tests {
 
     #[test]
     fn matches_the_definition_on_awkward_and_mobilenet_shapes() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng(crate::rng::Rng::new(0x9e37_79b9_7f4a_7c15));
         // (ci, co, pixels): edges of the tile (1, 15, 16, 17, 47, 48, 49, 97),
         // partial weight panels (co not a multiple of 8), and MobileNetV2 layers.
         let shapes = [
@@ -1248,7 +1241,7 @@ mod tests {
 
     #[test]
     fn portable_path_matches_the_definition() {
-        let mut rng = Rng(7);
+        let mut rng = Rng(crate::rng::Rng::new(7));
         for (ci, co, p) in [(5, 11, 33), (16, 8, 49), (24, 17, 100), (16, 32, 49)] {
             let x = rng.vec(ci * p);
             let w = rng.vec(co * ci);
@@ -1265,7 +1258,7 @@ mod tests {
 
     #[test]
     fn residual_is_added_before_the_clamp() {
-        let mut rng = Rng(42);
+        let mut rng = Rng(crate::rng::Rng::new(42));
         // Pixel-vector kernel (co 24, 13) and channel-vector kernel (co 32, 48
         // on small planes, whose residual is gathered and scattered).
         for (ci, co, p) in [
@@ -1295,7 +1288,7 @@ mod tests {
 
     #[test]
     fn relu6_clamp_bounds_every_output() {
-        let mut rng = Rng(3);
+        let mut rng = Rng(crate::rng::Rng::new(3));
         let (ci, co, p) = (32, 24, 61);
         let x: Vec<f32> = rng.vec(ci * p).iter().map(|v| 10.0 * v).collect();
         let w = rng.vec(co * ci);
@@ -1348,7 +1341,7 @@ mod tests {
 
     #[test]
     fn im2col_convolution_matches_the_definition_with_padding_and_strides() {
-        let mut rng = Rng(0x5eed);
+        let mut rng = Rng(crate::rng::Rng::new(0x5eed));
         // (c, h, w), co, kernel, stride, pad: the MobileNetV2 stem at a
         // reduced size, odd and even planes, no padding, 5x5, a 2x3 kernel.
         let cases = [

@@ -167,7 +167,7 @@ mod tests {
     }
 
     fn random_problem(seed: u64) -> (Problem, Vec<f64>) {
-        let mut rng = crate::planner::simulate::Rng::new(seed);
+        let mut rng = crate::rng::Rng::new(seed);
         let n = 2 + rng.below(8) as usize;
         let lat: Vec<f64> = (0..n).map(|_| rng.unit() * 3.0).collect();
         let apps = (0..1 + rng.below(5))

@@ -1149,11 +1149,11 @@ pub(crate) fn max_min(c: &Compiled, work_limit: u64) -> Result<Option<Vec<usize>
 mod tests {
     use super::*;
     use crate::planner::cost::fits;
-    use crate::planner::simulate::Rng;
     use crate::planner::{
         plan, AppSpec, BaselineFps, CurvePoint, EventParams, FpsGrid, Problem, Strategy,
         StreamSpec, Units,
     };
+    use crate::rng::Rng;
 
     /// A small random instance: 1-5 apps on 1-2 streams, 3 branch points, F = 3.
     fn small(seed: u64) -> Problem {
