@@ -323,13 +323,32 @@ mod tests {
 
     #[test]
     fn process_counters_read_from_proc() {
-        assert!(rss_kib() > 0);
-        let t0 = process_cpu_seconds();
+        // RSS: touching 64 MiB shows up in VmRSS.
+        let before = rss_kib();
+        let block = vec![1u8; 64 << 20];
+        let after = rss_kib();
+        assert!(block.iter().step_by(4096).all(|&b| b == 1));
+        assert!(before > 0, "VmRSS not read");
+        assert!(
+            after >= before + (32 << 10),
+            "64 MiB touched, VmRSS {before} -> {after} KiB"
+        );
+        // CPU: at least what this thread spent (other threads only add), in
+        // seconds (USER_HZ ticks of 10 ms).
+        let p0 = process_cpu_seconds();
+        let t0 = crate::profile::thread_cpu_s();
         let mut x = 0u64;
-        for i in 0..30_000_000u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        while crate::profile::thread_cpu_s() - t0 < 0.3 {
+            for i in 0..1_000_000u64 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+            }
         }
         assert!(x != 1);
-        assert!(process_cpu_seconds() >= t0);
+        let spent = crate::profile::thread_cpu_s() - t0;
+        let counted = process_cpu_seconds() - p0;
+        assert!(
+            counted >= spent - 0.03,
+            "this thread spent {spent:.3} s of CPU, the process counter moved {counted:.3} s"
+        );
     }
 }
