@@ -5,8 +5,10 @@
 //! [`compare`] computes everything; [`render_text`] and [`render_json`] are
 //! pure functions of the problem and that result.
 
-use super::json::Json;
-use super::{admit, plan, Admission, BaselineFps, Plan, Problem, RejectReason, Strategy};
+use super::json::to_json;
+use super::{
+    admit, plan, Admission, AppPlan, BaselineFps, Plan, Problem, RejectReason, StemTree, Strategy,
+};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
@@ -347,127 +349,118 @@ fn render_admission(problem: &Problem, adm: &Admission, out: &mut String) {
     }
 }
 
-fn plan_json(j: &mut Json, p: &Plan) {
-    j.begin_object();
-    j.key("strategy").str(p.strategy.name());
-    j.key("feasible").bool(p.feasible);
-    j.key("budget").num(p.budget);
-    j.key("cost").num(p.cost);
-    j.key("mean_f1").num(p.mean_f1);
-    j.key("min_f1").num(p.min_f1);
-    if let Some(fb) = &p.fallback {
-        j.key("fallback").begin_object();
-        j.key("baseline").str(fb.baseline.name());
-        j.key("advantage").num(fb.advantage);
-        j.key("doubt").num(fb.doubt);
-        j.end_object();
-    }
-    j.key("apps").begin_array();
-    for a in &p.apps {
-        j.begin_object();
-        j.key("app").uint(a.app as u64);
-        j.key("name").str(&a.name);
-        j.key("stream").uint(a.stream as u64);
-        j.key("branch").uint(a.branch as u64);
-        j.key("fps").num(a.fps);
-        j.key("recall").num(a.recall);
-        j.key("precision").num(a.precision);
-        j.key("f1").num(a.f1);
-        j.key("branch_cost").num(a.branch_cost);
-        j.end_object();
-    }
-    j.end_array();
-    j.key("trees").begin_array();
-    for t in &p.trees {
-        j.begin_object();
-        j.key("stream").uint(t.stream as u64);
-        j.key("name").str(&t.name);
-        j.key("stream_fps").num(t.stream_fps);
-        j.key("cost").num(t.cost);
-        j.key("stem_cost").num(t.stem_cost);
-        j.key("stem").begin_array();
-        for s in &t.stem {
-            j.begin_object();
-            j.key("start").uint(s.start as u64);
-            j.key("end").uint(s.end as u64);
-            j.key("fps").num(s.fps);
-            j.key("cost").num(s.cost);
-            j.key("apps").begin_array();
-            for &a in &s.apps {
-                j.uint(a as u64);
-            }
-            j.end_array();
-            j.end_object();
+/// A plan as `plan --json` shows it: strategies by name.
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    strategy: &'static str,
+    feasible: bool,
+    budget: f64,
+    cost: f64,
+    mean_f1: f64,
+    min_f1: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback: Option<FallbackJson>,
+    apps: &'a [AppPlan],
+    trees: &'a [StemTree],
+}
+
+#[derive(Serialize)]
+struct FallbackJson {
+    baseline: &'static str,
+    advantage: f64,
+    doubt: f64,
+}
+
+impl<'a> PlanJson<'a> {
+    fn of(p: &'a Plan) -> PlanJson<'a> {
+        PlanJson {
+            strategy: p.strategy.name(),
+            feasible: p.feasible,
+            budget: p.budget,
+            cost: p.cost,
+            mean_f1: p.mean_f1,
+            min_f1: p.min_f1,
+            fallback: p.fallback.map(|fb| FallbackJson {
+                baseline: fb.baseline.name(),
+                advantage: fb.advantage,
+                doubt: fb.doubt,
+            }),
+            apps: &p.apps,
+            trees: &p.trees,
         }
-        j.end_array();
-        j.end_object();
     }
-    j.end_array();
-    j.end_object();
+}
+
+#[derive(Serialize)]
+struct RejectionJson<'a> {
+    app: usize,
+    name: &'a str,
+    reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best_f1: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    budget_needed: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct AdmissionJson<'a> {
+    budget: f64,
+    admitted: &'a [usize],
+    admitted_cost: f64,
+    rejected: Vec<RejectionJson<'a>>,
+    budget_for_all: Option<f64>,
 }
 
 /// The report as one JSON object: `units`, `segments`, `plan`, `max_sharing`,
 /// `no_sharing` (plans with `strategy`, `feasible`, `budget`, `cost`,
 /// `mean_f1`, `min_f1`, `apps` and `trees`) and `admission` (or null).
 pub fn render_json(problem: &Problem, cmp: &Comparison) -> String {
-    let mut j = Json::new();
-    j.begin_object();
-    j.key("units").str(problem.units.as_str());
-    j.key("fps_grid").str(problem.fps_grid.as_str());
-    j.key("segments").uint(problem.segment_costs.len() as u64);
-    j.key("share_margin").num(problem.share_margin);
-    j.key("plan");
-    plan_json(&mut j, &cmp.plan);
-    j.key("max_sharing");
-    plan_json(&mut j, &cmp.max_sharing);
-    j.key("no_sharing");
-    plan_json(&mut j, &cmp.no_sharing);
-    j.key("admission");
-    match &cmp.admission {
-        None => {
-            j.null();
-        }
-        Some(a) => {
-            j.begin_object();
-            j.key("budget").num(a.budget);
-            j.key("admitted").begin_array();
-            for &i in &a.admitted {
-                j.uint(i as u64);
-            }
-            j.end_array();
-            j.key("admitted_cost").num(a.admitted_cost);
-            j.key("rejected").begin_array();
-            for r in &a.rejected {
-                j.begin_object();
-                j.key("app").uint(r.app as u64);
-                j.key("name").str(&r.name);
-                match r.reason {
-                    RejectReason::Unreachable { best_f1 } => {
-                        j.key("reason").str("unreachable");
-                        j.key("best_f1").num(best_f1);
-                    }
-                    RejectReason::OverBudget { budget_needed } => {
-                        j.key("reason").str("over_budget");
-                        j.key("budget_needed").num(budget_needed);
-                    }
-                }
-                j.end_object();
-            }
-            j.end_array();
-            j.key("budget_for_all");
-            match a.budget_for_all {
-                Some(b) => {
-                    j.num(b);
-                }
-                None => {
-                    j.null();
-                }
-            }
-            j.end_object();
-        }
+    #[derive(Serialize)]
+    struct ReportJson<'a> {
+        units: &'static str,
+        fps_grid: &'static str,
+        segments: usize,
+        share_margin: f64,
+        plan: PlanJson<'a>,
+        max_sharing: PlanJson<'a>,
+        no_sharing: PlanJson<'a>,
+        admission: Option<AdmissionJson<'a>>,
     }
-    j.end_object();
-    j.finish()
+    let admission = cmp.admission.as_ref().map(|a| AdmissionJson {
+        budget: a.budget,
+        admitted: &a.admitted,
+        admitted_cost: a.admitted_cost,
+        rejected: a
+            .rejected
+            .iter()
+            .map(|r| {
+                let (reason, best_f1, budget_needed) = match r.reason {
+                    RejectReason::Unreachable { best_f1 } => ("unreachable", Some(best_f1), None),
+                    RejectReason::OverBudget { budget_needed } => {
+                        ("over_budget", None, Some(budget_needed))
+                    }
+                };
+                RejectionJson {
+                    app: r.app,
+                    name: &r.name,
+                    reason,
+                    best_f1,
+                    budget_needed,
+                }
+            })
+            .collect(),
+        budget_for_all: a.budget_for_all,
+    });
+    to_json(&ReportJson {
+        units: problem.units.as_str(),
+        fps_grid: problem.fps_grid.as_str(),
+        segments: problem.segment_costs.len(),
+        share_margin: problem.share_margin,
+        plan: PlanJson::of(&cmp.plan),
+        max_sharing: PlanJson::of(&cmp.max_sharing),
+        no_sharing: PlanJson::of(&cmp.no_sharing),
+        admission,
+    })
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@
 //! the exact optimiser (physical units, exact baselines).
 
 use super::{
-    exact, json::Json, paper, plan, AppSpec, BaselineFps, Compiled, EventParams, FpsGrid, Problem,
-    Strategy, StreamSpec, Units,
+    exact, json::to_json, paper, plan, AppSpec, BaselineFps, Compiled, EventParams, FpsGrid,
+    Problem, Strategy, StreamSpec, Units,
 };
 use crate::error::Result;
 use crate::rng::Rng;
@@ -438,61 +438,55 @@ pub fn render_text(rows: &[SimRow]) -> String {
 /// `mainstream`, `max_sharing`, `no_sharing`, `workloads`, `fallbacks`,
 /// `infeasible` and `paper` (an object with the paper's three values, or null).
 pub fn render_json(rows: &[SimRow]) -> String {
-    let mut j = Json::new();
-    j.begin_array();
-    for r in rows {
-        j.begin_object();
-        j.key("table").str(&r.table);
-        j.key("units").str(&r.units);
-        j.key("planner").str(&r.planner);
-        j.key("apps").uint(r.apps as u64);
-        j.key("budget").num(r.budget);
-        j.key("mainstream").num(r.mainstream);
-        j.key("max_sharing").num(r.max_sharing);
-        j.key("no_sharing").num(r.no_sharing);
-        j.key("workloads").uint(r.workloads as u64);
-        j.key("fallbacks").uint(r.fallbacks as u64);
-        j.key("infeasible").uint(r.infeasible as u64);
-        j.key("paper");
-        match r.paper {
-            Some(p) => {
-                j.begin_object();
-                j.key("mainstream").num(p.mainstream);
-                j.key("max_sharing").num(p.max_sharing);
-                j.key("no_sharing").num(p.no_sharing);
-                j.end_object();
-            }
-            None => {
-                j.null();
-            }
-        }
-        j.end_object();
+    /// The paper's three values of a row (its `apps` and `budget` are the row's).
+    #[derive(Serialize)]
+    struct PaperJson {
+        mainstream: f64,
+        max_sharing: f64,
+        no_sharing: f64,
     }
-    j.end_array();
-    j.finish()
+    #[derive(Serialize)]
+    struct RowJson<'a> {
+        table: &'a str,
+        units: &'a str,
+        planner: &'a str,
+        apps: usize,
+        budget: f64,
+        mainstream: f64,
+        max_sharing: f64,
+        no_sharing: f64,
+        workloads: usize,
+        fallbacks: usize,
+        infeasible: usize,
+        paper: Option<PaperJson>,
+    }
+    let rows: Vec<RowJson> = rows
+        .iter()
+        .map(|r| RowJson {
+            table: &r.table,
+            units: &r.units,
+            planner: &r.planner,
+            apps: r.apps,
+            budget: r.budget,
+            mainstream: r.mainstream,
+            max_sharing: r.max_sharing,
+            no_sharing: r.no_sharing,
+            workloads: r.workloads,
+            fallbacks: r.fallbacks,
+            infeasible: r.infeasible,
+            paper: r.paper.map(|p| PaperJson {
+                mainstream: p.mainstream,
+                max_sharing: p.max_sharing,
+                no_sharing: p.no_sharing,
+            }),
+        })
+        .collect();
+    to_json(&rows)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rng_is_deterministic_and_roughly_uniform() {
-        let mut a = Rng::new(42);
-        let mut b = Rng::new(42);
-        assert_eq!(a.next_u64(), b.next_u64());
-        let mut counts = [0u32; 10];
-        for _ in 0..10_000 {
-            counts[a.below(10) as usize] += 1;
-        }
-        assert!(
-            counts.iter().all(|&c| (800..1200).contains(&c)),
-            "{counts:?}"
-        );
-        assert_eq!(a.below(0), 0);
-        let u = a.unit();
-        assert!((0.0..1.0).contains(&u));
-    }
 
     #[test]
     fn workloads_follow_the_paper_distribution() {
