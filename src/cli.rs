@@ -477,24 +477,29 @@ OPTIONS:
     --runs R            Timed runs per segment [default: 7]
 ";
 
+/// Every command with its help text, in the order `mainstream --help` lists
+/// them: the one table the parser, `help COMMAND` and the help test read.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("run", HELP_RUN),
+    ("demo", HELP_DEMO),
+    ("status", HELP_STATUS),
+    ("check", HELP_CHECK),
+    ("plan", HELP_PLAN),
+    ("simulate", HELP_SIMULATE),
+    ("profile", HELP_PROFILE),
+    ("cameras", HELP_CAMERAS),
+    ("bench", HELP_BENCH),
+    ("replay", HELP_REPLAY),
+    ("calibrate", HELP_CALIBRATE),
+    ("help", HELP),
+];
+
 /// Help text for a command, or `None` if there is no such command.
 pub fn help_for(cmd: Option<&str>) -> Option<&'static str> {
-    Some(match cmd {
-        None => HELP,
-        Some("check") => HELP_CHECK,
-        Some("run") => HELP_RUN,
-        Some("demo") => HELP_DEMO,
-        Some("status") => HELP_STATUS,
-        Some("cameras") => HELP_CAMERAS,
-        Some("plan") => HELP_PLAN,
-        Some("simulate") => HELP_SIMULATE,
-        Some("bench") => HELP_BENCH,
-        Some("replay") => HELP_REPLAY,
-        Some("calibrate") => HELP_CALIBRATE,
-        Some("profile") => HELP_PROFILE,
-        Some("help") => HELP,
-        Some(_) => return None,
-    })
+    match cmd {
+        None => Some(HELP),
+        Some(name) => COMMANDS.iter().find(|(n, _)| *n == name).map(|(_, h)| *h),
+    }
 }
 
 /// Parses a comma-separated list, naming the option and the bad item on error.
@@ -595,7 +600,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         "-h" | "--help" => return Ok(Command::Help(None)),
         "-V" | "--version" => return Ok(Command::Version),
         "help" => {
-            let topic = it.next();
+            // `help --help` is help about help: the overview.
+            let topic = it.next().filter(|t| t != "-h" && t != "--help");
             if let Some(extra) = it.next() {
                 return Err(usage(format!(
                     "unexpected argument {extra:?} after `help {}`",
@@ -611,22 +617,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             }
             return Ok(Command::Help(topic));
         }
-        "check" => "check",
-        "run" => "run",
-        "demo" => "demo",
-        "status" => "status",
-        "cameras" => "cameras",
-        "plan" => "plan",
-        "simulate" => "simulate",
-        "bench" => "bench",
-        "replay" => "replay",
-        "calibrate" => "calibrate",
-        "profile" => "profile",
-        other => {
-            return Err(usage(format!(
-                "unknown command {other:?}; commands are: run, demo, status, check, plan, simulate, profile, cameras, bench, replay, calibrate, help"
-            )))
-        }
+        name => match COMMANDS.iter().find(|(n, _)| *n == name) {
+            Some((n, _)) => n,
+            None => {
+                let names: Vec<&str> = COMMANDS.iter().map(|(n, _)| *n).collect();
+                return Err(usage(format!(
+                    "unknown command {name:?}; commands are: {}",
+                    names.join(", ")
+                )));
+            }
+        },
     };
     let mut a = Args {
         cmd,
