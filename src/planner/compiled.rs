@@ -3,7 +3,7 @@
 //! options with the model's predictions.
 
 use super::{
-    cost, greedy, model, point_margins, AppPlan, EventParams, FpsGrid, Plan, Problem, Strategy,
+    cost, greedy, model, point_margins, EventParams, FpsGrid, Plan, PlannedApp, Problem, Strategy,
     Units,
 };
 
@@ -284,7 +284,7 @@ impl Compiled {
             let st = &self.streams[a.stream];
             let (_, acc, fpr) = a.points[o.point as usize];
             let pr = model::predict(acc, fpr, &a.event, st.fps, o.fps, self.units);
-            apps.push(AppPlan {
+            apps.push(PlannedApp {
                 app: i,
                 name: a.name.clone(),
                 stream: a.stream,

@@ -13,7 +13,7 @@
 //! is that formula, literally). The total cost of a plan is the sum over
 //! streams: stems are shared only among apps of the same stream.
 
-use super::{AppPlan, CStream, Compiled, Opt, StemSegment, StemTree};
+use super::{CStream, Compiled, Opt, PlannedApp, PlannedTree, StemSegment};
 
 /// Relative slack of budget comparisons: a plan fits if its cost is at most
 /// `budget * (1 + 1e-9)` (absolute `1e-9` below a budget of 1). Every planner
@@ -88,10 +88,10 @@ pub(crate) fn stream_cost<'a>(
 }
 
 /// The stem tree of every stream that has apps in `apps`.
-pub(crate) fn trees(c: &Compiled, apps: &[AppPlan]) -> Vec<StemTree> {
+pub(crate) fn trees(c: &Compiled, apps: &[PlannedApp]) -> Vec<PlannedTree> {
     let mut out = Vec::new();
     for (si, st) in c.streams.iter().enumerate() {
-        let mine: Vec<&AppPlan> = apps.iter().filter(|a| a.stream == si).collect();
+        let mine: Vec<&PlannedApp> = apps.iter().filter(|a| a.stream == si).collect();
         if mine.is_empty() {
             continue;
         }
@@ -107,7 +107,7 @@ pub(crate) fn trees(c: &Compiled, apps: &[AppPlan]) -> Vec<StemTree> {
         let mut stem = Vec::with_capacity(points.len());
         let mut start = 0;
         for &end in &points {
-            let sharing: Vec<&&AppPlan> = mine.iter().filter(|a| a.branch >= end).collect();
+            let sharing: Vec<&&PlannedApp> = mine.iter().filter(|a| a.branch >= end).collect();
             let fps = sharing.iter().map(|a| a.fps).fold(0.0, f64::max);
             let cost = (cum_at(end) - cum_at(start)) * fps;
             stem.push(StemSegment {
@@ -122,7 +122,7 @@ pub(crate) fn trees(c: &Compiled, apps: &[AppPlan]) -> Vec<StemTree> {
         // `+ 0.0`: an empty f64 sum is -0.0, which reports would print as "-0.00".
         let stem_cost: f64 = stem.iter().map(|s| s.cost).sum::<f64>() + 0.0;
         let branches: f64 = mine.iter().map(|a| a.branch_cost).sum();
-        out.push(StemTree {
+        out.push(PlannedTree {
             stream: si,
             name: st.name.clone(),
             stream_fps: st.fps,

@@ -110,7 +110,7 @@ pub use fallback::Fallback;
 pub(crate) use margin::point_margins;
 pub use margin::{gain_z, GAIN_ALPHA};
 pub use problem::*;
-pub use schedule::{AppPlan, Plan, StemSegment, StemTree};
+pub use schedule::{Plan, PlannedApp, PlannedTree, StemSegment};
 
 #[cfg(test)]
 mod tests;

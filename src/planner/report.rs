@@ -7,7 +7,8 @@
 
 use super::json::to_json;
 use super::{
-    admit, plan, Admission, AppPlan, BaselineFps, Plan, Problem, RejectReason, StemTree, Strategy,
+    admit, plan, Admission, BaselineFps, Plan, PlannedApp, PlannedTree, Problem, RejectReason,
+    Strategy,
 };
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
@@ -238,7 +239,7 @@ enum Node {
     Seg(usize),
 }
 
-fn draw_tree(problem: &Problem, p: &Plan, t: &super::StemTree, n_seg: usize, out: &mut String) {
+fn draw_tree(problem: &Problem, p: &Plan, t: &super::PlannedTree, n_seg: usize, out: &mut String) {
     let mine: Vec<usize> = (0..p.apps.len())
         .filter(|&i| p.apps[i].stream == t.stream)
         .collect();
@@ -360,8 +361,8 @@ struct PlanJson<'a> {
     min_f1: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     fallback: Option<FallbackJson>,
-    apps: &'a [AppPlan],
-    trees: &'a [StemTree],
+    apps: &'a [PlannedApp],
+    trees: &'a [PlannedTree],
 }
 
 #[derive(Serialize)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One app's part of a plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AppPlan {
+pub struct PlannedApp {
     /// Index into [`Problem::apps`](super::Problem::apps).
     pub app: usize,
     /// The app's name.
@@ -46,7 +46,7 @@ pub struct StemSegment {
 /// The tree of one stream: a stem of shared segments (deepest last) and each
 /// app's own branch from its branch point to the end of the network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StemTree {
+pub struct PlannedTree {
     /// Index into [`Problem::streams`](super::Problem::streams).
     pub stream: usize,
     /// Stream name.
@@ -71,9 +71,9 @@ pub struct Plan {
     /// cheapest schedule the planner found.
     pub feasible: bool,
     /// Per app, in problem order.
-    pub apps: Vec<AppPlan>,
+    pub apps: Vec<PlannedApp>,
     /// One tree per stream that has apps.
-    pub trees: Vec<StemTree>,
+    pub trees: Vec<PlannedTree>,
     /// Total cost (all streams).
     pub cost: f64,
     /// The budget.
