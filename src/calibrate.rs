@@ -40,7 +40,7 @@ use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
 use crate::model::tree::{AppPlan as TreeApp, StemTree};
 use crate::package::{EventDefaults, Package};
-use crate::planner::{model, EventParams, Units};
+use crate::planner::{event_f1, EventParams, Units};
 use crate::preprocess::Preprocessor;
 use crate::replay::ReplayArgs;
 use serde::Serialize;
@@ -687,7 +687,7 @@ fn gain_sd(
         for (gi, &fps) in grid.iter().enumerate() {
             for (hi, t) in total.iter().enumerate() {
                 let (p, q) = (ratio(t[1], t[0]), ratio(t[3], t[2]));
-                f1[hi] = model::predict(p, q, event, stream_fps, fps, Units::Physical).f1;
+                f1[hi] = event_f1::predict(p, q, event, stream_fps, fps, Units::Physical).f1;
             }
             for hi in 1..nh {
                 let g = f1[hi] - f1[0];

@@ -522,7 +522,7 @@ fn fix_plan(
     branch: Option<usize>,
     fps: Option<f64>,
 ) -> Result<()> {
-    use crate::planner::model::predict;
+    use crate::planner::event_f1::predict;
     for p in &mut plan.apps {
         let spec = &problem.apps[p.app];
         if let Some(b) = branch {

@@ -3,8 +3,8 @@
 //! options with the model's predictions.
 
 use super::{
-    cost, greedy, model, point_margins, EventParams, FpsGrid, Plan, PlannedApp, Problem, Strategy,
-    Units,
+    cost, event_f1, greedy, point_margins, EventParams, FpsGrid, Plan, PlannedApp, Problem,
+    Strategy, Units,
 };
 
 /// One frame-rate option of a stream.
@@ -145,7 +145,7 @@ impl Compiled {
                 let margins = point_margins(p.share_margin, gain_sd.iter().copied());
                 let f1 = |point: usize, fps: f64| {
                     let (_, acc, fpr) = points[point];
-                    model::predict(acc, fpr, &a.event, st.fps, fps, p.units).f1
+                    event_f1::predict(acc, fpr, &a.event, st.fps, fps, p.units).f1
                 };
                 let opts = build_opts(st, &points, &margins, f1);
                 CApp {
@@ -283,7 +283,7 @@ impl Compiled {
             let Some(o) = a.opts.get(j) else { continue };
             let st = &self.streams[a.stream];
             let (_, acc, fpr) = a.points[o.point as usize];
-            let pr = model::predict(acc, fpr, &a.event, st.fps, o.fps, self.units);
+            let pr = event_f1::predict(acc, fpr, &a.event, st.fps, o.fps, self.units);
             apps.push(PlannedApp {
                 app: i,
                 name: a.name.clone(),

@@ -11,7 +11,7 @@
 //!
 //! # Model
 //!
-//! - [`model`]: the event F1 model of MAINSTREAM.md with event length in stream
+//! - [`event_f1`]: the event F1 model of MAINSTREAM.md with event length in stream
 //!   frames ([`Units::Physical`]) and the authors' code variant
 //!   ([`Units::PaperCompat`]), X-voting included.
 //! - [`cost`]: the cost model. Apps share stems only with apps on the same
@@ -90,12 +90,12 @@ mod admission;
 mod compiled;
 pub mod cost;
 mod dispatch;
+pub mod event_f1;
 pub mod exact;
 mod fallback;
 pub mod greedy;
 pub(crate) mod json;
 mod margin;
-pub mod model;
 pub mod paper;
 mod problem;
 pub mod report;

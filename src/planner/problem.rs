@@ -1,7 +1,7 @@
 //! The planning problem: streams, apps with their M-Package curves and event
 //! parameters, the budget and the strategies, and the problem's validation.
 
-use super::model;
+use super::event_f1;
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,7 @@ pub const MAX_EVENT_MS: f64 = 3_600_000.0;
 /// [`Strategy::Auto`] runs the exact planner up to this many apps.
 pub const AUTO_EXACT_MAX_APPS: usize = 12;
 
-/// How the event length is counted (see [`model`]).
+/// How the event length is counted (see [`event_f1`](super::event_f1)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Units {
     /// Event length in stream frames: an event holds `L * f / 1000` samples.
@@ -332,12 +332,12 @@ impl Problem {
             check(in_unit(e.correlation), || {
                 format!("{}: correlation {} is outside [0, 1]", who(), e.correlation)
             })?;
-            check((1..=model::MAX_VOTING).contains(&e.voting), || {
+            check((1..=event_f1::MAX_VOTING).contains(&e.voting), || {
                 format!(
                     "{}: voting {} is outside 1..={}",
                     who(),
                     e.voting,
-                    model::MAX_VOTING
+                    event_f1::MAX_VOTING
                 )
             })?;
             check(in_unit(a.min_f1), || {

@@ -26,7 +26,7 @@
 //! anything else.
 
 use super::{
-    build_opts, grid_for, model, point_margins, CApp, CStream, Compiled, EventParams, FpsGrid,
+    build_opts, event_f1, grid_for, point_margins, CApp, CStream, Compiled, EventParams, FpsGrid,
     Plan, Problem, Strategy, Units,
 };
 use crate::error::Result;
@@ -222,7 +222,7 @@ impl PlannerTable {
                 && e.length_ms <= super::MAX_EVENT_MS
                 && (0.0..=1.0).contains(&e.frequency)
                 && (0.0..=1.0).contains(&e.correlation)
-                && (1..=model::MAX_VOTING).contains(&e.voting);
+                && (1..=event_f1::MAX_VOTING).contains(&e.voting);
             if !ok {
                 return Err(corrupt("inconsistent app"));
             }
