@@ -10,7 +10,8 @@
 //! # Layout
 //!
 //! Data flows camera → preprocess → stem runtime → events; the planner and the
-//! state store sit beside that path.
+//! state store sit beside that path. docs/architecture.md gives each module a
+//! layer and the import graph, which `tests/layers.rs` keeps true.
 //!
 //! - [`error`]: the one error type, its kinds and exit codes.
 //! - [`frame`]: pixel formats and frame metadata shared by capture and preprocessing.
@@ -27,6 +28,7 @@
 //! - [`package`]: M-Package metadata (one app's heads and curves).
 //! - [`bench`]: `mainstream bench`, stem-sharing throughput on this machine.
 //! - [`profile`]: the device cost profile (ms per base segment), measured with tract.
+//! - [`rng`]: the one deterministic random generator (workloads, phases, bootstrap).
 //! - [`store`]: crash-safe postcard state files (versioned, checksummed, atomic).
 //! - [`daemon`]: the appliance service (`run`, `demo`, `status`): camera
 //!   threads, events, the event log, state, systemd notification.
