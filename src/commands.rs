@@ -25,10 +25,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         Command::Demo { run, json } => demo(&run, json, out),
-        Command::Status { config, json } => {
-            let cfg = load_config(&config)?;
-            crate::daemon::summary::status(&cfg.device.state_dir, json, out)
-        }
+        Command::Status { config, json } => status(&config, json, out),
         Command::Bench(args) => crate::bench::run(&args, out),
         Command::Replay(args) => crate::replay::run(&args, out),
         Command::Calibrate(args) => crate::calibrate::run(&args, out),
@@ -99,17 +96,7 @@ pub enum DiagSink {
 
 fn report_diags(sink: DiagSink, kind: &str, diags: &[Diagnostic]) {
     for d in diags {
-        let text = if d.line == 0 {
-            format!("{}: {kind}: {}", d.path.display(), d.msg)
-        } else {
-            format!(
-                "{}:{}:{}: {kind}: {}",
-                d.path.display(),
-                d.line,
-                d.col,
-                d.msg
-            )
-        };
+        let text = d.with_kind(kind).to_string();
         match sink {
             DiagSink::Stderr => eprintln!("{text}"),
             DiagSink::Log if kind == "error" => log::error!("{text}"),
@@ -126,7 +113,21 @@ pub fn load_config(path: &Path) -> Result<Config> {
 
 /// [`load_config`], reporting problems to `sink`.
 pub fn load_config_to(path: &Path, sink: DiagSink) -> Result<Config> {
-    match config::load(path) {
+    report_config(path, sink, config::load(path))
+}
+
+/// [`load_config_to`] plus the model files read and verified as `run` loads
+/// them ([`config::load_verified`]): what `check` and `run` use.
+pub fn load_verified_config_to(path: &Path, sink: DiagSink) -> Result<Config> {
+    report_config(path, sink, config::load_verified(path))
+}
+
+fn report_config(
+    path: &Path,
+    sink: DiagSink,
+    loaded: std::result::Result<(Config, Vec<Diagnostic>), config::Report>,
+) -> Result<Config> {
+    match loaded {
         Ok((cfg, warnings)) => {
             report_diags(sink, "warning", &warnings);
             Ok(cfg)
@@ -140,16 +141,32 @@ pub fn load_config_to(path: &Path, sink: DiagSink) -> Result<Config> {
                 format!(
                     "{n} problem{} in the configuration {}",
                     if n == 1 { "" } else { "s" },
-                    path.display()
+                    config::diag::escape_controls(&path.display().to_string())
                 ),
             ))
         }
     }
 }
 
+/// `mainstream status`: the state directory comes from the main file's
+/// `[device]`; problems elsewhere in the configuration (a broken drop-in,
+/// which the running service refuses while it keeps its plan) are shown
+/// beside the service's status, not instead of it.
+pub fn status(path: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
+    let (state_dir, problems) = match config::load(path) {
+        Ok((cfg, _)) => (cfg.device.state_dir, Vec::new()),
+        Err(report) => match report.device {
+            Some(d) => (d.state_dir, report.errors),
+            // Without a valid [device] there is no state directory to read.
+            None => return report_config(path, DiagSink::Stderr, Err(report)).map(drop),
+        },
+    };
+    crate::daemon::summary::status(&state_dir, &problems, json, out)
+}
+
 /// `mainstream check`.
 pub fn check(path: &Path, out: &mut dyn Write) -> Result<()> {
-    let cfg = load_config(path)?;
+    let cfg = load_verified_config_to(path, DiagSink::Stderr)?;
     writeln!(out, "{}: configuration is valid", cfg.path.display())?;
     let d = &cfg.device;
     writeln!(

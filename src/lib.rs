@@ -29,6 +29,8 @@
 //! - [`bench`]: `mainstream bench`, stem-sharing throughput on this machine.
 //! - [`profile`]: the device cost profile (ms per base segment), measured with tract.
 //! - [`rng`]: the one deterministic random generator (workloads, phases, bootstrap).
+//! - [`files`]: reading the files the configuration names: regular files of
+//!   bounded size only, never blocking.
 //! - [`store`]: crash-safe postcard state files (versioned, checksummed, atomic).
 //! - [`daemon`]: the appliance service (`run`, `demo`, `status`): camera
 //!   threads, events, the event log, state, systemd notification.
@@ -46,6 +48,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod files;
 pub mod frame;
 pub mod logging;
 pub mod model;

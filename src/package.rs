@@ -16,7 +16,7 @@
 //! A calibration measured with another head file than the package's is
 //! refused (run `calibrate` again or delete the file).
 
-use crate::config::diag::{Diagnostics, SourceFile};
+use crate::config::diag::{Diagnostics, Position, SourceFile};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -165,6 +165,9 @@ pub struct Head {
     /// predicted event-F1 gain over the package's least-shared head (`0`
     /// when not measured); see [`crate::planner::CurvePoint::gain_sd`].
     pub gain_sd: f64,
+    /// Where its `model =` is written in `package.toml`, for problems with
+    /// the model file to point at.
+    pub at: Position,
 }
 
 /// The identity a calibration records for a head's weights.
@@ -417,7 +420,20 @@ pub fn parse(src: &SourceFile, dir: &Path, diags: &mut Diagnostics) -> Option<Pa
             HeadModel::BaseRemainder
         } else {
             let path = dir.join(hr.model.get_ref());
-            if let Err(e) = std::fs::File::open(&path) {
+            // Opened, not read: whether it hashes and parses is checked
+            // with the base (config::verify_models); here only that it is a
+            // file that can be read.
+            let problem = match crate::files::open_regular(&path) {
+                Ok((_, m)) if m.len() > crate::files::MAX_MODEL_BYTES => {
+                    Some(crate::files::FileError::TooLarge {
+                        size: m.len(),
+                        limit: crate::files::MAX_MODEL_BYTES,
+                    })
+                }
+                Ok(_) => None,
+                Err(e) => Some(e),
+            };
+            if let Some(e) = problem {
                 diags.at(
                     src,
                     hr.model.span(),
@@ -455,6 +471,7 @@ pub fn parse(src: &SourceFile, dir: &Path, diags: &mut Diagnostics) -> Option<Pa
             accuracy: accuracy.unwrap_or(0.0),
             fpr: fpr.unwrap_or(1.0),
             gain_sd: 0.0,
+            at: src.position(hr.model.span().start),
         });
     }
     heads.sort_by_key(|h| h.branch);

@@ -113,23 +113,22 @@ pub fn save<T: Serialize>(path: &Path, magic: [u8; 4], version: u16, value: &T) 
 
 /// Loads `path`: `Ok(None)` if it does not exist, [`ErrorKind::CorruptState`] if damaged.
 pub fn load<T: DeserializeOwned>(path: &Path, magic: [u8; 4], version: u16) -> Result<Option<T>> {
-    use std::io::Read;
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(crate::err!(Io, source = e, "opening {}", path.display())),
+    use crate::files::FileError;
+    let bytes = match crate::files::read_bounded(path, MAX_STATE_BYTES) {
+        Ok(b) => b,
+        Err(e) if e.is_not_found() => return Ok(None),
+        // Not ours to read as state: a FIFO, a directory, a huge file. Moving
+        // it aside and rebuilding is the way out, as for a damaged file.
+        Err(e @ (FileError::NotRegular(_) | FileError::TooLarge { .. })) => {
+            return Err(crate::err!(
+                CorruptState,
+                source = e,
+                "state file {}",
+                path.display()
+            ))
+        }
+        Err(e) => return Err(crate::err!(Io, source = e, "reading {}", path.display())),
     };
-    let mut bytes = Vec::new();
-    f.take(MAX_STATE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .context(ErrorKind::Io, || format!("reading {}", path.display()))?;
-    if bytes.len() as u64 > MAX_STATE_BYTES {
-        crate::bail!(
-            CorruptState,
-            "{} is larger than {MAX_STATE_BYTES} bytes",
-            path.display()
-        );
-    }
     decode(magic, version, &bytes)
         .with_msg(|| format!("state file {}", path.display()))
         .map(Some)
@@ -152,6 +151,32 @@ mod tests {
     #[test]
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn a_fifo_or_directory_as_state_file_is_corrupt_state_at_once() {
+        let d = std::env::temp_dir().join(format!("ms-store-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("dir.bin")).unwrap();
+        let fifo = d.join("state.bin");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // On a thread: a regression blocks in open(2) and fails the test
+        // instead of hanging the run.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (f, dir) = (fifo.clone(), d.join("dir.bin"));
+        std::thread::spawn(move || {
+            let kinds =
+                [&f, &dir].map(|p| load::<u32>(p, *b"TEST", 1).map(drop).unwrap_err().kind());
+            let _ = tx.send(kinds);
+        });
+        let kinds = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("load returned within 10 s");
+        assert_eq!(kinds, [ErrorKind::CorruptState; 2]);
+        // ... so that the caller moves it aside and rebuilds.
+        quarantine(&fifo).unwrap();
+        assert!(load::<u32>(&fifo, *b"TEST", 1).unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

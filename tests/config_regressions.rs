@@ -223,3 +223,30 @@ fn diagnostics_of_a_package_shared_by_many_apps_do_not_multiply() {
         text.len() + pkg.len()
     );
 }
+
+// Issue 24: a FIFO named `*.toml` in apps.d made `config::load` block in
+// open(2) for ever (so `check`, `status` and the service's reload hung). It is
+// refused at once, naming the file; the load runs on a thread so that a
+// regression fails here instead of hanging the test run.
+#[test]
+fn a_fifo_drop_in_is_refused_without_blocking_the_load() {
+    let s = Scratch::new("fifo-dropin").with_real_files();
+    load_ok(&s);
+    let config = s.write("config.toml", CONFIG.as_bytes());
+    std::fs::create_dir_all(s.0.join("apps.d")).expect("create apps.d");
+    let fifo = s.0.join("apps.d/evil.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(config::load(&config).map(drop).map_err(|r| show(&r)));
+    });
+    let shown = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("config::load returned within 30 s")
+        .expect_err("a FIFO drop-in is refused");
+    let want = format!(
+        "{}: is a FIFO (named pipe), not a regular file",
+        fifo.display()
+    );
+    assert!(shown.contains(&want), "{shown}");
+}

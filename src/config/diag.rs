@@ -18,25 +18,99 @@ pub struct Diagnostic {
     pub line: usize,
     /// 1-based column in characters; 0 when the problem concerns the whole file.
     pub col: usize,
-    /// What is wrong and, where possible, what would be right.
+    /// What is wrong and, where possible, what would be right; one line
+    /// (control characters escaped as `\n`, `\u{1b}`).
     pub msg: String,
+}
+
+impl Diagnostic {
+    /// `FILE:LINE:COL: KIND: message` (`FILE: KIND: message` for a whole
+    /// file) on one line: control characters in the path or the message (a
+    /// newline in a file name) are escaped as Rust does (`\n`).
+    pub fn with_kind<'a>(&'a self, kind: &'a str) -> impl fmt::Display + 'a {
+        Rendered { d: self, kind }
+    }
+
+    /// Where the problem is.
+    pub fn position(&self) -> Position {
+        Position {
+            path: self.path.clone(),
+            line: self.line,
+            col: self.col,
+        }
+    }
+}
+
+struct Rendered<'a> {
+    d: &'a Diagnostic,
+    kind: &'a str,
+}
+
+impl fmt::Display for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.d;
+        write_escaped(f, &d.path.display().to_string())?;
+        if d.line != 0 {
+            write!(f, ":{}:{}", d.line, d.col)?;
+        }
+        f.write_str(": ")?;
+        if !self.kind.is_empty() {
+            write!(f, "{}: ", self.kind)?;
+        }
+        write_escaped(f, &d.msg)
+    }
+}
+
+/// Writes `s` with its control characters escaped, so that one diagnostic
+/// stays one line whatever the file names hold.
+fn write_escaped(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    for c in s.chars() {
+        if c.is_control() {
+            write!(f, "{}", c.escape_default())?;
+        } else {
+            write!(f, "{c}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `s` with control characters escaped, without copying it if it has none:
+/// messages are stored this way, so a message quoting a file name or a TOML
+/// key with a newline is still one line.
+fn one_line(s: String) -> String {
+    if s.chars().any(char::is_control) {
+        escape_controls(&s)
+    } else {
+        s
+    }
+}
+
+/// `s` with control characters escaped (see [`Diagnostic::with_kind`]).
+pub fn escape_controls(s: &str) -> String {
+    struct E<'a>(&'a str);
+    impl fmt::Display for E<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write_escaped(f, self.0)
+        }
+    }
+    E(s).to_string()
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.path.display(), self.msg)
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.path.display(),
-                self.line,
-                self.col,
-                self.msg
-            )
-        }
+        self.with_kind("").fmt(f)
     }
+}
+
+/// A place in a file: what a note points back to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line; 0 for the whole file.
+    pub line: usize,
+    /// 1-based column in characters; 0 for the whole file.
+    pub col: usize,
 }
 
 /// A source file's text, kept to turn byte offsets into line and column.
@@ -61,6 +135,16 @@ impl SourceFile {
             path: path.into(),
             text,
             line_starts: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The position of byte offset `at`.
+    pub fn position(&self, at: usize) -> Position {
+        let (line, col) = self.line_col(at);
+        Position {
+            path: self.path.clone(),
+            line,
+            col,
         }
     }
 
@@ -105,7 +189,7 @@ impl Diagnostics {
             path: src.path.clone(),
             line,
             col,
-            msg: msg.into(),
+            msg: one_line(msg.into()),
         });
     }
 
@@ -115,7 +199,17 @@ impl Diagnostics {
             path: path.to_owned(),
             line: 0,
             col: 0,
-            msg: msg.into(),
+            msg: one_line(msg.into()),
+        });
+    }
+
+    /// A problem at a position found earlier.
+    pub fn at_position(&mut self, pos: &Position, msg: impl Into<String>) {
+        self.list.push(Diagnostic {
+            path: pos.path.clone(),
+            line: pos.line,
+            col: pos.col,
+            msg: one_line(msg.into()),
         });
     }
 
@@ -204,6 +298,22 @@ mod tests {
             t0.elapsed() < std::time::Duration::from_secs(10),
             "{:?}",
             t0.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_newline_in_a_path_or_message_cannot_split_a_diagnostic() {
+        let mut d = Diagnostics::default();
+        let src = SourceFile::new("/etc/ms/apps.d/a\nb\u{1b}[31m.toml", "x = 1\n".into());
+        d.at(&src, 4..5, "replay source /tmp/x\ny: not found");
+        let d = d.iter().next().unwrap();
+        for text in [d.to_string(), d.with_kind("error").to_string()] {
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(!text.contains('\u{1b}'), "{text}");
+        }
+        assert_eq!(
+            d.with_kind("error").to_string(),
+            "/etc/ms/apps.d/a\\nb\\u{1b}[31m.toml:1:5: error: replay source /tmp/x\\ny: not found"
         );
     }
 

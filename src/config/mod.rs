@@ -11,11 +11,12 @@
 //! The reference of every key, with defaults, is in `docs/config.md`.
 
 pub mod diag;
+pub mod models;
 pub mod raw;
 
 use crate::frame::PixelFormat;
 use crate::package::{self, Package};
-pub use diag::{Diagnostic, Diagnostics, SourceFile};
+pub use diag::{Diagnostic, Diagnostics, Position, SourceFile};
 use raw::{RawApp, RawCamera, RawDevice};
 use serde::de::{Deserialize, IntoDeserializer};
 use std::collections::HashSet;
@@ -77,6 +78,9 @@ pub struct Device {
     pub apps_dir: PathBuf,
     /// Base network manifest.
     pub base: PathBuf,
+    /// Where `base =` is written (`None`: the default base), for problems
+    /// with the base network's files to point back at.
+    pub base_at: Option<Position>,
     /// Inference threads.
     pub threads: usize,
     /// The planner's sharing margin (predicted F1).
@@ -163,6 +167,10 @@ pub struct Report {
     pub errors: Vec<Diagnostic>,
     /// Things an operator should know (a camera not plugged in now, an empty drop-in dir).
     pub warnings: Vec<Diagnostic>,
+    /// `[device]`, if the main file's own section is valid: where the state
+    /// of a running service is, even while a drop-in is broken (`status`).
+    /// Boxed: a `Result` with this report stays small.
+    pub device: Option<Box<Device>>,
 }
 
 /// Loads and validates the configuration at `path` with its drop-ins.
@@ -171,12 +179,14 @@ pub struct Report {
 pub fn load(path: &Path) -> Result<(Config, Vec<Diagnostic>), Report> {
     let mut errors = Diagnostics::default();
     let mut warnings = Diagnostics::default();
-    let cfg = load_inner(path, &mut errors, &mut warnings);
-    finish(cfg, errors, warnings)
+    let mut device = None;
+    let cfg = load_inner(path, &mut errors, &mut warnings, &mut device);
+    finish(cfg, device, errors, warnings)
 }
 
 fn finish(
     cfg: Option<Config>,
+    device: Option<Device>,
     errors: Diagnostics,
     warnings: Diagnostics,
 ) -> Result<(Config, Vec<Diagnostic>), Report> {
@@ -185,27 +195,36 @@ fn finish(
         _ => Err(Report {
             errors: errors.into_vec(),
             warnings: warnings.into_vec(),
+            device: device.map(Box::new),
         }),
     }
 }
 
-/// Reads a config-sized text file, refusing anything larger than [`MAX_FILE_BYTES`].
+/// [`load`], then phase three: the model files are read and verified as
+/// `run` will load them ([`models::verify_models`]). `check` and `run` use
+/// this; it reads every head file, so it takes a moment.
+pub fn load_verified(path: &Path) -> Result<(Config, Vec<Diagnostic>), Report> {
+    let (cfg, warnings) = load(path)?;
+    let mut errors = Diagnostics::default();
+    let mut more = Diagnostics::default();
+    models::verify_models(&cfg, &mut errors, &mut more);
+    let mut warnings = warnings;
+    warnings.extend(more.into_vec());
+    if errors.is_empty() {
+        Ok((cfg, warnings))
+    } else {
+        Err(Report {
+            errors: errors.into_vec(),
+            warnings,
+            device: Some(Box::new(cfg.device)),
+        })
+    }
+}
+
+/// Reads a config-sized text file: a regular file of at most
+/// [`MAX_FILE_BYTES`], in UTF-8 (see [`crate::files::read_bounded`]).
 pub fn read_source(path: &Path) -> Result<SourceFile, String> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let meta = f.metadata().map_err(|e| format!("cannot stat: {e}"))?;
-    if meta.is_dir() {
-        return Err("is a directory, expected a TOML file".into());
-    }
-    let mut buf = Vec::new();
-    f.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if buf.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!(
-            "larger than {MAX_FILE_BYTES} bytes; is this the right file?"
-        ));
-    }
+    let buf = crate::files::read_bounded(path, MAX_FILE_BYTES).map_err(|e| e.to_string())?;
     let text = String::from_utf8(buf).map_err(|e| {
         format!(
             "not UTF-8 text (invalid byte at offset {})",
@@ -221,11 +240,17 @@ pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Diagnostic>), Re
     let mut errors = Diagnostics::default();
     let mut warnings = Diagnostics::default();
     let src = SourceFile::new(path.to_owned(), text.to_owned());
-    let cfg = validate_source(src, &mut errors, &mut warnings);
-    finish(cfg, errors, warnings)
+    let mut device = None;
+    let cfg = validate_source(src, &mut errors, &mut warnings, &mut device);
+    finish(cfg, device, errors, warnings)
 }
 
-fn load_inner(path: &Path, errors: &mut Diagnostics, warnings: &mut Diagnostics) -> Option<Config> {
+fn load_inner(
+    path: &Path,
+    errors: &mut Diagnostics,
+    warnings: &mut Diagnostics,
+    device: &mut Option<Device>,
+) -> Option<Config> {
     let src = match read_source(path) {
         Ok(s) => s,
         Err(msg) => {
@@ -233,13 +258,16 @@ fn load_inner(path: &Path, errors: &mut Diagnostics, warnings: &mut Diagnostics)
             return None;
         }
     };
-    validate_source(src, errors, warnings)
+    validate_source(src, errors, warnings, device)
 }
 
+/// Validates the main file `src` and its drop-ins; `device_out` receives
+/// `[device]` if that section alone is valid.
 fn validate_source(
     src: SourceFile,
     errors: &mut Diagnostics,
     warnings: &mut Diagnostics,
+    device_out: &mut Option<Device>,
 ) -> Option<Config> {
     let path = src.path.clone();
     let path = path.as_path();
@@ -268,8 +296,11 @@ fn validate_source(
         );
     }
 
+    if !sections.device_failed {
+        device_out.clone_from(&device);
+    }
     let base = match &device {
-        Some(d) if !sections.device_failed => load_base_identity(&d.base, errors),
+        Some(d) if !sections.device_failed => load_base_identity(d, errors),
         _ => None,
     };
     let ctx = AppContext {
@@ -524,6 +555,7 @@ fn validate_device(
         || PathBuf::from(DEFAULT_BASE),
         |b| resolve(base_dir, b.get_ref()),
     );
+    let base_at = d.base.as_ref().map(|b| src.position(b.span().start));
     let threads = match &d.threads {
         Some(t) => int_in_range(src, errors, t, "threads", 1, 256).map(|t| t as usize),
         None => Some(default_parallelism()),
@@ -541,20 +573,54 @@ fn validate_device(
         log_level: log_level?,
         apps_dir,
         base,
+        base_at,
         threads: threads?,
         share_margin: share_margin?,
     })
 }
 
-/// Reads the base manifest's `sha256` so packages can be checked against it.
-/// The full manifest is validated by the model runtime; here only its identity matters.
-fn load_base_identity(path: &Path, errors: &mut Diagnostics) -> Option<String> {
-    match crate::model::manifest::BaseManifest::load(path) {
-        Ok(m) => Some(m.sha256),
-        Err(e) => {
-            errors.file(path, format!("base network manifest: {}", e.chain()));
+/// Reads the base manifest, for its `sha256` that packages are checked
+/// against. Its problems are reported at its own lines and again at the
+/// `base =` line that names it. Its model files are read in phase three
+/// ([`models::verify_models`]).
+fn load_base_identity(device: &Device, errors: &mut Diagnostics) -> Option<String> {
+    let path = &device.base;
+    let before = errors.len();
+    let manifest = match read_source(path) {
+        Ok(src) => match crate::model::manifest::BaseManifest::parse(path, src.text()) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                // A TOML problem has a position in the manifest: report it there.
+                match std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<toml::de::Error>())
+                {
+                    Some(t) => errors.toml(&src, t, 0..0),
+                    None => errors.file(path, format!("base network manifest: {}", e.chain())),
+                }
+                None
+            }
+        },
+        Err(msg) => {
+            errors.file(path, format!("base network manifest: {msg}"));
             None
         }
+    };
+    if errors.len() != before {
+        base_named_here(device, errors);
+    }
+    manifest.map(|m| m.sha256)
+}
+
+/// Points back at the `base =` line whose base has the problems just reported.
+fn base_named_here(device: &Device, errors: &mut Diagnostics) {
+    if let Some(at) = &device.base_at {
+        errors.at_position(
+            at,
+            format!(
+                "the base network named here ({}) is not usable: see the problems above",
+                device.base.display()
+            ),
+        );
     }
 }
 
@@ -623,8 +689,9 @@ fn validate_camera(
                         .unwrap_or("")
                         .to_ascii_lowercase();
                     if matches!(ext.as_str(), "mjpeg" | "mjpg" | "mjp" | "y4m") {
-                        if let Err(e) = std::fs::File::open(&p) {
-                            errors.at(src, s.span(), format!("replay source {}: {e}", p.display()));
+                        // Streamed, not read whole: regular, but no size limit.
+                        if let Err(e) = crate::files::open_regular(&p) {
+                            errors.at(src, s.span(), format!("replay source {} {e}", p.display()));
                         }
                         Some(Source::Replay(p))
                     } else {

@@ -118,9 +118,10 @@ fn scan(bytes: &[u8], keep: usize) -> Scan {
 }
 
 fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    // Never blocks on a FIFO (crate::files); reads at most MAX_READ.
+    let f = match crate::files::open_regular(path) {
+        Ok((f, _)) => f,
+        Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(crate::err!(Io, source = e, "opening {}", path.display())),
     };
     let mut bytes = Vec::new();

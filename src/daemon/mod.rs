@@ -86,9 +86,10 @@ pub struct Summary {
     pub config: Config,
 }
 
-/// Loads the configuration, logging its problems for the journal.
+/// Loads the configuration and verifies its model files (as `check` does),
+/// logging its problems for the journal.
 fn load_config(path: &Path) -> Result<Config> {
-    crate::commands::load_config_to(path, crate::commands::DiagSink::Log)
+    crate::commands::load_verified_config_to(path, crate::commands::DiagSink::Log)
 }
 
 /// A plan with what it was made from.

@@ -207,42 +207,8 @@ pub fn render_demo(r: &DemoResult) -> String {
     o
 }
 
-/// `mainstream status`.
-pub fn status(state_dir: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
-    let st = state::load_status(state_dir)?;
-    let durable = crate::store::load::<state::State>(
-        &state::state_path(state_dir),
-        state::STATE_MAGIC,
-        state::STATE_VERSION,
-    )
-    .ok()
-    .flatten();
-    let (events, count) =
-        super::eventlog::tail(&state_dir.join(super::eventlog::FILE), 5).unwrap_or_default();
-    let now = super::events::unix_ms_now();
-    let running = st.as_ref().is_some_and(|s| {
-        Path::new(&format!("/proc/{}", s.pid)).exists()
-            && now.saturating_sub(s.updated_unix_ms) < 5_000
-    });
-    if json {
-        let v = serde_json::json!({
-            "running": running,
-            "status": st,
-            "state": durable,
-            "events_total": count,
-            "last_events": events,
-        });
-        writeln!(out, "{v}")?;
-        return Ok(());
-    }
-    let Some(s) = st else {
-        writeln!(
-            out,
-            "no status in {}: the service has not run with this state directory",
-            state_dir.display()
-        )?;
-        return Ok(());
-    };
+/// The live part of `mainstream status`.
+fn live_status(s: &state::Status, running: bool, now: u64, out: &mut dyn Write) -> Result<()> {
     let age = now.saturating_sub(s.updated_unix_ms) as f64 / 1000.0;
     if running {
         writeln!(
@@ -261,17 +227,17 @@ pub fn status(state_dir: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
         )?;
     }
     writeln!(
-        out,
-        "plan: {}, budget {:.2} cores, predicted {:.2} cores, measured {:.2} cores, mean predicted F1 {:.3}; {} re-plans (last {:.1} ms), {} re-profiles",
-        s.strategy,
-        s.budget_cores,
-        s.predicted_cores,
-        s.measured_cores,
-        s.mean_f1,
-        s.replans,
-        s.last_replan_ms,
-        s.reprofiles
-    )?;
+            out,
+            "plan: {}, budget {:.2} cores, predicted {:.2} cores, measured {:.2} cores, mean predicted F1 {:.3}; {} re-plans (last {:.1} ms), {} re-profiles",
+            s.strategy,
+            s.budget_cores,
+            s.predicted_cores,
+            s.measured_cores,
+            s.mean_f1,
+            s.replans,
+            s.last_replan_ms,
+            s.reprofiles
+        )?;
     for r in &s.rejected {
         writeln!(out, "  not admitted: {r}")?;
     }
@@ -298,21 +264,99 @@ pub fn status(state_dir: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
     }
     for c in &s.cameras {
         writeln!(
-            out,
-            "camera {}: {}{}; {} frames, {} analysed ({:.1} ms each), dropped {} by the source + {} late, {} bad, {} disconnects",
-            c.name,
-            if c.connected { "connected, " } else if c.ended { "ended, " } else { "NOT connected, " },
-            c.source,
-            c.frames,
-            c.analysed,
-            c.ms_per_frame,
-            c.source_dropped,
-            c.late_dropped,
-            c.bad_frames,
-            c.disconnects
-        )?;
+                out,
+                "camera {}: {}{}; {} frames, {} analysed ({:.1} ms each), dropped {} by the source + {} late, {} bad, {} disconnects",
+                c.name,
+                if c.connected { "connected, " } else if c.ended { "ended, " } else { "NOT connected, " },
+                c.source,
+                c.frames,
+                c.analysed,
+                c.ms_per_frame,
+                c.source_dropped,
+                c.late_dropped,
+                c.bad_frames,
+                c.disconnects
+            )?;
     }
     writeln!(out, "resident memory {:.0} MiB", s.rss_kib as f64 / 1024.0)?;
+    Ok(())
+}
+
+/// Configuration problems `status` lists in full; the rest are counted.
+const STATUS_PROBLEMS_SHOWN: usize = 10;
+
+/// `mainstream status`: the live status, the durable state and the last
+/// events in `state_dir`, and `problems` found in the configuration now.
+/// Each part is shown if it can be read: a damaged `status.bin` (rewritten
+/// every second) does not hide the state and the event log.
+pub fn status(
+    state_dir: &Path,
+    problems: &[crate::config::Diagnostic],
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (st, st_problem) = match state::load_status(state_dir) {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e.chain().to_string())),
+    };
+    let durable = crate::store::load::<state::State>(
+        &state::state_path(state_dir),
+        state::STATE_MAGIC,
+        state::STATE_VERSION,
+    )
+    .ok()
+    .flatten();
+    let (events, count) =
+        super::eventlog::tail(&state_dir.join(super::eventlog::FILE), 5).unwrap_or_default();
+    let now = super::events::unix_ms_now();
+    let running = st.as_ref().is_some_and(|s| {
+        Path::new(&format!("/proc/{}", s.pid)).exists()
+            && now.saturating_sub(s.updated_unix_ms) < 5_000
+    });
+    if json {
+        let v = serde_json::json!({
+            "running": running,
+            "status": st,
+            "status_problem": st_problem,
+            "config_problems": problems.iter().map(|d| d.with_kind("error").to_string()).collect::<Vec<_>>(),
+            "state": durable,
+            "events_total": count,
+            "last_events": events,
+        });
+        writeln!(out, "{v}")?;
+        return Ok(());
+    }
+    match (&st, &st_problem) {
+        (Some(s), _) => live_status(s, running, now, out)?,
+        (None, Some(p)) => writeln!(
+            out,
+            "the live status is unreadable: {p}; the service rewrites it every second while it runs"
+        )?,
+        (None, None) => {
+            writeln!(
+                out,
+                "no status in {}: the service has not run with this state directory",
+                state_dir.display()
+            )?;
+            if durable.is_none() && count == 0 && problems.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+    if !problems.is_empty() {
+        writeln!(
+            out,
+            "configuration: {} problem{}; a running service keeps its last good plan until they are fixed (`mainstream check` lists them all):",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        )?;
+        for d in problems.iter().take(STATUS_PROBLEMS_SHOWN) {
+            writeln!(out, "  {}", d.with_kind("error"))?;
+        }
+        if problems.len() > STATUS_PROBLEMS_SHOWN {
+            writeln!(out, "  and {} more", problems.len() - STATUS_PROBLEMS_SHOWN)?;
+        }
+    }
     if let Some(d) = durable {
         writeln!(
             out,

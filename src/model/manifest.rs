@@ -245,8 +245,17 @@ impl BaseManifest {
         let Some(p) = &self.labels else {
             return Ok((0..self.classes).map(|i| format!("class {i}")).collect());
         };
-        let text = std::fs::read_to_string(p).context(ErrorKind::InvalidConfig, || {
-            format!("cannot read class names {}", p.display())
+        let bytes = crate::files::read_bounded(p, crate::config::MAX_FILE_BYTES)
+            .context(ErrorKind::InvalidConfig, || {
+                format!("cannot read class names {}", p.display())
+            })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            crate::err!(
+                InvalidConfig,
+                "class names {}: not UTF-8 text (invalid byte at offset {})",
+                p.display(),
+                e.utf8_error().valid_up_to()
+            )
         })?;
         let labels: Vec<String> = text.lines().map(|l| l.trim().to_owned()).collect();
         if labels.len() != self.classes {

@@ -41,9 +41,10 @@ pub fn f32_slice(t: &Tensor) -> Result<&[f32]> {
 
 /// Reads an ONNX file, checking its SHA-256 if one is expected.
 fn read_onnx(path: &Path, expect_sha256: Option<&str>) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).context(ErrorKind::Model, || {
-        format!("cannot read {}", path.display())
-    })?;
+    let bytes = crate::files::read_bounded(path, crate::files::MAX_MODEL_BYTES)
+        .context(ErrorKind::Model, || {
+            format!("cannot read {}", path.display())
+        })?;
     if let Some(want) = expect_sha256 {
         let got = sha256_hex(&bytes);
         if got != want {
@@ -55,6 +56,29 @@ fn read_onnx(path: &Path, expect_sha256: Option<&str>) -> Result<Vec<u8>> {
         }
     }
     Ok(bytes)
+}
+
+/// A head file read (bounded, hash checked) and typed with its input shape.
+fn typed_head(
+    path: &Path,
+    sha256: Option<&str>,
+    input_shape: &[usize],
+) -> Result<(TypedModel, String)> {
+    let bytes = read_onnx(path, sha256)?;
+    let label = path.display().to_string();
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .and_then(|m| m.with_input_fact(0, f32::fact(input_shape).into()))
+        .and_then(|m| m.into_typed())
+        .map_err(model_err)
+        .with_msg(|| format!("loading head {label}"))?;
+    Ok((model, label))
+}
+
+/// Checks that `path` is the ONNX file with SHA-256 `sha256` (read bounded,
+/// as the runtime reads it), without parsing it.
+pub fn check_sha256(path: &Path, sha256: &str) -> Result<()> {
+    read_onnx(path, Some(sha256)).map(drop)
 }
 
 /// The base network, parsed once, typed, and ready to be cut.
@@ -257,15 +281,26 @@ impl Net {
 
     /// Loads a head ONNX file whose input must be `input_shape`.
     pub fn load_head(path: &Path, sha256: Option<&str>, input_shape: &[usize]) -> Result<Net> {
-        let bytes = read_onnx(path, sha256)?;
-        let label = path.display().to_string();
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut &bytes[..])
-            .and_then(|m| m.with_input_fact(0, f32::fact(input_shape).into()))
-            .and_then(|m| m.into_typed())
-            .map_err(model_err)
-            .with_msg(|| format!("loading head {label}"))?;
+        let (model, label) = typed_head(path, sha256, input_shape)?;
         Net::from_typed(model, label)
+    }
+
+    /// Checks a head file as [`Net::load_head`] reads it (hash if given,
+    /// ONNX that tract types with `input_shape` as its input) without
+    /// optimising it, and returns its output shape. For `mainstream check`.
+    pub fn check_head(
+        path: &Path,
+        sha256: Option<&str>,
+        input_shape: &[usize],
+    ) -> Result<Vec<usize>> {
+        let (model, label) = typed_head(path, sha256, input_shape)?;
+        model
+            .output_fact(0)
+            .map_err(model_err)?
+            .shape
+            .as_concrete()
+            .map(|s| s.to_vec())
+            .ok_or_else(|| crate::err!(Model, "{label}: output shape is not static"))
     }
 
     /// Runs on `input`. The output stays readable with [`Net::output`] until
