@@ -249,7 +249,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
                 bad += 1;
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         let results = tree.run_frame(seq)?;
         for (h, r) in hits.iter_mut().zip(results) {

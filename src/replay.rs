@@ -666,7 +666,7 @@ fn replay_plan(
                 log::warn!("{}: frame {seq}: {e}", spec.path.display());
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         let c1 = thread_cpu_s();
         let results = tree.run_apps(seq, &due)?;

@@ -189,7 +189,10 @@ fn garbage_and_wrongly_sized_frames_are_bad_frames() {
     let mut out = vec![0u8; spec.tensor_len()];
     let e = p.run_rgb8(&fixture(JPEGS[0]), &mut out).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BadFrame);
-    assert_eq!(e.to_string(), "JPEG frame is 640x480, expected 320x240");
+    assert_eq!(
+        e.to_string(),
+        "frame is 640x480, the stream's frames are 320x240"
+    );
 }
 
 #[test]

@@ -53,6 +53,10 @@ pub struct Faults {
     /// Frames whose first bytes are overwritten before validation. Only a JPEG
     /// frame can be told apart from valid data; raw frames pass unchanged.
     pub corrupt: Vec<u64>,
+    /// Stand in for a live camera toward the supervisor: a run of bad frames
+    /// makes it reopen the source (which, being a file, then starts again at
+    /// frame 0). Without it a replay is a file, read on through bad frames.
+    pub live: bool,
 }
 
 impl Faults {
@@ -228,6 +232,10 @@ impl<R: FrameReader> FrameSource for Replay<R> {
 
     fn describe(&self) -> &SourceInfo {
         &self.info
+    }
+
+    fn reopen_cures_bad_frames(&self) -> bool {
+        self.player.faults.live
     }
 }
 
