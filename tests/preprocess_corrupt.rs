@@ -225,3 +225,28 @@ fn a_bad_frame_does_not_change_the_next_good_frames_output() {
     h.run(&good).unwrap();
     assert_eq!(h.out, before);
 }
+
+#[test]
+fn a_large_jpeg_the_baseline_decoder_leaves_to_the_general_one_is_refused_not_decoded() {
+    // A progressive JPEG that says 5000x5000: beyond the general decoder's
+    // 4096x4096, whose memory grows with the frame. Refused before it runs.
+    let small = fixture("jpeg/crop97x61_420_progressive.jpg");
+    let mut big = small.clone();
+    let mut i = 2;
+    while big[i + 1] != 0xC2 {
+        i += 2 + usize::from(u16::from_be_bytes([big[i + 2], big[i + 3]]));
+    }
+    big[i + 5..i + 7].copy_from_slice(&5000u16.to_be_bytes());
+    big[i + 7..i + 9].copy_from_slice(&5000u16.to_be_bytes());
+    let spec = small_spec();
+    let mut out = vec![0u8; spec.tensor_len()];
+    let mut p = Preprocessor::new(5000, 5000, PixelFormat::Mjpeg, &spec, Fit::Stretch).unwrap();
+    let e = p.run_rgb8(&big, &mut out).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadFrame);
+    assert!(e.to_string().contains("too large"), "{e}");
+    assert_eq!(p.jpeg_fallback_frames(), 0);
+    // The same JPEG at its own size still goes to the general decoder.
+    let mut p = Preprocessor::new(97, 61, PixelFormat::Mjpeg, &spec, Fit::Stretch).unwrap();
+    p.run_rgb8(&small, &mut out).unwrap();
+    assert_eq!(p.jpeg_fallback_frames(), 1);
+}

@@ -8,7 +8,10 @@
 //! - [`Camera`]: owns a [`SourceOpener`], reopens the source with capped
 //!   exponential backoff when it reports [`ErrorKind::DeviceGone`] or a
 //!   timeout, skips and counts bad frames, and counts frames the driver dropped
-//!   (sequence gaps). Each reopen resolves the configured path again, so a
+//!   (sequence gaps). A bad frame is also one beyond the accepted sizes or of
+//!   another size than its stream's ([`crate::frame`], "Frame sizes
+//!   accepted"). A file is never reopened for its bad frames (it would start
+//!   again at frame 0): it is read on to its next good frame or its end. Each reopen resolves the configured path again, so a
 //!   camera configured as `/dev/v4l/by-id/...` is found when it comes back as
 //!   another `/dev/videoN`. One `Camera` per device; cameras do not share state,
 //!   so one camera's outage does not touch the others.

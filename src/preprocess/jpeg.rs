@@ -15,7 +15,8 @@
 //! when the frame was cut and terminated with EOI.
 //!
 //! Frames it does not handle (progressive, 12-bit, multi-scan, other subsampling,
-//! RGB) go to `zune-jpeg` (pure Rust) in strict mode. Neither decodes arithmetic
+//! RGB) go to `zune-jpeg` (pure Rust) in strict mode, up to
+//! [`FALLBACK_MAX_PIXELS`] (larger ones are bad frames). Neither decodes arithmetic
 //! coding: such frames are bad frames. That path
 //! allocates per frame: `zune-jpeg` 0.5 cannot reuse a decoder (a `JpegDecoder` owns
 //! its input and per-image state, a few tens of KiB for 640x480); the RGB output
@@ -37,6 +38,13 @@ use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
+
+/// Largest frame, in pixels, left to `zune-jpeg` (4096 x 4096). What it
+/// allocates grows with the frame (coefficients of a progressive JPEG: 2 bytes
+/// per sample), on top of the 3 bytes per pixel of its output; above this a
+/// JPEG that the baseline decoder does not handle is a bad frame, which
+/// bounds the memory a stream of large frames can take.
+pub(crate) const FALLBACK_MAX_PIXELS: usize = 4096 * 4096;
 
 /// Extra room in the splice buffer beyond a frame as large as raw RGB.
 const SPLICE_SLACK: usize = 4096;
@@ -121,6 +129,11 @@ impl Jpeg {
         }
         match self.baseline.decode(data, isa)? {
             Outcome::Decoded => return Ok(Decoded::Rows(&mut self.baseline)),
+            Outcome::Unsupported(_) if self.width * self.height > FALLBACK_MAX_PIXELS => {
+                return Err(Reject::Data(
+                    "not a baseline JPEG, and too large for the general decoder",
+                ));
+            }
             Outcome::Unsupported(why) => {
                 self.fallbacks += 1;
                 if self.fallbacks == 1 {
