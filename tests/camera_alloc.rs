@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mainstream::camera::{
-    Camera, CameraOptions, FrameSource, Pace, SimClock, SourceSpec, SpecOpener,
+    Camera, CameraOptions, Faults, FrameSource, OpenStep, Pace, ScriptedOpener, SimClock,
+    SourceSpec, SpecOpener,
 };
 use mainstream::frame::PixelFormat;
 
@@ -102,4 +103,64 @@ fn image_directory_replay_allocates_nothing_per_frame() {
     let (frames, allocs) = steady_state_allocations(fixture("images"));
     assert!(frames >= 2);
     assert_eq!(allocs, 0, "{allocs} allocations over {frames} frames");
+}
+
+/// Allocations while the supervisor skips damaged frames: every frame of
+/// `path` after the first two is cut short (as a USB transfer that lost
+/// packets delivers it) or, with `overwrite`, every other one has its first
+/// bytes overwritten (a garbled JPEG header; raw frames would pass).
+fn damaged_frame_allocations(path: PathBuf, overwrite: bool) -> (u64, u64) {
+    let spec = SourceSpec {
+        path,
+        width: 320,
+        height: 240,
+        fps: 10.0,
+        format: PixelFormat::Mjpeg,
+        pace: Pace::Fast,
+    };
+    let clock = Arc::new(SimClock::new());
+    let faults = if overwrite {
+        Faults {
+            truncate: (2..10_000).step_by(2).collect(),
+            corrupt: (3..10_000).step_by(2).collect(),
+            ..Faults::default()
+        }
+    } else {
+        Faults {
+            truncate: (2..10_000).collect(),
+            ..Faults::default()
+        }
+    };
+    let opener = ScriptedOpener::new(spec, vec![OpenStep::Open(faults)], clock.clone());
+    let mut cam = Camera::new(Box::new(opener), clock, CameraOptions::default());
+    for _ in 0..2 {
+        cam.grab().unwrap().unwrap();
+    }
+    ALLOCS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    let got = cam.grab().unwrap();
+    COUNTING.with(|c| c.set(false));
+    assert!(
+        got.is_none(),
+        "every later frame is damaged: {got:?} {:?}",
+        cam.stats()
+    );
+    (cam.stats().bad_frames, ALLOCS.with(|a| a.get()))
+}
+
+#[test]
+fn damaged_frames_skipped_by_the_supervisor_allocate_nothing() {
+    let (bad, allocs) = damaged_frame_allocations(fixture("vtest_mjpg_320x240.mjpeg"), true);
+    assert!(bad >= 10, "{bad} bad frames");
+    assert_eq!(
+        allocs, 0,
+        "{allocs} allocations over {bad} damaged MJPEG frames"
+    );
+    // Raw frames: only a cut transfer can be told from valid data.
+    let (bad, allocs) = damaged_frame_allocations(fixture("vtest_i420_64x48.y4m"), false);
+    assert!(bad >= 2, "{bad} bad frames");
+    assert_eq!(
+        allocs, 0,
+        "{allocs} allocations over {bad} damaged YUYV frames"
+    );
 }

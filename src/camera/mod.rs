@@ -131,6 +131,18 @@ impl std::fmt::Display for SourceInfo {
     }
 }
 
+/// What [`FrameSource::capture`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capture {
+    /// A frame: its bytes are in [`FrameSource::frame`].
+    Frame(FrameMeta),
+    /// A damaged frame, skipped: calling again continues with the next one.
+    /// A small value, so that a stream of them allocates nothing.
+    Bad(Reject),
+    /// The end of a replay.
+    End,
+}
+
 /// A source of raw frames. For test injection, replay sources stand in for cameras.
 ///
 /// A frame is fetched with [`grab`](FrameSource::grab) and its bytes borrowed
@@ -150,6 +162,18 @@ pub trait FrameSource {
 
     /// What this source is and what was negotiated.
     fn describe(&self) -> &SourceInfo;
+
+    /// [`grab`](FrameSource::grab) with a damaged frame as a value,
+    /// [`Capture::Bad`], instead of an error: what the supervisor calls, so
+    /// that bad frames cost no allocation. The default maps `grab` (whose
+    /// bad frames stay errors); the V4L2 and replay sources implement it and
+    /// build `grab` on it.
+    fn capture(&mut self) -> Result<Capture> {
+        Ok(match self.grab()? {
+            Some(meta) => Capture::Frame(meta),
+            None => Capture::End,
+        })
+    }
 
     /// Whether reopening the source can cure a run of bad frames: yes for a
     /// camera (the default); no for a file, which would start again at frame 0
@@ -179,6 +203,9 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
     }
     fn reopen_cures_bad_frames(&self) -> bool {
         (**self).reopen_cures_bad_frames()
+    }
+    fn capture(&mut self) -> Result<Capture> {
+        (**self).capture()
     }
 }
 
@@ -227,16 +254,30 @@ pub fn open_source_with_faults(
 
 /// Checks a frame's bytes against its format: a whole JPEG (see
 /// [`jpeg::inspect`]) for MJPEG, at least `width * height * bytes per pixel`
-/// bytes for raw formats. Damage gives [`ErrorKind::BadFrame`].
-pub fn validate_frame(format: PixelFormat, width: u32, height: u32, data: &[u8]) -> Result<()> {
+/// bytes for raw formats. Damage gives its [`Reject`] reason.
+pub fn validate_frame(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    data: &[u8],
+) -> std::result::Result<(), Reject> {
     match format.frame_bytes(width, height) {
-        None => jpeg::inspect(data).map(|_| ()),
-        Some(need) if data.len() < need => Err(crate::err!(
-            BadFrame,
-            "short {format} frame: {} of {need} bytes",
-            data.len()
-        )),
+        None => jpeg::inspect_frame(data).map(|_| ()),
+        Some(need) if data.len() < need => Err(Reject::Short {
+            len: data.len(),
+            need,
+        }),
         Some(_) => Ok(()),
+    }
+}
+
+/// [`FrameSource::grab`] built on a [`Capture`]: a bad frame becomes an
+/// error of kind `BadFrame` that names the source.
+pub(crate) fn grab_from(path: &Path, c: Capture) -> Result<Option<FrameMeta>> {
+    match c {
+        Capture::Frame(meta) => Ok(Some(meta)),
+        Capture::End => Ok(None),
+        Capture::Bad(r) => Err(crate::err!(BadFrame, "{}: {r}", path.display())),
     }
 }
 
@@ -718,8 +759,9 @@ impl FrameSource for Camera {
                 }
                 continue;
             };
-            match src.grab() {
-                Ok(Some(meta)) => {
+            match src.capture() {
+                Ok(Capture::Bad(why)) => self.note_bad(&why),
+                Ok(Capture::Frame(meta)) => {
                     if let Some(why) = self.check_size(&meta) {
                         self.note_bad(&why);
                         continue;
@@ -727,7 +769,7 @@ impl FrameSource for Camera {
                     self.note_good(&meta);
                     return Ok(Some(meta));
                 }
-                Ok(None) => {
+                Ok(Capture::End) => {
                     self.ended = true;
                     return Ok(None);
                 }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::jpeg::{self, FrameScanner, Scan};
-use super::{Clock, FrameSource, Pace, SourceInfo, SourceKind, SourceSpec};
+use super::{Capture, Clock, FrameSource, Pace, SourceInfo, SourceKind, SourceSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{FrameMeta, PixelFormat};
 
@@ -180,13 +180,18 @@ impl<R: FrameReader> Replay<R> {
 
 impl<R: FrameReader> FrameSource for Replay<R> {
     fn grab(&mut self) -> Result<Option<FrameMeta>> {
+        let c = self.capture()?;
+        super::grab_from(&self.info.path, c)
+    }
+
+    fn capture(&mut self) -> Result<Capture> {
         self.visible = 0;
         self.player.check_outage(&self.info.path)?;
         loop {
             let read = self.reader.read();
             let (width, height) = match read {
                 Ok(Some(dims)) => dims,
-                Ok(None) => return Ok(None),
+                Ok(None) => return Ok(Capture::End),
                 Err(e) => {
                     if e.kind() == ErrorKind::BadFrame {
                         self.player.take_seq();
@@ -212,11 +217,14 @@ impl<R: FrameReader> FrameSource for Replay<R> {
                 false
             };
             if damaged {
-                super::validate_frame(format, width, height, &self.reader.data()[..len])?;
+                let data = &self.reader.data()[..len];
+                if let Err(why) = super::validate_frame(format, width, height, data) {
+                    return Ok(Capture::Bad(why));
+                }
             }
             self.player.release(seq);
             self.visible = len;
-            return Ok(Some(FrameMeta {
+            return Ok(Capture::Frame(FrameMeta {
                 sequence: seq,
                 timestamp_us: self.player.timestamp_us(seq),
                 width,

@@ -170,6 +170,9 @@ pub enum Reject {
     /// Damage in the JPEG's tables or compressed data (or a JPEG that no
     /// decoder here reads).
     Data(&'static str),
+    /// The source says the frame is damaged, or delivered it broken (a
+    /// driver's error flag, an empty buffer, a cut transfer).
+    Damaged(&'static str),
     /// The caller's output buffer has the wrong length: a bug of the caller,
     /// not of the frame (kind [`Internal`](crate::error::ErrorKind::Internal)).
     Output {
@@ -217,6 +220,7 @@ impl fmt::Display for Reject {
             ),
             Reject::Header { what, at } => write!(f, "JPEG header: {what} at byte {at}"),
             Reject::Data(what) => write!(f, "JPEG data: {what}"),
+            Reject::Damaged(what) => write!(f, "damaged frame: {what}"),
             Reject::Output { len, need } => {
                 write!(f, "output buffer has {len} values, expected {need}")
             }
