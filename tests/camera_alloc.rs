@@ -53,16 +53,21 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Allocations made while grabbing every frame after the first two.
-fn steady_state_allocations(path: PathBuf) -> (u64, u64) {
-    let spec = SourceSpec {
+/// The replay of `path`, as fast as it is read.
+fn spec(path: PathBuf) -> SourceSpec {
+    SourceSpec {
         path,
         width: 320,
         height: 240,
         fps: 10.0,
         format: PixelFormat::Mjpeg,
         pace: Pace::Fast,
-    };
+    }
+}
+
+/// Allocations made while grabbing every frame after the first two.
+fn steady_state_allocations(path: PathBuf) -> (u64, u64) {
+    let spec = spec(path);
     let mut cam = Camera::new(
         Box::new(SpecOpener::new(spec)),
         Arc::new(SimClock::new()),
@@ -110,14 +115,7 @@ fn image_directory_replay_allocates_nothing_per_frame() {
 /// packets delivers it) or, with `overwrite`, every other one has its first
 /// bytes overwritten (a garbled JPEG header; raw frames would pass).
 fn damaged_frame_allocations(path: PathBuf, overwrite: bool) -> (u64, u64) {
-    let spec = SourceSpec {
-        path,
-        width: 320,
-        height: 240,
-        fps: 10.0,
-        format: PixelFormat::Mjpeg,
-        pace: Pace::Fast,
-    };
+    let spec = spec(path);
     let clock = Arc::new(SimClock::new());
     let faults = if overwrite {
         Faults {

@@ -9,31 +9,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+mod frames;
 use common::{bin, root, scratch_dir, shared_profile, write_demo_camera_config};
+use frames::{split_at_soi, with_declared_size};
 
-/// The demo clip's frames, split at each SOI.
+/// The demo clip's frames.
 fn demo_frames() -> Vec<Vec<u8>> {
-    let file = std::fs::read(root().join("models/demo/demo.mjpeg")).unwrap();
-    let starts: Vec<usize> = (0..file.len() - 2)
-        .filter(|&i| file[i..i + 3] == [0xFF, 0xD8, 0xFF])
-        .collect();
-    starts
-        .iter()
-        .enumerate()
-        .map(|(k, &s)| file[s..*starts.get(k + 1).unwrap_or(&file.len())].to_vec())
-        .collect()
-}
-
-/// `jpeg` with the size in its first SOF segment set to `w` x `h`.
-fn with_declared_size(jpeg: &[u8], w: u16, h: u16) -> Vec<u8> {
-    let mut j = jpeg.to_vec();
-    let mut i = 2;
-    while !(0xC0..=0xC2).contains(&j[i + 1]) {
-        i += 2 + usize::from(u16::from_be_bytes([j[i + 2], j[i + 3]]));
-    }
-    j[i + 5..i + 7].copy_from_slice(&h.to_be_bytes());
-    j[i + 7..i + 9].copy_from_slice(&w.to_be_bytes());
-    j
+    split_at_soi(&std::fs::read(root().join("models/demo/demo.mjpeg")).unwrap())
 }
 
 /// A scratch config for the demo camera with the vehicles app, and `clip`.

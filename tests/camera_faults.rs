@@ -15,6 +15,9 @@ use mainstream::camera::{
 use mainstream::frame::PixelFormat;
 use mainstream::ErrorKind;
 
+mod frames;
+use frames::{split_at_soi, with_declared_size};
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/camera")
@@ -318,17 +321,9 @@ fn the_end_of_a_replay_ends_the_camera() {
     assert_eq!(cam.stats().frames, fixture_frames());
 }
 
-/// The fixture's frames, split at each SOI.
+/// The fixture's frames.
 fn fixture_frame_list() -> Vec<Vec<u8>> {
-    let file = std::fs::read(fixture("vtest_mjpg_320x240.mjpeg")).unwrap();
-    let starts: Vec<usize> = (0..file.len() - 2)
-        .filter(|&i| file[i..i + 3] == [0xFF, 0xD8, 0xFF])
-        .collect();
-    starts
-        .iter()
-        .enumerate()
-        .map(|(k, &s)| file[s..*starts.get(k + 1).unwrap_or(&file.len())].to_vec())
-        .collect()
+    split_at_soi(&std::fs::read(fixture("vtest_mjpg_320x240.mjpeg")).unwrap())
 }
 
 /// A scratch file that is removed when dropped.
@@ -401,18 +396,6 @@ fn issue_24_a_run_of_31_bad_frames_in_a_replay_file_is_read_through_not_started_
         (5, 40, 0, 0),
         "{st:?}"
     );
-}
-
-/// `jpeg` with the size in its first SOF segment set to `w` x `h`.
-fn with_declared_size(jpeg: &[u8], w: u16, h: u16) -> Vec<u8> {
-    let mut j = jpeg.to_vec();
-    let mut i = 2;
-    while !(0xC0..=0xC2).contains(&j[i + 1]) {
-        i += 2 + usize::from(u16::from_be_bytes([j[i + 2], j[i + 3]]));
-    }
-    j[i + 5..i + 7].copy_from_slice(&h.to_be_bytes());
-    j[i + 7..i + 9].copy_from_slice(&w.to_be_bytes());
-    j
 }
 
 #[test]

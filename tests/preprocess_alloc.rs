@@ -12,6 +12,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::PathBuf;
 
+mod frames;
+use frames::with_declared_size;
+
 /// Counts allocations (and requested bytes) made by the current thread.
 struct Counting;
 
@@ -150,18 +153,6 @@ fn mjpeg_frames_do_not_allocate_per_frame_after_warm_up() {
             );
         }
     }
-}
-
-/// `jpeg` with the size in its first SOF segment set to `w` x `h`.
-fn with_declared_size(jpeg: &[u8], w: u16, h: u16) -> Vec<u8> {
-    let mut j = jpeg.to_vec();
-    let mut i = 2;
-    while !(0xC0..=0xC2).contains(&j[i + 1]) {
-        i += 2 + usize::from(u16::from_be_bytes([j[i + 2], j[i + 3]]));
-    }
-    j[i + 5..i + 7].copy_from_slice(&h.to_be_bytes());
-    j[i + 7..i + 9].copy_from_slice(&w.to_be_bytes());
-    j
 }
 
 /// Runs each of `bad` through `p` `FRAMES` times (both outputs); every run

@@ -11,6 +11,9 @@ use mainstream::frame::PixelFormat;
 use mainstream::preprocess::{Fit, InputSpec, Preprocessor};
 use std::path::PathBuf;
 
+mod frames;
+use frames::with_declared_size;
+
 fn fixture(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/preprocess")
@@ -231,13 +234,7 @@ fn a_large_jpeg_the_baseline_decoder_leaves_to_the_general_one_is_refused_not_de
     // A progressive JPEG that says 5000x5000: beyond the general decoder's
     // 4096x4096, whose memory grows with the frame. Refused before it runs.
     let small = fixture("jpeg/crop97x61_420_progressive.jpg");
-    let mut big = small.clone();
-    let mut i = 2;
-    while big[i + 1] != 0xC2 {
-        i += 2 + usize::from(u16::from_be_bytes([big[i + 2], big[i + 3]]));
-    }
-    big[i + 5..i + 7].copy_from_slice(&5000u16.to_be_bytes());
-    big[i + 7..i + 9].copy_from_slice(&5000u16.to_be_bytes());
+    let big = with_declared_size(&small, 5000, 5000);
     let spec = small_spec();
     let mut out = vec![0u8; spec.tensor_len()];
     let mut p = Preprocessor::new(5000, 5000, PixelFormat::Mjpeg, &spec, Fit::Stretch).unwrap();
