@@ -44,6 +44,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+mod frames;
+use frames::split_at_soi;
+
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
@@ -144,6 +147,48 @@ fn damaged_frame_allocations(path: PathBuf, overwrite: bool) -> (u64, u64) {
         cam.stats()
     );
     (cam.stats().bad_frames, ALLOCS.with(|a| a.get()))
+}
+
+#[test]
+fn damaged_frames_in_an_mjpeg_stream_file_allocate_nothing() {
+    // Frames cut short by the next SOI, stray bytes between frames, a header
+    // segment whose length runs past the frame, a cut at the end of the file.
+    let f = split_at_soi(&std::fs::read(fixture("vtest_mjpg_320x240.mjpeg")).unwrap());
+    let mut s = Vec::new();
+    s.extend_from_slice(&f[0]);
+    s.extend_from_slice(&f[1]);
+    for k in 0..30 {
+        let x = &f[k % f.len()];
+        match k % 3 {
+            0 => s.extend_from_slice(&x[..x.len() / 2]),
+            1 => s.extend_from_slice(b"stray bytes between frames"),
+            _ => {
+                let mut bad = x.clone();
+                bad[4..6].copy_from_slice(&[0xFF, 0xF0]);
+                s.extend_from_slice(&bad);
+            }
+        }
+    }
+    s.extend_from_slice(&f[2][..f[2].len() - 10]);
+    let path = std::env::temp_dir().join(format!("ms-alloc-{}.mjpeg", std::process::id()));
+    std::fs::write(&path, &s).unwrap();
+    let mut cam = Camera::new(
+        Box::new(SpecOpener::new(spec(path.clone()))),
+        Arc::new(SimClock::new()),
+        CameraOptions::default(),
+    );
+    for _ in 0..2 {
+        cam.grab().unwrap().unwrap();
+    }
+    ALLOCS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    let got = cam.grab().unwrap();
+    COUNTING.with(|c| c.set(false));
+    std::fs::remove_file(&path).unwrap();
+    let (bad, allocs) = (cam.stats().bad_frames, ALLOCS.with(|a| a.get()));
+    assert!(got.is_none(), "{got:?}");
+    assert!(bad >= 20, "{bad} bad frames");
+    assert_eq!(allocs, 0, "{allocs} allocations over {bad} damaged frames");
 }
 
 #[test]
