@@ -126,7 +126,8 @@ pub struct Outcome {
     pub truth: PathBuf,
     /// Frames measured.
     pub frames: u64,
-    /// Frames skipped as undecodable.
+    /// Frames skipped as bad: damaged or of another size (the camera's
+    /// count), or undecodable.
     pub bad_frames: u64,
     /// Stream frame rate.
     pub fps: f64,
@@ -230,10 +231,11 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
     // Per head, per frame: 0 negative, 1 positive, 2 not analysed.
     let mut hits: Vec<Vec<u8>> = vec![Vec::new(); owners.len()];
     let (mut frames, mut bad) = (0u64, 0u64);
-    let mut first_seq = None;
     while frames < limit {
         let Some(meta) = source.grab()? else { break };
-        let seq = meta.sequence - *first_seq.get_or_insert(meta.sequence);
+        // A clip's frame index: bad frames take their slot, so the ground
+        // truth stays aligned even when the clip starts with damaged frames.
+        let seq = meta.sequence;
         if seq >= limit {
             break;
         }
@@ -249,7 +251,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
                 bad += 1;
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         let results = tree.run_frame(seq)?;
         for (h, r) in hits.iter_mut().zip(results) {
@@ -368,7 +370,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
         clip,
         truth: truth_path,
         frames,
-        bad_frames: bad,
+        bad_frames: bad + source.stats().bad_frames,
         fps,
         tolerance: a.tolerance,
         wall_s: wall.elapsed().as_secs_f64(),

@@ -637,12 +637,13 @@ fn replay_plan(
     let (mut frames, mut analysed, mut dropped) = (0u64, 0u64, 0u64);
     let (mut network_s, mut decode_s, mut charged_s) = (0.0f64, 0.0f64, 0.0f64);
     let mut max_frame_s = 0.0f64;
-    let mut first_seq: Option<u64> = None;
     let mut last_seq = 0u64;
     while frames < limit {
         let Some(meta) = camera.grab()? else { break };
         frames += 1;
-        let seq = meta.sequence - *first_seq.get_or_insert(meta.sequence);
+        // A clip's frame index: bad frames take their slot, so the ground
+        // truth stays aligned even when the clip starts with damaged frames.
+        let seq = meta.sequence;
         last_seq = seq;
         if !clock.available(seq) {
             dropped += 1;
@@ -666,7 +667,7 @@ fn replay_plan(
                 log::warn!("{}: frame {seq}: {e}", spec.path.display());
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         let c1 = thread_cpu_s();
         let results = tree.run_apps(seq, &due)?;

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mainstream::camera::{
-    Camera, CameraOptions, FrameSource, Pace, SimClock, SourceSpec, SpecOpener,
+    Camera, CameraOptions, Faults, FrameSource, OpenStep, Pace, ScriptedOpener, SimClock,
+    SourceSpec, SpecOpener,
 };
 use mainstream::frame::PixelFormat;
 
@@ -43,6 +44,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+mod frames;
+use frames::split_at_soi;
+
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
@@ -52,16 +56,21 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Allocations made while grabbing every frame after the first two.
-fn steady_state_allocations(path: PathBuf) -> (u64, u64) {
-    let spec = SourceSpec {
+/// The replay of `path`, as fast as it is read.
+fn spec(path: PathBuf) -> SourceSpec {
+    SourceSpec {
         path,
         width: 320,
         height: 240,
         fps: 10.0,
         format: PixelFormat::Mjpeg,
         pace: Pace::Fast,
-    };
+    }
+}
+
+/// Allocations made while grabbing every frame after the first two.
+fn steady_state_allocations(path: PathBuf) -> (u64, u64) {
+    let spec = spec(path);
     let mut cam = Camera::new(
         Box::new(SpecOpener::new(spec)),
         Arc::new(SimClock::new()),
@@ -102,4 +111,99 @@ fn image_directory_replay_allocates_nothing_per_frame() {
     let (frames, allocs) = steady_state_allocations(fixture("images"));
     assert!(frames >= 2);
     assert_eq!(allocs, 0, "{allocs} allocations over {frames} frames");
+}
+
+/// Allocations while the supervisor skips damaged frames: every frame of
+/// `path` after the first two is cut short (as a USB transfer that lost
+/// packets delivers it) or, with `overwrite`, every other one has its first
+/// bytes overwritten (a garbled JPEG header; raw frames would pass).
+fn damaged_frame_allocations(path: PathBuf, overwrite: bool) -> (u64, u64) {
+    let spec = spec(path);
+    let clock = Arc::new(SimClock::new());
+    let faults = if overwrite {
+        Faults {
+            truncate: (2..10_000).step_by(2).collect(),
+            corrupt: (3..10_000).step_by(2).collect(),
+            ..Faults::default()
+        }
+    } else {
+        Faults {
+            truncate: (2..10_000).collect(),
+            ..Faults::default()
+        }
+    };
+    let opener = ScriptedOpener::new(spec, vec![OpenStep::Open(faults)], clock.clone());
+    let mut cam = Camera::new(Box::new(opener), clock, CameraOptions::default());
+    for _ in 0..2 {
+        cam.grab().unwrap().unwrap();
+    }
+    ALLOCS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    let got = cam.grab().unwrap();
+    COUNTING.with(|c| c.set(false));
+    assert!(
+        got.is_none(),
+        "every later frame is damaged: {got:?} {:?}",
+        cam.stats()
+    );
+    (cam.stats().bad_frames, ALLOCS.with(|a| a.get()))
+}
+
+#[test]
+fn damaged_frames_in_an_mjpeg_stream_file_allocate_nothing() {
+    // Frames cut short by the next SOI, stray bytes between frames, a header
+    // segment whose length runs past the frame, a cut at the end of the file.
+    let f = split_at_soi(&std::fs::read(fixture("vtest_mjpg_320x240.mjpeg")).unwrap());
+    let mut s = Vec::new();
+    s.extend_from_slice(&f[0]);
+    s.extend_from_slice(&f[1]);
+    for k in 0..30 {
+        let x = &f[k % f.len()];
+        match k % 3 {
+            0 => s.extend_from_slice(&x[..x.len() / 2]),
+            1 => s.extend_from_slice(b"stray bytes between frames"),
+            _ => {
+                let mut bad = x.clone();
+                bad[4..6].copy_from_slice(&[0xFF, 0xF0]);
+                s.extend_from_slice(&bad);
+            }
+        }
+    }
+    s.extend_from_slice(&f[2][..f[2].len() - 10]);
+    let path = std::env::temp_dir().join(format!("ms-alloc-{}.mjpeg", std::process::id()));
+    std::fs::write(&path, &s).unwrap();
+    let mut cam = Camera::new(
+        Box::new(SpecOpener::new(spec(path.clone()))),
+        Arc::new(SimClock::new()),
+        CameraOptions::default(),
+    );
+    for _ in 0..2 {
+        cam.grab().unwrap().unwrap();
+    }
+    ALLOCS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    let got = cam.grab().unwrap();
+    COUNTING.with(|c| c.set(false));
+    std::fs::remove_file(&path).unwrap();
+    let (bad, allocs) = (cam.stats().bad_frames, ALLOCS.with(|a| a.get()));
+    assert!(got.is_none(), "{got:?}");
+    assert!(bad >= 20, "{bad} bad frames");
+    assert_eq!(allocs, 0, "{allocs} allocations over {bad} damaged frames");
+}
+
+#[test]
+fn damaged_frames_skipped_by_the_supervisor_allocate_nothing() {
+    let (bad, allocs) = damaged_frame_allocations(fixture("vtest_mjpg_320x240.mjpeg"), true);
+    assert!(bad >= 10, "{bad} bad frames");
+    assert_eq!(
+        allocs, 0,
+        "{allocs} allocations over {bad} damaged MJPEG frames"
+    );
+    // Raw frames: only a cut transfer can be told from valid data.
+    let (bad, allocs) = damaged_frame_allocations(fixture("vtest_i420_64x48.y4m"), false);
+    assert!(bad >= 2, "{bad} bad frames");
+    assert_eq!(
+        allocs, 0,
+        "{allocs} allocations over {bad} damaged YUYV frames"
+    );
 }

@@ -15,6 +15,9 @@ use mainstream::camera::{
 use mainstream::frame::PixelFormat;
 use mainstream::ErrorKind;
 
+mod frames;
+use frames::{split_at_soi, with_declared_size};
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/camera")
@@ -223,12 +226,13 @@ fn a_stalled_camera_times_out_and_is_reopened() {
 }
 
 #[test]
-fn a_run_of_bad_frames_makes_the_camera_reopen() {
+fn a_run_of_bad_frames_makes_a_live_camera_reopen() {
     let clock = SimClock::new();
     let opener = ScriptedOpener::new(
         spec(fixture("vtest_mjpg_320x240.mjpeg")),
         vec![OpenStep::Open(Faults {
             corrupt: (0..100).collect(),
+            live: true,
             ..faults()
         })],
         Arc::new(clock.clone()),
@@ -315,4 +319,104 @@ fn the_end_of_a_replay_ends_the_camera() {
     assert!(cam.grab().unwrap().is_none());
     assert!(cam.frame().is_empty(), "no frame after the end");
     assert_eq!(cam.stats().frames, fixture_frames());
+}
+
+/// The fixture's frames.
+fn fixture_frame_list() -> Vec<Vec<u8>> {
+    split_at_soi(&std::fs::read(fixture("vtest_mjpg_320x240.mjpeg")).unwrap())
+}
+
+/// A scratch file that is removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str, bytes: &[u8]) -> Self {
+        let p = std::env::temp_dir().join(format!("ms-{}-{name}", std::process::id()));
+        std::fs::write(&p, bytes).unwrap();
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// What a drained camera delivered: (width, height, sequence) of each frame,
+/// and its counters.
+type Drained = (Vec<(u32, u32, u64)>, mainstream::camera::CameraStats);
+
+/// Grabs every frame of `path` through the supervisor on another thread;
+/// `None` if that takes longer than 60 s (the supervisor loops).
+fn drain_with_deadline(path: PathBuf) -> Option<Drained> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let clock = SimClock::new();
+        let mut cam = Camera::new(
+            Box::new(SpecOpener::new(spec(path))),
+            Arc::new(clock),
+            CameraOptions::default(),
+        );
+        let mut got = Vec::new();
+        // Bounded, so that a looping supervisor cannot grow this without end.
+        while got.len() < 100_000 {
+            match cam.grab() {
+                Ok(Some(m)) => got.push((m.width, m.height, m.sequence)),
+                Ok(None) => break,
+                Err(e) => panic!("unexpected error {e:?}"),
+            }
+        }
+        let _ = tx.send((got, cam.stats()));
+    });
+    rx.recv_timeout(Duration::from_secs(60)).ok()
+}
+
+#[test]
+fn issue_24_a_run_of_31_bad_frames_in_a_replay_file_is_read_through_not_started_over() {
+    // 40 damaged frames (each cut short by the next frame's SOI), then good
+    // ones. Reopening the file after 30 bad frames would start it again at
+    // frame 0: the same 30 bad frames, forever.
+    let f = fixture_frame_list();
+    let mut bytes = Vec::new();
+    for k in 0..40 {
+        let x = &f[k % f.len()];
+        bytes.extend_from_slice(&x[..x.len() / 2]);
+    }
+    for x in &f[..5] {
+        bytes.extend_from_slice(x);
+    }
+    let file = Scratch::new("bad-run.mjpeg", &bytes);
+    let (got, st) = drain_with_deadline(file.0.clone())
+        .expect("the supervisor ends a file with a run of bad frames, it does not loop");
+    let seqs: Vec<u64> = got.iter().map(|g| g.2).collect();
+    assert_eq!(seqs, [40, 41, 42, 43, 44], "the good frames after the run");
+    assert_eq!(
+        (st.frames, st.bad_frames, st.disconnects, st.reconnects),
+        (5, 40, 0, 0),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn issue_24_a_frame_declaring_a_size_beyond_the_limit_is_a_bad_frame_and_the_stream_goes_on() {
+    // One frame says 9000x9000 (beyond the 8192 limit), one 65535x65535,
+    // one 8000x8000 (accepted by the limit but not the stream's size): each
+    // is counted and skipped; the frames after them are delivered.
+    let f = fixture_frame_list();
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&f[0]);
+    bytes.extend_from_slice(&with_declared_size(&f[1], 9000, 9000));
+    bytes.extend_from_slice(&f[2]);
+    bytes.extend_from_slice(&with_declared_size(&f[3], 65535, 65535));
+    bytes.extend_from_slice(&with_declared_size(&f[4], 8000, 8000));
+    bytes.extend_from_slice(&f[5]);
+    let file = Scratch::new("huge-size.mjpeg", &bytes);
+    let (got, st) = drain_with_deadline(file.0.clone()).expect("the camera ends");
+    assert_eq!(
+        got,
+        [(320, 240, 0), (320, 240, 2), (320, 240, 5)],
+        "only frames of the stream's size are delivered"
+    );
+    assert_eq!((st.frames, st.bad_frames, st.dropped), (3, 3, 0), "{st:?}");
 }

@@ -15,6 +15,9 @@ use mainstream::camera::{
 use mainstream::frame::PixelFormat;
 use mainstream::ErrorKind;
 
+mod frames;
+use frames::split_at_soi;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/camera")
@@ -242,15 +245,7 @@ fn image_directory_delivers_each_jpeg_file_in_name_order() {
 
 /// The fixture's frames, split independently (at each SOI).
 fn fixture_frames() -> Vec<Vec<u8>> {
-    let file = std::fs::read(fixture("vtest_mjpg_320x240.mjpeg")).unwrap();
-    let starts: Vec<usize> = (0..file.len() - 2)
-        .filter(|&i| file[i..i + 3] == [0xFF, 0xD8, 0xFF])
-        .collect();
-    starts
-        .iter()
-        .enumerate()
-        .map(|(k, &s)| file[s..*starts.get(k + 1).unwrap_or(&file.len())].to_vec())
-        .collect()
+    split_at_soi(&std::fs::read(fixture("vtest_mjpg_320x240.mjpeg")).unwrap())
 }
 
 #[test]

@@ -12,6 +12,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::PathBuf;
 
+mod frames;
+use frames::with_declared_size;
+
 /// Counts allocations (and requested bytes) made by the current thread.
 struct Counting;
 
@@ -152,28 +155,88 @@ fn mjpeg_frames_do_not_allocate_per_frame_after_warm_up() {
     }
 }
 
+/// Runs each of `bad` through `p` `FRAMES` times (both outputs); every run
+/// must refuse the frame, and none may allocate.
+fn assert_refused_without_allocating(what: &str, p: &mut Preprocessor, bad: &[(&str, Vec<u8>)]) {
+    let spec = InputSpec::IMAGENET_224;
+    let mut out = vec![0f32; spec.tensor_len()];
+    let mut rgb8 = vec![0u8; spec.tensor_len()];
+    for (name, frame) in bad {
+        // Warm-up: the first refusal may not allocate either, but lazily
+        // initialised statics (none today) would be excused here.
+        assert!(p.run(frame, &mut out).is_err(), "{what} {name}: accepted");
+        let mut refused = 0;
+        let (n, bytes) = allocations_during(|| {
+            for _ in 0..FRAMES {
+                refused += usize::from(p.run(frame, &mut out).is_err());
+                refused += usize::from(p.run_rgb8(frame, &mut rgb8).is_err());
+            }
+        });
+        assert_eq!(refused, 2 * FRAMES, "{what} {name}: some runs accepted it");
+        assert_eq!(
+            (n, bytes),
+            (0, 0),
+            "{what} {name}: {n} allocations ({bytes} bytes) for {} refused frames",
+            2 * FRAMES
+        );
+    }
+}
+
 #[test]
 fn damaged_mjpeg_frames_do_not_allocate_either() {
-    // Rejecting a frame builds an error (whose message allocates), but decoding
-    // up to the damage does not: a run of damaged frames allocates only the errors.
+    // A refused frame is a small value (`Reject`), not an error with a message:
+    // neither decoding up to the damage nor refusing the frame allocates.
     let spec = InputSpec::IMAGENET_224;
     let frame = fixture("vtest_0100_640x480_420.jpg");
     let mut p =
         Preprocessor::new(640, 480, PixelFormat::Mjpeg, &spec, Fit::Stretch).expect("preprocessor");
     let mut out = vec![0f32; spec.tensor_len()];
     p.run(&frame, &mut out).expect("warm-up frame");
-    let cut = &frame[..frame.len() / 2];
-    let (n, _) = allocations_during(|| {
-        for _ in 0..FRAMES {
-            let e = p.run(cut, &mut out).expect_err("truncated frame");
-            drop(e);
-        }
-    });
-    assert!(
-        n <= 2 * FRAMES,
-        "{n} allocations for {FRAMES} rejected frames"
+    let half = frame.len() / 2;
+    let mut cut_with_eoi = frame[..half].to_vec();
+    cut_with_eoi.extend_from_slice(&[0xFF, 0xD9]);
+    let mut bad_length = frame.clone();
+    bad_length[4..6].copy_from_slice(&[0xFF, 0xF0]);
+    let mut marker_in_data = frame.clone();
+    marker_in_data[half..half + 2].copy_from_slice(&[0xFF, 0xC0]);
+    assert_refused_without_allocating(
+        "MJPEG",
+        &mut p,
+        &[
+            ("truncated", frame[..half].to_vec()),
+            ("cut and terminated with EOI", cut_with_eoi),
+            ("a header segment's length runs past the frame", bad_length),
+            ("a marker inside the scan data", marker_in_data),
+            ("of another size", with_declared_size(&frame, 320, 240)),
+            (
+                "of a size beyond the limit",
+                with_declared_size(&frame, 65535, 65535),
+            ),
+            ("not a JPEG", vec![0; 4096]),
+            ("empty", Vec::new()),
+        ],
     );
     assert_eq!(p.jpeg_fallback_frames(), 0);
+}
+
+#[test]
+fn short_raw_frames_of_every_format_do_not_allocate() {
+    let spec = InputSpec::IMAGENET_224;
+    for format in [PixelFormat::Yuyv, PixelFormat::Grey, PixelFormat::Rgb24] {
+        let mut p = Preprocessor::new(640, 480, format, &spec, Fit::Stretch).expect("preprocessor");
+        let need = format.frame_bytes(640, 480).unwrap();
+        let mut out = vec![0f32; spec.tensor_len()];
+        p.run(&vec![128; need], &mut out).expect("warm-up frame");
+        assert_refused_without_allocating(
+            &format.to_string(),
+            &mut p,
+            &[
+                ("one byte short", vec![128; need - 1]),
+                ("half", vec![128; need / 2]),
+                ("empty", Vec::new()),
+            ],
+        );
+    }
 }
 
 /// Bounds on what `zune-jpeg` 0.5 allocates per frame for a JPEG the baseline

@@ -11,6 +11,9 @@ use mainstream::frame::PixelFormat;
 use mainstream::preprocess::{Fit, InputSpec, Preprocessor};
 use std::path::PathBuf;
 
+mod frames;
+use frames::with_declared_size;
+
 fn fixture(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/preprocess")
@@ -189,7 +192,10 @@ fn garbage_and_wrongly_sized_frames_are_bad_frames() {
     let mut out = vec![0u8; spec.tensor_len()];
     let e = p.run_rgb8(&fixture(JPEGS[0]), &mut out).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BadFrame);
-    assert_eq!(e.to_string(), "JPEG frame is 640x480, expected 320x240");
+    assert_eq!(
+        e.to_string(),
+        "frame is 640x480, the stream's frames are 320x240"
+    );
 }
 
 #[test]
@@ -221,4 +227,23 @@ fn a_bad_frame_does_not_change_the_next_good_frames_output() {
     assert_eq!(h.run(&good[..good.len() / 2]), Err(ErrorKind::BadFrame));
     h.run(&good).unwrap();
     assert_eq!(h.out, before);
+}
+
+#[test]
+fn a_large_jpeg_the_baseline_decoder_leaves_to_the_general_one_is_refused_not_decoded() {
+    // A progressive JPEG that says 5000x5000: beyond the general decoder's
+    // 4096x4096, whose memory grows with the frame. Refused before it runs.
+    let small = fixture("jpeg/crop97x61_420_progressive.jpg");
+    let big = with_declared_size(&small, 5000, 5000);
+    let spec = small_spec();
+    let mut out = vec![0u8; spec.tensor_len()];
+    let mut p = Preprocessor::new(5000, 5000, PixelFormat::Mjpeg, &spec, Fit::Stretch).unwrap();
+    let e = p.run_rgb8(&big, &mut out).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadFrame);
+    assert!(e.to_string().contains("too large"), "{e}");
+    assert_eq!(p.jpeg_fallback_frames(), 0);
+    // The same JPEG at its own size still goes to the general decoder.
+    let mut p = Preprocessor::new(97, 61, PixelFormat::Mjpeg, &spec, Fit::Stretch).unwrap();
+    p.run_rgb8(&small, &mut out).unwrap();
+    assert_eq!(p.jpeg_fallback_frames(), 1);
 }

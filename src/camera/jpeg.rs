@@ -5,6 +5,8 @@
 //! the entropy-coded data, which only decoding reveals).
 
 use crate::error::Result;
+use crate::frame::jpeg::{is_sof, marker_at, sof_size, Marker, Segments, EOI, SOI, SOS};
+use crate::frame::Reject;
 
 /// What the frame header of a JPEG says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,74 +17,44 @@ pub struct JpegInfo {
     pub height: u32,
 }
 
-const SOI: u8 = 0xD8;
-const EOI: u8 = 0xD9;
-const SOS: u8 = 0xDA;
-
-/// Whether `m` is a start-of-frame marker (SOF0..SOF15 except DHT, JPG and DAC).
-fn is_sof(m: u8) -> bool {
-    (0xC0..=0xCF).contains(&m) && m != 0xC4 && m != 0xC8 && m != 0xCC
-}
-
-/// Markers that stand alone, without a length field.
-fn is_standalone(m: u8) -> bool {
-    m == 0x01 || (0xD0..=0xD7).contains(&m)
-}
-
 /// Walks the header segments from just after SOI up to the first SOS and
 /// returns the frame size. `data` must start with SOI. Fails on a segment
 /// length that runs past `data`, a missing SOF, a zero width or height.
 pub fn header_info(data: &[u8]) -> Result<JpegInfo> {
-    if data.len() < 4 || data[0] != 0xFF || data[1] != SOI {
-        crate::bail!(BadFrame, "JPEG frame does not start with SOI");
-    }
-    let mut pos = 2;
+    Ok(frame_header(data)?)
+}
+
+/// [`header_info`] without allocating: the reason is a [`Reject`].
+pub fn frame_header(data: &[u8]) -> std::result::Result<JpegInfo, Reject> {
     let mut info: Option<JpegInfo> = None;
-    loop {
-        if pos >= data.len() || data[pos] != 0xFF {
-            crate::bail!(BadFrame, "JPEG header: no marker at offset {pos}");
-        }
-        while pos < data.len() && data[pos] == 0xFF {
-            pos += 1;
-        }
-        let Some(&m) = data.get(pos) else {
-            crate::bail!(BadFrame, "JPEG header ends inside a marker");
-        };
-        pos += 1;
-        if is_standalone(m) {
-            continue;
-        }
-        match m {
-            SOI => crate::bail!(BadFrame, "JPEG header: second SOI at offset {}", pos - 2),
-            EOI => crate::bail!(BadFrame, "JPEG ends before its first scan"),
-            _ => {}
-        }
-        let Some(len_bytes) = data.get(pos..pos + 2) else {
-            crate::bail!(BadFrame, "JPEG header ends inside a segment length");
-        };
-        let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
-        if len < 2 || pos + len > data.len() {
-            crate::bail!(
-                BadFrame,
-                "JPEG segment 0xFF{m:02X} at offset {} has bad length {len}",
-                pos - 2
-            );
-        }
-        if is_sof(m) {
-            if len < 8 {
-                crate::bail!(BadFrame, "JPEG frame header too short ({len} bytes)");
-            }
-            let height = u32::from(u16::from_be_bytes([data[pos + 3], data[pos + 4]]));
-            let width = u32::from(u16::from_be_bytes([data[pos + 5], data[pos + 6]]));
+    for seg in Segments::new(data) {
+        let seg = seg?;
+        if is_sof(seg.marker) {
+            let at = seg.at;
+            let Some((width, height)) = sof_size(seg.body).filter(|_| seg.body.len() >= 6) else {
+                return Err(Reject::Header {
+                    what: "frame header too short",
+                    at,
+                });
+            };
             if width == 0 || height == 0 {
-                crate::bail!(BadFrame, "JPEG frame header says {width}x{height}");
+                return Err(Reject::Header {
+                    what: "frame header with a zero width or height",
+                    at,
+                });
             }
             info = Some(JpegInfo { width, height });
-        } else if m == SOS {
-            return info.ok_or_else(|| crate::err!(BadFrame, "JPEG scan before frame header"));
+        } else if seg.marker == SOS {
+            return info.ok_or(Reject::Header {
+                what: "scan before the frame header",
+                at: seg.at,
+            });
         }
-        pos += len;
     }
+    Err(Reject::Header {
+        what: "no scan",
+        at: data.len(),
+    })
 }
 
 /// Checks that `data` is one whole JPEG: SOI first, sane header segments with a
@@ -90,17 +62,18 @@ pub fn header_info(data: &[u8]) -> Result<JpegInfo> {
 /// some UVC cameras leave in the buffer, are tolerated. Cost: the header
 /// segments (a few hundred bytes); the entropy-coded data is not scanned.
 pub fn inspect(data: &[u8]) -> Result<JpegInfo> {
-    let info = header_info(data)?;
+    Ok(inspect_frame(data)?)
+}
+
+/// [`inspect`] without allocating: the reason is a [`Reject`].
+pub fn inspect_frame(data: &[u8]) -> std::result::Result<JpegInfo, Reject> {
+    let info = frame_header(data)?;
     let mut end = data.len();
     while end > 4 && data[end - 1] == 0 {
         end -= 1;
     }
     if data[end - 2] != 0xFF || data[end - 1] != EOI {
-        crate::bail!(
-            BadFrame,
-            "JPEG frame of {} bytes has no EOI (truncated)",
-            data.len()
-        );
+        return Err(Reject::Truncated { len: data.len() });
     }
     Ok(info)
 }
@@ -181,47 +154,21 @@ impl FrameScanner {
                 self.in_scan = false;
             }
             // Expect a marker at self.pos.
-            let start = self.pos;
-            if start >= data.len() {
-                return Scan::NeedMore;
-            }
-            if data[start] != 0xFF {
+            match marker_at(data, self.pos) {
+                Marker::NeedMore => return Scan::NeedMore,
                 // A bad segment length sent us astray, possibly past the next
                 // frame's SOI: look for it from the start of this frame.
-                return Scan::Broken { resync: 2 };
-            }
-            let mut p = start;
-            while p < data.len() && data[p] == 0xFF {
-                p += 1;
-            }
-            let Some(&m) = data.get(p) else {
-                return Scan::NeedMore;
-            };
-            p += 1;
-            match m {
-                EOI => return Scan::Complete(p),
+                Marker::Astray | Marker::BadLength { .. } => return Scan::Broken { resync: 2 },
+                Marker::Bare { marker: EOI, next } => return Scan::Complete(next),
                 // A new frame starts before this one ended: this one is truncated.
-                SOI => return Scan::Broken { resync: p - 2 },
-                m if is_standalone(m) => {
-                    self.pos = p;
-                    continue;
+                Marker::Bare { marker: SOI, next } => return Scan::Broken { resync: next - 2 },
+                Marker::Bare { next, .. } => self.pos = next,
+                Marker::Segment { marker, end, .. } => {
+                    self.pos = end;
+                    if marker == SOS {
+                        self.in_scan = true;
+                    }
                 }
-                _ => {}
-            }
-            let Some(lb) = data.get(p..p + 2) else {
-                return Scan::NeedMore;
-            };
-            let len = usize::from(u16::from_be_bytes([lb[0], lb[1]]));
-            if len < 2 {
-                return Scan::Broken { resync: 2 };
-            }
-            let seg_end = p + len;
-            if seg_end > data.len() {
-                return Scan::NeedMore;
-            }
-            self.pos = seg_end;
-            if m == SOS {
-                self.in_scan = true;
             }
         }
     }

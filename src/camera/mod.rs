@@ -8,7 +8,10 @@
 //! - [`Camera`]: owns a [`SourceOpener`], reopens the source with capped
 //!   exponential backoff when it reports [`ErrorKind::DeviceGone`] or a
 //!   timeout, skips and counts bad frames, and counts frames the driver dropped
-//!   (sequence gaps). Each reopen resolves the configured path again, so a
+//!   (sequence gaps). A bad frame is also one beyond the accepted sizes or of
+//!   another size than its stream's ([`crate::frame`], "Frame sizes
+//!   accepted"). A file is never reopened for its bad frames (it would start
+//!   again at frame 0): it is read on to its next good frame or its end. Each reopen resolves the configured path again, so a
 //!   camera configured as `/dev/v4l/by-id/...` is found when it comes back as
 //!   another `/dev/videoN`. One `Camera` per device; cameras do not share state,
 //!   so one camera's outage does not touch the others.
@@ -34,7 +37,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, Result};
-use crate::frame::{FrameMeta, PixelFormat};
+use crate::frame::{FrameMeta, PixelFormat, RateLimit, Reject};
 
 pub use clock::{Clock, SimClock, SystemClock};
 pub use list::{list_devices, render_devices, DeviceInfo};
@@ -98,7 +101,8 @@ pub struct SourceInfo {
     pub node: PathBuf,
     /// Pixel format of delivered frames.
     pub format: PixelFormat,
-    /// Frame width (MJPEG: of the first frame; later frames may differ).
+    /// Frame width (MJPEG: of the first frame). Every frame of a stream has
+    /// this size; [`Camera`] skips a frame of another size as a bad frame.
     pub width: u32,
     /// Frame height.
     pub height: u32,
@@ -127,6 +131,18 @@ impl std::fmt::Display for SourceInfo {
     }
 }
 
+/// What [`FrameSource::capture`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capture {
+    /// A frame: its bytes are in [`FrameSource::frame`].
+    Frame(FrameMeta),
+    /// A damaged frame, skipped: calling again continues with the next one.
+    /// A small value, so that a stream of them allocates nothing.
+    Bad(Reject),
+    /// The end of a replay.
+    End,
+}
+
 /// A source of raw frames. For test injection, replay sources stand in for cameras.
 ///
 /// A frame is fetched with [`grab`](FrameSource::grab) and its bytes borrowed
@@ -147,6 +163,25 @@ pub trait FrameSource {
     /// What this source is and what was negotiated.
     fn describe(&self) -> &SourceInfo;
 
+    /// [`grab`](FrameSource::grab) with a damaged frame as a value,
+    /// [`Capture::Bad`], instead of an error: what the supervisor calls, so
+    /// that bad frames cost no allocation. The default maps `grab` (whose
+    /// bad frames stay errors); the V4L2 and replay sources implement it and
+    /// build `grab` on it.
+    fn capture(&mut self) -> Result<Capture> {
+        Ok(match self.grab()? {
+            Some(meta) => Capture::Frame(meta),
+            None => Capture::End,
+        })
+    }
+
+    /// Whether reopening the source can cure a run of bad frames: yes for a
+    /// camera (the default); no for a file, which would start again at frame 0
+    /// (the supervisor then skips ahead through the file instead).
+    fn reopen_cures_bad_frames(&self) -> bool {
+        true
+    }
+
     /// [`grab`](FrameSource::grab) and [`frame`](FrameSource::frame) in one call.
     fn next_frame(&mut self) -> Result<Option<(&[u8], FrameMeta)>> {
         match self.grab()? {
@@ -165,6 +200,12 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
     }
     fn describe(&self) -> &SourceInfo {
         (**self).describe()
+    }
+    fn reopen_cures_bad_frames(&self) -> bool {
+        (**self).reopen_cures_bad_frames()
+    }
+    fn capture(&mut self) -> Result<Capture> {
+        (**self).capture()
     }
 }
 
@@ -213,16 +254,30 @@ pub fn open_source_with_faults(
 
 /// Checks a frame's bytes against its format: a whole JPEG (see
 /// [`jpeg::inspect`]) for MJPEG, at least `width * height * bytes per pixel`
-/// bytes for raw formats. Damage gives [`ErrorKind::BadFrame`].
-pub fn validate_frame(format: PixelFormat, width: u32, height: u32, data: &[u8]) -> Result<()> {
+/// bytes for raw formats. Damage gives its [`Reject`] reason.
+pub fn validate_frame(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    data: &[u8],
+) -> std::result::Result<(), Reject> {
     match format.frame_bytes(width, height) {
-        None => jpeg::inspect(data).map(|_| ()),
-        Some(need) if data.len() < need => Err(crate::err!(
-            BadFrame,
-            "short {format} frame: {} of {need} bytes",
-            data.len()
-        )),
+        None => jpeg::inspect_frame(data).map(|_| ()),
+        Some(need) if data.len() < need => Err(Reject::Short {
+            len: data.len(),
+            need,
+        }),
         Some(_) => Ok(()),
+    }
+}
+
+/// [`FrameSource::grab`] built on a [`Capture`]: a bad frame becomes an
+/// error of kind `BadFrame` that names the source.
+pub(crate) fn grab_from(path: &Path, c: Capture) -> Result<Option<FrameMeta>> {
+    match c {
+        Capture::Frame(meta) => Ok(Some(meta)),
+        Capture::End => Ok(None),
+        Capture::Bad(r) => Err(crate::err!(BadFrame, "{}: {r}", path.display())),
     }
 }
 
@@ -388,8 +443,10 @@ impl Backoff {
 pub struct CameraOptions {
     /// Delays between reopen attempts.
     pub backoff: Backoff,
-    /// After this many bad frames in a row the source is reopened (a camera
-    /// that only sends garbage is treated like one that went away).
+    /// After this many bad frames in a row a camera is reopened (a camera
+    /// that only sends garbage is treated like one that went away). A file is
+    /// not: reopening would start it again at frame 0, so its bad frames are
+    /// skipped until a good one or the end of the file.
     pub max_consecutive_bad: u32,
     /// Stop retrying and return the last error after this long without a
     /// source; `None` retries forever (the service's choice).
@@ -428,6 +485,9 @@ pub struct CameraStats {
 /// Slice of a long backoff sleep after which the stop flag is checked again.
 const STOP_POLL: Duration = Duration::from_millis(200);
 
+/// At most one log line per camera per this interval reports bad frames.
+const BAD_FRAME_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// The capture supervisor: one camera, reopened as often as needed.
 ///
 /// `grab` blocks until a good frame arrives, the replay ends, the stop flag is
@@ -445,6 +505,12 @@ pub struct Camera {
     /// Bad frames since the last good frame (they explain part of a sequence gap).
     bad_since_good: u64,
     consecutive_bad: u32,
+    /// The size of every frame of the open source: its described size (a
+    /// device's negotiated size, a file's first frame), or, when that is not
+    /// an accepted size, the first accepted frame's.
+    stream_size: Option<(u32, u32)>,
+    /// Limits the log lines about bad frames.
+    bad_log: RateLimit,
     ever_opened: bool,
     ended: bool,
     stop: Option<Arc<AtomicBool>>,
@@ -473,6 +539,8 @@ impl Camera {
             last_seq: None,
             bad_since_good: 0,
             consecutive_bad: 0,
+            stream_size: None,
+            bad_log: RateLimit::new(BAD_FRAME_LOG_EVERY),
             ever_opened: false,
             ended: false,
             stop: None,
@@ -529,6 +597,7 @@ impl Camera {
         self.last_seq = None;
         self.bad_since_good = 0;
         self.consecutive_bad = 0;
+        self.stream_size = None;
     }
 
     /// Opens the source, retrying with backoff. `Ok(false)`: stopped.
@@ -551,6 +620,8 @@ impl Camera {
             match self.opener.open() {
                 Ok(src) => {
                     self.info = src.describe().clone();
+                    let (w, h) = (self.info.width, self.info.height);
+                    self.stream_size = crate::frame::size_accepted(w, h).then_some((w, h));
                     log::info!(
                         "camera {}: opened {}",
                         self.opener.path().display(),
@@ -599,6 +670,61 @@ impl Camera {
         }
     }
 
+    /// Why `meta`'s frame cannot be analysed with the stream's others: beyond
+    /// the accepted sizes, or of another size than the stream's. The first
+    /// accepted frame fixes the size of a stream whose source did not.
+    fn check_size(&mut self, meta: &FrameMeta) -> Option<Reject> {
+        let (width, height) = (meta.width, meta.height);
+        if !crate::frame::size_accepted(width, height) {
+            return Some(Reject::TooLarge { width, height });
+        }
+        let (want_width, want_height) = *self.stream_size.get_or_insert((width, height));
+        ((width, height) != (want_width, want_height)).then_some(Reject::Size {
+            width,
+            height,
+            want_width,
+            want_height,
+        })
+    }
+
+    /// Counts a bad frame; logs at most one line per [`BAD_FRAME_LOG_EVERY`]
+    /// (formatting `why` only then). A camera sending nothing but bad frames
+    /// is reopened; a file is read on.
+    fn note_bad(&mut self, why: &dyn std::fmt::Display) {
+        self.stats.bad_frames += 1;
+        self.bad_since_good += 1;
+        self.consecutive_bad = self.consecutive_bad.saturating_add(1);
+        if let Some(n) = self.bad_log.note(self.clock.now()) {
+            log::warn!(
+                "camera {}: {n} bad frame(s) skipped since the last report, {} in all; latest: {why}",
+                self.opener.path().display(),
+                self.stats.bad_frames
+            );
+        }
+        if self.consecutive_bad < self.opts.max_consecutive_bad {
+            return;
+        }
+        let cures = self
+            .source
+            .as_ref()
+            .is_some_and(|s| s.reopen_cures_bad_frames());
+        if cures {
+            log::warn!(
+                "camera {}: {} bad frames in a row, reopening",
+                self.opener.path().display(),
+                self.consecutive_bad
+            );
+            self.stats.disconnects += 1;
+            self.drop_source();
+        } else if self.consecutive_bad == self.opts.max_consecutive_bad {
+            log::warn!(
+                "camera {}: {} bad frames in a row; reading on through the file",
+                self.opener.path().display(),
+                self.consecutive_bad
+            );
+        }
+    }
+
     fn note_good(&mut self, meta: &FrameMeta) {
         if let Some(last) = self.last_seq {
             if meta.sequence > last {
@@ -633,38 +759,22 @@ impl FrameSource for Camera {
                 }
                 continue;
             };
-            match src.grab() {
-                Ok(Some(meta)) => {
+            match src.capture() {
+                Ok(Capture::Bad(why)) => self.note_bad(&why),
+                Ok(Capture::Frame(meta)) => {
+                    if let Some(why) = self.check_size(&meta) {
+                        self.note_bad(&why);
+                        continue;
+                    }
                     self.note_good(&meta);
                     return Ok(Some(meta));
                 }
-                Ok(None) => {
+                Ok(Capture::End) => {
                     self.ended = true;
                     return Ok(None);
                 }
                 Err(e) => match e.kind() {
-                    ErrorKind::BadFrame => {
-                        self.stats.bad_frames += 1;
-                        self.bad_since_good += 1;
-                        self.consecutive_bad += 1;
-                        if self.stats.bad_frames % 100 == 1 {
-                            log::warn!(
-                                "camera {}: bad frame skipped ({}); {} so far",
-                                self.opener.path().display(),
-                                e.chain(),
-                                self.stats.bad_frames
-                            );
-                        }
-                        if self.consecutive_bad >= self.opts.max_consecutive_bad {
-                            log::warn!(
-                                "camera {}: {} bad frames in a row, reopening",
-                                self.opener.path().display(),
-                                self.consecutive_bad
-                            );
-                            self.stats.disconnects += 1;
-                            self.drop_source();
-                        }
-                    }
+                    ErrorKind::BadFrame => self.note_bad(&e.chain()),
                     ErrorKind::Timeout => {
                         log::warn!(
                             "camera {}: {}; reopening",

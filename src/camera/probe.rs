@@ -154,6 +154,7 @@ pub fn probe_with(
             p.format() == meta.format && p.source_size() == (meta.width, meta.height)
         });
         if !fits {
+            pre = None; // never two frames' worth of buffers at once
             match Preprocessor::new(meta.width, meta.height, meta.format, &opts.input, opts.fit) {
                 Ok(p) => pre = Some(p),
                 Err(e) => {

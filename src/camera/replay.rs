@@ -29,9 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::jpeg::{self, FrameScanner, Scan};
-use super::{Clock, FrameSource, Pace, SourceInfo, SourceKind, SourceSpec};
+use super::{Capture, Clock, FrameSource, Pace, SourceInfo, SourceKind, SourceSpec};
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{FrameMeta, PixelFormat};
+use crate::frame::{FrameMeta, PixelFormat, Reject};
 
 /// Faults a replay source injects. For test injection.
 ///
@@ -53,6 +53,10 @@ pub struct Faults {
     /// Frames whose first bytes are overwritten before validation. Only a JPEG
     /// frame can be told apart from valid data; raw frames pass unchanged.
     pub corrupt: Vec<u64>,
+    /// Stand in for a live camera toward the supervisor: a run of bad frames
+    /// makes it reopen the source (which, being a file, then starts again at
+    /// frame 0). Without it a replay is a file, read on through bad frames.
+    pub live: bool,
 }
 
 impl Faults {
@@ -133,11 +137,33 @@ impl Player {
     }
 }
 
+/// What [`FrameReader::read_next`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A frame of this width and height, in [`FrameReader::data`].
+    Frame(u32, u32),
+    /// A damaged frame, skipped: the next call continues after it.
+    Bad(Reject),
+    /// The end of the file.
+    End,
+}
+
 /// A reader of one kind of replay file: fills its own buffer with the next frame.
 pub trait FrameReader: Send {
     /// Reads the next frame. `Ok(None)` at the end; `BadFrame` for a damaged
     /// frame that was skipped (the next call continues after it).
     fn read(&mut self) -> Result<Option<(u32, u32)>>;
+    /// [`read`](FrameReader::read) with a damaged frame as a value,
+    /// [`Next::Bad`], instead of an error: what the replay source calls, so
+    /// that a run of damaged frames allocates nothing. The default maps
+    /// `read` (whose damaged frames stay errors); [`MjpegReader`]
+    /// implements it and builds `read` on it.
+    fn read_next(&mut self) -> Result<Next> {
+        Ok(match self.read()? {
+            Some((w, h)) => Next::Frame(w, h),
+            None => Next::End,
+        })
+    }
     /// The bytes of the frame last read.
     fn data(&self) -> &[u8];
     /// The same bytes, writable (fault injection only).
@@ -176,13 +202,22 @@ impl<R: FrameReader> Replay<R> {
 
 impl<R: FrameReader> FrameSource for Replay<R> {
     fn grab(&mut self) -> Result<Option<FrameMeta>> {
+        let c = self.capture()?;
+        super::grab_from(&self.info.path, c)
+    }
+
+    fn capture(&mut self) -> Result<Capture> {
         self.visible = 0;
         self.player.check_outage(&self.info.path)?;
         loop {
-            let read = self.reader.read();
+            let read = self.reader.read_next();
             let (width, height) = match read {
-                Ok(Some(dims)) => dims,
-                Ok(None) => return Ok(None),
+                Ok(Next::Frame(w, h)) => (w, h),
+                Ok(Next::End) => return Ok(Capture::End),
+                Ok(Next::Bad(why)) => {
+                    self.player.take_seq();
+                    return Ok(Capture::Bad(why));
+                }
                 Err(e) => {
                     if e.kind() == ErrorKind::BadFrame {
                         self.player.take_seq();
@@ -208,11 +243,14 @@ impl<R: FrameReader> FrameSource for Replay<R> {
                 false
             };
             if damaged {
-                super::validate_frame(format, width, height, &self.reader.data()[..len])?;
+                let data = &self.reader.data()[..len];
+                if let Err(why) = super::validate_frame(format, width, height, data) {
+                    return Ok(Capture::Bad(why));
+                }
             }
             self.player.release(seq);
             self.visible = len;
-            return Ok(Some(FrameMeta {
+            return Ok(Capture::Frame(FrameMeta {
                 sequence: seq,
                 timestamp_us: self.player.timestamp_us(seq),
                 width,
@@ -228,6 +266,10 @@ impl<R: FrameReader> FrameSource for Replay<R> {
 
     fn describe(&self) -> &SourceInfo {
         &self.info
+    }
+
+    fn reopen_cures_bad_frames(&self) -> bool {
+        self.player.faults.live
     }
 }
 
@@ -320,6 +362,14 @@ impl MjpegReader {
 
 impl FrameReader for MjpegReader {
     fn read(&mut self) -> Result<Option<(u32, u32)>> {
+        match self.read_next()? {
+            Next::Frame(w, h) => Ok(Some((w, h))),
+            Next::End => Ok(None),
+            Next::Bad(why) => Err(crate::err!(BadFrame, "{}: {why}", self.path.display())),
+        }
+    }
+
+    fn read_next(&mut self) -> Result<Next> {
         self.frame = (0, 0);
         // Find the start of a frame.
         loop {
@@ -336,11 +386,9 @@ impl FrameReader for MjpegReader {
                     }
                     Some(i) => {
                         self.start += i;
-                        crate::bail!(
-                            BadFrame,
-                            "{}: skipped {i} bytes that are not a JPEG frame",
-                            self.path.display()
-                        );
+                        return Ok(Next::Bad(Reject::Damaged(
+                            "bytes between frames that are not a JPEG frame",
+                        )));
                     }
                     // Keep two bytes: they may be the start of an SOI.
                     None => self.start = self.filled - 2,
@@ -350,13 +398,11 @@ impl FrameReader for MjpegReader {
                 let left = self.filled - self.start;
                 self.start = self.filled;
                 if left > 0 && !std::mem::take(&mut self.resyncing) {
-                    crate::bail!(
-                        BadFrame,
-                        "{}: {left} bytes after the last frame",
-                        self.path.display()
-                    );
+                    return Ok(Next::Bad(Reject::Damaged(
+                        "bytes after the last frame that are not a JPEG frame",
+                    )));
                 }
-                return Ok(None);
+                return Ok(Next::End);
             }
         }
         // Find its end.
@@ -367,48 +413,40 @@ impl FrameReader for MjpegReader {
                     let range = (self.start, self.start + n);
                     self.start += n;
                     if n > self.max_frame {
-                        crate::bail!(
-                            BadFrame,
-                            "{}: JPEG frame of {n} bytes exceeds the {} byte limit",
-                            self.path.display(),
-                            self.max_frame
-                        );
+                        return Ok(Next::Bad(Reject::TooLarge {
+                            width: 0,
+                            height: 0,
+                        }));
                     }
-                    let info = jpeg::inspect(&self.buf[range.0..range.1])?;
+                    let info = match jpeg::inspect_frame(&self.buf[range.0..range.1]) {
+                        Ok(info) => info,
+                        Err(why) => return Ok(Next::Bad(why)),
+                    };
                     self.frame = range;
-                    return Ok(Some((info.width, info.height)));
+                    return Ok(Next::Frame(info.width, info.height));
                 }
                 Scan::Broken { resync } => {
                     self.start += resync.max(1);
                     self.resyncing = true;
-                    crate::bail!(
-                        BadFrame,
-                        "{}: damaged JPEG frame (broken marker structure, or cut short by the next frame)",
-                        self.path.display()
-                    );
+                    return Ok(Next::Bad(Reject::Damaged(
+                        "broken marker structure, or cut short by the next frame",
+                    )));
                 }
                 Scan::NeedMore => {
                     if self.filled - self.start >= self.max_frame {
                         self.start += 2;
                         self.resyncing = true;
-                        crate::bail!(
-                            BadFrame,
-                            "{}: JPEG frame larger than the {} byte limit",
-                            self.path.display(),
-                            self.max_frame
-                        );
+                        return Ok(Next::Bad(Reject::TooLarge {
+                            width: 0,
+                            height: 0,
+                        }));
                     }
                     if !self.fill()? {
                         // Truncated, or a damaged length ran past the end: look
                         // for more frames after this one's SOI.
-                        let n = self.filled - self.start;
                         self.start += 2;
                         self.resyncing = true;
-                        crate::bail!(
-                            BadFrame,
-                            "{}: frame never ends ({n} bytes to the end of the stream)",
-                            self.path.display()
-                        );
+                        return Ok(Next::Bad(Reject::Damaged("the file ends inside the frame")));
                     }
                 }
             }

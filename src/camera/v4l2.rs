@@ -39,9 +39,9 @@ use v4l::video::capture::Parameters;
 use v4l::video::Capture;
 use v4l::{Device, FourCC, Fraction};
 
-use super::{FrameSource, SourceInfo, SourceKind, SourceSpec};
+use super::{Capture as Got, FrameSource, SourceInfo, SourceKind, SourceSpec};
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{FrameMeta, PixelFormat};
+use crate::frame::{FrameMeta, PixelFormat, Reject};
 
 /// Buffers requested from the driver (at least [`MIN_BUFFERS`] are required).
 const WANT_BUFFERS: u32 = 4;
@@ -724,6 +724,11 @@ fn set_format(fd: RawFd, w: u32, h: u32, code: [u8; 4]) -> io::Result<sys::v4l2_
 
 impl FrameSource for V4l2Source {
     fn grab(&mut self) -> Result<Option<FrameMeta>> {
+        let c = self.capture()?;
+        super::grab_from(&self.info.path, c)
+    }
+
+    fn capture(&mut self) -> Result<Got> {
         self.current = Current::None;
         if let Some(index) = self.held.take() {
             self.bufs
@@ -750,25 +755,21 @@ impl FrameSource for V4l2Source {
         let timestamp_us =
             (b.timestamp.tv_sec.max(0) as u64) * 1_000_000 + (b.timestamp.tv_usec.max(0) as u64);
         if b.flags & sys::V4L2_BUF_FLAG_ERROR != 0 {
-            crate::bail!(
-                BadFrame,
-                "{}: driver flagged frame {sequence} as damaged",
-                self.info.path.display()
-            );
+            return Ok(Got::Bad(Reject::Damaged("the driver flagged it")));
         }
         let len = b.bytesused as usize;
         if len == 0 || len > self.bufs.maps[index].len {
-            crate::bail!(
-                BadFrame,
-                "{}: frame {sequence} has {len} bytes in a {} byte buffer",
-                self.info.path.display(),
-                self.bufs.maps[index].len
-            );
+            return Ok(Got::Bad(Reject::Damaged(
+                "empty, or more bytes than its buffer holds",
+            )));
         }
         let data = self.bufs.bytes(index, len);
         let (width, height) = match self.format {
             PixelFormat::Mjpeg => {
-                let info = super::jpeg::inspect(data)?;
+                let info = match super::jpeg::inspect_frame(data) {
+                    Ok(info) => info,
+                    Err(why) => return Ok(Got::Bad(why)),
+                };
                 self.current = Current::Mapped { index, len };
                 (info.width, info.height)
             }
@@ -776,11 +777,7 @@ impl FrameSource for V4l2Source {
                 let h = self.height as usize;
                 let need = self.stride * (h - 1) + self.row;
                 if len < need {
-                    crate::bail!(
-                        BadFrame,
-                        "{}: short frame {sequence}: {len} of {need} bytes",
-                        self.info.path.display()
-                    );
+                    return Ok(Got::Bad(Reject::Short { len, need }));
                 }
                 if self.compact.is_empty() {
                     self.current = Current::Mapped {
@@ -798,7 +795,7 @@ impl FrameSource for V4l2Source {
                 (self.width, self.height)
             }
         };
-        Ok(Some(FrameMeta {
+        Ok(Got::Frame(FrameMeta {
             sequence,
             timestamp_us,
             width,

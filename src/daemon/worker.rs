@@ -18,13 +18,16 @@
 use super::events::{unix_ms_now, Change, Closed, Detector, Opened};
 use crate::camera::{Camera, FrameSource, Pace};
 use crate::error::{ErrorKind, Result};
-use crate::frame::FrameMeta;
+use crate::frame::{FrameMeta, RateLimit};
 use crate::model::tree::StemTree;
 use crate::preprocess::{Fit, InputSpec, Preprocessor};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// At most one log line per camera per this interval reports undecodable frames.
+const BAD_DECODE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What an app needs on the camera thread.
 #[derive(Clone, Debug, PartialEq)]
@@ -354,6 +357,7 @@ impl CameraThread {
         let mut first_frame_reported = false;
         let mut last_frame: Option<u64> = None;
         let mut carried = crate::camera::CameraStats::default();
+        let mut bad_log = RateLimit::new(BAD_DECODE_LOG_EVERY);
         loop {
             self.beat();
             if self.stop.load(Ordering::Relaxed) {
@@ -369,6 +373,14 @@ impl CameraThread {
             let meta = match grabbed {
                 Ok(Some(m)) => m,
                 Ok(None) => match &self.looping {
+                    // A pass that delivered no frame would loop without end.
+                    Some(_) if self.camera.stats().frames == 0 => {
+                        log::warn!(
+                            "camera {}: the replay holds no good frame; not looping",
+                            self.name
+                        );
+                        break;
+                    }
                     Some(spec) if !self.stop.load(Ordering::Relaxed) => {
                         carried = add_stats(carried, self.camera.stats());
                         self.camera =
@@ -439,14 +451,24 @@ impl CameraThread {
             let frame = self.camera.frame();
             match tree.fill_input(|buf| p.run(frame, buf))? {
                 Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::BadFrame => {
-                    log::debug!("camera {}: frame {}: {e}", self.name, meta.sequence);
-                    if let Ok(mut live) = self.live.lock() {
+                Err(why) if why.kind() == ErrorKind::BadFrame => {
+                    let n = if let Ok(mut live) = self.live.lock() {
                         live.bad_decodes += 1;
+                        live.bad_decodes
+                    } else {
+                        0
+                    };
+                    if let Some(k) = bad_log.note(self.epoch.elapsed()) {
+                        log::warn!(
+                            "camera {}: {k} frame(s) not decodable since the last report, \
+                             {n} in all; latest: frame {}: {why}",
+                            self.name,
+                            meta.sequence
+                        );
                     }
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(why) => return Err(why.into()),
             }
             let results = tree.run_apps(meta.sequence, &cur.due)?;
             let ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -515,7 +537,8 @@ impl CameraThread {
 
 /// The preprocessor for frames of `meta`'s size and format: the one in
 /// `slot` if it fits, else a new one built there (once per source; again
-/// only when the source changes size or format).
+/// only when a reopened source has another size or format: [`Camera`]
+/// delivers one size per opening, within [`crate::frame::MAX_DIM`]).
 pub fn preprocessor_for<'a>(
     slot: &'a mut Option<Preprocessor>,
     meta: &FrameMeta,
@@ -526,6 +549,8 @@ pub fn preprocessor_for<'a>(
         .as_ref()
         .is_some_and(|p| p.source_size() == (meta.width, meta.height) && p.format() == meta.format);
     if !fits {
+        // The old one goes first: never two frames' worth of buffers at once.
+        *slot = None;
         let p = Preprocessor::new(meta.width, meta.height, meta.format, spec, fit)?;
         return Ok(slot.insert(p));
     }

@@ -15,7 +15,8 @@
 //! when the frame was cut and terminated with EOI.
 //!
 //! Frames it does not handle (progressive, 12-bit, multi-scan, other subsampling,
-//! RGB) go to `zune-jpeg` (pure Rust) in strict mode. Neither decodes arithmetic
+//! RGB) go to `zune-jpeg` (pure Rust) in strict mode, up to
+//! [`FALLBACK_MAX_PIXELS`] (larger ones are bad frames). Neither decodes arithmetic
 //! coding: such frames are bad frames. That path
 //! allocates per frame: `zune-jpeg` 0.5 cannot reuse a decoder (a `JpegDecoder` owns
 //! its input and per-image state, a few tens of KiB for 640x480); the RGB output
@@ -31,21 +32,40 @@
 
 use super::jpegdec::{Baseline, Outcome};
 use super::Isa;
-use crate::error::Result;
+use crate::frame::jpeg::{Segments, DHT, EOI, SOI, SOS};
+use crate::frame::Reject;
 use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
 
+/// Largest frame, in pixels, left to `zune-jpeg` (4096 x 4096). What it
+/// allocates grows with the frame (coefficients of a progressive JPEG: 2 bytes
+/// per sample), on top of the 3 bytes per pixel of its output; above this a
+/// JPEG that the baseline decoder does not handle is a bad frame, which
+/// bounds the memory a stream of large frames can take.
+pub(crate) const FALLBACK_MAX_PIXELS: usize = 4096 * 4096;
+
 /// Extra room in the splice buffer beyond a frame as large as raw RGB.
 const SPLICE_SLACK: usize = 4096;
+
+/// A decoded frame.
+pub(crate) enum Decoded<'a> {
+    /// In the baseline decoder's planes: [`Baseline::rgb_row`] gives each row.
+    Rows(&'a mut Baseline),
+    /// Packed RGB, `width * height * 3` bytes (`zune-jpeg`'s output).
+    Frame(&'a [u8]),
+}
 
 /// Decodes JPEG frames of one fixed size to packed RGB.
 pub(crate) struct Jpeg {
     width: usize,
     height: usize,
     options: DecoderOptions,
-    /// Decoded RGB, `width * height * 3` bytes; reused for every frame.
+    /// `zune-jpeg`'s output, `width * height * 3` bytes; reused for every frame
+    /// it decodes. Allocated up front but touched only by such frames (the
+    /// baseline decoder hands out rows), so it costs no resident memory
+    /// before the first one.
     rgb: Vec<u8>,
     /// A frame with the standard Huffman tables spliced in; reused, never grown.
     spliced: Vec<u8>,
@@ -81,26 +101,39 @@ impl Jpeg {
         self.fallbacks
     }
 
-    /// Decodes one frame; on success the RGB pixels are in the returned slice.
+    /// Decodes one frame; on success its RGB pixels are row by row in the
+    /// baseline decoder, or (a frame left to `zune-jpeg`) in one slice.
     ///
-    /// Errors are [`ErrorKind::BadFrame`](crate::error::ErrorKind::BadFrame). After
-    /// an error the decoder is ready for the next frame.
-    /// `isa` selects the build of the baseline decoder's loops.
-    pub(crate) fn decode(&mut self, frame: &[u8], isa: Isa) -> Result<&[u8]> {
+    /// A refused frame gives its [`Reject`] reason, without allocating. After a
+    /// refusal the decoder is ready for the next frame. `isa` selects the build
+    /// of the baseline decoder's loops.
+    pub(crate) fn decode(&mut self, frame: &[u8], isa: Isa) -> Result<Decoded<'_>, Reject> {
         let data = check_structure(frame)?;
         let header = walk_header(data)?;
         match header.size {
             Some(size) if size == (self.width, self.height) => {}
-            Some((w, h)) => crate::bail!(
-                BadFrame,
-                "JPEG frame is {w}x{h}, expected {}x{}",
-                self.width,
-                self.height
-            ),
-            None => crate::bail!(BadFrame, "JPEG frame has no frame header before its scan"),
+            Some((w, h)) => {
+                return Err(Reject::Size {
+                    width: w as u32,
+                    height: h as u32,
+                    want_width: self.width as u32,
+                    want_height: self.height as u32,
+                })
+            }
+            None => {
+                return Err(Reject::Header {
+                    what: "no frame header before the scan",
+                    at: 2,
+                })
+            }
         }
-        match self.baseline.decode(data, &mut self.rgb, isa)? {
-            Outcome::Decoded => return Ok(&self.rgb),
+        match self.baseline.decode(data, isa)? {
+            Outcome::Decoded => return Ok(Decoded::Rows(&mut self.baseline)),
+            Outcome::Unsupported(_) if self.width * self.height > FALLBACK_MAX_PIXELS => {
+                return Err(Reject::Data(
+                    "not a baseline JPEG, and too large for the general decoder",
+                ));
+            }
             Outcome::Unsupported(why) => {
                 self.fallbacks += 1;
                 if self.fallbacks == 1 {
@@ -115,11 +148,10 @@ impl Jpeg {
             data
         } else {
             if data.len() + STANDARD_DHT.len() > self.spliced.capacity() {
-                crate::bail!(
-                    BadFrame,
-                    "JPEG frame of {} bytes is implausibly large",
-                    frame.len()
-                );
+                return Err(Reject::TooLarge {
+                    width: 0,
+                    height: 0,
+                });
             }
             self.spliced.clear();
             self.spliced.extend_from_slice(&data[..2]);
@@ -127,42 +159,42 @@ impl Jpeg {
             self.spliced.extend_from_slice(&data[2..]);
             &self.spliced[..]
         };
+        // zune-jpeg's own errors are values with messages; it allocates per
+        // frame anyway, but its message is dropped unformatted.
         let mut dec = JpegDecoder::new_with_options(ZCursor::new(data), self.options);
-        dec.decode_headers()
-            .map_err(|e| crate::err!(BadFrame, "JPEG headers: {e:?}"))?;
+        if dec.decode_headers().is_err() {
+            return Err(Reject::Data("zune-jpeg refused the headers"));
+        }
         let (w, h) = dec.dimensions().unwrap_or((0, 0));
         if (w, h) != (self.width, self.height) {
-            crate::bail!(
-                BadFrame,
-                "JPEG frame is {w}x{h}, expected {}x{}",
-                self.width,
-                self.height
-            );
+            return Err(Reject::Size {
+                width: w as u32,
+                height: h as u32,
+                want_width: self.width as u32,
+                want_height: self.height as u32,
+            });
         }
         if dec.output_buffer_size() != Some(self.rgb.len()) {
-            crate::bail!(BadFrame, "JPEG frame does not decode to RGB");
+            return Err(Reject::Data("does not decode to RGB"));
         }
-        dec.decode_into(&mut self.rgb)
-            .map_err(|e| crate::err!(BadFrame, "JPEG data: {e:?}"))?;
-        Ok(&self.rgb)
+        if dec.decode_into(&mut self.rgb).is_err() {
+            return Err(Reject::Data("zune-jpeg refused the data"));
+        }
+        Ok(Decoded::Frame(&self.rgb))
     }
 }
 
 /// Checks SOI and EOI; returns the frame up to and including its last EOI.
-fn check_structure(frame: &[u8]) -> Result<&[u8]> {
-    if frame.len() < 4 || frame[0] != 0xFF || frame[1] != 0xD8 {
-        crate::bail!(BadFrame, "not a JPEG frame (no start-of-image marker)");
+fn check_structure(frame: &[u8]) -> Result<&[u8], Reject> {
+    if frame.len() < 4 || frame[0] != 0xFF || frame[1] != SOI {
+        return Err(Reject::NotJpeg);
     }
     // Inside entropy-coded data an 0xFF byte is always followed by 0x00 or a restart
     // marker, so FF D9 can only be the EOI marker (or lie inside a header segment,
     // which the decoder's own checks catch if the frame stops there).
-    match frame.windows(2).rposition(|w| w == [0xFF, 0xD9]) {
+    match frame.windows(2).rposition(|w| w == [0xFF, EOI]) {
         Some(i) if i >= 2 => Ok(&frame[..i + 2]),
-        _ => crate::bail!(
-            BadFrame,
-            "truncated JPEG frame ({} bytes, no end-of-image marker)",
-            frame.len()
-        ),
+        _ => Err(Reject::Truncated { len: frame.len() }),
     }
 }
 
@@ -176,55 +208,29 @@ struct Header {
 }
 
 /// Walks the header segments from SOI to the first SOS.
-fn walk_header(data: &[u8]) -> Result<Header> {
-    let mut i = 2;
+fn walk_header(data: &[u8]) -> Result<Header, Reject> {
     let mut header = Header {
         has_dht: false,
         size: None,
     };
-    loop {
-        // Markers may be preceded by any number of 0xFF fill bytes.
-        if data.get(i) != Some(&0xFF) {
-            crate::bail!(BadFrame, "JPEG header: expected a marker at byte {i}");
-        }
-        while data.get(i) == Some(&0xFF) {
-            i += 1;
-        }
-        let Some(&marker) = data.get(i) else {
-            crate::bail!(BadFrame, "JPEG header ends inside a marker");
-        };
-        i += 1;
-        match marker {
-            // Stand-alone markers carry no length.
-            0x01 | 0xD0..=0xD7 => continue,
-            0xD8 | 0xD9 | 0x00 => {
-                crate::bail!(BadFrame, "JPEG header: unexpected marker FF{marker:02X}")
-            }
-            _ => {}
-        }
-        let len = match data.get(i..i + 2) {
-            Some(b) => usize::from(u16::from_be_bytes([b[0], b[1]])),
-            None => crate::bail!(BadFrame, "JPEG header ends inside a segment length"),
-        };
-        if len < 2 || i + len > data.len() {
-            crate::bail!(
-                BadFrame,
-                "JPEG header segment FF{marker:02X} has bad length {len}"
-            );
-        }
-        match marker {
-            0xC4 => header.has_dht = true,
+    for seg in Segments::new(data) {
+        let seg = seg?;
+        match seg.marker {
+            DHT => header.has_dht = true,
             // SOF0..SOF2 (baseline, extended, progressive): P, Y, X, ...
-            0xC0..=0xC2 if len >= 8 => {
-                let h = u16::from_be_bytes([data[i + 3], data[i + 4]]);
-                let w = u16::from_be_bytes([data[i + 5], data[i + 6]]);
-                header.size = Some((usize::from(w), usize::from(h)));
+            0xC0..=0xC2 if seg.body.len() >= 6 => {
+                if let Some((w, h)) = crate::frame::jpeg::sof_size(seg.body) {
+                    header.size = Some((w as usize, h as usize));
+                }
             }
-            0xDA => return Ok(header),
+            SOS => return Ok(header),
             _ => {}
         }
-        i += len;
     }
+    Err(Reject::Header {
+        what: "no scan",
+        at: data.len(),
+    })
 }
 
 /// Number of codes of each length 1..=16, then the symbols, of the four standard

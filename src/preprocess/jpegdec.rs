@@ -29,7 +29,12 @@
 //! that still decodes is decoded (as by every JPEG decoder).
 
 use super::Isa;
-use crate::error::Result;
+use crate::frame::jpeg::{Segments, SOS};
+use crate::frame::Reject;
+
+/// A decoder result: the reason of a refused frame is a [`Reject`], never an
+/// allocated error.
+type Result<T> = std::result::Result<T, Reject>;
 
 /// Natural (row-major) position of the `k`-th coefficient in zigzag order.
 const ZIGZAG: [u8; 64] = [
@@ -80,7 +85,7 @@ impl Huffman {
             let n = usize::from(counts[len as usize - 1]);
             self.valoff[len as usize] = k as i32 - code as i32;
             if code + n as u32 > 1 << len {
-                crate::bail!(BadFrame, "JPEG Huffman table is over-subscribed");
+                return Err(Reject::Data("Huffman table is over-subscribed"));
             }
             for _ in 0..n {
                 if len <= FAST_BITS {
@@ -198,10 +203,7 @@ impl<'a> Bits<'a> {
                 return Ok(h.values[at as usize & 0xFF]);
             }
         }
-        crate::bail!(
-            BadFrame,
-            "JPEG scan has a code that is not in its Huffman table"
-        )
+        Err(Reject::Data("a code that is not in its Huffman table"))
     }
 
     /// Reads `s` (1..=15) bits and sign-extends them as T.81 F.2.2.1 does.
@@ -220,7 +222,7 @@ impl<'a> Bits<'a> {
     /// Skips to the restart marker RSTm after a restart interval.
     fn restart(&mut self, m: u8) -> Result<()> {
         if self.overran() {
-            crate::bail!(BadFrame, "JPEG scan data ends early");
+            return Err(Reject::Data("scan data ends early"));
         }
         // The bits left in `acc` are the interval's padding; bytes not yet read
         // before the marker would be data the blocks did not use.
@@ -228,13 +230,13 @@ impl<'a> Bits<'a> {
         self.n = 0;
         self.padded = 0;
         if self.data.get(self.pos) != Some(&0xFF) {
-            crate::bail!(BadFrame, "JPEG scan: data where restart marker {m} was due");
+            return Err(Reject::Data("data where a restart marker was due"));
         }
         while self.data.get(self.pos) == Some(&0xFF) {
             self.pos += 1;
         }
         if self.data.get(self.pos) != Some(&(0xD0 + m)) {
-            crate::bail!(BadFrame, "JPEG scan: restart marker {m} missing");
+            return Err(Reject::Data("a restart marker missing"));
         }
         self.pos += 1;
         Ok(())
@@ -290,6 +292,9 @@ pub(crate) struct Baseline {
     up: [Vec<u8>; 2],
     /// Column sums of the 4:2:0 upsampler.
     colsum: Vec<i32>,
+    /// The components of the frame last decoded (the first `ncomp`).
+    comps: [Component; 3],
+    ncomp: usize,
 }
 
 /// Most a padded plane dimension exceeds the image's: an MCU of 16 pixels.
@@ -311,40 +316,42 @@ impl Baseline {
             planes: std::array::from_fn(|_| vec![0; plane]),
             up: std::array::from_fn(|_| vec![0; width + PAD]),
             colsum: vec![0; width / 2 + PAD],
+            comps: [Component::default(); 3],
+            ncomp: 0,
         }
     }
 
     /// Decodes `data` (a whole JPEG, SOI to EOI, already checked for its size)
-    /// into `rgb`, `width * height * 3` bytes of packed RGB.
-    pub(crate) fn decode(&mut self, data: &[u8], rgb: &mut [u8], isa: Isa) -> Result<Outcome> {
+    /// into the sample planes; [`rgb_row`](Self::rgb_row) then gives its rows
+    /// as packed RGB. No frame-sized RGB buffer: a row at a time is what the
+    /// resize reads.
+    pub(crate) fn decode(&mut self, data: &[u8], isa: Isa) -> Result<Outcome> {
+        self.ncomp = 0;
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::detect` picks `Avx2` only when the CPU supports AVX2.
-            Isa::Avx2 => unsafe { self.decode_avx2(data, rgb) },
+            Isa::Avx2 => unsafe { self.decode_avx2(data) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::detect` picks `Sse41` only when the CPU supports SSE4.1.
-            Isa::Sse41 => unsafe { self.decode_sse41(data, rgb) },
-            Isa::Portable => self.decode_impl(data, rgb),
+            Isa::Sse41 => unsafe { self.decode_sse41(data) },
+            Isa::Portable => self.decode_impl(data),
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn decode_avx2(&mut self, data: &[u8], rgb: &mut [u8]) -> Result<Outcome> {
-        self.decode_impl(data, rgb)
+    fn decode_avx2(&mut self, data: &[u8]) -> Result<Outcome> {
+        self.decode_impl(data)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "sse4.1")]
-    fn decode_sse41(&mut self, data: &[u8], rgb: &mut [u8]) -> Result<Outcome> {
-        self.decode_impl(data, rgb)
+    fn decode_sse41(&mut self, data: &[u8]) -> Result<Outcome> {
+        self.decode_impl(data)
     }
 
     #[inline(always)]
-    fn decode_impl(&mut self, data: &[u8], rgb: &mut [u8]) -> Result<Outcome> {
-        if rgb.len() != self.width * self.height * 3 {
-            crate::bail!(Internal, "JPEG output buffer has the wrong size");
-        }
+    fn decode_impl(&mut self, data: &[u8]) -> Result<Outcome> {
         let tables = &mut *self.tables;
         for (slot, std) in [0, 1, 4, 5].into_iter().zip(&tables.standard) {
             tables.huff[slot].clone_from(std);
@@ -357,40 +364,22 @@ impl Baseline {
         let mut comps = [Component::default(); 3];
         let mut ncomp = 0usize;
         let mut adobe_transform = None;
-        let mut i = 2;
-        loop {
-            if data.get(i) != Some(&0xFF) {
-                crate::bail!(BadFrame, "JPEG header: expected a marker at byte {i}");
-            }
-            while data.get(i) == Some(&0xFF) {
-                i += 1;
-            }
-            let Some(&marker) = data.get(i) else {
-                crate::bail!(BadFrame, "JPEG header ends inside a marker");
-            };
-            i += 1;
-            if matches!(marker, 0x01 | 0xD0..=0xD7) {
-                continue;
-            }
-            let Some(len) = data.get(i..i + 2) else {
-                crate::bail!(BadFrame, "JPEG header ends inside a segment length");
-            };
-            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-            let Some(seg) = data.get(i + 2..i + len).filter(|_| len >= 2) else {
-                crate::bail!(BadFrame, "JPEG segment FF{marker:02X} has bad length {len}");
-            };
+        for seg in Segments::new(data) {
+            let seg = seg?;
+            let (marker, end) = (seg.marker, seg.end);
+            let seg = seg.body;
             match marker {
                 0xDB => parse_dqt(seg, &mut self.qt, &mut qt_set)?,
                 0xC4 => parse_dht(seg, &mut tables.huff)?,
                 0xDD => {
                     let Some(r) = seg.get(..2) else {
-                        crate::bail!(BadFrame, "JPEG DRI segment too short");
+                        return Err(Reject::Data("DRI segment too short"));
                     };
                     restart = usize::from(u16::from_be_bytes([r[0], r[1]]));
                 }
                 0xC0 | 0xC1 => {
                     if ncomp != 0 {
-                        crate::bail!(BadFrame, "JPEG frame has two frame headers");
+                        return Err(Reject::Data("frame has two frame headers"));
                     }
                     match parse_sof(seg, &mut comps)? {
                         Ok(n) => ncomp = n,
@@ -405,9 +394,9 @@ impl Baseline {
                 0xEE if seg.len() >= 12 && seg.starts_with(b"Adobe") => {
                     adobe_transform = Some(seg[11]);
                 }
-                0xDA => {
+                SOS => {
                     if ncomp == 0 {
-                        crate::bail!(BadFrame, "JPEG scan before the frame header");
+                        return Err(Reject::Data("scan before the frame header"));
                     }
                     if ncomp == 3
                         && (adobe_transform == Some(0) || comps.iter().map(|c| c.id).eq(*b"RGB"))
@@ -419,24 +408,25 @@ impl Baseline {
                     }
                     for c in &comps[..ncomp] {
                         if !qt_set[c.tq] {
-                            crate::bail!(BadFrame, "JPEG quantisation table {} missing", c.tq);
+                            return Err(Reject::Data("a quantisation table missing"));
                         }
                         if !tables.huff[c.td].present || !tables.huff[4 + c.ta].present {
-                            crate::bail!(BadFrame, "JPEG Huffman table missing");
+                            return Err(Reject::Data("Huffman table missing"));
                         }
                     }
                     self.layout(&mut comps[..ncomp]);
-                    self.scan(data, i + len, &comps[..ncomp], restart)?;
-                    self.write_rgb(&comps[..ncomp], rgb);
+                    self.scan(data, end, &comps[..ncomp], restart)?;
+                    (self.comps, self.ncomp) = (comps, ncomp);
                     return Ok(Outcome::Decoded);
-                }
-                0xD8 | 0xD9 => {
-                    crate::bail!(BadFrame, "JPEG header: unexpected marker FF{marker:02X}")
                 }
                 _ => {}
             }
-            i += len;
         }
+        // The walk ends after SOS or with an error.
+        Err(Reject::Header {
+            what: "no scan",
+            at: data.len(),
+        })
     }
 
     /// Sets each component's plane geometry.
@@ -508,57 +498,60 @@ impl Baseline {
             }
             if bits.padded > bits.n + 64 {
                 // Far past the end: no need to decode the rest to know.
-                crate::bail!(BadFrame, "JPEG scan data ends early");
+                return Err(Reject::Data("scan data ends early"));
             }
         }
         if bits.overran() {
-            crate::bail!(BadFrame, "JPEG scan data ends early");
+            return Err(Reject::Data("scan data ends early"));
         }
         Ok(())
     }
 
-    /// Upsamples chroma and converts the planes to packed RGB.
+    /// Row `y` of the frame last decoded, upsampled and converted to packed
+    /// RGB into `out` (`width * 3` bytes). Nothing after a failed decode.
     #[inline(always)]
-    fn write_rgb(&mut self, comps: &[Component], rgb: &mut [u8]) {
+    pub(crate) fn rgb_row(&mut self, y: usize, out: &mut [u8]) {
         let w = self.width;
+        let comps = &self.comps[..self.ncomp];
+        let Some(y0) = comps.first() else {
+            return;
+        };
         let [yp, cbp, crp] = &self.planes;
         let [up_cb, up_cr] = &mut self.up;
-        let y0 = &comps[0];
-        for (y, out) in rgb.chunks_exact_mut(w * 3).enumerate() {
-            let luma = &yp[y * y0.stride..y * y0.stride + w];
-            if comps.len() == 1 {
-                for (o, &l) in out.chunks_exact_mut(3).zip(luma) {
-                    o.fill(l);
-                }
-                continue;
+        let out = &mut out[..w * 3];
+        let luma = &yp[y * y0.stride..y * y0.stride + w];
+        if comps.len() == 1 {
+            for (o, &l) in out.chunks_exact_mut(3).zip(luma) {
+                o.fill(l);
             }
-            let c = &comps[1];
-            match chroma_ratio(comps).unwrap_or((1, 1)) {
-                (1, 1) => {
-                    let cb = &cbp[y * c.stride..y * c.stride + w];
-                    let cr = &crp[y * c.stride..y * c.stride + w];
-                    ycc_to_rgb(luma, cb, cr, out);
-                }
-                (2, 1) => {
-                    let row = y * c.stride;
-                    upsample_h2v1(&cbp[row..row + c.cols], up_cb);
-                    upsample_h2v1(&crp[row..row + c.cols], up_cr);
-                    ycc_to_rgb(luma, &up_cb[..w], &up_cr[..w], out);
-                }
-                _ => {
-                    // 4:2:0: the nearer chroma row weighs 3, the farther 1.
-                    let near = y / 2;
-                    let far = if y % 2 == 0 {
-                        near.saturating_sub(1)
-                    } else {
-                        (near + 1).min(c.rows - 1)
-                    };
-                    let (n, f) = (near * c.stride, far * c.stride);
-                    let colsum = &mut self.colsum[..c.cols];
-                    upsample_h2v2(&cbp[n..n + c.cols], &cbp[f..f + c.cols], colsum, up_cb);
-                    upsample_h2v2(&crp[n..n + c.cols], &crp[f..f + c.cols], colsum, up_cr);
-                    ycc_to_rgb(luma, &up_cb[..w], &up_cr[..w], out);
-                }
+            return;
+        }
+        let c = &comps[1];
+        match chroma_ratio(comps).unwrap_or((1, 1)) {
+            (1, 1) => {
+                let cb = &cbp[y * c.stride..y * c.stride + w];
+                let cr = &crp[y * c.stride..y * c.stride + w];
+                ycc_to_rgb(luma, cb, cr, out);
+            }
+            (2, 1) => {
+                let row = y * c.stride;
+                upsample_h2v1(&cbp[row..row + c.cols], up_cb);
+                upsample_h2v1(&crp[row..row + c.cols], up_cr);
+                ycc_to_rgb(luma, &up_cb[..w], &up_cr[..w], out);
+            }
+            _ => {
+                // 4:2:0: the nearer chroma row weighs 3, the farther 1.
+                let near = y / 2;
+                let far = if y.is_multiple_of(2) {
+                    near.saturating_sub(1)
+                } else {
+                    (near + 1).min(c.rows - 1)
+                };
+                let (n, f) = (near * c.stride, far * c.stride);
+                let colsum = &mut self.colsum[..c.cols];
+                upsample_h2v2(&cbp[n..n + c.cols], &cbp[f..f + c.cols], colsum, up_cb);
+                upsample_h2v2(&crp[n..n + c.cols], &crp[f..f + c.cols], colsum, up_cr);
+                ycc_to_rgb(luma, &up_cb[..w], &up_cr[..w], out);
             }
         }
     }
@@ -570,7 +563,7 @@ fn parse_dqt(mut seg: &[u8], qt: &mut [[u16; 64]; 4], set: &mut [bool; 4]) -> Re
         let (pq, tq) = (pq_tq >> 4, usize::from(pq_tq & 15));
         let n = if pq == 0 { 64 } else { 128 };
         if pq > 1 || tq > 3 || rest.len() < n {
-            crate::bail!(BadFrame, "JPEG DQT segment is malformed");
+            return Err(Reject::Data("DQT segment is malformed"));
         }
         for (k, q) in qt[tq].iter_mut().enumerate() {
             *q = if pq == 0 {
@@ -592,13 +585,13 @@ fn parse_dht(mut seg: &[u8], huff: &mut [Huffman; 8]) -> Result<()> {
         let counts = &seg[1..17];
         let n: usize = counts.iter().map(|&c| usize::from(c)).sum();
         if tc > 1 || th > 3 || n > 256 || seg.len() < 17 + n {
-            crate::bail!(BadFrame, "JPEG DHT segment is malformed");
+            return Err(Reject::Data("DHT segment is malformed"));
         }
         huff[tc * 4 + th].build(counts, &seg[17..17 + n])?;
         seg = &seg[17 + n..];
     }
     if !seg.is_empty() {
-        crate::bail!(BadFrame, "JPEG DHT segment is malformed");
+        return Err(Reject::Data("DHT segment is malformed"));
     }
     Ok(())
 }
@@ -610,14 +603,14 @@ fn parse_sof(
     comps: &mut [Component; 3],
 ) -> Result<std::result::Result<usize, &'static str>> {
     if seg.len() < 6 {
-        crate::bail!(BadFrame, "JPEG frame header too short");
+        return Err(Reject::Data("frame header too short"));
     }
     if seg[0] != 8 {
         return Ok(Err("JPEG with other than 8-bit samples"));
     }
     let n = usize::from(seg[5]);
     if seg.len() < 6 + 3 * n || n == 0 {
-        crate::bail!(BadFrame, "JPEG frame header is malformed");
+        return Err(Reject::Data("frame header is malformed"));
     }
     if n != 1 && n != 3 {
         return Ok(Err("JPEG with neither 1 nor 3 components"));
@@ -632,7 +625,7 @@ fn parse_sof(
             ..Component::default()
         };
         if c.h == 0 || c.v == 0 || c.h > 4 || c.v > 4 || c.tq > 3 {
-            crate::bail!(BadFrame, "JPEG frame header has bad component parameters");
+            return Err(Reject::Data("frame header has bad component parameters"));
         }
     }
     if n == 3 && chroma_ratio(&comps[..]).is_none() {
@@ -664,7 +657,7 @@ fn chroma_ratio(comps: &[Component]) -> Option<(usize, usize)> {
 fn parse_sos(seg: &[u8], comps: &mut [Component]) -> Result<Option<&'static str>> {
     let ns = usize::from(*seg.first().unwrap_or(&0));
     if ns == 0 || seg.len() < 1 + 2 * ns + 3 {
-        crate::bail!(BadFrame, "JPEG scan header is malformed");
+        return Err(Reject::Data("scan header is malformed"));
     }
     if ns != comps.len() {
         return Ok(Some("JPEG with one scan per component"));
@@ -677,12 +670,12 @@ fn parse_sos(seg: &[u8], comps: &mut [Component]) -> Result<Option<&'static str>
         c.td = usize::from(b[1] >> 4);
         c.ta = usize::from(b[1] & 15);
         if c.td > 3 || c.ta > 3 {
-            crate::bail!(BadFrame, "JPEG scan header has bad table numbers");
+            return Err(Reject::Data("scan header has bad table numbers"));
         }
     }
     let s = &seg[1 + 2 * ns..];
     if (s[0], s[1], s[2]) != (0, 63, 0) {
-        crate::bail!(BadFrame, "JPEG sequential scan with a spectral selection");
+        return Err(Reject::Data("sequential scan with a spectral selection"));
     }
     Ok(None)
 }
@@ -701,7 +694,7 @@ fn decode_block(
     bits.refill();
     let t = u32::from(bits.symbol(dc)?);
     if t > 15 {
-        crate::bail!(BadFrame, "JPEG DC difference of {t} bits");
+        return Err(Reject::Data("a DC difference of more than 15 bits"));
     }
     if t > 0 {
         *pred = pred.wrapping_add(bits.extend(t));
@@ -724,7 +717,7 @@ fn decode_block(
         }
         k += r;
         if k > 63 {
-            crate::bail!(BadFrame, "JPEG block has coefficients beyond 63");
+            return Err(Reject::Data("block has coefficients beyond 63"));
         }
         let v = bits.extend(s);
         blk[usize::from(ZIGZAG[k])] = v.wrapping_mul(i32::from(q[k]));

@@ -74,11 +74,8 @@ mod resize;
 mod yuv;
 
 use crate::error::Result;
-use crate::frame::PixelFormat;
+use crate::frame::{PixelFormat, Reject, MAX_DIM};
 use resize::Taps;
-
-/// Largest source or input dimension accepted (bounds every allocation).
-const MAX_DIM: u32 = 8192;
 
 /// What the base network expects as input: size and normalisation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -182,7 +179,7 @@ pub struct Preprocessor {
     inter: Vec<u8>,
     /// [`resize::BLOCK_ROWS`] source rows, transposed (see [`resize::transpose_block`]).
     transposed: Vec<u8>,
-    /// [`resize::BLOCK_ROWS`] source rows converted to RGB (YUYV only).
+    /// [`resize::BLOCK_ROWS`] source rows converted to RGB (YUYV and MJPEG).
     rgb_rows: Vec<u8>,
     /// One resized row, interleaved, before normalisation.
     out_row: Vec<u8>,
@@ -244,7 +241,7 @@ impl Preprocessor {
             cols,
             inter: vec![0; (rows.1 - rows.0) * ow * channels],
             transposed: vec![0; resize::BLOCK_ROWS * sw * channels],
-            rgb_rows: if format == PixelFormat::Yuyv {
+            rgb_rows: if matches!(format, PixelFormat::Yuyv | PixelFormat::Mjpeg) {
                 vec![0; resize::BLOCK_ROWS * sw * 3]
             } else {
                 Vec::new()
@@ -293,22 +290,21 @@ impl Preprocessor {
     /// [`InputSpec::tensor_len`] values (`[1, 3, height, width]`).
     ///
     /// Raw formats need at least the frame's size in bytes (extra bytes are ignored).
-    /// Does not allocate, except for a JPEG the baseline decoder leaves to
-    /// `zune-jpeg` (see [`jpeg_fallback_frames`](Self::jpeg_fallback_frames)) and
-    /// for the error of a rejected frame.
+    /// Does not allocate, refused frames included, except for a JPEG the baseline
+    /// decoder leaves to `zune-jpeg` (see
+    /// [`jpeg_fallback_frames`](Self::jpeg_fallback_frames)).
     ///
-    /// Errors: [`BadFrame`](crate::error::ErrorKind::BadFrame) for a short, truncated,
-    /// corrupt or wrongly sized frame (`out` is then unspecified);
-    /// [`Internal`](crate::error::ErrorKind::Internal) if `out` has the wrong length.
-    pub fn run(&mut self, frame: &[u8], out: &mut [f32]) -> Result<()> {
+    /// A refused frame gives its reason, a [`Reject`] (a small value): kind
+    /// [`BadFrame`](crate::error::ErrorKind::BadFrame) for a short, truncated,
+    /// corrupt or wrongly sized frame (`out` is then unspecified), and
+    /// [`Reject::Output`] (kind `Internal`) if `out` has the wrong length.
+    pub fn run(&mut self, frame: &[u8], out: &mut [f32]) -> Result<(), Reject> {
         let plane = self.spec.width as usize * self.spec.height as usize;
         if out.len() != 3 * plane {
-            crate::bail!(
-                Internal,
-                "input tensor has {} values, expected {}",
-                out.len(),
-                3 * plane
-            );
+            return Err(Reject::Output {
+                len: out.len(),
+                need: 3 * plane,
+            });
         }
         let (gain, bias) = (self.gain, self.bias);
         let (r, rest) = out.split_at_mut(plane);
@@ -338,15 +334,13 @@ impl Preprocessor {
     /// Like [`run`](Self::run) but stops before normalisation: writes the resized
     /// frame as packed 8-bit RGB (`height * width * 3` bytes, row-major). For tests,
     /// debugging and saving what the network saw.
-    pub fn run_rgb8(&mut self, frame: &[u8], out: &mut [u8]) -> Result<()> {
+    pub fn run_rgb8(&mut self, frame: &[u8], out: &mut [u8]) -> Result<(), Reject> {
         let plane = self.spec.width as usize * self.spec.height as usize;
         if out.len() != 3 * plane {
-            crate::bail!(
-                Internal,
-                "RGB output has {} bytes, expected {}",
-                out.len(),
-                3 * plane
-            );
+            return Err(Reject::Output {
+                len: out.len(),
+                need: 3 * plane,
+            });
         }
         let grey = self.format == PixelFormat::Grey;
         self.process(frame, |y, row| {
@@ -364,7 +358,7 @@ impl Preprocessor {
 
     /// Resizes one frame, handing each finished output row (interleaved, 8-bit) to
     /// `emit(y, row)`, with the pipeline compiled for the detected instruction set.
-    fn process(&mut self, frame: &[u8], emit: impl FnMut(usize, &[u8])) -> Result<()> {
+    fn process(&mut self, frame: &[u8], emit: impl FnMut(usize, &[u8])) -> Result<(), Reject> {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::detect` picks `Avx2` only when the CPU supports AVX2.
@@ -379,7 +373,7 @@ impl Preprocessor {
     /// [`pipeline`](Self::pipeline) compiled with AVX2 (eight 32-bit lanes).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn process_avx2(&mut self, frame: &[u8], emit: impl FnMut(usize, &[u8])) -> Result<()> {
+    fn process_avx2(&mut self, frame: &[u8], emit: impl FnMut(usize, &[u8])) -> Result<(), Reject> {
         self.pipeline::<true>(frame, emit)
     }
 
@@ -387,7 +381,11 @@ impl Preprocessor {
     /// and `pmovzx` make the blocked kernels pay off on x86-64 CPUs without AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "sse4.1")]
-    fn process_sse41(&mut self, frame: &[u8], emit: impl FnMut(usize, &[u8])) -> Result<()> {
+    fn process_sse41(
+        &mut self,
+        frame: &[u8],
+        emit: impl FnMut(usize, &[u8]),
+    ) -> Result<(), Reject> {
         self.pipeline::<true>(frame, emit)
     }
 
@@ -397,7 +395,7 @@ impl Preprocessor {
         &mut self,
         frame: &[u8],
         mut emit: impl FnMut(usize, &[u8]),
-    ) -> Result<()> {
+    ) -> Result<(), Reject> {
         self.horizontal_pass::<BLOCKS>(frame)?;
         let r0 = self.rows.0;
         for y in 0..self.vy.out_len() {
@@ -409,17 +407,15 @@ impl Preprocessor {
 
     /// Fills `inter` with the horizontally resampled source rows `rows.0..rows.1`.
     #[inline(always)]
-    fn horizontal_pass<const BLOCKS: bool>(&mut self, frame: &[u8]) -> Result<()> {
+    fn horizontal_pass<const BLOCKS: bool>(&mut self, frame: &[u8]) -> Result<(), Reject> {
         let (sw, sh) = (self.src_width, self.src_height);
         let need = self.format.frame_bytes(sw as u32, sh as u32);
         if let Some(need) = need {
             if frame.len() < need {
-                crate::bail!(
-                    BadFrame,
-                    "{} frame has {} bytes, expected {need} for {sw}x{sh}",
-                    self.format,
-                    frame.len()
-                );
+                return Err(Reject::Short {
+                    len: frame.len(),
+                    need,
+                });
             }
         }
         let (hx, rows, cols) = (&self.hx, self.rows, self.cols);
@@ -429,12 +425,25 @@ impl Preprocessor {
             PixelFormat::Grey => resample_rows::<1, BLOCKS>(hx, frame, sw, rows, cols, tb, inter),
             PixelFormat::Mjpeg => {
                 let isa = self.isa;
-                let jpeg = self
-                    .jpeg
-                    .as_mut()
-                    .ok_or_else(|| crate::err!(Internal, "MJPEG preprocessor without decoder"))?;
-                let rgb = jpeg.decode(frame, isa)?;
-                resample_rows::<3, BLOCKS>(hx, rgb, sw, rows, cols, tb, inter);
+                // Built with the preprocessor for MJPEG (`new`).
+                let Some(jpeg) = self.jpeg.as_mut() else {
+                    return Err(Reject::Data("no decoder"));
+                };
+                match jpeg.decode(frame, isa)? {
+                    jpeg::Decoded::Frame(rgb) => {
+                        resample_rows::<3, BLOCKS>(hx, rgb, sw, rows, cols, tb, inter)
+                    }
+                    jpeg::Decoded::Rows(dec) => resample_decoded_rows::<BLOCKS>(
+                        hx,
+                        dec,
+                        sw,
+                        rows,
+                        cols,
+                        &mut self.rgb_rows,
+                        tb,
+                        inter,
+                    ),
+                }
             }
             PixelFormat::Yuyv => resample_yuyv_rows::<BLOCKS>(
                 hx,
@@ -522,6 +531,45 @@ fn resample_yuyv_rows<const BLOCKS: bool>(
         yuv::yuyv_to_rgb(&s[p0 * 4..p1 * 4], &mut rgb_row[j0..j1]);
         let dst = &mut inter[(r - r0) * ostride..(r - r0 + 1) * ostride];
         resize::horizontal_row::<3>(hx, rgb_row, dst);
+    }
+}
+
+/// Like [`resample_yuyv_rows`] for a JPEG in the baseline decoder's planes:
+/// `BLOCK_ROWS` rows at a time converted to RGB into `rgb`, so that no
+/// frame-sized RGB buffer is touched.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn resample_decoded_rows<const BLOCKS: bool>(
+    hx: &Taps,
+    dec: &mut jpegdec::Baseline,
+    sw: usize,
+    (r0, r1): (usize, usize),
+    (c0, c1): (usize, usize),
+    rgb: &mut [u8],
+    tb: &mut [u8],
+    inter: &mut [u8],
+) {
+    const R: usize = resize::BLOCK_ROWS;
+    let rgb_stride = sw * 3;
+    let ostride = hx.out_len() * 3;
+    let (j0, j1) = (c0 * 3, c1 * 3);
+    let mut r = r0;
+    if BLOCKS {
+        while r + R <= r1 {
+            for (k, row) in rgb.chunks_exact_mut(rgb_stride).take(R).enumerate() {
+                dec.rgb_row(r + k, row);
+            }
+            resize::transpose_block(&rgb[..R * rgb_stride], rgb_stride, j0, j1, tb);
+            let dst = &mut inter[(r - r0) * ostride..(r - r0 + R) * ostride];
+            resize::horizontal_block::<3>(hx, tb, j0, dst, ostride);
+            r += R;
+        }
+    }
+    for r in r..r1 {
+        let row = &mut rgb[..rgb_stride];
+        dec.rgb_row(r, row);
+        let dst = &mut inter[(r - r0) * ostride..(r - r0 + 1) * ostride];
+        resize::horizontal_row::<3>(hx, row, dst);
     }
 }
 
