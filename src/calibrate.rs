@@ -158,7 +158,8 @@ pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> Result<()> {
 /// `--write`, saves each package's calibration.
 pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
     let a = &args.select;
-    let cfg = crate::commands::load_config(&a.config)?;
+    let cfg =
+        crate::commands::load_verified_config_to(&a.config, crate::commands::DiagSink::Stderr)?;
     let (cfg, cam) = crate::replay::select(&cfg, a)?;
     let camera = &cfg.cameras[cam];
     let (clip, truth) = crate::replay::clip_and_truth(camera, a)?;

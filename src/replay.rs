@@ -377,7 +377,8 @@ pub(crate) fn clip_and_truth(
 
 /// Replays the clip once per strategy and scores each run.
 pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
-    let cfg = crate::commands::load_config(&args.config)?;
+    let cfg =
+        crate::commands::load_verified_config_to(&args.config, crate::commands::DiagSink::Stderr)?;
     let (cfg, cam) = select(&cfg, args)?;
     let camera = &cfg.cameras[cam];
     let (clip, truth) = clip_and_truth(camera, args)?;

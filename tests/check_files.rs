@@ -291,6 +291,24 @@ fn check_refuses_every_damaged_head_at_its_model_line_and_exits_78() {
     }
 }
 
+// replay and calibrate load the heads as run does, so they refuse them the
+// same way (they exited 1 before).
+#[test]
+fn replay_and_calibrate_exit_78_for_a_damaged_head_at_its_model_line() {
+    let dir = setup("replay-head");
+    std::fs::copy(shared_profile(), dir.join("state/profile.bin")).unwrap();
+    damage(&dir, &Damage::BitFlipped);
+    let at = format!(
+        "{}:{MODEL_LINE}:9: error: ",
+        dir.join("apps.d/../pkg/package.toml").display()
+    );
+    for cmd in ["replay", "calibrate"] {
+        let o = mainstream(cmd, &dir, &[]);
+        assert_eq!(o.status.code(), Some(78), "{cmd}: {}", show(&o));
+        assert!(text(&o.stderr).contains(&at), "{cmd}: {}", show(&o));
+    }
+}
+
 #[test]
 fn run_exits_78_for_a_damaged_head_instead_of_1() {
     for (i, d) in [
