@@ -533,8 +533,8 @@ def stage_package(
     pkg: Path, meta: PackageMeta, man: dict, heads_dir: Path, curve: dict[int, dict],
     kept: list[int], event: dict,
 ) -> None:
-    """Writes the kept heads from HEADS_DIR and their package.toml into the new directory PKG."""
-    pkg.mkdir(parents=True)
+    """Writes the kept heads from HEADS_DIR and their package.toml into the directory PKG."""
+    pkg.mkdir(parents=True, exist_ok=True)
     heads = []
     for k in kept:
         name = head_file(k)
@@ -576,6 +576,20 @@ def replace_dir(new: Path, dest: Path) -> None:
     dest.rename(old)
     new.rename(dest)
     shutil.rmtree(old)
+
+
+def install_dir(dest: Path, fill) -> None:
+    """A package directory appears complete or not at all: `fill(dir)` writes it in a new
+    directory beside DEST, which then replaces DEST (replace_dir). If `fill` fails, DEST is
+    as it was and the partial directory is gone."""
+    new = partial_dir(dest)
+    try:
+        new.mkdir()
+        fill(new)
+        replace_dir(new, dest)
+    finally:
+        if new.exists():
+            shutil.rmtree(new)
 
 
 def clip_statistics(clips: list[EventClip], hits_of) -> tuple[dict, dict]:
@@ -848,29 +862,29 @@ def train_app(
         if not chk["ok"]:
             raise SystemExit(f"{name}: {chk['model']} disagrees with PyTorch in ONNX Runtime")
 
-    new = partial_dir(dest)
-    try:
+    metrics = {
+        "app": name,
+        "label": data.meta.label,
+        **data.extra,
+        "sizes": sizes,
+        "positives": {s: int(data.labels[s].sum()) for s in C.SPLITS},
+        "train_settings": tcfg,
+        "curve": [dict(curve[k]) for k in sorted(curve)],
+        "monotone": [{"branch": k, **mono[k]} for k in sorted(mono)],
+        "frontier": frontier,
+        "kept": kept,
+        "dropped_for_size": dropped,
+        "event": ev,
+        "stream_heads": {str(k): v for k, v in sorted(per_head_stream.items())},
+        "onnxruntime_check": checks,
+        "data_seconds": round(t_data, 1),
+        "seconds": round(time.monotonic() - t_app, 1),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+    def fill(new: Path) -> None:
         stage_package(new, data.meta, man, stage, curve, kept, ev)
-        metrics = {
-            "app": name,
-            "label": data.meta.label,
-            **data.extra,
-            "sizes": sizes,
-            "positives": {s: int(data.labels[s].sum()) for s in C.SPLITS},
-            "train_settings": tcfg,
-            "curve": [dict(curve[k]) for k in sorted(curve)],
-            "monotone": [{"branch": k, **mono[k]} for k in sorted(mono)],
-            "frontier": frontier,
-            "kept": kept,
-            "dropped_for_size": dropped,
-            "event": ev,
-            "stream_heads": {str(k): v for k, v in sorted(per_head_stream.items())},
-            "onnxruntime_check": checks,
-            "data_seconds": round(t_data, 1),
-            "seconds": round(time.monotonic() - t_app, 1),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        }
         (new / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
         if reference > 0 and reference_dir is not None:
             n_ref = min(reference, sizes["test"])
@@ -881,10 +895,8 @@ def train_app(
             log(f"{name}: reference outputs of {n_ref} test images in {reference_dir}")
         if before_install is not None:
             before_install(new, metrics)
-        replace_dir(new, dest)
-    finally:
-        if new.exists():
-            shutil.rmtree(new)
+
+    install_dir(dest, fill)
     size = sum(p.stat().st_size for p in dest.iterdir())
     log(f"{name}: wrote {dest} ({size / 1e6:.2f} MB) in {time.monotonic() - t_app:.0f} s")
     return metrics
@@ -1031,15 +1043,12 @@ def reselect_app(
             "seconds": round(time.monotonic() - t0, 1),
         },
     }
-    new = partial_dir(dest)
-    try:
+    def fill(new: Path) -> None:
         # A calibration.toml of the old package is not carried over: its head set may be gone.
         stage_package(new, recipe_meta(recipe, app), man, stage, curve, kept, ev)
         (new / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-        replace_dir(new, dest)
-    finally:
-        if new.exists():
-            shutil.rmtree(new)
+
+    install_dir(dest, fill)
     log(f"{app}: rewrote {dest} in {time.monotonic() - t0:.0f} s; calibrate it again")
     return metrics
 

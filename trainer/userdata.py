@@ -369,7 +369,9 @@ def decode(path: Path, width: int, height: int, each=None) -> int:
         if each is not None:
             each(n, np.frombuffer(buf, np.uint8).reshape(height, width, 3))
         n += 1
+    proc.stdout.close()
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.stderr.close()
     rc = proc.wait()
     if rc != 0 or n == 0:
         why = (err.strip().splitlines() or ["no frames"])[-1]
