@@ -668,7 +668,12 @@ fpr = 0.2
         let mut p = parse(&src(&photos_only), Path::new("p"), &mut d).expect("valid");
         assert!(d.is_empty(), "{d:?}");
         assert!(p.event.assumed);
-        assert!(!parse(&src(GOOD), Path::new("p"), &mut d).expect("valid").event.assumed);
+        assert!(
+            !parse(&src(GOOD), Path::new("p"), &mut d)
+                .expect("valid")
+                .event
+                .assumed
+        );
         let cal = SourceFile::new("p/calibration.toml", CALIBRATION.into());
         apply_calibration(&mut p, &cal, &mut d).expect("applies");
         assert!(!p.event.assumed);

@@ -35,7 +35,7 @@ REPO = basenet.REPO
 ASSUMED_EVENT = {"length_ms": 2000.0, "frequency": 0.1, "correlation": 0.5}
 HOLDOUT_SHARE = 0.3  # of the clips (3 or more) or of each clip's frames (fewer)
 SAMPLE_FPS = 2.0  # training frames taken from a clip per second of video, per class
-NEGATIVE_MARGIN_S = 1.0  # a negative frame is at least this far from every span
+NEGATIVE_MARGIN_S = 0.5  # a negative frame is more than this far from every span (default)
 BLOCK_S = 10.0  # clip frames go to train / val / test in blocks of at least this length
 CALIBRATION_JPEG_QUALITY = 90
 
@@ -70,7 +70,7 @@ def packet_count(path: Path) -> int:
 class ClipPlan:
     """One clip: its spans, which frames train (and in which split), which are held out."""
 
-    def __init__(self, path: Path, app: str, seed: int) -> None:
+    def __init__(self, path: Path, app: str, seed: int, margin_s: float = NEGATIVE_MARGIN_S) -> None:
         self.path = path
         w, h, fps = U.probe(path)
         self.width, self.height = w, h
@@ -79,7 +79,7 @@ class ClipPlan:
         self.frames = packet_count(path)
         self.spans = U.check_spans(path, raw, self.frames, self.fps)
         self.sha256 = basenet.sha256_file(path)
-        self.margin = max(2, int(round(NEGATIVE_MARGIN_S * self.fps)))
+        self.margin = max(2, int(round(margin_s * self.fps)))
         self.role = U.frame_roles(self.frames, self.spans, self.margin)
         self.holdout_from = self.frames  # frames [holdout_from, frames) are held out
         self.seed = seed
@@ -126,7 +126,7 @@ def assemble(args, recipe_seed: int, log):
     plans: list[ClipPlan] = []
     if args.clips:
         for c in U.find_clips(args.clips):
-            plans.append(ClipPlan(c, name, recipe_seed))
+            plans.append(ClipPlan(c, name, recipe_seed, getattr(args, "margin_s", NEGATIVE_MARGIN_S)))
         if len(plans) >= 3:
             order = sorted(plans, key=lambda p: U.unit(recipe_seed, "holdout", p.sha256))
             for p in order[: max(1, round(HOLDOUT_SHARE * len(plans)))]:
@@ -376,8 +376,8 @@ event spans beside it in CLIP.csv:
     40,43.2
 
 or CLIP.toml in the ground-truth format (`fps = 10`, `[[app]] events = [[125, 150]]`, frames).
-Frames inside a span are positives, frames more than 1 s from every span negatives (2 per
-second of video are taken). With 3 or more clips, 30% of the clips are held out; with fewer, the
+Frames inside a span are positives, frames more than --margin-s (0.5 s) from every span
+negatives (2 per second of video of each are taken). With 3 or more clips, 30% of the clips are held out; with fewer, the
 last 30% of each clip (cut between two spans). Training never sees the held-out frames:
 `mainstream calibrate` measures the package on them, and the event length, frequency and
 correlation come from the clips. Photos alone give a package whose event parameters are assumed
@@ -407,6 +407,9 @@ replay`). Re-running after adding photos computes the frozen base only for the n
     ap.add_argument("--event-length-ms", type=float, help=f"assumed event length without clips [default: {ASSUMED_EVENT['length_ms']:g}]")
     ap.add_argument("--event-frequency", type=float, help=f"assumed share of event-length windows holding an event, without clips [default: {ASSUMED_EVENT['frequency']:g}]")
     ap.add_argument("--correlation", type=float, help=f"assumed when not measurable [default: {ASSUMED_EVENT['correlation']:g}]")
+    ap.add_argument("--margin-s", type=float, default=NEGATIVE_MARGIN_S,
+                    help="clip frames this close to a span are neither positives nor negatives "
+                         f"[default: {NEGATIVE_MARGIN_S:g} s, at least 2 frames]")
     ap.add_argument("--mainstream", help="the mainstream binary for calibrate and plan [default: target/release or target/debug, then PATH]")
     ap.add_argument("--no-calibrate", action="store_true", help="do not run `mainstream calibrate` / `plan`")
     ap.add_argument("--reference", type=int, default=0, metavar="N",
