@@ -211,6 +211,7 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<()> {
             a.package.heads.len(),
             match &a.package.calibration {
                 Some(c) => format!("calibrated on {} ({} frames)", c.clip, c.frames),
+                None if a.package.event.assumed => "WARNING: not calibrated, event parameters assumed (made from photos alone; calibrate on a labelled clip)".into(),
                 None => "trained values, not calibrated".into(),
             },
             a.event.length_ms,

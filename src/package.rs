@@ -55,6 +55,8 @@ struct RawEvent {
     length_ms: Option<Spanned<f64>>,
     frequency: Option<Spanned<f64>>,
     correlation: Option<Spanned<f64>>,
+    #[serde(default)]
+    assumed: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +131,9 @@ pub struct EventDefaults {
     pub frequency: Option<f64>,
     /// Inter-frame correlation of detections.
     pub correlation: Option<f64>,
+    /// `assumed = true`: the trainer's stated defaults, not measured on a
+    /// labelled clip (a package made from photos alone).
+    pub assumed: bool,
 }
 
 /// Where a head's weights come from.
@@ -250,6 +255,7 @@ pub fn apply_calibration(
     check_format(src, diags, &raw.format, "calibration", CALIBRATION_FORMAT);
     let mut event = pkg.event;
     if let Some(ev) = &raw.event {
+        event.assumed = false;
         let mut set = |v: &Option<Spanned<f64>>, what, lo, hi, slot: &mut Option<f64>| {
             if let Some(x) = checked(src, diags, v, what, lo, hi) {
                 *slot = Some(x);
@@ -384,6 +390,7 @@ pub fn parse(src: &SourceFile, dir: &Path, diags: &mut Diagnostics) -> Option<Pa
         event.length_ms = checked(src, diags, &ev.length_ms, "event.length_ms", 1.0, 3.6e6);
         event.frequency = checked(src, diags, &ev.frequency, "event.frequency", 0.0, 1.0);
         event.correlation = checked(src, diags, &ev.correlation, "event.correlation", 0.0, 1.0);
+        event.assumed = ev.assumed;
         if event.frequency == Some(0.0) {
             if let Some(f) = &ev.frequency {
                 diags.at(src, f.span(), "event.frequency must be above 0");
@@ -652,6 +659,25 @@ fpr = 0.2
         assert_eq!((c.clip.as_str(), c.frames), ("cal.mjpeg", 1000));
         assert_eq!(c.trained, vec![(20, 0.9, 0.05)]);
         assert_eq!(c.trained_event.length_ms, Some(4000.0));
+    }
+
+    #[test]
+    fn assumed_event_parameters_are_marked_until_a_calibration_measures_them() {
+        let photos_only = GOOD.replace("correlation = 0.7", "correlation = 0.7\nassumed = true");
+        let mut d = Diagnostics::default();
+        let mut p = parse(&src(&photos_only), Path::new("p"), &mut d).expect("valid");
+        assert!(d.is_empty(), "{d:?}");
+        assert!(p.event.assumed);
+        assert!(
+            !parse(&src(GOOD), Path::new("p"), &mut d)
+                .expect("valid")
+                .event
+                .assumed
+        );
+        let cal = SourceFile::new("p/calibration.toml", CALIBRATION.into());
+        apply_calibration(&mut p, &cal, &mut d).expect("applies");
+        assert!(!p.event.assumed);
+        assert!(p.calibration.expect("recorded").trained_event.assumed);
     }
 
     #[test]

@@ -1,15 +1,21 @@
 //! The M-Trainer's CI smoke output runs in the Rust runtime as it ran in
 //! PyTorch.
 //!
-//! `trainer/smoke.sh OUT` trains a tiny birds app (heads at branch points 0,
-//! 18 and 20) and writes, besides the M-Package `OUT/apps/birds`, the
-//! reference directory `OUT/reference/birds/` (`reference.toml`): for 4 test
-//! images the base's input, per head the base tensor at its branch point as
-//! PyTorch computed it, PyTorch's logits of the head as stored, and for every
-//! head stored with float16 weights an fp32 twin (the same trained weights,
-//! not rounded, in a float32 file) with PyTorch's logits of those weights.
+//! `trainer/smoke.sh OUT` trains a tiny birds app twice: from the recipe's
+//! composites (`OUT/apps/birds`, and `OUT/reselect/apps/birds` after
+//! `--reselect`), and through the user's path, `mtrainer.py train`, from a
+//! photo folder and two labelled clips it writes from the bundled assets
+//! (`OUT/own/birds`, heads at branch points 0, 18 and 20, calibrated by
+//! `mainstream calibrate` on the clips' held-out frames; and
+//! `OUT/own/birds-photos` from the photos alone). For the user's package it
+//! writes the reference directory `OUT/own/reference/birds/`
+//! (`reference.toml`): for 4 test images the base's input, per head the base
+//! tensor at its branch point as PyTorch computed it, PyTorch's logits of
+//! the head as stored, and for every head stored with float16 weights an
+//! fp32 twin (the same trained weights, not rounded, in a float32 file) with
+//! PyTorch's logits of those weights.
 //!
-//! These tests load the package with `mainstream::package::load`, run every
+//! These tests load the packages with `mainstream::package::load`, run every
 //! head in tract, and compare. They need that directory, so they are ignored
 //! by default; `tools/test.sh` runs smoke.sh and then
 //! `MAINSTREAM_TRAINER_SMOKE=OUT cargo test --test trainer_smoke -- --ignored`.
@@ -79,14 +85,25 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn smoke() -> Smoke {
-    let out = std::env::var_os(ENV).map(PathBuf::from).unwrap_or_else(|| {
+fn smoke_dir() -> PathBuf {
+    std::env::var_os(ENV).map(PathBuf::from).unwrap_or_else(|| {
         panic!(
             "{ENV} is not set: run `bash trainer/smoke.sh DIR`, then \
              `{ENV}=DIR cargo test --test trainer_smoke -- --ignored` (tools/test.sh does both)"
         )
-    });
-    let refdir = out.join("reference/birds");
+    })
+}
+
+fn load(dir: &Path) -> Package {
+    let mut d = Diagnostics::default();
+    mainstream::package::load(dir, &mut d)
+        .unwrap_or_else(|| panic!("{}: {:?}", dir.display(), d.into_vec()))
+}
+
+fn smoke() -> Smoke {
+    let out = smoke_dir();
+    let own = out.join("own");
+    let refdir = own.join("reference/birds");
     let toml_path = refdir.join("reference.toml");
     let text = std::fs::read_to_string(&toml_path).unwrap_or_else(|e| {
         panic!(
@@ -98,7 +115,7 @@ fn smoke() -> Smoke {
     let reference: Reference =
         toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", toml_path.display()));
     assert_eq!(reference.format, 1, "{}", toml_path.display());
-    let dir = out.join(&reference.package);
+    let dir = own.join(&reference.package);
     let mut d = Diagnostics::default();
     let package = mainstream::package::load(&dir, &mut d)
         .unwrap_or_else(|| panic!("{}: {:?}", dir.display(), d.into_vec()));
@@ -406,16 +423,10 @@ fn every_head_behind_the_runtime_stem_gives_pytorchs_decision() {
 #[test]
 #[ignore = "needs trainer/smoke.sh output; run by tools/test.sh"]
 fn a_reselected_package_keeps_the_whole_network_head_and_loads() {
-    let s = smoke();
-    let out = s
-        .refdir
-        .parent()
-        .and_then(Path::parent)
-        .expect("OUT/reference/birds");
+    let out = smoke_dir();
     let dir = out.join("reselect/apps/birds");
-    let mut d = Diagnostics::default();
-    let pkg = mainstream::package::load(&dir, &mut d)
-        .unwrap_or_else(|| panic!("{}: {:?}", dir.display(), d.into_vec()));
+    let pkg = load(&dir);
+    let recipe = load(&out.join("apps/birds"));
     let branches: Vec<usize> = pkg.heads.iter().map(|h| h.branch).collect();
     assert_eq!(
         branches.first(),
@@ -425,7 +436,7 @@ fn a_reselected_package_keeps_the_whole_network_head_and_loads() {
     );
     // Every kept head is one the smoke run trained, byte for byte (hash checked by load).
     for h in &pkg.heads {
-        let trained = stored_head(&s.package, h.branch);
+        let trained = stored_head(&recipe, h.branch);
         assert_eq!(
             mainstream::package::head_identity(&h.model),
             mainstream::package::head_identity(&trained.model),
@@ -449,5 +460,80 @@ fn a_reselected_package_keeps_the_whole_network_head_and_loads() {
         metrics["reselected"]["previously_kept"].is_array(),
         "{}",
         dir.display()
+    );
+}
+
+#[test]
+#[ignore = "needs trainer/smoke.sh output; run by tools/test.sh"]
+fn the_users_package_is_calibrated_on_the_held_out_frames_of_its_clips() {
+    let out = smoke_dir().join("own");
+    let pkg = load(&out.join("birds"));
+    let branches: Vec<usize> = pkg.heads.iter().map(|h| h.branch).collect();
+    assert_eq!(branches, [0, 18, 20]);
+    let cal = pkg
+        .calibration
+        .as_ref()
+        .expect("mtrainer.py train ran mainstream calibrate --write");
+    assert_eq!(cal.clip, "heldout.mjpeg");
+    // The held-out frames: the last 30% of the vtest clip (cut between spans).
+    let truth = mainstream::daemon::truth::Truth::load(
+        &out.join("birds-trainer/heldout.ground_truth.toml"),
+    )
+    .expect("the held-out clip's ground truth loads");
+    assert_eq!(truth.frames, cal.frames);
+    assert!(
+        truth.frames > 0 && truth.frames < 295,
+        "{} frames",
+        truth.frames
+    );
+    assert!(!pkg.event.assumed, "event parameters measured on the clips");
+    let metrics: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("birds/metrics.json")).expect("metrics.json"),
+    )
+    .expect("metrics.json is JSON");
+    assert_eq!(metrics["source"], "user");
+    // The fixture's truncated JPEG and text file were skipped and named.
+    let skipped = metrics["photos"]["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    // Nothing but the two packages, their extras and the reference: no partial directory left.
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .expect("OUT/own")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "birds",
+            "birds-photos",
+            "birds-photos-trainer",
+            "birds-trainer",
+            "reference"
+        ]
+    );
+}
+
+#[test]
+#[ignore = "needs trainer/smoke.sh output; run by tools/test.sh"]
+fn a_package_from_photos_alone_says_its_event_parameters_are_assumed() {
+    let out = smoke_dir().join("own");
+    let pkg = load(&out.join("birds-photos"));
+    assert!(pkg.event.assumed);
+    assert!(pkg.calibration.is_none());
+    let config = out.join("birds-photos-trainer/config.toml");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_mainstream"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("mainstream check runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("WARNING: not calibrated, event parameters assumed"),
+        "{stdout}"
     );
 }

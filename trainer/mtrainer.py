@@ -1,6 +1,10 @@
 """M-Trainer: builds M-Packages (per-app head models + metadata) and the demo clip.
 
     /usr/bin/python3 trainer/mtrainer.py [--apps birds,vehicles] [--out models] [--smoke]
+    /usr/bin/python3 trainer/mtrainer.py train NAME --images DIR [--clips DIR] --out DIR
+
+The second form makes an app from the user's own labelled photos and clips (ownapp.py,
+`mtrainer.py train --help`); it feeds the same steps 2-7 below (`train_app`).
 
 For every app (a category of trainer/apps.toml):
 
@@ -38,12 +42,15 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +70,8 @@ MANIFEST = basenet.MODEL_DIR / basenet.MANIFEST_NAME
 ORT_TOLERANCE = 1e-4
 # The CI smoke run: one app, tiny data, the whole-network head (input "input"), one inner
 # branch point and the pooled features; every trained head is kept.
-SMOKE = {"apps": "birds", "sizes": "48,24,48", "points": "0,18,20", "max_epochs": 2, "reference": 4}
+# (The reference outputs for tests/trainer_smoke.rs come from smoke.sh's `mtrainer.py train` run.)
+SMOKE = {"apps": "birds", "sizes": "48,24,48", "points": "0,18,20", "max_epochs": 2, "reference": 0}
 # The evaluation stream (--eval-stream): footage (every app must be allowed on it; vehicles
 # only on vtest), crossings per app and per distractor category, crossings per pass over the
 # footage's test range.
@@ -239,19 +247,36 @@ def write_mjpeg(path: Path, stream: C.Stream) -> None:
     tmp.rename(path)
 
 
-def event_parameters(streams: list[C.Stream], app: str, visible: float) -> dict:
+@dataclass
+class EventClip:
+    """A labelled clip the kept heads are measured on (never trained on): the network's view of
+    every frame, the event spans ([first, last] frames, inclusive), and the frames that are
+    neither events nor clean negatives (an object partly in view; edges of a span)."""
+
+    name: str
+    fps: float
+    views: np.ndarray  # uint8 [n, 224, 224, 3]
+    spans: list[tuple[int, int]]
+    ignore: np.ndarray  # bool [n]
+
+    @property
+    def frames(self) -> int:
+        return len(self.views)
+
+
+def event_parameters(clips: list[tuple[list[tuple[int, int]], int, float]], what: str) -> dict:
     """Event length (mean span, ms) and frequency (fraction of back-to-back windows of that
-    length, tiling each stream, that overlap an event) from the ground truth."""
+    length, tiling each clip, that overlap an event) from the ground truth of clips given as
+    (spans, frames, fps)."""
     lengths, windows, hit_windows = [], 0, 0
-    for s in streams:
-        lengths += [(b - a + 1) / s.fps * 1000.0 for a, b in s.spans(app, visible)]
+    for spans, _, fps in clips:
+        lengths += [(b - a + 1) / fps * 1000.0 for a, b in spans]
     if not lengths:
-        raise SystemExit(f"{app}: the labelled streams hold no event")
+        raise SystemExit(f"{what}: the labelled clips hold no event")
     length_ms = float(np.mean(lengths))
-    for s in streams:
-        w = max(1, round(length_ms / 1000.0 * s.fps))
-        spans = s.spans(app, visible)
-        for start in range(0, len(s.jpegs) - w + 1, w):
+    for spans, n, fps in clips:
+        w = max(1, round(length_ms / 1000.0 * fps))
+        for start in range(0, n - w + 1, w):
             windows += 1
             if any(a < start + w and start <= b for a, b in spans):
                 hit_windows += 1
@@ -377,8 +402,8 @@ def write_f32(path: Path, t) -> list[int]:
 
 
 def write_reference(
-    dest: Path, app: str, cat: C.Category, images: np.ndarray, cached: dict, kept: list[int],
-    curve: dict, stored: dict, unrounded: dict, pkg_dir: Path,
+    dest: Path, app: str, label: str, images: np.ndarray, cached: dict, kept: list[int],
+    curve: dict, stored: dict, unrounded: dict, package: str,
 ) -> None:
     """DEST/: what the Rust smoke test compares the runtime with, for len(images) test images:
     the base's input (`input.f32`), per kept head the base tensor at its branch point as PyTorch
@@ -396,8 +421,8 @@ def write_reference(
         "# the shape given beside it; row i of every file belongs to test image i.",
         "format = 1",
         f'app = "{app}"',
-        f'package = "apps/{app}"  # relative to the output directory',
-        f'classes = ["other", "{cat.label}"]',
+        f'package = "{package}"  # relative to the output directory',
+        f"classes = [\"other\", {json.dumps(label)}]",
         f"images = {len(images)}",
         'input = "input.f32"',
         f"input_shape = {in_shape}",
@@ -441,29 +466,56 @@ def fmt(x: float) -> str:
     return f"{x:.4f}"
 
 
-def write_package(
-    dest: Path, recipe: C.Recipe, app: str, man: dict, heads: list[dict], event: dict
-) -> None:
-    cat = recipe.categories[app]
+@dataclass
+class PackageMeta:
+    """What package.toml says about an app besides its heads."""
+
+    name: str
+    label: str
+    description: str
+    # Comment lines: where the heads' accuracy / FPR and the [event] values were measured.
+    measured_on: str
+    event_how: str
+
+
+@dataclass
+class AppData:
+    """Everything one app is trained and measured on, from any source (the recipe's composites,
+    the user's photos and clips): labelled 224x224 views per split, and the labelled clips the
+    kept heads' event behaviour is measured on (never trained on)."""
+
+    meta: PackageMeta
+    images: dict[str, np.ndarray]  # split -> uint8 [n, 224, 224, 3]
+    labels: dict[str, np.ndarray]  # split -> int64 [n], 1 = the app's event
+    clips: list[EventClip]
+    # event_parameters() of the labelled clips, or None: `assumed` is written instead.
+    event: dict | None
+    assumed: dict  # length_ms, frequency, correlation: used where nothing was measured
+    extra: dict = field(default_factory=dict)  # into metrics.json
+    feature_cache: Path | None = None
+
+
+def write_package(dest: Path, meta: PackageMeta, man: dict, heads: list[dict], event: dict) -> None:
     lines = [
-        f"# M-Package for the app \"{app}\", generated by trainer/mtrainer.py from trainer/apps.toml;",
-        "# do not edit by hand. Format: models/README.md, \"M-Package format\". Every candidate",
-        "# branch point's measurements (before and after the monotone step) are in metrics.json.",
+        f"# M-Package for the app \"{meta.name}\", generated by trainer/mtrainer.py; do not edit by",
+        "# hand. Format: models/README.md, \"M-Package format\". Every candidate branch point's",
+        "# measurements (before and after the monotone step) are in metrics.json.",
+        f"# accuracy / fpr: {meta.measured_on}",
         "format = 1",
-        f'name = "{app}"',
-        f'description = "{cat.description}"',
+        f'name = "{meta.name}"',
+        f"description = {json.dumps(meta.description)}",
         f'base_sha256 = "{man["onnx_sha256"]}"',
-        f'classes = ["other", "{cat.label}"]',
-        f'positive = ["{cat.label}"]',
+        f"classes = [\"other\", {json.dumps(meta.label)}]",
+        f"positive = [{json.dumps(meta.label)}]",
         "",
-        "# Measured on labelled event streams (test footage and test objects crossing the",
-        "# scene): mean event length, fraction of event-length windows holding an event, and",
-        "# the inter-frame correlation of the kept heads' detections inside events.",
+        *[f"# {ln}" for ln in meta.event_how.splitlines()],
         "[event]",
         f"length_ms = {event['length_ms']:.1f}",
         f"frequency = {fmt(event['frequency'])}",
         f"correlation = {fmt(event['correlation'])}",
     ]
+    if event.get("assumed"):
+        lines.append("assumed = true")
     for h in sorted(heads, key=lambda h: h["branch"]):
         lines += [
             "",
@@ -478,152 +530,270 @@ def write_package(
     (dest / "package.toml").write_text("\n".join(lines) + "\n")
 
 
-def install_package(
-    dest: Path, recipe: C.Recipe, app: str, man: dict, stage: Path, curve: dict[int, dict],
+def stage_package(
+    pkg: Path, meta: PackageMeta, man: dict, heads_dir: Path, curve: dict[int, dict],
     kept: list[int], event: dict,
 ) -> None:
-    """Replaces DEST (the package directory; a calibration.toml in it goes too, its heads may
-    have changed) with the kept heads from STAGE and their package.toml."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+    """Writes the kept heads from HEADS_DIR and their package.toml into the directory PKG."""
+    pkg.mkdir(parents=True, exist_ok=True)
     heads = []
     for k in kept:
         name = head_file(k)
-        shutil.copyfile(stage / name, dest / name)
+        shutil.copyfile(heads_dir / name, pkg / name)
         heads.append({
             "branch": k,
             "tensor": curve[k]["tensor"],
             "model": name,
-            "sha256": basenet.sha256_file(dest / name),
+            "sha256": basenet.sha256_file(pkg / name),
             "accuracy": curve[k]["accuracy"],
             "fpr": curve[k]["fpr"],
         })
-    write_package(dest, recipe, app, man, heads, event)
+    write_package(pkg, meta, man, heads, event)
 
 
-def stream_statistics(
-    recipe: C.Recipe, app: str, pools: C.Pools, frames: dict, stamps: C.StampImages, work: Path,
-    hits_of, log: Progress,
-) -> tuple[dict, str, dict]:
-    """Step 5: event length and frequency from the ground truth of the app's labelled event
-    streams (test footage range, test-split objects), and each kept head's hit rate, false
-    positive rate and inter-frame correlation on them. `hits_of(views)` gives every kept head's
-    per-frame positive decisions on the stream's network views. Writes the streams to
-    WORK/streams/<app>/. Returns (event parameters, how the correlation was obtained, per-head
-    counts)."""
-    log(f"{app}: labelled event streams")
-    streams = C.app_streams(recipe, app, pools, frames, stamps)
-    sdir = work / "streams" / app
-    sdir.mkdir(parents=True, exist_ok=True)
-    for s in streams:
-        name = f"{app}_{s.footage}"
-        write_mjpeg(sdir / f"{name}.mjpeg", s)
-        how = (f"trainer/composite.py app_streams: {s.footage} test range with test-split objects "
-               f"of {app} and of other categories crossing the scene")
-        (sdir / f"{name}.toml").write_text(stream_to_toml(s, f"{name}.mjpeg", recipe, [app], how))
-    ev = event_parameters(streams, app, recipe.data["visible"])
+def partial_dir(dest: Path) -> Path:
+    """Where a package is assembled before it replaces DEST (same file system: a rename)."""
+    p = dest.parent / f".{dest.name}.partial-{os.getpid()}"
+    if p.exists():
+        shutil.rmtree(p)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def replace_dir(new: Path, dest: Path) -> None:
+    """Makes the complete directory NEW appear at DEST: one renameat2(RENAME_EXCHANGE) when DEST
+    exists (readers see the old or the new package, never a mix or nothing), a rename when it
+    does not; the old package is deleted afterwards."""
+    if not dest.exists():
+        new.rename(dest)
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, rename_exchange = -100, 2
+    fn = getattr(libc, "renameat2", None)
+    if fn is not None and fn(at_fdcwd, str(new).encode(), at_fdcwd, str(dest).encode(), rename_exchange) == 0:
+        shutil.rmtree(new)  # now holds the old package
+        return
+    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+    dest.rename(old)
+    new.rename(dest)
+    shutil.rmtree(old)
+
+
+def install_dir(dest: Path, fill) -> None:
+    """A package directory appears complete or not at all: `fill(dir)` writes it in a new
+    directory beside DEST, which then replaces DEST (replace_dir). If `fill` fails, DEST is
+    as it was and the partial directory is gone."""
+    new = partial_dir(dest)
+    try:
+        new.mkdir()
+        fill(new)
+        replace_dir(new, dest)
+    finally:
+        if new.exists():
+            shutil.rmtree(new)
+
+
+def clip_statistics(clips: list[EventClip], hits_of) -> tuple[dict, dict]:
+    """Each kept head's hit rate, false-positive rate and inter-frame correlation on the labelled
+    clips. `hits_of(views)` gives every kept head's per-frame positive decisions. Returns
+    (pooled counts over the heads, per-head counts)."""
     pooled = {"frames": 0, "hits": 0, "pairs_after_miss": 0, "miss_after_miss": 0}
-    per_head_stream = {}
-    for s in streams:
-        views = np.stack([C.network_view(C.decode_jpeg(j)) for j in s.jpegs])
-        spans = s.spans(app, recipe.data["visible"])
-        # Frames where an app object is partly visible are neither events nor clean negatives.
-        partial = np.zeros(len(s.jpegs), bool)
-        for i, t in enumerate(s.tracks):
-            if t.category == app:
-                partial |= (s.visibility[i] > 0) & (s.visibility[i] < recipe.data["visible"])
-        in_event = np.zeros(len(s.jpegs), bool)
-        for a, b in spans:
+    per_head = {}
+    for clip in clips:
+        in_event = np.zeros(clip.frames, bool)
+        for a, b in clip.spans:
             in_event[a : b + 1] = True
-        for k, hits in sorted(hits_of(views).items()):
-            cc = correlation_counts(hits, spans)
-            neg = ~in_event & ~partial
-            d = per_head_stream.setdefault(k, {"frames": 0, "hits": 0, "pairs_after_miss": 0,
-                                               "miss_after_miss": 0, "neg_frames": 0, "false_pos": 0})
+        neg = ~in_event & ~clip.ignore
+        for k, hits in sorted(hits_of(clip.views).items()):
+            cc = correlation_counts(hits, clip.spans)
+            d = per_head.setdefault(k, {"frames": 0, "hits": 0, "pairs_after_miss": 0,
+                                        "miss_after_miss": 0, "neg_frames": 0, "false_pos": 0})
             for key in cc:
                 d[key] += cc[key]
                 pooled[key] += cc[key]
             d["neg_frames"] += int(neg.sum())
             d["false_pos"] += int((hits & neg).sum())
-    for k, d in per_head_stream.items():
+    for d in per_head.values():
         d["hit_rate"] = d["hits"] / max(d["frames"], 1)
         d["fp_rate"] = d["false_pos"] / max(d["neg_frames"], 1)
         d["correlation"] = correlation_from(d)
-    c = correlation_from(pooled)
+    return pooled, per_head
+
+
+def measured_event(data: AppData, hits_of, log: Progress) -> tuple[dict, dict]:
+    """Step 5: the package's [event] values and the per-head statistics on the labelled clips.
+    Length and frequency come from the ground truth, the correlation from the kept heads'
+    misses inside events; whatever cannot be measured is `data.assumed`'s value, and says so."""
+    name = data.meta.name
+    if data.event is None:
+        ev = {k: float(data.assumed[k]) for k in ("length_ms", "frequency", "correlation")}
+        ev.update(assumed=True, correlation_how="assumed (no labelled clip)")
+        log(f"{name}: WARNING no labelled clip: event length {ev['length_ms']:.0f} ms, frequency "
+            f"{ev['frequency']:.3f}, correlation {ev['correlation']:.3f} are assumed, not measured; "
+            f"the planner's F1 predictions for this app are guesses until it is calibrated on a "
+            f"labelled clip of its camera (mainstream calibrate)")
+        return ev, {}
+    ev = dict(data.event)
+    per_head: dict = {}
+    c = None
+    if data.clips:
+        log(f"{name}: measuring the kept heads on {len(data.clips)} held-out labelled clip(s), "
+            f"{sum(cl.frames for cl in data.clips)} frames")
+        pooled, per_head = clip_statistics(data.clips, hits_of)
+        c = correlation_from(pooled)
     if c is None:
-        c = float(recipe.streams["default_correlation"])
-        c_how = "declared (no missed frames inside events to measure it on)"
+        c = float(data.assumed["correlation"])
+        why = "no held-out clip" if not data.clips else "no missed frames inside events to measure it on"
+        ev["correlation_how"] = f"assumed ({why})"
     else:
-        c_how = "measured, pooled over the kept heads"
+        ev["correlation_how"] = "measured, pooled over the kept heads"
     ev["correlation"] = c
-    log(
-        f"{app}: events {ev['events']}, length {ev['length_ms']:.0f} ms, frequency "
-        f"{ev['frequency']:.3f}, correlation {c:.3f} ({c_how})"
-    )
-    return ev, c_how, per_head_stream
+    log(f"{name}: events {ev['events']}, length {ev['length_ms']:.0f} ms, frequency "
+        f"{ev['frequency']:.3f}, correlation {c:.3f} ({ev['correlation_how']})")
+    return ev, per_head
 
 
-def build_app(
-    recipe: C.Recipe,
-    app: str,
+class Eta:
+    """Time left for training: each branch point's work is its MACs after the point times its
+    maximum epochs times the training images; the seconds per unit of the point being trained
+    (or, before its first epoch, of all points so far) give the rest. An upper bound: early
+    stopping ends points sooner."""
+
+    def __init__(self, man: dict, points: list[int], tcfg: dict, n_train: int) -> None:
+        macs = {b["index"]: b.get("macs_to_here", 0) for b in man["branch_point"]}
+        total = man["total_macs"]
+
+        def cost(k: int) -> float:
+            after = total - macs.get(k, total) if k < F.POOL else 0
+            return max(after, 0.01 * total) * n_train
+
+        self.cost = {k: cost(k) for k in points}
+        self.epochs = {k: tcfg["linear_max_epochs"] if k >= F.N_FEATURES else tcfg["max_epochs"]
+                       for k in points}
+        self.todo = sorted(points, reverse=True)
+        self.done_units = 0.0
+        self.seconds = 0.0
+        self.point_start = time.monotonic()
+        self.point_units = 0.0
+
+    def start(self, k: int) -> None:
+        self.point_start = time.monotonic()
+        self.point_units = 0.0
+
+    def epoch(self, k: int, seconds: float) -> None:
+        self.done_units += self.cost[k]
+        self.point_units += self.cost[k]
+        self.seconds = seconds
+
+    def finish(self, k: int, epochs: int, seconds: float) -> None:
+        self.done_units += self.cost[k] * epochs - self.point_units
+        self.seconds = seconds
+        self.todo.remove(k)
+
+    def left(self, k: int, epochs_done: int) -> str:
+        if self.point_units > 0:
+            rate = (time.monotonic() - self.point_start) / self.point_units
+        elif self.done_units > 0:
+            rate = self.seconds / self.done_units
+        else:
+            return "estimating the time left"
+        later = [j for j in self.todo if j < k]
+        units = self.cost[k] * (self.epochs[k] - epochs_done) + sum(self.cost[j] * self.epochs[j] for j in later)
+        t = rate * units
+        return f"at most {int(t // 60)}:{int(t % 60):02d} of training left"
+
+
+def train_app(
+    data: AppData,
     man: dict,
     base: torch.nn.Module,
-    pools: C.Pools,
-    frames: dict,
-    stamps: C.StampImages,
-    out_dir: Path,
+    dest: Path,
     work: Path,
-    sizes: dict[str, int],
     points: list[int],
     tcfg: dict,
+    pkgcfg: dict,
     keep_all: bool,
     log: Progress,
+    reference_dir: Path | None = None,
     reference: int = 0,
+    before_install=None,
 ) -> dict:
+    """Steps 2-7 for one app, whatever the data's source: caches the frozen prefix, trains a
+    head per branch point, chooses the kept heads on the validation split, measures the event
+    parameters on the held-out clips, checks the kept heads in ONNX Runtime, and writes the
+    package DEST (assembled beside it, then renamed into place; `before_install(dir, metrics)`
+    runs on the assembled directory first, e.g. `mainstream calibrate`)."""
     t_app = time.monotonic()
-    cat = recipe.categories[app]
-    log(f"{app}: compositing {sizes['train']} / {sizes['val']} / {sizes['test']} images")
-    sets = {s: C.make_images(recipe, app, s, sizes[s], pools, frames, stamps) for s in C.SPLITS}
-    ys = {s: torch.from_numpy(sets[s].labels) for s in C.SPLITS}
-    log(f"{app}: caching the frozen prefix at branch points {points}")
-    cached = {}
+    name = data.meta.name
+    sizes = {s: len(data.labels[s]) for s in C.SPLITS}
     for s in C.SPLITS:
-        cached[s] = F.capture(base, sets[s].images, points)
+        if len(data.labels[s]) == 0:
+            raise SystemExit(f"{name}: the {s} split is empty")
+    ys = {s: torch.from_numpy(data.labels[s].astype(np.int64)) for s in C.SPLITS}
+    log(f"{name}: caching the frozen prefix at branch points {points} for "
+        + ", ".join(f"{sizes[s]} {s}" for s in C.SPLITS) + " images"
+        + (f" (cache {data.feature_cache})" if data.feature_cache else ""))
+    cached = {}
+    computed = 0
+    for s in C.SPLITS:
+        t_s = time.monotonic()
+
+        def prog(i, n, s=s, t_s=t_s):
+            if i == n or i % 320 == 0:
+                dt = time.monotonic() - t_s
+                log(f"{name}: base tensors {s} {i}/{n} ({dt:.0f} s"
+                    + (f", about {dt / i * (n - i):.0f} s left)" if i < n else ")"))
+
+        cached[s], c = F.capture_cached(base, data.images[s], points, data.feature_cache, progress=prog)
+        computed += c
+    if data.feature_cache:
+        log(f"{name}: computed the base tensors of {computed} images, {sum(sizes.values()) - computed} "
+            f"came from the cache")
     t_data = time.monotonic() - t_app
 
-    stage = work / "heads" / app
+    stage = work / "heads" / name
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
     curve: dict[int, dict] = {}
     models: dict[int, F.HeadNet] = {}
-    pkg = recipe.package
     trained: dict[int, F.HeadNet] = {}
     mode = tcfg["warm_start"]
     if mode not in ("none", "linear", "previous"):
         raise SystemExit(f"[train] warm_start must be none, linear or previous, not {mode!r}")
+    eta = Eta(man, points, tcfg, sizes["train"])
+    t_train = time.monotonic()
     for k in sorted(points, reverse=True):
         bp = bp_info(man, k)
         inputs = {
-            s: F.Inputs(k, cached[s].get(k), sets[s].images if k == 0 else None) for s in C.SPLITS
+            s: F.Inputs(k, cached[s].get(k), data.images[s] if k == 0 else None) for s in C.SPLITS
         }
         init = None
         if mode == "linear" and k < F.POOL and F.POOL in trained:
             init = trained[F.POOL]
         elif mode == "previous" and trained:
             init = trained[min(trained)]
-        log(f"{app} bp{k:02d} ({bp['tensor']}): training {bp['feature_params_after']:,} + classifier "
+        log(f"{name} bp{k:02d} ({bp['tensor']}): training {bp['feature_params_after']:,} + classifier "
             f"parameters" + (f", starting from bp{init.k:02d}'s classifier" if init is not None else ""))
+        epochs_seen = [0]
+        eta.start(k)
+
+        def epoch_log(m: str, k=k, epochs_seen=epochs_seen) -> None:
+            if m.startswith("epoch "):
+                epochs_seen[0] += 1
+                eta.epoch(k, time.monotonic() - t_train)
+                m += f"; {eta.left(k, epochs_seen[0])}"
+            log(f"{name} bp{k:02d} {m}")
+
         res = F.train_head(
             base, k, inputs["train"], ys["train"], inputs["val"], ys["val"], tcfg,
-            seed=C.stable_int(recipe.seed, "train", app, k) % (2**31), init=init,
-            init_is_candidate=mode == "previous",
-            log=lambda m, k=k: log(f"{app} bp{k:02d} {m}"),
+            seed=C.stable_int(tcfg.get("seed", 0), "train", name, k) % (2**31), init=init,
+            init_is_candidate=mode == "previous", log=epoch_log,
         )
+        eta.finish(k, res.epochs, time.monotonic() - t_train)
         trained[k] = res.model
         n_par = F.n_params(res.model)
-        fp16 = 4 * n_par > pkg["fp16_above_bytes"]
+        fp16 = 4 * n_par > pkgcfg["fp16_above_bytes"]
         model = res.model
         if fp16:
             # Measure the function that is stored: float32 arithmetic on float16 weights.
@@ -654,61 +824,58 @@ def build_app(
             "history": res.history,
         }
         log(
-            f"{app} bp{k:02d}: test accuracy {sc.accuracy:.4f}, FPR {sc.fpr:.4f}, TPR {sc.tpr:.4f} "
+            f"{name} bp{k:02d}: test accuracy {sc.accuracy:.4f}, FPR {sc.fpr:.4f}, TPR {sc.tpr:.4f} "
             f"(best epoch {res.best_epoch}/{res.epochs}, {res.seconds:.0f} s, "
             f"{path.stat().st_size / 1e6:.2f} MB {'fp16' if fp16 else 'fp32'})"
         )
-    mono, frontier, kept, dropped = select_heads(curve, pkg["max_bytes"], keep_all)
-    log(f"{app}: Pareto frontier (validation accuracy) {frontier} of {sorted(points)}; kept {kept}"
-        + (f" (dropped {dropped} to stay within {pkg['max_bytes'] / 1e6:.1f} MB)" if dropped else ""))
+    mono, frontier, kept, dropped = select_heads(curve, pkgcfg["max_bytes"], keep_all)
+    log(f"{name}: Pareto frontier (validation accuracy) {frontier} of {sorted(points)}; kept {kept}"
+        + (f" (dropped {dropped} to stay within {pkgcfg['max_bytes'] / 1e6:.1f} MB)" if dropped else ""))
 
     def torch_hits(views: np.ndarray) -> dict[int, np.ndarray]:
-        caps = F.capture(base, views, kept)
-        return {
-            k: (F.logits_of(models[k], F.Inputs(k, caps.get(k), views if k == 0 else None)).argmax(1) == 1).numpy()
-            for k in kept
-        }
+        out = {k: [] for k in kept}
+        for i in range(0, len(views), 256):
+            v = views[i : i + 256]
+            caps = F.capture(base, v, kept)
+            for k in kept:
+                inp = F.Inputs(k, caps.get(k), v if k == 0 else None)
+                out[k].append((F.logits_of(models[k], inp).argmax(1) == 1).numpy())
+        return {k: np.concatenate(v) for k, v in out.items()}
 
-    ev, c_how, per_head_stream = stream_statistics(recipe, app, pools, frames, stamps, work, torch_hits, log)
+    ev, per_head_stream = measured_event(data, torch_hits, log)
 
     # ONNX Runtime: real base ONNX -> head ONNX, against PyTorch.
     n_chk = min(8, sizes["test"])
     idx = np.linspace(0, sizes["test"] - 1, n_chk).round().astype(int)
-    x = F.normalise(sets["test"].images[idx]).numpy()
+    x = F.normalise(data.images["test"][idx]).numpy()
     expected = []
     for k in kept:
-        inp = F.Inputs(k, cached["test"][k][idx] if k > 0 else None, sets["test"].images[idx] if k == 0 else None)
+        inp = F.Inputs(k, cached["test"][k][idx] if k > 0 else None, data.images["test"][idx] if k == 0 else None)
         expected.append(F.logits_of(models[k], inp).numpy())
     checks = ort_check(
         man,
         [{"tensor": curve[k]["tensor"], "path": stage / head_file(k)} for k in kept],
-        x, expected, work / "ort" / app,
+        x, expected, work / "ort" / name,
     )
     for chk in checks:
-        log(f"{app}: onnxruntime {chk['model']}: max |diff| {chk['max_abs_diff']:.2e} "
+        log(f"{name}: onnxruntime {chk['model']}: max |diff| {chk['max_abs_diff']:.2e} "
             f"(logits up to {chk['max_abs_logit']:.1f}), same top-1: {chk['same_top1']}")
         if not chk["ok"]:
-            raise SystemExit(f"{app}: {chk['model']} disagrees with PyTorch in ONNX Runtime")
+            raise SystemExit(f"{name}: {chk['model']} disagrees with PyTorch in ONNX Runtime")
 
-    dest = out_dir / "apps" / app
-    install_package(dest, recipe, app, man, stage, curve, kept, ev)
     metrics = {
-        "app": app,
-        "label": cat.label,
-        "recipe_sha256": recipe.sha256,
-        "seed": recipe.seed,
+        "app": name,
+        "label": data.meta.label,
+        **data.extra,
         "sizes": sizes,
+        "positives": {s: int(data.labels[s].sum()) for s in C.SPLITS},
         "train_settings": tcfg,
-        "instances": {
-            s: sorted({st.instance for st in pools.by.get((s, app), [])}) for s in C.SPLITS
-        },
-        "footage": {f: recipe.footage[f].ranges for f in cat.footage},
-        "curve": [{k2: v for k2, v in curve[k].items()} for k in sorted(curve)],
+        "curve": [dict(curve[k]) for k in sorted(curve)],
         "monotone": [{"branch": k, **mono[k]} for k in sorted(mono)],
         "frontier": frontier,
         "kept": kept,
         "dropped_for_size": dropped,
-        "event": {**ev, "correlation_how": c_how},
+        "event": ev,
         "stream_heads": {str(k): v for k, v in sorted(per_head_stream.items())},
         "onnxruntime_check": checks,
         "data_seconds": round(t_data, 1),
@@ -716,18 +883,108 @@ def build_app(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
-    (dest / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    if reference > 0:
-        n_ref = min(reference, sizes["test"])
-        ridx = np.linspace(0, sizes["test"] - 1, n_ref).round().astype(int)
-        rdir = out_dir / "reference" / app
-        write_reference(rdir, app, cat, sets["test"].images[ridx],
-                        {k: cached["test"][k][ridx] for k in kept if k > 0}, kept, curve,
-                        models, trained, dest)
-        log(f"{app}: reference outputs of {n_ref} test images in {rdir}")
+
+    def fill(new: Path) -> None:
+        stage_package(new, data.meta, man, stage, curve, kept, ev)
+        (new / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        if reference > 0 and reference_dir is not None:
+            n_ref = min(reference, sizes["test"])
+            ridx = np.linspace(0, sizes["test"] - 1, n_ref).round().astype(int)
+            write_reference(reference_dir, name, data.meta.label, data.images["test"][ridx],
+                            {k: cached["test"][k][ridx] for k in kept if k > 0}, kept, curve,
+                            models, trained, os.path.relpath(dest, reference_dir.parent.parent))
+            log(f"{name}: reference outputs of {n_ref} test images in {reference_dir}")
+        if before_install is not None:
+            before_install(new, metrics)
+
+    install_dir(dest, fill)
     size = sum(p.stat().st_size for p in dest.iterdir())
-    log(f"{app}: wrote {dest} ({size / 1e6:.2f} MB) in {time.monotonic() - t_app:.0f} s")
+    log(f"{name}: wrote {dest} ({size / 1e6:.2f} MB) in {time.monotonic() - t_app:.0f} s")
     return metrics
+
+
+# --------------------------------------------------------------------------------------------
+# The recipe's data (Tux Paint photos composited into footage): one source for train_app
+
+
+def recipe_meta(recipe: C.Recipe, app: str) -> PackageMeta:
+    cat = recipe.categories[app]
+    return PackageMeta(
+        name=app, label=cat.label, description=cat.description,
+        measured_on="the recipe's test split (composited images of test footage and objects)",
+        event_how=("Measured on labelled event streams (test footage and test objects crossing the\n"
+                   "scene): mean event length, fraction of event-length windows holding an event, and\n"
+                   "the inter-frame correlation of the kept heads' detections inside events."),
+    )
+
+
+def recipe_clips(
+    recipe: C.Recipe, app: str, pools: C.Pools, frames: dict, stamps: C.StampImages, work: Path,
+    log: Progress,
+) -> list[EventClip]:
+    """The app's labelled event streams (test footage range, test-split objects), written to
+    WORK/streams/<app>/, as EventClips: frames where an app object is partly visible are neither
+    events nor clean negatives."""
+    log(f"{app}: labelled event streams")
+    vis = recipe.data["visible"]
+    streams = C.app_streams(recipe, app, pools, frames, stamps)
+    sdir = work / "streams" / app
+    sdir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for s in streams:
+        name = f"{app}_{s.footage}"
+        write_mjpeg(sdir / f"{name}.mjpeg", s)
+        how = (f"trainer/composite.py app_streams: {s.footage} test range with test-split objects "
+               f"of {app} and of other categories crossing the scene")
+        (sdir / f"{name}.toml").write_text(stream_to_toml(s, f"{name}.mjpeg", recipe, [app], how))
+        partial = np.zeros(len(s.jpegs), bool)
+        for i, t in enumerate(s.tracks):
+            if t.category == app:
+                partial |= (s.visibility[i] > 0) & (s.visibility[i] < vis)
+        views = np.stack([C.network_view(C.decode_jpeg(j)) for j in s.jpegs])
+        out.append(EventClip(name, s.fps, views, s.spans(app, vis), partial))
+    return out
+
+
+def recipe_assumed(recipe: C.Recipe) -> dict:
+    return {"length_ms": None, "frequency": None, "correlation": recipe.streams["default_correlation"]}
+
+
+def recipe_app_data(
+    recipe: C.Recipe, app: str, pools: C.Pools, frames: dict, stamps: C.StampImages,
+    sizes: dict[str, int], work: Path, log: Progress,
+) -> AppData:
+    cat = recipe.categories[app]
+    log(f"{app}: compositing {sizes['train']} / {sizes['val']} / {sizes['test']} images")
+    sets = {s: C.make_images(recipe, app, s, sizes[s], pools, frames, stamps) for s in C.SPLITS}
+    clips = recipe_clips(recipe, app, pools, frames, stamps, work, log)
+    return AppData(
+        meta=recipe_meta(recipe, app),
+        images={s: sets[s].images for s in C.SPLITS},
+        labels={s: sets[s].labels for s in C.SPLITS},
+        clips=clips,
+        event=event_parameters([(c.spans, c.frames, c.fps) for c in clips], app),
+        assumed=recipe_assumed(recipe),
+        extra={
+            "source": "recipe",
+            "recipe_sha256": recipe.sha256,
+            "seed": recipe.seed,
+            "instances": {s: sorted({st.instance for st in pools.by.get((s, app), [])}) for s in C.SPLITS},
+            "footage": {f: recipe.footage[f].ranges for f in cat.footage},
+        },
+    )
+
+
+def build_app(
+    recipe: C.Recipe, app: str, man: dict, base: torch.nn.Module, pools: C.Pools, frames: dict,
+    stamps: C.StampImages, out_dir: Path, work: Path, sizes: dict[str, int], points: list[int],
+    tcfg: dict, keep_all: bool, log: Progress, reference: int = 0,
+) -> dict:
+    """A recipe app: its composited data through train_app into OUT/apps/<app>/."""
+    data = recipe_app_data(recipe, app, pools, frames, stamps, sizes, work, log)
+    return train_app(data, man, base, out_dir / "apps" / app, work, points,
+                     {**tcfg, "seed": recipe.seed}, recipe.package, keep_all, log,
+                     reference_dir=out_dir / "reference" / app, reference=reference)
 
 
 def reselect_app(
@@ -765,8 +1022,11 @@ def reselect_app(
         scores, _ = ort_scores(man, heads, F.normalise(views).numpy(), work / "ort" / app)
         return {k: sc.argmax(1) == 1 for k, sc in zip(kept, scores)}
 
-    ev, c_how, per_head_stream = stream_statistics(recipe, app, pools, frames, stamps, work, ort_hits, log)
-    install_package(dest, recipe, app, man, stage, curve, kept, ev)
+    clips = recipe_clips(recipe, app, pools, frames, stamps, work, log)
+    data = AppData(recipe_meta(recipe, app), {}, {}, clips,
+                   event_parameters([(c.spans, c.frames, c.fps) for c in clips], app), recipe_assumed(recipe))
+    ev, per_head_stream = measured_event(data, ort_hits, log)
+    ev["correlation_how"] += " (ONNX Runtime, --reselect)"
     checked = {c["model"] for c in old["onnxruntime_check"]}
     kept_files = {head_file(k) for k in kept}
     metrics = {
@@ -775,7 +1035,7 @@ def reselect_app(
         "frontier": frontier,
         "kept": kept,
         "dropped_for_size": dropped,
-        "event": {**ev, "correlation_how": c_how + " (ONNX Runtime, --reselect)"},
+        "event": ev,
         "stream_heads": {str(k): v for k, v in sorted(per_head_stream.items())},
         "onnxruntime_check": [c for c in old["onnxruntime_check"] if c["model"] in kept_files],
         "reselected": {
@@ -784,7 +1044,12 @@ def reselect_app(
             "seconds": round(time.monotonic() - t0, 1),
         },
     }
-    (dest / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    def fill(new: Path) -> None:
+        # A calibration.toml of the old package is not carried over: its head set may be gone.
+        stage_package(new, recipe_meta(recipe, app), man, stage, curve, kept, ev)
+        (new / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+
+    install_dir(dest, fill)
     log(f"{app}: rewrote {dest} in {time.monotonic() - t0:.0f} s; calibrate it again")
     return metrics
 
@@ -895,6 +1160,16 @@ def summary_markdown(out_dir: Path) -> str:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "train":
+        import ownapp
+        import userdata
+
+        try:
+            ownapp.main(sys.argv[2:])
+        except userdata.DataError as e:
+            print(f"mtrainer.py train: error: {e.msg}", file=sys.stderr, flush=True)
+            sys.exit(userdata.EX_DATAERR)
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE)
     ap.add_argument("--apps", help="comma-separated categories (default: those with demo = true)")

@@ -7,7 +7,12 @@ trainer/smoke.sh runs them before the smoke training run.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import unittest
+from pathlib import Path
+
+import numpy as np
 
 import mtrainer as M
 
@@ -59,6 +64,64 @@ class HeadSelection(unittest.TestCase):
         _, frontier, kept, dropped = M.select_heads(c, 1, keep_all=True)
         self.assertEqual(frontier, [20])
         self.assertEqual((kept, dropped), ([0, 18, 20], []))
+
+
+class PackageInstall(unittest.TestCase):
+    def setUp(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="test_mtrainer_"))
+
+    def tearDown(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write(self, d: Path, text: str) -> None:
+        (d / "package.toml").write_text(text)
+        (d / "head_bp20.onnx").write_text(text)
+
+    def test_a_package_replaces_the_old_one_whole(self):
+        dest = self.dir / "app"
+        dest.mkdir()
+        self.write(dest, "old")
+        (dest / "calibration.toml").write_text("old")
+        M.install_dir(dest, lambda d: self.write(d, "new"))
+        self.assertEqual(sorted(p.name for p in dest.iterdir()), ["head_bp20.onnx", "package.toml"])
+        self.assertEqual((dest / "package.toml").read_text(), "new")
+        self.assertEqual([p.name for p in self.dir.iterdir()], ["app"])
+
+    def test_a_failure_while_writing_leaves_the_old_package_and_no_partial_directory(self):
+        dest = self.dir / "app"
+        dest.mkdir()
+        self.write(dest, "old")
+
+        def fail(d: Path) -> None:
+            (d / "package.toml").write_text("half")
+            raise SystemExit("calibrate failed")
+
+        with self.assertRaises(SystemExit):
+            M.install_dir(dest, fail)
+        self.assertEqual((dest / "package.toml").read_text(), "old")
+        self.assertEqual([p.name for p in self.dir.iterdir()], ["app"])
+        # No old package either: nothing appears.
+        with self.assertRaises(SystemExit):
+            M.install_dir(self.dir / "new", fail)
+        self.assertEqual([p.name for p in self.dir.iterdir()], ["app"])
+
+
+class FeatureCache(unittest.TestCase):
+    """The frozen prefix on the real MobileNetV2 (trainer/setup.sh's weights), cached by content."""
+
+    def test_a_rerun_computes_only_the_new_images_and_gives_the_same_tensors(self):
+        base = M.F.fused_base()
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
+        with tempfile.TemporaryDirectory() as d:
+            cache = Path(d)
+            first, n1 = M.F.capture_cached(base, images[:3], [0, 18, 20], cache)
+            again, n2 = M.F.capture_cached(base, images, [0, 18, 20], cache)
+        want = M.F.capture(base, images, [18, 20])
+        self.assertEqual((n1, n2), (3, 1))
+        for k in (18, 20):
+            self.assertTrue(M.F.torch.equal(again[k], want[k]), k)
+            self.assertTrue(M.F.torch.equal(first[k], want[k][:3]), k)
 
 
 if __name__ == "__main__":
