@@ -12,8 +12,9 @@
 //! Backlog bound: the log's own size policy. `events.log` is rotated to
 //! `events.log.1` at 64 MiB (replacing the older one), so undelivered events
 //! are kept until two rotations have passed them: at least 64 MiB of events
-//! (about 600,000 at ~110 bytes each). Events rotated away before the broker
-//! came back are reported in the log when delivery resumes.
+//! (a record is about 40-60 bytes: over a million events). Events rotated
+//! away before the broker came back are reported in the log when delivery
+//! resumes.
 
 pub mod cursor;
 pub mod mqtt;
