@@ -10,9 +10,30 @@ cd "$(dirname "$0")/.."
 tools/setup.sh
 cargo build --release --locked
 bin=target/release/mainstream
-echo "== mainstream check --config demo/config.toml"
-"$bin" check --config demo/config.toml
-echo "== mainstream plan --config demo/config.toml"
-"$bin" plan --config demo/config.toml
+config=demo/config.toml
+# MAINSTREAM_MQTT=HOST[:PORT]: the demo also publishes its events to that
+# broker (MAINSTREAM_MQTT_USER and MAINSTREAM_MQTT_PASSWORD_FILE if it needs
+# them). The config is a copy beside the demo's, so relative paths still hold.
+if [[ -n ${MAINSTREAM_MQTT:-} ]]; then
+  host=${MAINSTREAM_MQTT%%:*}
+  port=${MAINSTREAM_MQTT#"$host"}
+  port=${port#:}
+  config=demo/.config-mqtt.toml
+  trap 'rm -f demo/.config-mqtt.toml' EXIT
+  {
+    cat demo/config.toml
+    printf '\n[output.mqtt]\nhost = "%s"\nport = %s\nclient_id = "mainstream-demo"\n' "$host" "${port:-1883}"
+    if [[ -n ${MAINSTREAM_MQTT_USER:-} ]]; then
+      printf 'username = "%s"\n' "$MAINSTREAM_MQTT_USER"
+      printf 'password_file = "%s"\n' "$(realpath "${MAINSTREAM_MQTT_PASSWORD_FILE:?set MAINSTREAM_MQTT_PASSWORD_FILE too}")"
+    fi
+  } >"$config"
+  echo "== events also go to $host:${port:-1883}; watch them with:"
+  echo "   mosquitto_sub -h $host -p ${port:-1883} -v -t 'mainstream/#'"
+fi
+echo "== mainstream check --config $config"
+"$bin" check --config "$config"
+echo "== mainstream plan --config $config"
+"$bin" plan --config "$config"
 echo "== mainstream demo (the service on the demo clip, 30 s in real time)"
-"$bin" demo --config demo/config.toml
+"$bin" demo --config "$config"

@@ -24,8 +24,10 @@ sudo_cmd=()
 
 # Debian packages: libclang for v4l2-sys's bindgen, systemd for systemd-analyze,
 # file to check that binaries are static, python3 for tools/eval.py (its
-# report is checked by tests/eval_report.rs; standard library only).
-pkgs=(libclang-dev systemd file ca-certificates python3)
+# report is checked by tests/eval_report.rs; standard library only),
+# mosquitto + mosquitto-clients + openssl for tests/mqtt.rs (a real broker on
+# loopback, its TLS certificates made on the fly).
+pkgs=(libclang-dev systemd file ca-certificates python3 mosquitto mosquitto-clients openssl)
 if [ "$cross" -eq 1 ]; then
   # libc6-dev-arm64-cross: headers for bindgen (v4l2-sys) when targeting aarch64.
   pkgs+=(musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross qemu-user)

@@ -12,6 +12,7 @@
 
 pub mod diag;
 pub mod models;
+pub mod output;
 pub mod raw;
 
 use crate::frame::PixelFormat;
@@ -63,6 +64,8 @@ pub struct Config {
     pub cameras: Vec<Camera>,
     /// Enabled and disabled apps: inline ones first, then drop-ins by file name.
     pub apps: Vec<App>,
+    /// `[output.*]`: MQTT and snapshots (none by default).
+    pub output: output::Output,
 }
 
 /// `[device]`, with defaults applied.
@@ -329,11 +332,13 @@ fn validate_source(
     if apps.len() > MAX_APPS {
         errors.at(&src, 0..0, format!("at most {MAX_APPS} apps are supported"));
     }
+    let output = output::validate(&src, &base_dir, sections.output, errors, warnings);
     Some(Config {
         path: path.to_owned(),
         device: device?,
         cameras,
         apps,
+        output: output?,
     })
 }
 
@@ -348,6 +353,7 @@ struct Sections {
     /// so that apps naming them get no misleading "does not exist".
     camera_names: Vec<String>,
     apps: Vec<Spanned<RawApp>>,
+    output: raw::RawOutput,
 }
 
 /// Deserialises one value with spans, reporting its problems.
@@ -381,6 +387,7 @@ fn parse_sections(src: &SourceFile, errors: &mut Diagnostics) -> Option<Sections
         cameras: Vec::new(),
         camera_names: Vec::new(),
         apps: Vec::new(),
+        output: raw::RawOutput::default(),
     };
     for (key, value) in root.into_inner() {
         match key.get_ref().as_ref() {
@@ -391,6 +398,11 @@ fn parse_sections(src: &SourceFile, errors: &mut Diagnostics) -> Option<Sections
                 }
                 None => s.device_failed = true,
             },
+            "output" => {
+                if let Some(o) = de_value::<raw::RawOutput>(src, value, errors) {
+                    s.output = o.into_inner();
+                }
+            }
             k @ ("camera" | "app") => {
                 let span = value.span();
                 let DeValue::Array(items) = value.into_inner() else {
@@ -421,7 +433,7 @@ fn parse_sections(src: &SourceFile, errors: &mut Diagnostics) -> Option<Sections
             other => errors.at(
                 src,
                 key.span(),
-                format!("unknown section `{other}`, expected one of `device`, `camera`, `app`"),
+                format!("unknown section `{other}`, expected one of `device`, `camera`, `app`, `output`"),
             ),
         }
     }

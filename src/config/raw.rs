@@ -9,6 +9,9 @@
 use serde::Deserialize;
 use toml::Spanned;
 
+/// `[output]` (its raw structs live beside its validation).
+pub use super::output::{RawMqtt, RawOutput};
+
 /// `[device]`: the box as a whole.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -23,8 +23,10 @@ use std::path::{Path, PathBuf};
 pub const FILE: &str = "events.log";
 const MAGIC: [u8; 4] = *b"MSEL";
 const VERSION: u16 = 1;
-const FILE_HEADER: usize = 8;
-const RECORD_HEADER: usize = 8;
+/// Bytes before the first record.
+pub const FILE_HEADER: usize = 8;
+/// Bytes before each record's payload (length, CRC-32).
+pub const RECORD_HEADER: usize = 8;
 /// Largest payload accepted (an event is well under 1 KB).
 pub const MAX_RECORD: usize = 16 * 1024;
 /// When the log passes this size it is renamed to `events.log.1` (replacing
@@ -264,6 +266,13 @@ impl EventLog {
     /// Size of the current file in bytes (the append position).
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// The inode of the current file (a rotated file keeps its inode under
+    /// its new name, which is how a reader follows it).
+    pub fn inode(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        self.file.metadata().map_or(0, |m| m.ino())
     }
 }
 

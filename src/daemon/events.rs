@@ -215,10 +215,24 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The stable id of an event (the same on its `event_start` and `event`
+/// lines and on every delivery of them): its start time and a CRC-32 of
+/// camera, app and start frame.
+pub fn event_id(camera: &str, app: &str, start_unix_ms: u64, start_frame: u64) -> String {
+    let mut key = Vec::with_capacity(camera.len() + app.len() + 10);
+    key.extend_from_slice(camera.as_bytes());
+    key.push(0);
+    key.extend_from_slice(app.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&start_frame.to_le_bytes());
+    format!("{start_unix_ms}-{:08x}", crate::store::crc32(&key))
+}
+
 /// The JSON line printed to stdout for a finished event.
 pub fn event_json(ev: &Event) -> String {
     serde_json::json!({
         "type": "event",
+        "id": event_id(&ev.camera, &ev.app, ev.start_unix_ms, ev.start_frame),
         "app": ev.app,
         "camera": ev.camera,
         "start": rfc3339_ms(ev.start_unix_ms),
@@ -235,6 +249,7 @@ pub fn event_json(ev: &Event) -> String {
 pub fn opened_json(app: &str, camera: &str, o: &Opened) -> String {
     serde_json::json!({
         "type": "event_start",
+        "id": event_id(camera, app, o.start_unix_ms, o.start_frame),
         "app": app,
         "camera": camera,
         "start": rfc3339_ms(o.start_unix_ms),

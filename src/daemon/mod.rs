@@ -31,6 +31,7 @@
 
 pub mod eventlog;
 pub mod events;
+pub mod output;
 pub mod state;
 pub mod summary;
 pub mod systemd;
@@ -367,6 +368,8 @@ struct Service<'a> {
     first_frame_ms: u64,
     state: State,
     log: eventlog::EventLog,
+    /// The MQTT publisher (`[output.mqtt]`).
+    output: Option<output::Output>,
     events: Vec<Event>,
     notifier: systemd::Notifier,
     apps: std::collections::BTreeMap<String, AppInfo>,
@@ -431,6 +434,13 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<Summary> {
             rec.skipped_bytes
         );
     }
+    let output = match &cfg.output.mqtt {
+        Some(m) => Some(output::Output::start(m, &dir, log_end(&log))?),
+        None => {
+            let _ = std::fs::remove_file(dir.join(output::STATUS_FILE));
+            None
+        }
+    };
     let manifest = crate::model::manifest::BaseManifest::load(&cfg.device.base)?;
     let base = Arc::new(Base::load(manifest)?);
     let profile = match crate::profile::load(&dir, &base.manifest.sha256)? {
@@ -476,6 +486,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<Summary> {
         first_frame_ms: 0,
         state: st,
         log,
+        output,
         events: Vec::new(),
         notifier,
         apps: Default::default(),
@@ -514,6 +525,15 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<Summary> {
         status: svc.status.clone(),
         config: svc.cfg.clone(),
     })
+}
+
+/// The event log's durable end, for the publisher.
+fn log_end(log: &eventlog::EventLog) -> output::tail::End {
+    output::tail::End {
+        inode: log.inode(),
+        bytes: log.bytes(),
+        records: log.records(),
+    }
 }
 
 impl Service<'_> {
@@ -571,6 +591,14 @@ impl Service<'_> {
                 ))
             })
             .collect();
+        if let Some(o) = &self.output {
+            let sensors = self
+                .apps
+                .iter()
+                .map(|(app, i)| (self.cfg.cameras[i.camera].name.clone(), app.clone()))
+                .collect();
+            o.notify(output::Notice::Sensors(sensors));
+        }
     }
 
     fn save_state(&mut self) {
@@ -687,7 +715,16 @@ impl Service<'_> {
                 opened,
             } => {
                 let cam = self.cameras.get(camera).map_or("?", |c| c.name.as_str());
-                self.emit(&events::opened_json(&app, cam, &opened));
+                let line = events::opened_json(&app, cam, &opened);
+                let camera = cam.to_owned();
+                self.emit(&line);
+                if let Some(o) = &self.output {
+                    o.notify(output::Notice::Opened {
+                        camera,
+                        app,
+                        opened,
+                    });
+                }
             }
             Report::Closed { camera, app, event } => {
                 let cam = self
@@ -697,6 +734,13 @@ impl Service<'_> {
                 let ev = event.into_event(&app, &cam);
                 if let Err(e) = self.log.append(&ev) {
                     log::error!("event log: {}", e.chain());
+                }
+                if let Some(o) = &self.output {
+                    o.appended(log_end(&self.log));
+                    o.notify(output::Notice::Closed {
+                        camera: cam.clone(),
+                        app: app.clone(),
+                    });
                 }
                 self.state.totals_mut(&app).events += 1;
                 self.emit(&events::event_json(&ev));
@@ -933,6 +977,9 @@ impl Service<'_> {
             );
             return;
         }
+        if cfg.output != self.cfg.output {
+            log::warn!("[output] changed: restart the service to apply that (systemctl restart mainstream); the publisher keeps its settings");
+        }
         let budget = self.opts.budget.unwrap_or(cfg.device.budget_cores);
         let planned = match plan_for(&cfg, &self.segment_ms, budget, self.opts.strategy) {
             Ok(p) => p,
@@ -1143,6 +1190,9 @@ impl Service<'_> {
             cameras: cams,
             rss_kib: state::rss_kib(),
         };
+        if let Some(o) = &self.output {
+            o.write_status(&self.cfg.device.state_dir);
+        }
         if let Err(e) = state::save_status(&self.cfg.device.state_dir, &self.status) {
             log::debug!("status: {}", e.chain());
         }
@@ -1195,6 +1245,9 @@ impl Service<'_> {
         }
         self.state.clean_shutdown = true;
         self.save_state();
+        if let Some(o) = self.output.take() {
+            o.stop(Duration::from_millis(600), &self.cfg.device.state_dir);
+        }
         log::info!(
             "stopped in {:.0} ms; {} events this run",
             t0.elapsed().as_secs_f64() * 1000.0,

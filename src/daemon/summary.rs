@@ -313,10 +313,12 @@ pub fn status(
         Path::new(&format!("/proc/{}", s.pid)).exists()
             && now.saturating_sub(s.updated_unix_ms) < 5_000
     });
+    let mqtt = super::output::load_status(state_dir).ok().flatten();
     if json {
         let v = serde_json::json!({
             "running": running,
             "status": st,
+            "mqtt": mqtt,
             "status_problem": st_problem,
             "config_problems": problems.iter().map(|d| d.with_kind("error").to_string()).collect::<Vec<_>>(),
             "state": durable,
@@ -342,6 +344,9 @@ pub fn status(
                 return Ok(());
             }
         }
+    }
+    if let Some(m) = &mqtt {
+        writeln!(out, "{}", super::output::status_text(m, now))?;
     }
     if !problems.is_empty() {
         writeln!(

@@ -1,0 +1,847 @@
+//! Events to a real MQTT broker: Debian's mosquitto, started here on
+//! loopback (a free port, its own config, password file and persistence
+//! directory) and stopped at the end of each test.
+//!
+//! The publisher is driven two ways: directly on an event log (exact counts
+//! through a broker outage, TLS, wrong credentials), and through the real
+//! binary on the demo clip (topics and payloads as the service emits them,
+//! SIGKILL during delivery).
+
+use mainstream::config::output::Mqtt;
+use mainstream::daemon::eventlog::EventLog;
+use mainstream::daemon::events::Event;
+use mainstream::daemon::output::tail::End;
+use mainstream::daemon::output::Output;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{bin, root, scratch_dir, shared_profile};
+
+const USER: &str = "appliance";
+const PASSWORD: &str = "s3cret-pw";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A mosquitto broker of our own.
+struct Broker {
+    dir: PathBuf,
+    port: u16,
+    tls_port: Option<u16>,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// A broker requiring USER/PASSWORD, with persistence (so a subscriber's
+    /// session survives a restart) and, if `tls`, a TLS listener with a
+    /// certificate for 127.0.0.1 signed by `dir/ca.crt`.
+    fn start(name: &str, tls: bool) -> Broker {
+        let dir = scratch_dir("ms-mqtt-broker", name);
+        run(Command::new("mosquitto_passwd")
+            .args(["-b", "-c"])
+            .arg(dir.join("passwd"))
+            .args([USER, PASSWORD]));
+        let port = free_port();
+        let tls_port = tls.then(|| {
+            make_ca(&dir, "ca");
+            run(Command::new("openssl")
+                .args([
+                    "req",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                ])
+                .args(["-nodes", "-subj", "/CN=127.0.0.1", "-keyout"])
+                .arg(dir.join("server.key"))
+                .arg("-out")
+                .arg(dir.join("server.csr")));
+            std::fs::write(
+                dir.join("san.ext"),
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+            )
+            .unwrap();
+            run(Command::new("openssl")
+                .args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"])
+                .arg(dir.join("server.csr"))
+                .arg("-CA")
+                .arg(dir.join("ca.crt"))
+                .arg("-CAkey")
+                .arg(dir.join("ca.key"))
+                .arg("-extfile")
+                .arg(dir.join("san.ext"))
+                .arg("-out")
+                .arg(dir.join("server.crt")));
+            free_port()
+        });
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned();
+        let mut conf = format!(
+            "user {user}\nper_listener_settings false\nallow_anonymous false\npassword_file {d}/passwd\n\
+             persistence true\npersistence_location {d}/\nlog_dest file {d}/mosquitto.log\n\
+             listener {port} 127.0.0.1\n",
+            d = dir.display()
+        );
+        if let Some(tp) = tls_port {
+            conf.push_str(&format!(
+                "listener {tp} 127.0.0.1\ncafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n",
+                d = dir.display()
+            ));
+        }
+        std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
+        let mut b = Broker {
+            dir,
+            port,
+            tls_port,
+            child: None,
+        };
+        b.resume();
+        b
+    }
+
+    /// Starts (again) on the same ports.
+    fn resume(&mut self) {
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(self.dir.join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto runs (tools/setup.sh installs it)");
+        self.child = Some(child);
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "mosquitto did not listen on {}: {}",
+                self.port,
+                std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops it the way systemd would (SIGTERM: it saves its persistence).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let t0 = Instant::now();
+            while c.try_wait().unwrap().is_none() {
+                if t0.elapsed() > Duration::from_secs(5) {
+                    let _ = c.kill();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    fn password_file(&self) -> PathBuf {
+        let p = self.dir.join("client.pw");
+        std::fs::write(&p, format!("{PASSWORD}\n")).unwrap();
+        p
+    }
+
+    fn config(&self, client_id: &str) -> Mqtt {
+        Mqtt {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            client_id: client_id.into(),
+            username: Some(USER.into()),
+            password_file: Some(self.password_file()),
+            tls_ca_file: None,
+            topic_prefix: format!("ms-{client_id}"),
+            discovery_prefix: None,
+            keep_alive_s: 5,
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A self-signed CA `dir/NAME.crt` with its key.
+fn make_ca(dir: &Path, name: &str) {
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=test {name}"),
+            "-keyout",
+        ])
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}.crt"))));
+}
+
+/// `mosquitto_sub` with a persistent session, its lines time-stamped.
+struct Sub {
+    child: Child,
+    lines: Arc<Mutex<Vec<(Instant, String, String)>>>,
+}
+
+impl Sub {
+    fn start(b: &Broker, id: &str, topics: &[&str]) -> Sub {
+        let mut cmd = Command::new("mosquitto_sub");
+        cmd.args(["-h", "127.0.0.1", "-p", &b.port.to_string()])
+            .args(["-u", USER, "-P", PASSWORD, "-q", "1", "-c", "-i", id, "-v"]);
+        for t in topics.iter().chain(&["probe/#"]) {
+            cmd.args(["-t", t]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub runs (tools/setup.sh installs mosquitto-clients)");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l = Arc::clone(&lines);
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let (t, p) = line.split_once(' ').unwrap_or((&line, ""));
+                l.lock()
+                    .unwrap()
+                    .push((Instant::now(), t.to_owned(), p.to_owned()));
+            }
+        });
+        let s = Sub { child, lines };
+        // Subscribed once a probe comes back.
+        let t0 = Instant::now();
+        while !s
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, t, _)| t == "probe/x")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "mosquitto_sub never subscribed"
+            );
+            run(Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &b.port.to_string()])
+                .args(["-u", USER, "-P", PASSWORD, "-t", "probe/x", "-m", "1"]));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn on(&self, topic: &str) -> Vec<(Instant, String)> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, t, _)| t == topic)
+            .map(|(i, _, p)| (*i, p.clone()))
+            .collect()
+    }
+
+    fn with_suffix(&self, suffix: &str) -> Vec<(Instant, String, String)> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, t, _)| t.ends_with(suffix))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Log lines of this test binary (the publisher logs through `log`).
+fn logs() -> &'static Mutex<Vec<String>> {
+    static LOGS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    struct Capture;
+    impl log::Log for Capture {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= log::Level::Info
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                logs()
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} {}", r.level(), r.args()));
+            }
+        }
+        fn flush(&self) {}
+    }
+    static INSTALL: OnceLock<()> = OnceLock::new();
+    INSTALL.get_or_init(|| {
+        let _ = log::set_boxed_logger(Box::new(Capture));
+        log::set_max_level(log::LevelFilter::Info);
+    });
+    LOGS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn log_lines_with(needles: &[&str]) -> Vec<String> {
+    logs()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .cloned()
+        .collect()
+}
+
+fn ev(i: u64) -> Event {
+    Event {
+        app: "birds".into(),
+        camera: "gate".into(),
+        start_unix_ms: 1_800_000_000_000 + 1_000 * i,
+        end_unix_ms: 1_800_000_000_000 + 1_000 * i + 400,
+        start_frame: 10 * i,
+        end_frame: 10 * i + 4,
+        peak_score: 0.75,
+        samples: 3,
+    }
+}
+
+fn id_of(i: u64) -> String {
+    let e = ev(i);
+    mainstream::daemon::events::event_id(&e.camera, &e.app, e.start_unix_ms, e.start_frame)
+}
+
+fn end_of(log: &EventLog) -> End {
+    End {
+        inode: log.inode(),
+        bytes: log.bytes(),
+        records: log.records(),
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// The ids in `payloads`, in arrival order.
+fn ids(payloads: &[(Instant, String)]) -> Vec<String> {
+    payloads
+        .iter()
+        .map(|(_, p)| {
+            let v: serde_json::Value = serde_json::from_str(p).unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn events_logged_while_the_broker_is_down_all_arrive_in_order_when_it_returns() {
+    logs(); // capture from the start
+    let mut broker = Broker::start("outage", false);
+    let sub = Sub::start(&broker, "sub-outage", &["ms-outage/#"]);
+    let dir = scratch_dir("ms-mqtt", "outage");
+    let (mut log, _) = EventLog::open(&dir.join("events.log")).unwrap();
+    let cfg = broker.config("outage");
+    let out = Output::start(&cfg, &dir, end_of(&log)).unwrap();
+    wait_for("the first connection", Duration::from_secs(10), || {
+        out.status().connected
+    });
+    let topic = "ms-outage/gate/birds/event";
+    let n = 100u64;
+    let mut appended_at = HashMap::new();
+    let mut append = |log: &mut EventLog, i: u64| {
+        log.append(&ev(i)).unwrap();
+        out.appended(end_of(log));
+        appended_at.insert(id_of(i), Instant::now());
+    };
+    // Broker up: one event every 20 ms.
+    for i in 0..n {
+        append(&mut log, i);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_for("the first events", Duration::from_secs(10), || {
+        sub.on(topic).len() >= n as usize
+    });
+    // Broker down while N more happen.
+    broker.stop();
+    for i in n..2 * n {
+        append(&mut log, i);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    wait_for("the backlog in the status", Duration::from_secs(5), || {
+        out.status().backlog == n
+    });
+    assert!(!out.status().connected);
+    broker.resume();
+    // And N more while it comes back.
+    for i in 2 * n..3 * n {
+        append(&mut log, i);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    wait_for("every event", Duration::from_secs(60), || {
+        let got: std::collections::HashSet<String> = ids(&sub.on(topic)).into_iter().collect();
+        (0..3 * n).all(|i| got.contains(&id_of(i)))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let got = sub.on(topic);
+    let arrived = ids(&got);
+    let mut first: Vec<u64> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let index: HashMap<String, u64> = (0..3 * n).map(|i| (id_of(i), i)).collect();
+    for id in &arrived {
+        if seen.insert(id.clone()) {
+            first.push(index[id]);
+        }
+    }
+    let produced = 3 * n;
+    let delivered = seen.len() as u64;
+    let duplicated = arrived.len() as u64 - delivered;
+    let lost = produced - delivered;
+    // Latency of the events sent while the broker was up: appended to the
+    // log (durable) until the subscriber has it.
+    let mut lat: Vec<f64> = got
+        .iter()
+        .zip(&arrived)
+        .filter(|(_, id)| index[*id] < n)
+        .map(|((t, _), id)| t.duration_since(appended_at[id]).as_secs_f64() * 1000.0)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    eprintln!(
+        "outage: produced {produced}, delivered {delivered}, duplicated {duplicated}, lost {lost}; \
+         event-to-subscriber latency (broker up, {} events) median {:.1} ms, p99 {:.1} ms",
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+    assert_eq!(lost, 0);
+    assert!(
+        first.windows(2).all(|w| w[0] < w[1]),
+        "events arrived out of order: {first:?}"
+    );
+    // Duplicates only of events in flight when the broker went away.
+    assert!(duplicated <= 32, "{duplicated} duplicates");
+    wait_for("an empty backlog", Duration::from_secs(5), || {
+        out.status().backlog == 0
+    });
+    assert_eq!(out.status().delivered, 3 * n);
+    // The payload is the service's stdout line, id included.
+    let v: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
+    assert_eq!(v["type"], "event");
+    assert_eq!(v["start_frame"], 0);
+    assert_eq!(v["id"], id_of(0));
+    // Availability: retained "online", and the will after a stop is "offline".
+    assert_eq!(sub.on("ms-outage/status").last().unwrap().1, "online");
+    out.stop(Duration::from_secs(2), &dir);
+    wait_for("offline", Duration::from_secs(5), || {
+        sub.on("ms-outage/status").last().unwrap().1 == "offline"
+    });
+}
+
+#[test]
+fn a_wrong_password_is_one_log_line_and_retries_until_it_is_fixed() {
+    logs(); // capture from the start
+    let broker = Broker::start("password", false);
+    let sub = Sub::start(&broker, "sub-password", &["ms-password/#"]);
+    let dir = scratch_dir("ms-mqtt", "password");
+    let (mut log, _) = EventLog::open(&dir.join("events.log")).unwrap();
+    let cfg = broker.config("password");
+    let pw = cfg.password_file.clone().unwrap();
+    std::fs::write(&pw, "wrong\n").unwrap();
+    let out = Output::start(&cfg, &dir, end_of(&log)).unwrap();
+    for i in 0..5 {
+        log.append(&ev(i)).unwrap();
+        out.appended(end_of(&log));
+    }
+    wait_for("three attempts", Duration::from_secs(15), || {
+        out.status().attempts >= 3
+    });
+    let port = broker.port.to_string();
+    let refused = log_lines_with(&["refused", &port]);
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert!(refused[0].starts_with("WARN"), "{refused:?}");
+    let st = out.status();
+    assert!(!st.connected && st.backlog == 5, "{st:?}");
+    assert!(st.last_error.contains("password_file"), "{st:?}");
+    // Fixed: the next attempt connects and delivers.
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    wait_for("delivery", Duration::from_secs(20), || {
+        sub.on("ms-password/gate/birds/event").len() == 5
+    });
+    assert_eq!(log_lines_with(&["connected to", &port, "again"]).len(), 1);
+    out.stop(Duration::from_secs(2), &dir);
+}
+
+#[test]
+fn events_go_over_tls_and_an_unknown_ca_is_one_log_line() {
+    logs(); // capture from the start
+    let broker = Broker::start("tls", true);
+    let sub = Sub::start(&broker, "sub-tls", &["ms-tls/#", "ms-tls-bad/#"]);
+    let tls_port = broker.tls_port.unwrap();
+    // The right CA.
+    let dir = scratch_dir("ms-mqtt", "tls");
+    let (mut log, _) = EventLog::open(&dir.join("events.log")).unwrap();
+    let mut cfg = broker.config("tls");
+    cfg.port = tls_port;
+    cfg.tls_ca_file = Some(broker.dir.join("ca.crt"));
+    let out = Output::start(&cfg, &dir, end_of(&log)).unwrap();
+    log.append(&ev(1)).unwrap();
+    out.appended(end_of(&log));
+    wait_for("an event over TLS", Duration::from_secs(10), || {
+        sub.on("ms-tls/gate/birds/event").len() == 1
+    });
+    out.stop(Duration::from_secs(2), &dir);
+    // A CA that did not sign the broker's certificate.
+    make_ca(&broker.dir, "other");
+    let dir = scratch_dir("ms-mqtt", "tls-bad");
+    let (mut log, _) = EventLog::open(&dir.join("events.log")).unwrap();
+    let mut cfg = broker.config("tls-bad");
+    cfg.port = tls_port;
+    cfg.tls_ca_file = Some(broker.dir.join("other.crt"));
+    let out = Output::start(&cfg, &dir, end_of(&log)).unwrap();
+    log.append(&ev(2)).unwrap();
+    out.appended(end_of(&log));
+    wait_for("three attempts", Duration::from_secs(15), || {
+        out.status().attempts >= 3
+    });
+    let port = tls_port.to_string();
+    let failed = log_lines_with(&["TLS with", &port]);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(failed[0].contains("other.crt"), "{failed:?}");
+    assert_eq!(out.status().backlog, 1);
+    assert!(sub.on("ms-tls-bad/gate/birds/event").is_empty());
+    out.stop(Duration::from_secs(2), &dir);
+}
+
+// ---- the real binary on the demo clip ----
+
+/// A scratch directory with the demo clip (fast) and `apps`, publishing to
+/// `broker` as client `id` under topic prefix `id`.
+fn service_dir(name: &str, broker: &Broker, id: &str, apps: &[&str]) -> PathBuf {
+    let dir = scratch_dir("ms-mqtt-svc", name);
+    let r = root();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[device]\nbudget_cores = 1.0\nstate_dir = \"state\"\nthreads = 1\nbase = \"{r}/models/mobilenet_v2/manifest.toml\"\n\n\
+             [[camera]]\nname = \"campus\"\nsource = \"{r}/models/demo/demo.mjpeg\"\nfps = 10\npace = \"fast\"\n\n\
+             [output.mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"{id}\"\nusername = \"{USER}\"\n\
+             password_file = \"{pw}\"\ntopic_prefix = \"{id}\"\n",
+            r = r.display(),
+            port = broker.port,
+            pw = broker.password_file().display(),
+        ),
+    )
+    .unwrap();
+    for app in apps {
+        std::fs::write(
+            dir.join("apps.d").join(format!("{app}.toml")),
+            format!(
+                "camera = \"campus\"\npackage = \"{}/models/apps/{app}\"\nvoting = 2\n",
+                r.display()
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    std::fs::copy(shared_profile(), dir.join("state/profile.bin")).unwrap();
+    dir
+}
+
+struct Svc {
+    child: Child,
+    stdout: Arc<Mutex<Vec<(Instant, String)>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+fn start_service(dir: &Path) -> Svc {
+    let mut child = Command::new(bin())
+        .arg("run")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .current_dir(dir)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("JOURNAL_STREAM")
+        .env("MAINSTREAM_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let o = Arc::clone(&stdout);
+    let so = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(so).lines().map_while(|l| l.ok()) {
+            o.lock().unwrap().push((Instant::now(), l));
+        }
+    });
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let e = Arc::clone(&stderr);
+    let se = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(se).lines().map_while(|l| l.ok()) {
+            e.lock().unwrap().push(l);
+        }
+    });
+    Svc {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+impl Svc {
+    fn wait(&mut self, limit: Duration) -> i32 {
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return s.code().unwrap_or(-1);
+            }
+            if t0.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("did not exit in {limit:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    fn lines_of(&self, ty: &str) -> Vec<(Instant, serde_json::Value, String)> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(t, l)| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["type"] == ty).then(|| (*t, v, l.clone()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Svc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status_json(dir: &Path) -> serde_json::Value {
+    let out = Command::new(bin())
+        .args(["status", "--json", "--config"])
+        .arg(dir.join("config.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every event id in the state directory's event log.
+fn logged_ids(dir: &Path) -> Vec<String> {
+    let (events, _) =
+        mainstream::daemon::eventlog::tail(&dir.join("state/events.log"), 1_000_000).unwrap();
+    events
+        .iter()
+        .map(|e| {
+            mainstream::daemon::events::event_id(&e.camera, &e.app, e.start_unix_ms, e.start_frame)
+        })
+        .collect()
+}
+
+#[test]
+fn the_service_publishes_each_event_as_its_stdout_line_with_discovery_and_availability() {
+    let broker = Broker::start("service", false);
+    let id = "ms-e2e";
+    let sub = Sub::start(&broker, "sub-e2e", &["ms-e2e/#", "homeassistant/#"]);
+    let dir = service_dir("e2e", &broker, id, &["birds", "vehicles"]);
+    let mut svc = start_service(&dir);
+    assert_eq!(svc.wait(Duration::from_secs(600)), 0, "{}", svc.log());
+    let log = svc.log();
+    assert!(log.contains("mqtt: connected to 127.0.0.1"), "{log}");
+    let ends = svc.lines_of("event");
+    let starts = svc.lines_of("event_start");
+    assert!(!ends.is_empty(), "no events:\n{log}");
+    wait_for("every event", Duration::from_secs(10), || {
+        sub.with_suffix("/event").len() >= ends.len()
+    });
+    // Each event on PREFIX/CAMERA/APP/event with its stdout line as payload.
+    let mut by_topic: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (_, t, p) in sub.lines.lock().unwrap().iter() {
+        by_topic.entry(t.clone()).or_default().push(p.clone());
+    }
+    let mut lat = Vec::new();
+    for (t, v, line) in &ends {
+        let topic = format!("ms-e2e/campus/{}/event", v["app"].as_str().unwrap());
+        assert!(
+            by_topic.get(&topic).is_some_and(|ps| ps.contains(line)),
+            "{line} not on {topic}: {by_topic:#?}"
+        );
+        let got = sub
+            .on(&topic)
+            .into_iter()
+            .find(|(_, p)| p == line)
+            .unwrap()
+            .0;
+        lat.push(got.saturating_duration_since(*t).as_secs_f64() * 1000.0);
+    }
+    for (_, v, line) in &starts {
+        let topic = format!("ms-e2e/campus/{}/event_start", v["app"].as_str().unwrap());
+        assert!(
+            by_topic.get(&topic).is_some_and(|ps| ps.contains(line)),
+            "{line} not on {topic}"
+        );
+    }
+    lat.sort_by(f64::total_cmp);
+    eprintln!(
+        "service: {} events; stdout-to-subscriber latency median {:.1} ms, p99 {:.1} ms",
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+    // Home Assistant discovery: one binary sensor per app and camera.
+    for app in ["birds", "vehicles"] {
+        let t = format!("homeassistant/binary_sensor/ms-e2e/campus_{app}/config");
+        let cfg = by_topic.get(&t).unwrap_or_else(|| panic!("no {t}"));
+        let v: serde_json::Value = serde_json::from_str(&cfg[0]).unwrap();
+        assert_eq!(v["state_topic"], format!("ms-e2e/campus/{app}/state"));
+        assert_eq!(v["availability_topic"], "ms-e2e/status");
+    }
+    // Sensors went on with events and are off at the end.
+    let state = by_topic
+        .get("ms-e2e/campus/birds/state")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(state.last().map(String::as_str), Some("OFF"), "{state:?}");
+    let status = &by_topic["ms-e2e/status"];
+    assert_eq!(status.first().map(String::as_str), Some("online"));
+    assert_eq!(status.last().map(String::as_str), Some("offline"));
+    let st = status_json(&dir);
+    assert_eq!(st["mqtt"]["backlog"], 0, "{st}");
+    assert_eq!(st["mqtt"]["delivered"], ends.len(), "{st}");
+}
+
+#[test]
+fn a_service_killed_during_delivery_resumes_from_its_cursor() {
+    let mut broker = Broker::start("sigkill", false);
+    let sub = Sub::start(&broker, "sub-kill", &["ms-kill/#"]);
+    let dir = service_dir("kill", &broker, "ms-kill", &["birds", "vehicles"]);
+    // 1. Broker down: the clip's events wait in the log.
+    broker.stop();
+    let mut svc = start_service(&dir);
+    assert_eq!(svc.wait(Duration::from_secs(600)), 0, "{}", svc.log());
+    let backlog = logged_ids(&dir);
+    assert!(!backlog.is_empty());
+    let st = status_json(&dir);
+    assert_eq!(st["mqtt"]["backlog"], backlog.len(), "{st}");
+    assert!(
+        svc.log().contains("cannot reach the broker"),
+        "{}",
+        svc.log()
+    );
+    // 2. Broker back; SIGKILL while it delivers (once the first PUBACK has
+    //    had time to reach the cursor file).
+    broker.resume();
+    let mut svc = start_service(&dir);
+    wait_for("the first delivery", Duration::from_secs(120), || {
+        !sub.with_suffix("/event").is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    svc.child.kill().unwrap();
+    svc.child.wait().unwrap();
+    let before_restart = sub.with_suffix("/event").len();
+    let cursor = mainstream::daemon::output::cursor::load(&dir.join("state"))
+        .unwrap()
+        .expect("a cursor");
+    assert!(
+        cursor.index >= 1,
+        "nothing acknowledged was saved: {cursor:?}"
+    );
+    // 3. Restarted: everything in the log arrives, nothing before the cursor again.
+    let mut svc = start_service(&dir);
+    assert_eq!(svc.wait(Duration::from_secs(600)), 0, "{}", svc.log());
+    let all = logged_ids(&dir);
+    let event_ids = |sub: &Sub| -> Vec<String> {
+        sub.with_suffix("/event")
+            .into_iter()
+            .map(|(_, _, p)| {
+                serde_json::from_str::<serde_json::Value>(&p).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    wait_for("every logged event", Duration::from_secs(20), || {
+        let got: std::collections::HashSet<String> = event_ids(&sub).into_iter().collect();
+        all.iter().all(|id| got.contains(id))
+    });
+    let arrived = event_ids(&sub);
+    let unique: std::collections::HashSet<&String> = arrived.iter().collect();
+    let duplicated = arrived.len() - unique.len();
+    eprintln!(
+        "sigkill: logged {}, delivered {}, duplicated {duplicated}, lost {}; {before_restart} delivered before the kill, cursor at record {}",
+        all.len(),
+        unique.len(),
+        all.len() - unique.len(),
+        cursor.index
+    );
+    assert_eq!(unique.len(), all.len());
+    let acked: std::collections::HashSet<&String> =
+        all.iter().take(cursor.index as usize).collect();
+    let again: Vec<&String> = arrived[before_restart..]
+        .iter()
+        .filter(|id| acked.contains(id))
+        .collect();
+    assert!(
+        again.is_empty(),
+        "events before the cursor were delivered again: {again:?}"
+    );
+}
