@@ -176,3 +176,31 @@ fn event_log_recovery_survives_seeds_and_mutants() {
 fn state_files_survive_seeds_and_mutants() {
     replay("store", 0xE703_7ED1_A0B4_28DB);
 }
+
+/// Found while writing the `y4m` harness (issue 24), and by the `y4m`
+/// target itself after 49,854 executions (`fuzz/regressions/y4m/
+/// found_by_fuzzer_header_tag_U+0204`): a Y4M header token that starts with a
+/// multi-byte UTF-8 character panicked in `parse_y4m_header`, which split
+/// the tag off with `split_at(1)` inside the character. The appliance build aborts on
+/// a panic, so such a replay file restarted the service in a loop. An unknown
+/// tag is ignored, as `I`, `A` and `X` are.
+#[test]
+fn y4m_header_token_starting_with_a_multibyte_character_is_ignored() {
+    use mainstream::camera::replay::parse_y4m_header;
+    let h = std::panic::catch_unwind(|| parse_y4m_header("YUV4MPEG2 W8 H6 \u{e9}x F25:1"))
+        .expect("parse_y4m_header panicked")
+        .expect("an unknown tag is ignored");
+    assert_eq!((h.width, h.height, h.fps), (8, 6, Some(25.0)));
+    let e = std::panic::catch_unwind(|| parse_y4m_header("YUV4MPEG2 \u{e9}8 H6"))
+        .expect("parse_y4m_header panicked")
+        .expect_err("no width");
+    assert_eq!(e.kind(), mainstream::ErrorKind::InvalidConfig);
+    for name in [
+        "header_token_multibyte_first_char.y4m",
+        "found_by_fuzzer_header_tag_U+0204",
+    ] {
+        let file = repo(&format!("fuzz/regressions/y4m/{name}"));
+        let bytes = std::fs::read(&file).expect("regression input");
+        run_named(target("y4m"), &bytes, &|| file.display().to_string());
+    }
+}
