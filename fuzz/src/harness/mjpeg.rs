@@ -27,6 +27,8 @@ use mainstream::preprocess::{Fit, InputSpec, Preprocessor};
 use mainstream::ErrorKind;
 
 const MAX_PREPROCESS_AREA: u32 = 320 * 240;
+/// The preprocessor's largest frame side (`preprocess::MAX_DIM`, private).
+const MAX_DIM: u32 = 8192;
 
 pub fn run(data: &[u8]) {
     let Some((&b0, stream)) = data.split_first() else {
@@ -67,7 +69,9 @@ pub fn run(data: &[u8]) {
                 let at = find(&stream[consumed..], frame)
                     .unwrap_or_else(|| panic!("frame is not in the file after byte {consumed}"));
                 consumed += at + frame.len();
-                if w * h <= MAX_PREPROCESS_AREA {
+                // A frame of another size than configured is refused by the
+                // preprocessor; one beyond its limits cannot be configured.
+                if w <= MAX_DIM && h <= MAX_DIM && w * h <= MAX_PREPROCESS_AREA {
                     let mut p = Preprocessor::new(w, h, PixelFormat::Mjpeg, &spec, Fit::Stretch)
                         .expect("a preprocessor for a frame's own size");
                     if let Err(e) = p.run(frame, &mut out) {

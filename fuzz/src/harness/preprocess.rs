@@ -30,6 +30,9 @@ use mainstream::ErrorKind;
 /// execution under a few milliseconds; larger headers take the fallback size).
 const MAX_HEADER_AREA: u32 = 320 * 240;
 
+/// The preprocessor's largest frame side (`preprocess::MAX_DIM`, private).
+const MAX_DIM: u32 = 8192;
+
 /// The kernel choices of bits 4-5 (`None`: what the CPU supports best).
 const ISAS: [Option<&str>; 4] = [None, Some("sse4.1"), Some("portable"), None];
 
@@ -58,9 +61,12 @@ pub fn run(data: &[u8]) {
     let isa = ISAS[usize::from((b0 >> 4) & 3)];
     let (w, h) = match format {
         PixelFormat::Mjpeg => {
-            let own = jpeg::header_info(frame)
-                .ok()
-                .filter(|i| b0 & 0x40 != 0 && i.width * i.height <= MAX_HEADER_AREA);
+            let own = jpeg::header_info(frame).ok().filter(|i| {
+                b0 & 0x40 != 0
+                    && i.width <= MAX_DIM
+                    && i.height <= MAX_DIM
+                    && i.width * i.height <= MAX_HEADER_AREA
+            });
             match own {
                 Some(i) => (i.width, i.height),
                 None => (1 + u32::from(b1), 1 + u32::from(b2)),
