@@ -22,7 +22,7 @@ mod harness;
 use std::path::{Path, PathBuf};
 
 /// Mutants per target per run.
-const MUTANTS: usize = 400;
+const MUTANTS: usize = 2000;
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
