@@ -32,6 +32,15 @@ done
 for t in config package manifest cli; do
     for f in "$here/seeds/$t"/*; do put "$t" "$f"; done
 done
-for t in config package manifest cli; do
+# The camera-bytes and state-file targets (issue 24): their committed seeds
+# (real frames, replay files, state files; make-seeds.sh) and every
+# regression input.
+for t in preprocess mjpeg y4m eventlog store; do
+    mkdir -p "$c/$t"
+    for f in "$here/seeds/$t"/* "$here/regressions/$t"/*; do
+        [ -f "$f" ] && put "$t" "$f"
+    done
+done
+for t in config package manifest cli preprocess mjpeg y4m eventlog store; do
     echo "$t: $(ls "$c/$t" | wc -l) files"
 done

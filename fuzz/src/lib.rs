@@ -18,6 +18,8 @@
 //! it fuzzes (in the manner of retina's `check_invariants()`): a rejected
 //! input always says why, an accepted one holds only values in range.
 
+pub mod harness;
+
 use mainstream::config::{self, Config, Diagnostic, Report, Source};
 use mainstream::model::manifest::{BaseManifest, Role};
 use mainstream::package::Package;

@@ -573,7 +573,8 @@ pub fn parse_y4m_header(line: &str) -> Result<Y4mHeader> {
     }
     let (mut width, mut height, mut fps, mut chroma) = (0u32, 0u32, None, Chroma::C420);
     for t in tokens.filter(|t| !t.is_empty()) {
-        let (tag, val) = t.split_at(1);
+        // The tag is the first character, which need not be ASCII.
+        let (tag, val) = t.split_at(t.chars().next().map_or(0, char::len_utf8));
         match tag {
             "W" => {
                 width = val

@@ -1,0 +1,7 @@
+//! `mjpeg`: see `src/harness/mjpeg.rs` for the input layout and the checks.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| mainstream_fuzz::harness::mjpeg::run(data));

@@ -1,0 +1,7 @@
+//! `preprocess`: see `src/harness/preprocess.rs` for the input layout and the checks.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| mainstream_fuzz::harness::preprocess::run(data));

@@ -1,0 +1,7 @@
+//! `y4m`: see `src/harness/y4m.rs` for the input layout and the checks.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| mainstream_fuzz::harness::y4m::run(data));
