@@ -440,6 +440,7 @@ fn parse_sections(src: &SourceFile, errors: &mut Diagnostics) -> Option<Sections
     Some(s)
 }
 
+/// `p` as written in a file of `base_dir`: absolute as it is, relative to the file.
 fn resolve(base_dir: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
     if p.is_absolute() {

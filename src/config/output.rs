@@ -6,6 +6,7 @@
 //! leaves the box.
 
 use super::diag::{Diagnostics, SourceFile};
+use super::resolve;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -103,15 +104,6 @@ fn hostname() -> String {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "box".into())
-}
-
-fn resolve(base_dir: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_owned()
-    } else {
-        base_dir.join(p)
-    }
 }
 
 /// Checks that a file named at `span` can be read; a missing file is an
