@@ -66,14 +66,18 @@ struct Scan {
     count: u64,
 }
 
-/// Decodes the record at `at`, if a whole valid one starts there.
-fn record_at(bytes: &[u8], at: usize) -> Option<(Event, usize)> {
-    let head = bytes.get(at..at + RECORD_HEADER)?;
+/// A record header's payload length and checksum, if the length is one a
+/// record can have.
+pub(crate) fn parse_header(head: &[u8; RECORD_HEADER]) -> Option<(usize, u32)> {
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    if len == 0 || len > MAX_RECORD {
-        return None;
-    }
+    (len != 0 && len <= MAX_RECORD).then_some((len, crc))
+}
+
+/// Decodes the record at `at`, if a whole valid one starts there.
+fn record_at(bytes: &[u8], at: usize) -> Option<(Event, usize)> {
+    let head = bytes.get(at..at + RECORD_HEADER)?.try_into().ok()?;
+    let (len, crc) = parse_header(head)?;
     let payload = bytes.get(at + RECORD_HEADER..at + RECORD_HEADER + len)?;
     // The payload must be one event of exactly `len` bytes, as the writer
     // makes it. Checked before the checksum: after damage every later offset

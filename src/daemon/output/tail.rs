@@ -10,7 +10,7 @@
 //! log does.
 
 use super::cursor::Cursor;
-use crate::daemon::eventlog::{self, FILE_HEADER, MAX_RECORD, RECORD_HEADER};
+use crate::daemon::eventlog::{self, FILE_HEADER, RECORD_HEADER};
 use crate::daemon::events::Event;
 use crate::error::{ErrorKind, Result, ResultExt};
 use std::fs::File;
@@ -104,9 +104,10 @@ fn read_record(
     }
     let mut head = [0u8; RECORD_HEADER];
     file.read_exact_at(&mut head, at)?;
-    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    if len == 0 || len > MAX_RECORD || at + (RECORD_HEADER + len) as u64 > limit {
+    let Some((len, crc)) = eventlog::parse_header(&head) else {
+        return Ok(None);
+    };
+    if at + (RECORD_HEADER + len) as u64 > limit {
         return Ok(None);
     }
     buf.resize(len, 0);
