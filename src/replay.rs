@@ -24,14 +24,12 @@
 
 use crate::camera::{Camera, FrameSource, Pace};
 use crate::config::{Config, Source};
-use crate::daemon::events::{Change, Detector};
 use crate::daemon::truth::{self, Score, Truth};
-use crate::daemon::worker::{preprocessor_for, AppRun, Sampler};
-use crate::error::{ErrorKind, Result, ResultExt};
+use crate::error::{Result, ResultExt};
 use crate::model::net::Base;
 use crate::model::tree::StemTree;
+use crate::pipeline::{Analyser, AnalysisClock, AppRun, Change, Frame};
 use crate::planner::{Plan, Strategy};
-use crate::preprocess::Preprocessor;
 use crate::profile::thread_cpu_s;
 use crate::rng::Rng;
 use serde::Serialize;
@@ -240,6 +238,18 @@ impl SimClock {
     }
 }
 
+/// Replay charges this thread's CPU time; its events carry no wall-clock time.
+struct CpuClock;
+
+impl AnalysisClock for CpuClock {
+    fn work_s(&self) -> f64 {
+        thread_cpu_s()
+    }
+    fn event_unix_ms(&self) -> u64 {
+        0
+    }
+}
+
 /// Phase of app `name` for `seed`: uniform in [0, interval) frames, the same
 /// for an app whatever else is replayed with it.
 fn phase_for(seed: u64, name: &str, interval: f64) -> f64 {
@@ -441,7 +451,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                     .map_or(String::new(), |fb| format!(" (runs {fb})"))
             );
             // One tree per plan, built only if some seed's run is not reused.
-            let mut tree: Option<(Vec<AppRun>, StemTree)> = None;
+            let mut tree: Option<(Vec<AppRun>, Option<StemTree>)> = None;
             for &seed in &seeds {
                 let mut run = match reusable(&runs, &plan, seed, budget) {
                     Some(prev) => RunOutcome {
@@ -467,7 +477,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                             let Some(t) = assignment.tree else {
                                 crate::bail!(Internal, "the plan gives camera {cam} no apps");
                             };
-                            tree = Some((assignment.apps, t));
+                            tree = Some((assignment.apps, Some(t)));
                         }
                         let (apps, t) = tree.as_mut().expect("built above");
                         replay_plan(&ctx, &plan, apps, t, seed).with_msg(|| {
@@ -579,14 +589,18 @@ struct Ctx<'a> {
     args: &'a ReplayArgs,
 }
 
-/// One replay under `plan`, whose apps (in `tree`'s order) are `apps`.
+/// One replay under `plan`, whose apps (in the tree's order) are `apps`;
+/// the tree in `slot` is put back after the run for the next one.
 fn replay_plan(
     ctx: &Ctx<'_>,
     plan: &Plan,
     apps: &[AppRun],
-    tree: &mut StemTree,
+    slot: &mut Option<StemTree>,
     phase_seed: Option<u64>,
 ) -> Result<RunOutcome> {
+    let Some(tree) = slot.take() else {
+        crate::bail!(Internal, "the stem tree of a replay went missing");
+    };
     let Ctx {
         cfg,
         base,
@@ -598,19 +612,15 @@ fn replay_plan(
     let stream_fps = spec.fps;
     let budget = plan.budget / 1000.0;
     let mut clock = SimClock::new(stream_fps, budget);
-    let mut samplers = Vec::new();
-    let mut phases = Vec::new();
-    for a in apps {
-        let s = Sampler::new(stream_fps, a.fps);
-        let phase = phase_seed.map_or(0.0, |seed| phase_for(seed, &a.name, s.interval()));
-        samplers.push(s.with_phase(phase));
-        phases.push(phase);
-    }
-    let mut detectors: Vec<Detector> = apps.iter().map(|a| Detector::new(a.voting)).collect();
+    let input = &base.manifest.input;
+    let mut analyser = Analyser::new(input.preprocess_spec(), input.fit(), stream_fps);
+    analyser.assign(Some(tree), apps.to_vec(), |_, _, _| {});
+    let phases = analyser.set_phases(|a, interval| {
+        phase_seed.map_or(0.0, |seed| phase_for(seed, &a.name, interval))
+    });
     let mut detections: Vec<Vec<[u64; 2]>> = vec![Vec::new(); apps.len()];
     let mut samples = vec![0u64; apps.len()];
     let mut missed = vec![0u64; apps.len()];
-    let mut due = vec![false; apps.len()];
     // Each app's labelled events, cut at --frames.
     let limit = args.frames.unwrap_or(u64::MAX);
     let mut spans: Vec<Option<Vec<[u64; 2]>>> = Vec::new();
@@ -632,9 +642,6 @@ fn replay_plan(
     }
     let mut fstats = vec![FrameStats::default(); apps.len()];
     let mut camera = Camera::for_spec(spec.clone());
-    let input = &base.manifest.input;
-    let (pspec, fit) = (input.preprocess_spec(), input.fit());
-    let mut pre: Option<Preprocessor> = None;
     let (mut frames, mut analysed, mut dropped) = (0u64, 0u64, 0u64);
     let (mut network_s, mut decode_s, mut charged_s) = (0.0f64, 0.0f64, 0.0f64);
     let mut max_frame_s = 0.0f64;
@@ -650,29 +657,19 @@ fn replay_plan(
             dropped += 1;
             continue;
         }
-        let mut any = false;
-        for i in 0..apps.len() {
-            let (d, m) = samplers[i].due(seq);
-            due[i] = d;
-            missed[i] += m;
-            any |= d;
+        let step = analyser.analyse(&meta, camera.frame(), &CpuClock)?;
+        for (m, s) in missed.iter_mut().zip(analyser.steps()) {
+            *m += s.missed;
         }
-        if !any {
-            continue;
-        }
-        let c0 = thread_cpu_s();
-        let p = preprocessor_for(&mut pre, &meta, &pspec, fit)?;
-        match tree.fill_input(|buf| p.run(camera.frame(), buf))? {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::BadFrame => {
+        let t = match step {
+            Frame::Idle => continue,
+            Frame::Bad(e) => {
                 log::warn!("{}: frame {seq}: {e}", spec.path.display());
                 continue;
             }
-            Err(e) => return Err(e.into()),
-        }
-        let c1 = thread_cpu_s();
-        let results = tree.run_apps(seq, &due)?;
-        let c2 = thread_cpu_s();
+            Frame::Analysed(t) => t,
+        };
+        let (c0, c1, c2) = (t.start, t.preprocessed, t.done);
         analysed += 1;
         network_s += c2 - c1;
         decode_s += c1 - c0;
@@ -683,7 +680,8 @@ fn replay_plan(
         charged_s += charge;
         max_frame_s = max_frame_s.max(charge);
         clock.charge(seq, charge);
-        for (i, r) in results.iter().enumerate() {
+        for (i, st) in analyser.steps().iter().enumerate() {
+            let r = st.result;
             if !r.ran {
                 continue;
             }
@@ -698,16 +696,13 @@ fn replay_plan(
                     f.other_positives += u64::from(r.positive);
                 }
             }
-            if let Change::Closed(c) = detectors[i].sample(seq, 0, r.positive, r.score) {
+            if let Change::Closed(c) = st.change {
                 detections[i].push([c.start_frame, c.end_frame]);
             }
         }
     }
-    for (i, d) in detectors.iter_mut().enumerate() {
-        if let Some(c) = d.finish() {
-            detections[i].push([c.start_frame, c.end_frame]);
-        }
-    }
+    analyser.finish(|i, _, c| detections[i].push([c.start_frame, c.end_frame]));
+    *slot = analyser.take_tree();
     let video_s = if frames == 0 {
         0.0
     } else {

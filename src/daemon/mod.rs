@@ -43,6 +43,7 @@ use crate::config::{self, Config, Source};
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
 use crate::model::tree::{AppPlan as TreeApp, StemTree};
+use crate::pipeline::AppRun;
 use crate::planner::table::PlannerTable;
 use crate::planner::{Plan, Problem, Strategy};
 use events::Event;
@@ -53,7 +54,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use worker::{AppRun, Assignment, CameraLive, CameraThread, Report};
+use worker::{Assignment, CameraLive, CameraThread, Report};
 
 /// How the service runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -731,7 +732,7 @@ impl Service<'_> {
                     .cameras
                     .get(camera)
                     .map_or_else(|| "?".to_owned(), |c| c.name.clone());
-                let ev = event.into_event(&app, &cam);
+                let ev = Event::from_closed(event, &app, &cam);
                 if let Err(e) = self.log.append(&ev) {
                     log::error!("event log: {}", e.chain());
                 }
