@@ -170,8 +170,7 @@ impl AnalysisClock for Untimed {
 /// `--write`, saves each package's calibration.
 pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
     let a = &args.select;
-    let cfg =
-        crate::commands::load_verified_config_to(&a.config, crate::commands::DiagSink::Stderr)?;
+    let cfg = crate::config::load_verified_reporting(&a.config, crate::config::DiagSink::Stderr)?;
     let (cfg, cam) = crate::replay::select(&cfg, a)?;
     let camera = &cfg.cameras[cam];
     let (clip, truth) = crate::replay::clip_and_truth(camera, a)?;
@@ -209,7 +208,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
     let mut tree_apps = Vec::new();
     let mut owners = Vec::new();
     for (pi, p) in packages.iter().enumerate() {
-        let positive = crate::daemon::positive_outputs(&p.name, p, &labels)?;
+        let positive = crate::pipeline::assignment::positive_outputs(&p.name, p, &labels)?;
         for (hi, h) in p.heads.iter().enumerate() {
             tree_apps.push(TreeApp {
                 name: format!("{}@{}", p.name, h.branch),
@@ -233,7 +232,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
     })?;
 
     let wall = Instant::now();
-    let mut spec = crate::daemon::source_spec(camera);
+    let mut spec = camera.source_spec();
     spec.path = clip.clone();
     spec.pace = Pace::Fast;
     let fps = spec.fps;
@@ -578,7 +577,7 @@ struct ResamplingUnits {
 /// objects listed (hand-labelled ground truth) the units are the blocks.
 fn resampling_units(
     blocks: &[[u64; 2]],
-    objects: &[crate::daemon::truth::TruthObject],
+    objects: &[crate::truth::TruthObject],
     app: &str,
     frames: u64,
 ) -> ResamplingUnits {
@@ -885,7 +884,7 @@ pub fn render(o: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::truth::TruthObject;
+    use crate::truth::TruthObject;
 
     #[test]
     fn rates_count_event_frames_and_only_negatives_clear_of_the_event_edges() {

@@ -34,6 +34,8 @@
 //! - [`store`]: crash-safe postcard state files (versioned, checksummed, atomic).
 //! - [`pipeline`]: the per-frame step (sampling, preprocessing, the stem tree,
 //!   X-voting) that the service, replay and calibrate share.
+//! - [`truth`]: ground truth of labelled clips and event scoring (demo,
+//!   replay, calibrate).
 //! - [`daemon`]: the appliance service (`run`, `demo`, `status`): camera
 //!   threads, events, the event log, state, systemd notification.
 //! - [`replay`]: `mainstream replay`, the real pipeline on a labelled clip under
@@ -62,5 +64,6 @@ pub mod profile;
 pub mod replay;
 pub mod rng;
 pub mod store;
+pub mod truth;
 
 pub use error::{Error, ErrorKind, Result};

@@ -24,7 +24,6 @@
 
 use crate::camera::{Camera, FrameSource, Pace};
 use crate::config::{Config, Source};
-use crate::daemon::truth::{self, Score, Truth};
 use crate::error::{Result, ResultExt};
 use crate::model::net::Base;
 use crate::model::tree::StemTree;
@@ -32,6 +31,7 @@ use crate::pipeline::{Analyser, AnalysisClock, AppRun, Change, Frame};
 use crate::planner::{Plan, Strategy};
 use crate::profile::thread_cpu_s;
 use crate::rng::Rng;
+use crate::truth::{self, Score, Truth};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -388,7 +388,7 @@ pub(crate) fn clip_and_truth(
 /// Replays the clip once per strategy and scores each run.
 pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
     let cfg =
-        crate::commands::load_verified_config_to(&args.config, crate::commands::DiagSink::Stderr)?;
+        crate::config::load_verified_reporting(&args.config, crate::config::DiagSink::Stderr)?;
     let (cfg, cam) = select(&cfg, args)?;
     let camera = &cfg.cameras[cam];
     let (clip, truth) = clip_and_truth(camera, args)?;
@@ -407,7 +407,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                 "no cost profile for this base and CPU in {}; measuring it now",
                 cfg.device.state_dir.display()
             );
-            crate::commands::measure_profile(&cfg, 5)?
+            crate::profile::measure_and_save(&cfg.device.base, &cfg.device.state_dir, 5)?
         }
     };
     let budgets = if args.budgets.is_empty() {
@@ -415,7 +415,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
     } else {
         args.budgets.clone()
     };
-    let mut spec = crate::daemon::source_spec(camera);
+    let mut spec = camera.source_spec();
     spec.path = clip.clone();
     spec.pace = Pace::Fast;
     let ctx = Ctx {
@@ -432,7 +432,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
         args.phase_seeds.iter().copied().map(Some).collect()
     };
     for &budget in &budgets {
-        let problem = crate::commands::problem_from_config(&cfg, &profile.segment_ms, budget);
+        let problem = cfg.planning_problem(&profile.segment_ms, budget);
         for &strategy in &args.strategies {
             let mut plan = crate::planner::plan(&problem, strategy)?;
             if args.branch.is_some() || args.fps.is_some() {
@@ -465,19 +465,13 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                     },
                     None => {
                         if tree.is_none() {
-                            let (assignment, _) = crate::daemon::assignment_for(
-                                &cfg,
-                                &base,
-                                &plan,
-                                cam,
-                                1,
-                                0,
-                                Instant::now(),
+                            let work = crate::pipeline::assignment::for_camera(
+                                &cfg, &base, &plan, cam, 1,
                             )?;
-                            let Some(t) = assignment.tree else {
+                            let Some(t) = work.tree else {
                                 crate::bail!(Internal, "the plan gives camera {cam} no apps");
                             };
-                            tree = Some((assignment.apps, Some(t)));
+                            tree = Some((work.apps, Some(t)));
                         }
                         let (apps, t) = tree.as_mut().expect("built above");
                         replay_plan(&ctx, &plan, apps, t, seed).with_msg(|| {

@@ -13,12 +13,16 @@
 pub mod diag;
 pub mod models;
 pub mod output;
+mod problem;
 pub mod raw;
+mod reported;
+mod source;
 
 use crate::frame::PixelFormat;
 use crate::package::{self, Package};
 pub use diag::{Diagnostic, Diagnostics, Position, SourceFile};
 use raw::{RawApp, RawCamera, RawDevice};
+pub use reported::{load_reporting, load_verified_reporting, reported, DiagSink};
 use serde::de::{Deserialize, IntoDeserializer};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -35,15 +35,13 @@ pub mod output;
 pub mod state;
 pub mod summary;
 pub mod systemd;
-pub mod truth;
 pub mod worker;
 
-use crate::camera::{Camera, CameraOptions, Pace, SourceSpec, SpecOpener, SystemClock};
+use crate::camera::{Camera, CameraOptions, Pace, SpecOpener, SystemClock};
 use crate::config::{self, Config, Source};
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
-use crate::model::tree::{AppPlan as TreeApp, StemTree};
-use crate::pipeline::AppRun;
+use crate::pipeline::assignment::TreeKey;
 use crate::planner::table::PlannerTable;
 use crate::planner::{Plan, Problem, Strategy};
 use events::Event;
@@ -91,7 +89,7 @@ pub struct Summary {
 /// Loads the configuration and verifies its model files (as `check` does),
 /// logging its problems for the journal.
 fn load_config(path: &Path) -> Result<Config> {
-    crate::commands::load_verified_config_to(path, crate::commands::DiagSink::Log)
+    config::load_verified_reporting(path, config::DiagSink::Log)
 }
 
 /// A plan with what it was made from.
@@ -135,7 +133,7 @@ fn plan_for(
     budget_cores: f64,
     strategy: Strategy,
 ) -> Result<Planned> {
-    let problem = crate::commands::problem_from_config(cfg, segment_ms, budget_cores);
+    let problem = cfg.planning_problem(segment_ms, budget_cores);
     if problem.apps.is_empty() {
         return Ok(Planned {
             plan: Plan {
@@ -186,33 +184,9 @@ fn plan_for(
     })
 }
 
-/// The camera key that decides whether a re-plan must rebuild its tree.
-pub(crate) type TreeKey = Vec<(String, usize, u64, u32, PathBuf)>;
-
-/// The output indices of `package`'s positive classes (`labels`: the base's
-/// own classes, for heads that keep them).
-pub(crate) fn positive_outputs(
-    app: &str,
-    package: &crate::package::Package,
-    labels: &[String],
-) -> Result<Vec<usize>> {
-    let classes = package.classes.as_deref().unwrap_or(labels);
-    package
-        .positive
-        .iter()
-        .map(|c| {
-            classes.iter().position(|k| k == c).ok_or_else(|| {
-                crate::err!(
-                    Model,
-                    "app {app}: positive class {c:?} is not among the package's classes"
-                )
-            })
-        })
-        .collect()
-}
-
-/// The tree and thread assignment of camera `cam` under `plan`.
-pub(crate) fn assignment_for(
+/// The tree and thread assignment of camera `cam` under `plan`, as
+/// generation `generation` of a re-plan that started at `started`.
+fn assignment_for(
     cfg: &Config,
     base: &Base,
     plan: &Plan,
@@ -221,83 +195,16 @@ pub(crate) fn assignment_for(
     generation: u64,
     started: Instant,
 ) -> Result<(Assignment, TreeKey)> {
-    let labels = base.manifest.load_labels()?;
-    let mut tree_apps = Vec::new();
-    let mut runs = Vec::new();
-    let mut key = Vec::new();
-    for p in &plan.apps {
-        let Some(app) = cfg.apps.iter().find(|a| a.name == p.name && a.enabled) else {
-            crate::bail!(Internal, "the plan names app {} the config lacks", p.name);
-        };
-        if app.camera != cam {
-            continue;
-        }
-        let head = app
-            .package
-            .heads
-            .iter()
-            .find(|h| h.branch == p.branch)
-            .ok_or_else(|| {
-                crate::err!(
-                    Internal,
-                    "app {}: the plan picked branch point {}, which its package lacks",
-                    p.name,
-                    p.branch
-                )
-            })?;
-        let positive = positive_outputs(&p.name, &app.package, &labels)?;
-        tree_apps.push(TreeApp {
-            name: p.name.clone(),
-            branch: p.branch,
-            stride: 1,
-            head: head.model.clone(),
-            positive,
-        });
-        runs.push(AppRun {
-            name: p.name.clone(),
-            voting: app.voting,
-            fps: p.fps,
-        });
-        key.push((
-            p.name.clone(),
-            p.branch,
-            p.fps.to_bits(),
-            app.voting,
-            app.package.dir.clone(),
-        ));
-    }
-    let tree = if tree_apps.is_empty() {
-        None
-    } else {
-        Some(
-            StemTree::build_threaded(base, tree_apps, threads).with_msg(|| {
-                format!("building the stem tree of camera {}", cfg.cameras[cam].name)
-            })?,
-        )
-    };
+    let work = crate::pipeline::assignment::for_camera(cfg, base, plan, cam, threads)?;
     Ok((
         Assignment {
             generation,
-            tree,
-            apps: runs,
+            tree: work.tree,
+            apps: work.apps,
             started,
         },
-        key,
+        work.key,
     ))
-}
-
-pub(crate) fn source_spec(c: &config::Camera) -> SourceSpec {
-    let path = match &c.source {
-        Source::Device(p) | Source::Replay(p) => p.clone(),
-    };
-    SourceSpec {
-        path,
-        width: c.width.unwrap_or(0),
-        height: c.height.unwrap_or(0),
-        fps: c.fps,
-        format: c.format.unwrap_or(crate::frame::PixelFormat::Mjpeg),
-        pace: c.pace,
-    }
 }
 
 /// Whether two configurations define the same cameras (a re-plan cannot
@@ -638,7 +545,7 @@ impl Service<'_> {
         let (tx, rx) = mpsc::channel();
         let _ = tx.send(first);
         let camera = Camera::new(
-            Box::new(SpecOpener::new(source_spec(c))),
+            Box::new(SpecOpener::new(c.source_spec())),
             SystemClock::shared(),
             CameraOptions::default(),
         )
@@ -650,7 +557,7 @@ impl Service<'_> {
             camera,
             stream_fps: c.fps,
             pace: c.pace,
-            looping: c.looping.then(|| source_spec(c)),
+            looping: c.looping.then(|| c.source_spec()),
             input: input.preprocess_spec(),
             fit: input.fit(),
             control: rx,

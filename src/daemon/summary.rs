@@ -2,10 +2,10 @@
 //! shows.
 
 use super::state;
-use super::truth::{self, Score, Truth};
 use super::Summary;
 use crate::config::Source;
 use crate::error::Result;
+use crate::truth::{self, Score, Truth};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write;

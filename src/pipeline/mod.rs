@@ -11,6 +11,7 @@
 //! ground truth, per-head rates).
 
 pub mod analyser;
+pub mod assignment;
 pub mod sampler;
 pub mod voting;
 
