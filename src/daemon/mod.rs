@@ -29,21 +29,24 @@
 //! not validate is rejected with every `FILE:LINE:COL` problem in the log and
 //! the running plan stays.
 
+mod cost_check;
 pub mod eventlog;
 pub mod events;
 pub mod output;
+mod reload;
 pub mod state;
 pub mod summary;
 pub mod systemd;
 pub mod worker;
 
-use crate::camera::{Camera, CameraOptions, Pace, SpecOpener, SystemClock};
+use crate::camera::{Camera, CameraOptions, Clock, Pace, SpecOpener, SystemClock};
 use crate::config::{self, Config, Source};
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
 use crate::pipeline::assignment::TreeKey;
 use crate::planner::table::PlannerTable;
 use crate::planner::{Plan, Problem, Strategy};
+use cost_check::Verdict;
 use events::Event;
 use state::{AppStatus, CameraStatus, State, Status};
 use std::io::Write;
@@ -207,12 +210,6 @@ fn assignment_for(
     ))
 }
 
-/// Whether two configurations define the same cameras (a re-plan cannot
-/// change cameras: that needs a restart).
-fn same_cameras(a: &Config, b: &Config) -> bool {
-    a.cameras == b.cameras
-}
-
 struct CameraHandle {
     name: String,
     tx: Option<Sender<Assignment>>,
@@ -283,10 +280,10 @@ struct Service<'a> {
     apps: std::collections::BTreeMap<String, AppInfo>,
     replans: u64,
     last_replan_ms: f64,
-    reprofiles: u64,
-    last_reprofile: Option<Instant>,
+    cost_check: cost_check::CostCheck,
     reprofiling: Option<std::thread::JoinHandle<Result<crate::profile::Profile>>>,
-    off_windows: u32,
+    /// The service's clock (the camera threads' too).
+    clock: Arc<dyn Clock>,
     measured_cores: f64,
     status: Status,
     status_ticks: u64,
@@ -400,10 +397,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<Summary> {
         apps: Default::default(),
         replans: 0,
         last_replan_ms: 0.0,
-        reprofiles: 0,
-        last_reprofile: None,
+        cost_check: Default::default(),
         reprofiling: None,
-        off_windows: 0,
+        clock: SystemClock::shared(),
         measured_cores: 0.0,
         status: Status::default(),
         status_ticks: 0,
@@ -546,7 +542,7 @@ impl Service<'_> {
         let _ = tx.send(first);
         let camera = Camera::new(
             Box::new(SpecOpener::new(c.source_spec())),
-            SystemClock::shared(),
+            Arc::clone(&self.clock),
             CameraOptions::default(),
         )
         .with_stop_flag(Arc::clone(&self.stop));
@@ -876,12 +872,9 @@ impl Service<'_> {
                 }
             },
         };
-        if !same_cameras(&cfg, &self.cfg)
-            || cfg.device.base != self.cfg.device.base
-            || cfg.device.state_dir != self.cfg.device.state_dir
-        {
+        if let Some(what) = reload::needs_restart(&self.cfg, &cfg) {
             log::error!(
-                "the [[camera]] entries, the base network or the state directory changed: restart the service to apply that (systemctl restart mainstream); keeping the running plan"
+                "{what} changed: restart the service to apply that (systemctl restart mainstream); keeping the running plan"
             );
             return;
         }
@@ -963,27 +956,19 @@ impl Service<'_> {
             .cameras
             .iter()
             .all(|c| c.pace == Pace::Nominal || matches!(c.source, Source::Device(_)));
-        if predicted < 0.02 || !pacing || self.reprofiling.is_some() {
-            self.off_windows = 0;
-            return;
-        }
-        let ratio = measured_cores / predicted;
-        if (ratio - 1.0).abs() < 0.2 {
-            self.off_windows = 0;
-            return;
-        }
-        self.off_windows += 1;
+        let comparable = pacing && self.reprofiling.is_none();
+        let verdict =
+            self.cost_check
+                .window(self.clock.as_ref(), measured_cores, predicted, comparable);
+        let ratio = match verdict {
+            Verdict::Skipped | Verdict::Fine => return,
+            Verdict::Off { ratio } | Verdict::Reprofile { ratio } => ratio,
+        };
         log::info!(
             "cost model check: measured {measured_cores:.2} cores, the plan predicted {predicted:.2} ({:+.0}%)",
             (ratio - 1.0) * 100.0
         );
-        let recent = self
-            .last_reprofile
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(600));
-        if self.off_windows >= 2 && !recent {
-            self.off_windows = 0;
-            self.last_reprofile = Some(Instant::now());
-            self.reprofiles += 1;
+        if let Verdict::Reprofile { .. } = verdict {
             log::warn!(
                 "the cost model is off by {:+.0}% for 20 s: measuring the cost profile again in the background",
                 (ratio - 1.0) * 100.0
@@ -1092,7 +1077,7 @@ impl Service<'_> {
             mean_f1: p.mean_f1,
             replans: self.replans,
             last_replan_ms: self.last_replan_ms,
-            reprofiles: self.reprofiles,
+            reprofiles: self.cost_check.reprofiles(),
             rejected: self.planned.rejected.clone(),
             apps,
             cameras: cams,

@@ -415,3 +415,104 @@ fn add_stats(
         failed_opens: a.failed_opens + b.failed_opens,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::SourceSpec;
+    use crate::frame::PixelFormat;
+    use std::path::Path;
+    use std::sync::mpsc;
+
+    /// A camera thread on the demo clip, replayed as fast as it can be read,
+    /// with no apps (so no model is loaded).
+    fn thread_on_demo_clip(stop: bool) -> (CameraThread, Sender<Assignment>, Receiver<Report>) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let spec = SourceSpec {
+            path: root.join("models/demo/demo.mjpeg"),
+            width: 0,
+            height: 0,
+            fps: 10.0,
+            format: PixelFormat::Mjpeg,
+            pace: Pace::Fast,
+        };
+        let manifest = crate::model::manifest::BaseManifest::load(
+            &root.join("models/mobilenet_v2/manifest.toml"),
+        )
+        .unwrap();
+        let stop = Arc::new(AtomicBool::new(stop));
+        let (control_tx, control) = mpsc::channel();
+        let (reports, reports_rx) = mpsc::channel();
+        let t = CameraThread {
+            index: 3,
+            name: "demo".into(),
+            camera: Camera::for_spec(spec).with_stop_flag(Arc::clone(&stop)),
+            stream_fps: 10.0,
+            pace: Pace::Fast,
+            looping: None,
+            input: manifest.input.preprocess_spec(),
+            fit: manifest.input.fit(),
+            control,
+            reports,
+            live: Arc::new(Mutex::new(CameraLive::default())),
+            heartbeat: Arc::new(AtomicU64::new(0)),
+            capturing: Arc::new(AtomicBool::new(false)),
+            epoch: Instant::now(),
+            stop,
+        };
+        (t, control_tx, reports_rx)
+    }
+
+    fn no_apps(generation: u64) -> Assignment {
+        Assignment {
+            generation,
+            tree: None,
+            apps: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_stopped_camera_thread_takes_its_assignment_then_reports_its_end() {
+        let (t, control, reports) = thread_on_demo_clip(true);
+        let live = Arc::clone(&t.live);
+        control.send(no_apps(7)).unwrap();
+        t.run();
+        let got: Vec<Report> = reports.try_iter().collect();
+        assert!(
+            matches!(
+                got.as_slice(),
+                [
+                    Report::Swapped {
+                        camera: 3,
+                        generation: 7,
+                        at_frame: None,
+                        ..
+                    },
+                    Report::Ended { camera: 3 }
+                ]
+            ),
+            "{got:?}"
+        );
+        let live = live.lock().unwrap();
+        assert!(live.ended && !live.connected);
+        assert_eq!(live.analysed, 0);
+    }
+
+    #[test]
+    fn a_replay_without_apps_is_read_to_its_end_and_nothing_is_analysed() {
+        let (t, control, reports) = thread_on_demo_clip(false);
+        let live = Arc::clone(&t.live);
+        control.send(no_apps(1)).unwrap();
+        t.run();
+        let got: Vec<Report> = reports.try_iter().collect();
+        assert!(
+            matches!(got.last(), Some(Report::Ended { camera: 3 })),
+            "{got:?}"
+        );
+        let live = live.lock().unwrap();
+        assert!(live.stats.frames > 100, "{}", live.stats.frames);
+        assert_eq!((live.analysed, live.late_dropped), (0, 0));
+        assert!(live.ended);
+    }
+}
