@@ -118,7 +118,7 @@ pub struct PackageCalibration {
 
 /// The command's result.
 #[derive(Clone, Debug, Serialize)]
-pub struct Outcome {
+pub struct Calibration {
     /// The clip.
     pub clip: PathBuf,
     /// Its ground truth.
@@ -168,7 +168,7 @@ impl AnalysisClock for Untimed {
 
 /// Measures every head of every selected app's package on the clip and, with
 /// `--write`, saves each package's calibration.
-pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
+pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     let a = &args.select;
     let cfg = crate::config::load_verified_reporting(&a.config, crate::config::DiagSink::Stderr)?;
     let (cfg, cam) = crate::replay::select(&cfg, a)?;
@@ -386,7 +386,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
             written: None,
         });
     }
-    let mut o = Outcome {
+    let mut o = Calibration {
         clip,
         truth: truth_path,
         frames,
@@ -802,7 +802,7 @@ fn calibration_toml(
 }
 
 /// The result as text.
-pub fn render(o: &Outcome) -> String {
+pub fn render(o: &Calibration) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

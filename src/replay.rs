@@ -205,16 +205,16 @@ pub struct Outcome {
 /// The simulated analyser: a box of `budget` cores that a stream's frames
 /// arrive at, one every `interval` seconds of video time.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SimClock {
+pub struct BudgetClock {
     interval: f64,
     budget: f64,
     busy_until: f64,
 }
 
-impl SimClock {
+impl BudgetClock {
     /// A clock for a stream at `fps` and a budget of `cores`.
-    pub fn new(fps: f64, cores: f64) -> SimClock {
-        SimClock {
+    pub fn new(fps: f64, cores: f64) -> BudgetClock {
+        BudgetClock {
             interval: 1.0 / fps,
             budget: cores,
             busy_until: 0.0,
@@ -362,7 +362,7 @@ pub fn run(args: &ReplayArgs, out: &mut dyn Write) -> Result<()> {
 /// The clip to replay (`--clip`, else the camera's replay file) and its
 /// ground truth (`--truth`, else the file beside the clip, if any).
 pub(crate) fn clip_and_truth(
-    camera: &crate::config::Camera,
+    camera: &crate::config::CameraConfig,
     args: &ReplayArgs,
 ) -> Result<(PathBuf, Option<(PathBuf, Truth)>)> {
     let clip = match (&args.clip, &camera.source) {
@@ -605,7 +605,7 @@ fn replay_plan(
     let wall = Instant::now();
     let stream_fps = spec.fps;
     let budget = plan.budget / 1000.0;
-    let mut clock = SimClock::new(stream_fps, budget);
+    let mut clock = BudgetClock::new(stream_fps, budget);
     let input = &base.manifest.input;
     let mut analyser = Analyser::new(input.preprocess_spec(), input.fit(), stream_fps);
     analyser.assign(Some(tree), apps.to_vec(), |_, _, _| {});
@@ -897,7 +897,7 @@ mod tests {
     fn a_box_too_slow_for_the_stream_drops_frames_and_spends_exactly_its_budget() {
         // 10 fps, half a core, 0.1 core-s per frame: the box needs 0.2 s per
         // frame, so every other frame is gone when it is free again.
-        let mut c = SimClock::new(10.0, 0.5);
+        let mut c = BudgetClock::new(10.0, 0.5);
         let mut kept = Vec::new();
         for seq in 0..100 {
             if c.available(seq) {
@@ -916,7 +916,7 @@ mod tests {
 
     #[test]
     fn a_box_fast_enough_keeps_every_frame() {
-        let mut c = SimClock::new(10.0, 0.25);
+        let mut c = BudgetClock::new(10.0, 0.25);
         for seq in 0..1000 {
             assert!(c.available(seq), "frame {seq} dropped");
             c.charge(seq, 0.024);

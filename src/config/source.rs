@@ -1,9 +1,9 @@
 //! The capture source a configured camera opens.
 
-use super::{Camera, Source};
+use super::{CameraConfig, Source};
 use crate::camera::SourceSpec;
 
-impl Camera {
+impl CameraConfig {
     /// The capture source this camera opens.
     pub fn source_spec(&self) -> SourceSpec {
         let c = self;

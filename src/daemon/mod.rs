@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use worker::{Assignment, CameraLive, CameraThread, Report};
+use worker::{Assignment, CameraLive, CameraReport, CameraThread};
 
 /// How the service runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -265,8 +265,8 @@ struct Service<'a> {
     planned: Planned,
     generation: u64,
     cameras: Vec<CameraHandle>,
-    reports_tx: Sender<Report>,
-    reports: Receiver<Report>,
+    reports_tx: Sender<CameraReport>,
+    reports: Receiver<CameraReport>,
     stop: Arc<AtomicBool>,
     epoch: Instant,
     started_unix_ms: u64,
@@ -611,9 +611,9 @@ impl Service<'_> {
         }
     }
 
-    fn handle(&mut self, r: Report) {
+    fn handle(&mut self, r: CameraReport) {
         match r {
-            Report::Opened {
+            CameraReport::Opened {
                 camera,
                 app,
                 opened,
@@ -630,7 +630,7 @@ impl Service<'_> {
                     });
                 }
             }
-            Report::Closed { camera, app, event } => {
+            CameraReport::Closed { camera, app, event } => {
                 let cam = self
                     .cameras
                     .get(camera)
@@ -652,7 +652,7 @@ impl Service<'_> {
                     self.events.push(ev);
                 }
             }
-            Report::FirstFrame { camera } => {
+            CameraReport::FirstFrame { camera } => {
                 if self.first_frame_ms == 0 {
                     self.first_frame_ms = (self.epoch.elapsed().as_millis() as u64).max(1);
                     log::info!(
@@ -662,7 +662,7 @@ impl Service<'_> {
                     );
                 }
             }
-            Report::Swapped {
+            CameraReport::Swapped {
                 camera,
                 generation,
                 at_frame,
@@ -676,7 +676,7 @@ impl Service<'_> {
                     );
                 }
             }
-            Report::Ended { camera } => {
+            CameraReport::Ended { camera } => {
                 if let Some(c) = self.cameras.get_mut(camera) {
                     if !c.ended && !self.stop.load(Ordering::Relaxed) {
                         log::info!("camera {}: source ended", c.name);
@@ -684,7 +684,7 @@ impl Service<'_> {
                     c.ended = true;
                 }
             }
-            Report::Failed { camera, error } => {
+            CameraReport::Failed { camera, error } => {
                 if let Some(c) = self.cameras.get_mut(camera) {
                     log::error!("camera {}: stopped: {}", c.name, error.chain());
                     c.ended = true;

@@ -83,7 +83,7 @@ pub struct CameraLive {
 
 /// What the camera thread tells the main thread.
 #[derive(Debug)]
-pub enum Report {
+pub enum CameraReport {
     /// An event was confirmed.
     Opened {
         /// Camera index.
@@ -153,7 +153,7 @@ pub struct CameraThread {
     /// Assignments from the main thread.
     pub control: Receiver<Assignment>,
     /// Reports to the main thread.
-    pub reports: Sender<Report>,
+    pub reports: Sender<CameraReport>,
     /// Shared counters.
     pub live: Arc<Mutex<CameraLive>>,
     /// Milliseconds since `epoch` of the last loop iteration (watchdog).
@@ -178,8 +178,8 @@ impl CameraThread {
             live.connected = false;
         }
         let _ = match outcome {
-            Ok(()) => reports.send(Report::Ended { camera }),
-            Err(error) => reports.send(Report::Failed { camera, error }),
+            Ok(()) => reports.send(CameraReport::Ended { camera }),
+            Err(error) => reports.send(CameraReport::Failed { camera, error }),
         };
     }
 
@@ -196,7 +196,7 @@ impl CameraThread {
         let n = a.apps.len();
         // The old tree (and its head threads) is dropped here, between frames.
         analyser.assign(a.tree, a.apps, |_, app, event| {
-            let _ = self.reports.send(Report::Closed {
+            let _ = self.reports.send(CameraReport::Closed {
                 camera: self.index,
                 app: app.to_owned(),
                 event,
@@ -209,7 +209,7 @@ impl CameraThread {
                 c.in_event = analyser.in_event(i);
             }
         }
-        let _ = self.reports.send(Report::Swapped {
+        let _ = self.reports.send(CameraReport::Swapped {
             camera: self.index,
             generation,
             at_frame,
@@ -345,7 +345,7 @@ impl CameraThread {
                     Change::None => {}
                     Change::Opened(o) => {
                         counters.in_event = true;
-                        let _ = self.reports.send(Report::Opened {
+                        let _ = self.reports.send(CameraReport::Opened {
                             camera: self.index,
                             app: analyser.apps()[i].name.clone(),
                             opened: o,
@@ -354,7 +354,7 @@ impl CameraThread {
                     Change::Closed(c) => {
                         counters.in_event = false;
                         counters.events += 1;
-                        let _ = self.reports.send(Report::Closed {
+                        let _ = self.reports.send(CameraReport::Closed {
                             camera: self.index,
                             app: analyser.apps()[i].name.clone(),
                             event: c,
@@ -365,7 +365,9 @@ impl CameraThread {
             drop(live);
             if !first_frame_reported {
                 first_frame_reported = true;
-                let _ = self.reports.send(Report::FirstFrame { camera: self.index });
+                let _ = self
+                    .reports
+                    .send(CameraReport::FirstFrame { camera: self.index });
             }
         }
         // Close what is open: the stream ended or the service stops.
@@ -376,7 +378,7 @@ impl CameraThread {
                     c.in_event = false;
                 }
             }
-            let _ = self.reports.send(Report::Closed {
+            let _ = self.reports.send(CameraReport::Closed {
                 camera: self.index,
                 app: app.to_owned(),
                 event,
@@ -426,7 +428,9 @@ mod tests {
 
     /// A camera thread on the demo clip, replayed as fast as it can be read,
     /// with no apps (so no model is loaded).
-    fn thread_on_demo_clip(stop: bool) -> (CameraThread, Sender<Assignment>, Receiver<Report>) {
+    fn thread_on_demo_clip(
+        stop: bool,
+    ) -> (CameraThread, Sender<Assignment>, Receiver<CameraReport>) {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let spec = SourceSpec {
             path: root.join("models/demo/demo.mjpeg"),
@@ -478,18 +482,18 @@ mod tests {
         let live = Arc::clone(&t.live);
         control.send(no_apps(7)).unwrap();
         t.run();
-        let got: Vec<Report> = reports.try_iter().collect();
+        let got: Vec<CameraReport> = reports.try_iter().collect();
         assert!(
             matches!(
                 got.as_slice(),
                 [
-                    Report::Swapped {
+                    CameraReport::Swapped {
                         camera: 3,
                         generation: 7,
                         at_frame: None,
                         ..
                     },
-                    Report::Ended { camera: 3 }
+                    CameraReport::Ended { camera: 3 }
                 ]
             ),
             "{got:?}"
@@ -505,9 +509,9 @@ mod tests {
         let live = Arc::clone(&t.live);
         control.send(no_apps(1)).unwrap();
         t.run();
-        let got: Vec<Report> = reports.try_iter().collect();
+        let got: Vec<CameraReport> = reports.try_iter().collect();
         assert!(
-            matches!(got.last(), Some(Report::Ended { camera: 3 })),
+            matches!(got.last(), Some(CameraReport::Ended { camera: 3 })),
             "{got:?}"
         );
         let live = live.lock().unwrap();
