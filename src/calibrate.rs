@@ -35,13 +35,12 @@
 //! (`trainer/mtrainer.py --eval-stream NAME --eval-split val`).
 
 use crate::camera::{Camera, FrameSource, Pace};
-use crate::daemon::worker::preprocessor_for;
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
 use crate::model::tree::{AppPlan as TreeApp, StemTree};
 use crate::package::{EventDefaults, Package};
+use crate::pipeline::{Analyser, AnalysisClock, AppRun, Frame};
 use crate::planner::{event_f1, EventParams, Units};
-use crate::preprocess::Preprocessor;
 use crate::replay::ReplayArgs;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -119,7 +118,7 @@ pub struct PackageCalibration {
 
 /// The command's result.
 #[derive(Clone, Debug, Serialize)]
-pub struct Outcome {
+pub struct Calibration {
     /// The clip.
     pub clip: PathBuf,
     /// Its ground truth.
@@ -154,12 +153,24 @@ pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// Calibrate measures rates, not time: its frames are not timed and its
+/// samples carry no wall-clock time.
+struct Untimed;
+
+impl AnalysisClock for Untimed {
+    fn work_s(&self) -> f64 {
+        0.0
+    }
+    fn event_unix_ms(&self) -> u64 {
+        0
+    }
+}
+
 /// Measures every head of every selected app's package on the clip and, with
 /// `--write`, saves each package's calibration.
-pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
+pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     let a = &args.select;
-    let cfg =
-        crate::commands::load_verified_config_to(&a.config, crate::commands::DiagSink::Stderr)?;
+    let cfg = crate::config::load_verified_reporting(&a.config, crate::config::DiagSink::Stderr)?;
     let (cfg, cam) = crate::replay::select(&cfg, a)?;
     let camera = &cfg.cameras[cam];
     let (clip, truth) = crate::replay::clip_and_truth(camera, a)?;
@@ -197,7 +208,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
     let mut tree_apps = Vec::new();
     let mut owners = Vec::new();
     for (pi, p) in packages.iter().enumerate() {
-        let positive = crate::daemon::positive_outputs(&p.name, p, &labels)?;
+        let positive = crate::pipeline::assignment::positive_outputs(&p.name, p, &labels)?;
         for (hi, h) in p.heads.iter().enumerate() {
             tree_apps.push(TreeApp {
                 name: format!("{}@{}", p.name, h.branch),
@@ -215,19 +226,29 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
         packages.len(),
         clip.display()
     );
-    let mut tree = StemTree::build(&base, tree_apps).context(ErrorKind::Model, || {
+    let names: Vec<String> = tree_apps.iter().map(|t| t.name.clone()).collect();
+    let tree = StemTree::build(&base, tree_apps).context(ErrorKind::Model, || {
         "building the stem tree of every head".to_owned()
     })?;
 
     let wall = Instant::now();
-    let mut spec = crate::daemon::source_spec(camera);
+    let mut spec = camera.source_spec();
     spec.path = clip.clone();
     spec.pace = Pace::Fast;
     let fps = spec.fps;
     let mut source = Camera::for_spec(spec);
     let input = &base.manifest.input;
-    let (pspec, fit) = (input.preprocess_spec(), input.fit());
-    let mut pre: Option<Preprocessor> = None;
+    // Every head on every frame: each at the stream's rate, voting unused.
+    let runs = names
+        .into_iter()
+        .map(|name| AppRun {
+            name,
+            voting: 1,
+            fps,
+        })
+        .collect();
+    let mut analyser = Analyser::new(input.preprocess_spec(), input.fit(), fps);
+    analyser.assign(Some(tree), runs, |_, _, _| {});
     let limit = a.frames.unwrap_or(u64::MAX).min(truth.frames.max(1));
     // Per head, per frame: 0 negative, 1 positive, 2 not analysed.
     let mut hits: Vec<Vec<u8>> = vec![Vec::new(); owners.len()];
@@ -244,19 +265,17 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
         for h in &mut hits {
             h.resize(seq as usize, 2);
         }
-        let p = preprocessor_for(&mut pre, &meta, &pspec, fit)?;
-        match tree.fill_input(|buf| p.run(source.frame(), buf))? {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::BadFrame => {
+        match analyser.analyse(&meta, source.frame(), &Untimed)? {
+            Frame::Analysed(_) => {}
+            Frame::Idle => continue,
+            Frame::Bad(e) => {
                 log::warn!("{}: frame {seq}: {e}", clip.display());
                 bad += 1;
                 continue;
             }
-            Err(e) => return Err(e.into()),
         }
-        let results = tree.run_frame(seq)?;
-        for (h, r) in hits.iter_mut().zip(results) {
-            h.push(u8::from(r.positive));
+        for (h, step) in hits.iter_mut().zip(analyser.steps()) {
+            h.push(u8::from(step.result.positive));
         }
         if frames % 500 == 0 {
             log::info!(
@@ -367,7 +386,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Outcome> {
             written: None,
         });
     }
-    let mut o = Outcome {
+    let mut o = Calibration {
         clip,
         truth: truth_path,
         frames,
@@ -558,7 +577,7 @@ struct ResamplingUnits {
 /// objects listed (hand-labelled ground truth) the units are the blocks.
 fn resampling_units(
     blocks: &[[u64; 2]],
-    objects: &[crate::daemon::truth::TruthObject],
+    objects: &[crate::truth::TruthObject],
     app: &str,
     frames: u64,
 ) -> ResamplingUnits {
@@ -783,7 +802,7 @@ fn calibration_toml(
 }
 
 /// The result as text.
-pub fn render(o: &Outcome) -> String {
+pub fn render(o: &Calibration) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -865,7 +884,7 @@ pub fn render(o: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::truth::TruthObject;
+    use crate::truth::TruthObject;
 
     #[test]
     fn rates_count_event_frames_and_only_negatives_clear_of_the_event_edges() {

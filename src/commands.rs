@@ -2,7 +2,7 @@
 //! these functions do the work and return errors whose kind decides the exit code.
 
 use crate::cli::Command;
-use crate::config::{self, Config, Diagnostic, Source};
+use crate::config::{self, DiagSink, Source};
 use crate::error::{Error, ErrorKind, Result};
 use std::io::Write;
 use std::path::Path;
@@ -56,8 +56,9 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
             json,
         } => plan(&config, budget, json, out),
         Command::Profile { config, runs } => {
-            let cfg = load_config(&config)?;
-            let p = measure_profile(&cfg, runs)?;
+            let cfg = config::load_reporting(&config, DiagSink::Stderr)?;
+            let p =
+                crate::profile::measure_and_save(&cfg.device.base, &cfg.device.state_dir, runs)?;
             writeln!(
                 out,
                 "cost profile of {} on {} ({} runs per segment, median):",
@@ -84,70 +85,6 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
     }
 }
 
-/// Where configuration problems are reported: a command prints them for the
-/// person at the terminal, the service logs them for the journal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DiagSink {
-    /// Standard error.
-    Stderr,
-    /// The log (errors at error level, warnings at warn level).
-    Log,
-}
-
-fn report_diags(sink: DiagSink, kind: &str, diags: &[Diagnostic]) {
-    for d in diags {
-        let text = d.with_kind(kind).to_string();
-        match sink {
-            DiagSink::Stderr => eprintln!("{text}"),
-            DiagSink::Log if kind == "error" => log::error!("{text}"),
-            DiagSink::Log => log::warn!("{text}"),
-        }
-    }
-}
-
-/// Loads the configuration, printing every problem and warning to stderr.
-/// On problems, returns an [`ErrorKind::InvalidConfig`] error that counts them.
-pub fn load_config(path: &Path) -> Result<Config> {
-    load_config_to(path, DiagSink::Stderr)
-}
-
-/// [`load_config`], reporting problems to `sink`.
-pub fn load_config_to(path: &Path, sink: DiagSink) -> Result<Config> {
-    report_config(path, sink, config::load(path))
-}
-
-/// [`load_config_to`] plus the model files read and verified as `run` loads
-/// them ([`config::load_verified`]): what `check` and `run` use.
-pub fn load_verified_config_to(path: &Path, sink: DiagSink) -> Result<Config> {
-    report_config(path, sink, config::load_verified(path))
-}
-
-fn report_config(
-    path: &Path,
-    sink: DiagSink,
-    loaded: std::result::Result<(Config, Vec<Diagnostic>), config::Report>,
-) -> Result<Config> {
-    match loaded {
-        Ok((cfg, warnings)) => {
-            report_diags(sink, "warning", &warnings);
-            Ok(cfg)
-        }
-        Err(report) => {
-            report_diags(sink, "error", &report.errors);
-            report_diags(sink, "warning", &report.warnings);
-            let n = report.errors.len();
-            Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!(
-                    "{n} problem{} in the configuration {}",
-                    if n == 1 { "" } else { "s" },
-                    config::diag::escape_controls(&path.display().to_string())
-                ),
-            ))
-        }
-    }
-}
-
 /// `mainstream status`: the state directory comes from the main file's
 /// `[device]`; problems elsewhere in the configuration (a broken drop-in,
 /// which the running service refuses while it keeps its plan) are shown
@@ -158,7 +95,7 @@ pub fn status(path: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
         Err(report) => match report.device {
             Some(d) => (d.state_dir, report.errors),
             // Without a valid [device] there is no state directory to read.
-            None => return report_config(path, DiagSink::Stderr, Err(report)).map(drop),
+            None => return config::reported(path, DiagSink::Stderr, Err(report)).map(drop),
         },
     };
     crate::daemon::summary::status(&state_dir, &problems, json, out)
@@ -166,7 +103,7 @@ pub fn status(path: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
 
 /// `mainstream check`.
 pub fn check(path: &Path, out: &mut dyn Write) -> Result<()> {
-    let cfg = load_verified_config_to(path, DiagSink::Stderr)?;
+    let cfg = config::load_verified_reporting(path, DiagSink::Stderr)?;
     writeln!(out, "{}: configuration is valid", cfg.path.display())?;
     let d = &cfg.device;
     writeln!(
@@ -278,79 +215,10 @@ pub fn simulate(args: &crate::cli::SimulateArgs, out: &mut dyn Write) -> Result<
     Ok(())
 }
 
-/// Measures the device cost profile for the configured base and saves it in
-/// the state directory (a failure to save is a warning: the plan still works).
-pub(crate) fn measure_profile(cfg: &Config, runs: u32) -> Result<crate::profile::Profile> {
-    let manifest = crate::model::manifest::BaseManifest::load(&cfg.device.base)?;
-    let base = crate::model::net::Base::load(manifest)?;
-    let n = base.manifest.segments();
-    log::info!(
-        "measuring the cost of the {n} segments of {} on this CPU",
-        base.manifest.name
-    );
-    let p = crate::profile::measure(&base, runs, |done, total| {
-        log::info!("profile: segment {done}/{total}");
-    })?;
-    if let Err(e) = crate::profile::save(&cfg.device.state_dir, &p) {
-        log::warn!("could not save the cost profile: {}", e.chain());
-    }
-    Ok(p)
-}
-
-/// Builds the planning problem for the enabled apps of `cfg`.
-pub fn problem_from_config(
-    cfg: &Config,
-    segment_ms: &[f64],
-    budget_cores: f64,
-) -> crate::planner::Problem {
-    use crate::planner::{AppSpec, CurvePoint, EventParams, FpsGrid, Problem, StreamSpec, Units};
-    Problem {
-        segment_costs: segment_ms.to_vec(),
-        streams: cfg
-            .cameras
-            .iter()
-            .map(|c| StreamSpec {
-                name: c.name.clone(),
-                fps: c.fps,
-            })
-            .collect(),
-        apps: cfg
-            .enabled_apps()
-            .map(|a| AppSpec {
-                name: a.name.clone(),
-                stream: a.camera,
-                curve: a
-                    .package
-                    .heads
-                    .iter()
-                    .map(|h| CurvePoint {
-                        branch: h.branch,
-                        accuracy: h.accuracy,
-                        fpr: h.fpr,
-                        gain_sd: h.gain_sd,
-                    })
-                    .collect(),
-                event: EventParams {
-                    length_ms: a.event.length_ms,
-                    frequency: a.event.frequency,
-                    correlation: a.event.correlation,
-                    voting: a.voting,
-                },
-                min_f1: a.min_f1,
-            })
-            .collect(),
-        // Costs are ms per frame, so the budget is core-ms per second.
-        budget: budget_cores * 1000.0,
-        units: Units::Physical,
-        fps_grid: FpsGrid::Fine,
-        share_margin: cfg.device.share_margin,
-    }
-}
-
 /// `mainstream plan`.
 pub fn plan(config: &Path, budget: Option<f64>, json: bool, out: &mut dyn Write) -> Result<()> {
     use crate::planner::{report, Strategy};
-    let cfg = load_config(config)?;
+    let cfg = config::load_reporting(config, DiagSink::Stderr)?;
     let sha = crate::model::manifest::BaseManifest::load(&cfg.device.base)?.sha256;
     let profile = match crate::profile::load(&cfg.device.state_dir, &sha)? {
         Some(p) => p,
@@ -359,11 +227,10 @@ pub fn plan(config: &Path, budget: Option<f64>, json: bool, out: &mut dyn Write)
                 "no cost profile for this base and CPU in {}; measuring it now (`mainstream profile` does this ahead of time)",
                 cfg.device.state_dir.display()
             );
-            measure_profile(&cfg, 5)?
+            crate::profile::measure_and_save(&cfg.device.base, &cfg.device.state_dir, 5)?
         }
     };
-    let problem = problem_from_config(
-        &cfg,
+    let problem = cfg.planning_problem(
         &profile.segment_ms,
         budget.unwrap_or(cfg.device.budget_cores),
     );

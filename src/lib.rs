@@ -32,6 +32,10 @@
 //! - [`files`]: reading the files the configuration names: regular files of
 //!   bounded size only, never blocking.
 //! - [`store`]: crash-safe postcard state files (versioned, checksummed, atomic).
+//! - [`pipeline`]: the per-frame step (sampling, preprocessing, the stem tree,
+//!   X-voting) that the service, replay and calibrate share.
+//! - [`truth`]: ground truth of labelled clips and event scoring (demo,
+//!   replay, calibrate).
 //! - [`daemon`]: the appliance service (`run`, `demo`, `status`): camera
 //!   threads, events, the event log, state, systemd notification.
 //! - [`replay`]: `mainstream replay`, the real pipeline on a labelled clip under
@@ -53,11 +57,13 @@ pub mod frame;
 pub mod logging;
 pub mod model;
 pub mod package;
+pub mod pipeline;
 pub mod planner;
 pub mod preprocess;
 pub mod profile;
 pub mod replay;
 pub mod rng;
 pub mod store;
+pub mod truth;
 
 pub use error::{Error, ErrorKind, Result};

@@ -139,3 +139,23 @@ pub fn load(state_dir: &Path, sha256: &str) -> Result<Option<Profile>> {
 pub fn save(state_dir: &Path, p: &Profile) -> Result<()> {
     crate::store::save(&path_in(state_dir), MAGIC, VERSION, p)
 }
+
+/// Measures the cost profile of the base network whose manifest is
+/// `base_manifest` (`runs` per segment) and saves it in `state_dir` (a
+/// failure to save is a warning: the plan still works).
+pub fn measure_and_save(base_manifest: &Path, state_dir: &Path, runs: u32) -> Result<Profile> {
+    let manifest = crate::model::manifest::BaseManifest::load(base_manifest)?;
+    let base = Base::load(manifest)?;
+    let n = base.manifest.segments();
+    log::info!(
+        "measuring the cost of the {n} segments of {} on this CPU",
+        base.manifest.name
+    );
+    let p = measure(&base, runs, |done, total| {
+        log::info!("profile: segment {done}/{total}");
+    })?;
+    if let Err(e) = save(state_dir, &p) {
+        log::warn!("could not save the cost profile: {}", e.chain());
+    }
+    Ok(p)
+}

@@ -24,16 +24,14 @@
 
 use crate::camera::{Camera, FrameSource, Pace};
 use crate::config::{Config, Source};
-use crate::daemon::events::{Change, Detector};
-use crate::daemon::truth::{self, Score, Truth};
-use crate::daemon::worker::{preprocessor_for, AppRun, Sampler};
-use crate::error::{ErrorKind, Result, ResultExt};
+use crate::error::{Result, ResultExt};
 use crate::model::net::Base;
 use crate::model::tree::StemTree;
+use crate::pipeline::{Analyser, AnalysisClock, AppRun, Change, Frame};
 use crate::planner::{Plan, Strategy};
-use crate::preprocess::Preprocessor;
 use crate::profile::thread_cpu_s;
 use crate::rng::Rng;
+use crate::truth::{self, Score, Truth};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -207,16 +205,16 @@ pub struct Outcome {
 /// The simulated analyser: a box of `budget` cores that a stream's frames
 /// arrive at, one every `interval` seconds of video time.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SimClock {
+pub struct BudgetClock {
     interval: f64,
     budget: f64,
     busy_until: f64,
 }
 
-impl SimClock {
+impl BudgetClock {
     /// A clock for a stream at `fps` and a budget of `cores`.
-    pub fn new(fps: f64, cores: f64) -> SimClock {
-        SimClock {
+    pub fn new(fps: f64, cores: f64) -> BudgetClock {
+        BudgetClock {
             interval: 1.0 / fps,
             budget: cores,
             busy_until: 0.0,
@@ -237,6 +235,18 @@ impl SimClock {
     /// Charges the analysis of frame `seq`: `cpu_s` core-seconds.
     pub fn charge(&mut self, seq: u64, cpu_s: f64) {
         self.busy_until = self.busy_until.max(self.arrival(seq)) + cpu_s / self.budget;
+    }
+}
+
+/// Replay charges this thread's CPU time; its events carry no wall-clock time.
+struct CpuClock;
+
+impl AnalysisClock for CpuClock {
+    fn work_s(&self) -> f64 {
+        thread_cpu_s()
+    }
+    fn event_unix_ms(&self) -> u64 {
+        0
     }
 }
 
@@ -352,7 +362,7 @@ pub fn run(args: &ReplayArgs, out: &mut dyn Write) -> Result<()> {
 /// The clip to replay (`--clip`, else the camera's replay file) and its
 /// ground truth (`--truth`, else the file beside the clip, if any).
 pub(crate) fn clip_and_truth(
-    camera: &crate::config::Camera,
+    camera: &crate::config::CameraConfig,
     args: &ReplayArgs,
 ) -> Result<(PathBuf, Option<(PathBuf, Truth)>)> {
     let clip = match (&args.clip, &camera.source) {
@@ -378,7 +388,7 @@ pub(crate) fn clip_and_truth(
 /// Replays the clip once per strategy and scores each run.
 pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
     let cfg =
-        crate::commands::load_verified_config_to(&args.config, crate::commands::DiagSink::Stderr)?;
+        crate::config::load_verified_reporting(&args.config, crate::config::DiagSink::Stderr)?;
     let (cfg, cam) = select(&cfg, args)?;
     let camera = &cfg.cameras[cam];
     let (clip, truth) = clip_and_truth(camera, args)?;
@@ -397,7 +407,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                 "no cost profile for this base and CPU in {}; measuring it now",
                 cfg.device.state_dir.display()
             );
-            crate::commands::measure_profile(&cfg, 5)?
+            crate::profile::measure_and_save(&cfg.device.base, &cfg.device.state_dir, 5)?
         }
     };
     let budgets = if args.budgets.is_empty() {
@@ -405,7 +415,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
     } else {
         args.budgets.clone()
     };
-    let mut spec = crate::daemon::source_spec(camera);
+    let mut spec = camera.source_spec();
     spec.path = clip.clone();
     spec.pace = Pace::Fast;
     let ctx = Ctx {
@@ -422,7 +432,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
         args.phase_seeds.iter().copied().map(Some).collect()
     };
     for &budget in &budgets {
-        let problem = crate::commands::problem_from_config(&cfg, &profile.segment_ms, budget);
+        let problem = cfg.planning_problem(&profile.segment_ms, budget);
         for &strategy in &args.strategies {
             let mut plan = crate::planner::plan(&problem, strategy)?;
             if args.branch.is_some() || args.fps.is_some() {
@@ -441,7 +451,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                     .map_or(String::new(), |fb| format!(" (runs {fb})"))
             );
             // One tree per plan, built only if some seed's run is not reused.
-            let mut tree: Option<(Vec<AppRun>, StemTree)> = None;
+            let mut tree: Option<(Vec<AppRun>, Option<StemTree>)> = None;
             for &seed in &seeds {
                 let mut run = match reusable(&runs, &plan, seed, budget) {
                     Some(prev) => RunOutcome {
@@ -455,19 +465,13 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                     },
                     None => {
                         if tree.is_none() {
-                            let (assignment, _) = crate::daemon::assignment_for(
-                                &cfg,
-                                &base,
-                                &plan,
-                                cam,
-                                1,
-                                0,
-                                Instant::now(),
+                            let work = crate::pipeline::assignment::for_camera(
+                                &cfg, &base, &plan, cam, 1,
                             )?;
-                            let Some(t) = assignment.tree else {
+                            let Some(t) = work.tree else {
                                 crate::bail!(Internal, "the plan gives camera {cam} no apps");
                             };
-                            tree = Some((assignment.apps, t));
+                            tree = Some((work.apps, Some(t)));
                         }
                         let (apps, t) = tree.as_mut().expect("built above");
                         replay_plan(&ctx, &plan, apps, t, seed).with_msg(|| {
@@ -579,14 +583,18 @@ struct Ctx<'a> {
     args: &'a ReplayArgs,
 }
 
-/// One replay under `plan`, whose apps (in `tree`'s order) are `apps`.
+/// One replay under `plan`, whose apps (in the tree's order) are `apps`;
+/// the tree in `slot` is put back after the run for the next one.
 fn replay_plan(
     ctx: &Ctx<'_>,
     plan: &Plan,
     apps: &[AppRun],
-    tree: &mut StemTree,
+    slot: &mut Option<StemTree>,
     phase_seed: Option<u64>,
 ) -> Result<RunOutcome> {
+    let Some(tree) = slot.take() else {
+        crate::bail!(Internal, "the stem tree of a replay went missing");
+    };
     let Ctx {
         cfg,
         base,
@@ -597,20 +605,16 @@ fn replay_plan(
     let wall = Instant::now();
     let stream_fps = spec.fps;
     let budget = plan.budget / 1000.0;
-    let mut clock = SimClock::new(stream_fps, budget);
-    let mut samplers = Vec::new();
-    let mut phases = Vec::new();
-    for a in apps {
-        let s = Sampler::new(stream_fps, a.fps);
-        let phase = phase_seed.map_or(0.0, |seed| phase_for(seed, &a.name, s.interval()));
-        samplers.push(s.with_phase(phase));
-        phases.push(phase);
-    }
-    let mut detectors: Vec<Detector> = apps.iter().map(|a| Detector::new(a.voting)).collect();
+    let mut clock = BudgetClock::new(stream_fps, budget);
+    let input = &base.manifest.input;
+    let mut analyser = Analyser::new(input.preprocess_spec(), input.fit(), stream_fps);
+    analyser.assign(Some(tree), apps.to_vec(), |_, _, _| {});
+    let phases = analyser.set_phases(|a, interval| {
+        phase_seed.map_or(0.0, |seed| phase_for(seed, &a.name, interval))
+    });
     let mut detections: Vec<Vec<[u64; 2]>> = vec![Vec::new(); apps.len()];
     let mut samples = vec![0u64; apps.len()];
     let mut missed = vec![0u64; apps.len()];
-    let mut due = vec![false; apps.len()];
     // Each app's labelled events, cut at --frames.
     let limit = args.frames.unwrap_or(u64::MAX);
     let mut spans: Vec<Option<Vec<[u64; 2]>>> = Vec::new();
@@ -632,9 +636,6 @@ fn replay_plan(
     }
     let mut fstats = vec![FrameStats::default(); apps.len()];
     let mut camera = Camera::for_spec(spec.clone());
-    let input = &base.manifest.input;
-    let (pspec, fit) = (input.preprocess_spec(), input.fit());
-    let mut pre: Option<Preprocessor> = None;
     let (mut frames, mut analysed, mut dropped) = (0u64, 0u64, 0u64);
     let (mut network_s, mut decode_s, mut charged_s) = (0.0f64, 0.0f64, 0.0f64);
     let mut max_frame_s = 0.0f64;
@@ -650,29 +651,19 @@ fn replay_plan(
             dropped += 1;
             continue;
         }
-        let mut any = false;
-        for i in 0..apps.len() {
-            let (d, m) = samplers[i].due(seq);
-            due[i] = d;
-            missed[i] += m;
-            any |= d;
+        let step = analyser.analyse(&meta, camera.frame(), &CpuClock)?;
+        for (m, s) in missed.iter_mut().zip(analyser.steps()) {
+            *m += s.missed;
         }
-        if !any {
-            continue;
-        }
-        let c0 = thread_cpu_s();
-        let p = preprocessor_for(&mut pre, &meta, &pspec, fit)?;
-        match tree.fill_input(|buf| p.run(camera.frame(), buf))? {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::BadFrame => {
+        let t = match step {
+            Frame::Idle => continue,
+            Frame::Bad(e) => {
                 log::warn!("{}: frame {seq}: {e}", spec.path.display());
                 continue;
             }
-            Err(e) => return Err(e.into()),
-        }
-        let c1 = thread_cpu_s();
-        let results = tree.run_apps(seq, &due)?;
-        let c2 = thread_cpu_s();
+            Frame::Analysed(t) => t,
+        };
+        let (c0, c1, c2) = (t.start, t.preprocessed, t.done);
         analysed += 1;
         network_s += c2 - c1;
         decode_s += c1 - c0;
@@ -683,7 +674,8 @@ fn replay_plan(
         charged_s += charge;
         max_frame_s = max_frame_s.max(charge);
         clock.charge(seq, charge);
-        for (i, r) in results.iter().enumerate() {
+        for (i, st) in analyser.steps().iter().enumerate() {
+            let r = st.result;
             if !r.ran {
                 continue;
             }
@@ -698,16 +690,13 @@ fn replay_plan(
                     f.other_positives += u64::from(r.positive);
                 }
             }
-            if let Change::Closed(c) = detectors[i].sample(seq, 0, r.positive, r.score) {
+            if let Change::Closed(c) = st.change {
                 detections[i].push([c.start_frame, c.end_frame]);
             }
         }
     }
-    for (i, d) in detectors.iter_mut().enumerate() {
-        if let Some(c) = d.finish() {
-            detections[i].push([c.start_frame, c.end_frame]);
-        }
-    }
+    analyser.finish(|i, _, c| detections[i].push([c.start_frame, c.end_frame]));
+    *slot = analyser.take_tree();
     let video_s = if frames == 0 {
         0.0
     } else {
@@ -908,7 +897,7 @@ mod tests {
     fn a_box_too_slow_for_the_stream_drops_frames_and_spends_exactly_its_budget() {
         // 10 fps, half a core, 0.1 core-s per frame: the box needs 0.2 s per
         // frame, so every other frame is gone when it is free again.
-        let mut c = SimClock::new(10.0, 0.5);
+        let mut c = BudgetClock::new(10.0, 0.5);
         let mut kept = Vec::new();
         for seq in 0..100 {
             if c.available(seq) {
@@ -927,7 +916,7 @@ mod tests {
 
     #[test]
     fn a_box_fast_enough_keeps_every_frame() {
-        let mut c = SimClock::new(10.0, 0.25);
+        let mut c = BudgetClock::new(10.0, 0.25);
         for seq in 0..1000 {
             assert!(c.available(seq), "frame {seq} dropped");
             c.charge(seq, 0.024);

@@ -476,10 +476,9 @@ fn the_users_package_is_calibrated_on_the_held_out_frames_of_its_clips() {
         .expect("mtrainer.py train ran mainstream calibrate --write");
     assert_eq!(cal.clip, "heldout.mjpeg");
     // The held-out frames: the last 30% of the vtest clip (cut between spans).
-    let truth = mainstream::daemon::truth::Truth::load(
-        &out.join("birds-trainer/heldout.ground_truth.toml"),
-    )
-    .expect("the held-out clip's ground truth loads");
+    let truth =
+        mainstream::truth::Truth::load(&out.join("birds-trainer/heldout.ground_truth.toml"))
+            .expect("the held-out clip's ground truth loads");
     assert_eq!(truth.frames, cal.frames);
     assert!(
         truth.frames > 0 && truth.frames < 295,

@@ -13,12 +13,16 @@
 pub mod diag;
 pub mod models;
 pub mod output;
+mod problem;
 pub mod raw;
+mod reported;
+mod source;
 
 use crate::frame::PixelFormat;
 use crate::package::{self, Package};
 pub use diag::{Diagnostic, Diagnostics, Position, SourceFile};
 use raw::{RawApp, RawCamera, RawDevice};
+pub use reported::{load_reporting, load_verified_reporting, reported, DiagSink};
 use serde::de::{Deserialize, IntoDeserializer};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -61,7 +65,7 @@ pub struct Config {
     /// `[device]`.
     pub device: Device,
     /// `[[camera]]` entries in file order.
-    pub cameras: Vec<Camera>,
+    pub cameras: Vec<CameraConfig>,
     /// Enabled and disabled apps: inline ones first, then drop-ins by file name.
     pub apps: Vec<App>,
     /// `[output.*]`: MQTT and snapshots (none by default).
@@ -104,7 +108,7 @@ pub use crate::camera::Pace;
 
 /// One `[[camera]]`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Camera {
+pub struct CameraConfig {
     /// Unique name.
     pub name: String,
     /// Device or replay path (absolute).
@@ -123,9 +127,11 @@ pub struct Camera {
     pub looping: bool,
 }
 
-/// Event parameters after defaults from the M-Package are applied.
+/// An app's events as the configuration gives them, after defaults from
+/// the M-Package are applied (the planner's [`crate::planner::EventParams`]
+/// adds the X-voting count).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct EventParams {
+pub struct AppEvents {
     /// Typical event duration in ms.
     pub length_ms: f64,
     /// Fraction of event-length windows containing an event, in (0, 1].
@@ -144,7 +150,7 @@ pub struct App {
     /// The loaded, validated M-Package.
     pub package: Package,
     /// Event parameters.
-    pub event: EventParams,
+    pub event: AppEvents,
     /// X-voting: consecutive positive samples needed for an event
     /// ([`DEFAULT_VOTING`] unless the app's file sets it).
     pub voting: u32,
@@ -644,7 +650,7 @@ fn validate_camera(
     names: &mut HashSet<String>,
     errors: &mut Diagnostics,
     warnings: &mut Diagnostics,
-) -> Option<Camera> {
+) -> Option<CameraConfig> {
     let span = rc.span();
     let c = rc.into_inner();
     let before = errors.len();
@@ -804,7 +810,7 @@ fn validate_camera(
     if errors.len() != before {
         return None;
     }
-    Some(Camera {
+    Some(CameraConfig {
         looping,
         name,
         source: source?,
@@ -1039,7 +1045,7 @@ fn validate_app(
         name,
         camera: camera?,
         package: package?,
-        event: EventParams {
+        event: AppEvents {
             length_ms: length_ms?,
             frequency: frequency?,
             correlation: correlation?,

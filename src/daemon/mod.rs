@@ -29,22 +29,24 @@
 //! not validate is rejected with every `FILE:LINE:COL` problem in the log and
 //! the running plan stays.
 
+mod cost_check;
 pub mod eventlog;
 pub mod events;
 pub mod output;
+mod reload;
 pub mod state;
 pub mod summary;
 pub mod systemd;
-pub mod truth;
 pub mod worker;
 
-use crate::camera::{Camera, CameraOptions, Pace, SourceSpec, SpecOpener, SystemClock};
+use crate::camera::{Camera, CameraOptions, Clock, Pace, SpecOpener, SystemClock};
 use crate::config::{self, Config, Source};
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
-use crate::model::tree::{AppPlan as TreeApp, StemTree};
+use crate::pipeline::assignment::TreeKey;
 use crate::planner::table::PlannerTable;
 use crate::planner::{Plan, Problem, Strategy};
+use cost_check::Verdict;
 use events::Event;
 use state::{AppStatus, CameraStatus, State, Status};
 use std::io::Write;
@@ -53,7 +55,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use worker::{AppRun, Assignment, CameraLive, CameraThread, Report};
+use worker::{Assignment, CameraLive, CameraReport, CameraThread};
 
 /// How the service runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,7 +92,7 @@ pub struct Summary {
 /// Loads the configuration and verifies its model files (as `check` does),
 /// logging its problems for the journal.
 fn load_config(path: &Path) -> Result<Config> {
-    crate::commands::load_verified_config_to(path, crate::commands::DiagSink::Log)
+    config::load_verified_reporting(path, config::DiagSink::Log)
 }
 
 /// A plan with what it was made from.
@@ -134,7 +136,7 @@ fn plan_for(
     budget_cores: f64,
     strategy: Strategy,
 ) -> Result<Planned> {
-    let problem = crate::commands::problem_from_config(cfg, segment_ms, budget_cores);
+    let problem = cfg.planning_problem(segment_ms, budget_cores);
     if problem.apps.is_empty() {
         return Ok(Planned {
             plan: Plan {
@@ -185,33 +187,9 @@ fn plan_for(
     })
 }
 
-/// The camera key that decides whether a re-plan must rebuild its tree.
-pub(crate) type TreeKey = Vec<(String, usize, u64, u32, PathBuf)>;
-
-/// The output indices of `package`'s positive classes (`labels`: the base's
-/// own classes, for heads that keep them).
-pub(crate) fn positive_outputs(
-    app: &str,
-    package: &crate::package::Package,
-    labels: &[String],
-) -> Result<Vec<usize>> {
-    let classes = package.classes.as_deref().unwrap_or(labels);
-    package
-        .positive
-        .iter()
-        .map(|c| {
-            classes.iter().position(|k| k == c).ok_or_else(|| {
-                crate::err!(
-                    Model,
-                    "app {app}: positive class {c:?} is not among the package's classes"
-                )
-            })
-        })
-        .collect()
-}
-
-/// The tree and thread assignment of camera `cam` under `plan`.
-pub(crate) fn assignment_for(
+/// The tree and thread assignment of camera `cam` under `plan`, as
+/// generation `generation` of a re-plan that started at `started`.
+fn assignment_for(
     cfg: &Config,
     base: &Base,
     plan: &Plan,
@@ -220,89 +198,16 @@ pub(crate) fn assignment_for(
     generation: u64,
     started: Instant,
 ) -> Result<(Assignment, TreeKey)> {
-    let labels = base.manifest.load_labels()?;
-    let mut tree_apps = Vec::new();
-    let mut runs = Vec::new();
-    let mut key = Vec::new();
-    for p in &plan.apps {
-        let Some(app) = cfg.apps.iter().find(|a| a.name == p.name && a.enabled) else {
-            crate::bail!(Internal, "the plan names app {} the config lacks", p.name);
-        };
-        if app.camera != cam {
-            continue;
-        }
-        let head = app
-            .package
-            .heads
-            .iter()
-            .find(|h| h.branch == p.branch)
-            .ok_or_else(|| {
-                crate::err!(
-                    Internal,
-                    "app {}: the plan picked branch point {}, which its package lacks",
-                    p.name,
-                    p.branch
-                )
-            })?;
-        let positive = positive_outputs(&p.name, &app.package, &labels)?;
-        tree_apps.push(TreeApp {
-            name: p.name.clone(),
-            branch: p.branch,
-            stride: 1,
-            head: head.model.clone(),
-            positive,
-        });
-        runs.push(AppRun {
-            name: p.name.clone(),
-            voting: app.voting,
-            fps: p.fps,
-        });
-        key.push((
-            p.name.clone(),
-            p.branch,
-            p.fps.to_bits(),
-            app.voting,
-            app.package.dir.clone(),
-        ));
-    }
-    let tree = if tree_apps.is_empty() {
-        None
-    } else {
-        Some(
-            StemTree::build_threaded(base, tree_apps, threads).with_msg(|| {
-                format!("building the stem tree of camera {}", cfg.cameras[cam].name)
-            })?,
-        )
-    };
+    let work = crate::pipeline::assignment::for_camera(cfg, base, plan, cam, threads)?;
     Ok((
         Assignment {
             generation,
-            tree,
-            apps: runs,
+            tree: work.tree,
+            apps: work.apps,
             started,
         },
-        key,
+        work.key,
     ))
-}
-
-pub(crate) fn source_spec(c: &config::Camera) -> SourceSpec {
-    let path = match &c.source {
-        Source::Device(p) | Source::Replay(p) => p.clone(),
-    };
-    SourceSpec {
-        path,
-        width: c.width.unwrap_or(0),
-        height: c.height.unwrap_or(0),
-        fps: c.fps,
-        format: c.format.unwrap_or(crate::frame::PixelFormat::Mjpeg),
-        pace: c.pace,
-    }
-}
-
-/// Whether two configurations define the same cameras (a re-plan cannot
-/// change cameras: that needs a restart).
-fn same_cameras(a: &Config, b: &Config) -> bool {
-    a.cameras == b.cameras
 }
 
 struct CameraHandle {
@@ -360,8 +265,8 @@ struct Service<'a> {
     planned: Planned,
     generation: u64,
     cameras: Vec<CameraHandle>,
-    reports_tx: Sender<Report>,
-    reports: Receiver<Report>,
+    reports_tx: Sender<CameraReport>,
+    reports: Receiver<CameraReport>,
     stop: Arc<AtomicBool>,
     epoch: Instant,
     started_unix_ms: u64,
@@ -375,10 +280,10 @@ struct Service<'a> {
     apps: std::collections::BTreeMap<String, AppInfo>,
     replans: u64,
     last_replan_ms: f64,
-    reprofiles: u64,
-    last_reprofile: Option<Instant>,
+    cost_check: cost_check::CostCheck,
     reprofiling: Option<std::thread::JoinHandle<Result<crate::profile::Profile>>>,
-    off_windows: u32,
+    /// The service's clock (the camera threads' too).
+    clock: Arc<dyn Clock>,
     measured_cores: f64,
     status: Status,
     status_ticks: u64,
@@ -492,10 +397,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<Summary> {
         apps: Default::default(),
         replans: 0,
         last_replan_ms: 0.0,
-        reprofiles: 0,
-        last_reprofile: None,
+        cost_check: Default::default(),
         reprofiling: None,
-        off_windows: 0,
+        clock: SystemClock::shared(),
         measured_cores: 0.0,
         status: Status::default(),
         status_ticks: 0,
@@ -637,8 +541,8 @@ impl Service<'_> {
         let (tx, rx) = mpsc::channel();
         let _ = tx.send(first);
         let camera = Camera::new(
-            Box::new(SpecOpener::new(source_spec(c))),
-            SystemClock::shared(),
+            Box::new(SpecOpener::new(c.source_spec())),
+            Arc::clone(&self.clock),
             CameraOptions::default(),
         )
         .with_stop_flag(Arc::clone(&self.stop));
@@ -649,7 +553,7 @@ impl Service<'_> {
             camera,
             stream_fps: c.fps,
             pace: c.pace,
-            looping: c.looping.then(|| source_spec(c)),
+            looping: c.looping.then(|| c.source_spec()),
             input: input.preprocess_spec(),
             fit: input.fit(),
             control: rx,
@@ -707,9 +611,9 @@ impl Service<'_> {
         }
     }
 
-    fn handle(&mut self, r: Report) {
+    fn handle(&mut self, r: CameraReport) {
         match r {
-            Report::Opened {
+            CameraReport::Opened {
                 camera,
                 app,
                 opened,
@@ -726,12 +630,12 @@ impl Service<'_> {
                     });
                 }
             }
-            Report::Closed { camera, app, event } => {
+            CameraReport::Closed { camera, app, event } => {
                 let cam = self
                     .cameras
                     .get(camera)
                     .map_or_else(|| "?".to_owned(), |c| c.name.clone());
-                let ev = event.into_event(&app, &cam);
+                let ev = Event::from_closed(event, &app, &cam);
                 if let Err(e) = self.log.append(&ev) {
                     log::error!("event log: {}", e.chain());
                 }
@@ -748,7 +652,7 @@ impl Service<'_> {
                     self.events.push(ev);
                 }
             }
-            Report::FirstFrame { camera } => {
+            CameraReport::FirstFrame { camera } => {
                 if self.first_frame_ms == 0 {
                     self.first_frame_ms = (self.epoch.elapsed().as_millis() as u64).max(1);
                     log::info!(
@@ -758,7 +662,7 @@ impl Service<'_> {
                     );
                 }
             }
-            Report::Swapped {
+            CameraReport::Swapped {
                 camera,
                 generation,
                 at_frame,
@@ -772,7 +676,7 @@ impl Service<'_> {
                     );
                 }
             }
-            Report::Ended { camera } => {
+            CameraReport::Ended { camera } => {
                 if let Some(c) = self.cameras.get_mut(camera) {
                     if !c.ended && !self.stop.load(Ordering::Relaxed) {
                         log::info!("camera {}: source ended", c.name);
@@ -780,7 +684,7 @@ impl Service<'_> {
                     c.ended = true;
                 }
             }
-            Report::Failed { camera, error } => {
+            CameraReport::Failed { camera, error } => {
                 if let Some(c) = self.cameras.get_mut(camera) {
                     log::error!("camera {}: stopped: {}", c.name, error.chain());
                     c.ended = true;
@@ -968,12 +872,9 @@ impl Service<'_> {
                 }
             },
         };
-        if !same_cameras(&cfg, &self.cfg)
-            || cfg.device.base != self.cfg.device.base
-            || cfg.device.state_dir != self.cfg.device.state_dir
-        {
+        if let Some(what) = reload::needs_restart(&self.cfg, &cfg) {
             log::error!(
-                "the [[camera]] entries, the base network or the state directory changed: restart the service to apply that (systemctl restart mainstream); keeping the running plan"
+                "{what} changed: restart the service to apply that (systemctl restart mainstream); keeping the running plan"
             );
             return;
         }
@@ -1055,27 +956,19 @@ impl Service<'_> {
             .cameras
             .iter()
             .all(|c| c.pace == Pace::Nominal || matches!(c.source, Source::Device(_)));
-        if predicted < 0.02 || !pacing || self.reprofiling.is_some() {
-            self.off_windows = 0;
-            return;
-        }
-        let ratio = measured_cores / predicted;
-        if (ratio - 1.0).abs() < 0.2 {
-            self.off_windows = 0;
-            return;
-        }
-        self.off_windows += 1;
+        let comparable = pacing && self.reprofiling.is_none();
+        let verdict =
+            self.cost_check
+                .window(self.clock.as_ref(), measured_cores, predicted, comparable);
+        let ratio = match verdict {
+            Verdict::Skipped | Verdict::Fine => return,
+            Verdict::Off { ratio } | Verdict::Reprofile { ratio } => ratio,
+        };
         log::info!(
             "cost model check: measured {measured_cores:.2} cores, the plan predicted {predicted:.2} ({:+.0}%)",
             (ratio - 1.0) * 100.0
         );
-        let recent = self
-            .last_reprofile
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(600));
-        if self.off_windows >= 2 && !recent {
-            self.off_windows = 0;
-            self.last_reprofile = Some(Instant::now());
-            self.reprofiles += 1;
+        if let Verdict::Reprofile { .. } = verdict {
             log::warn!(
                 "the cost model is off by {:+.0}% for 20 s: measuring the cost profile again in the background",
                 (ratio - 1.0) * 100.0
@@ -1184,7 +1077,7 @@ impl Service<'_> {
             mean_f1: p.mean_f1,
             replans: self.replans,
             last_replan_ms: self.last_replan_ms,
-            reprofiles: self.reprofiles,
+            reprofiles: self.cost_check.reprofiles(),
             rejected: self.planned.rejected.clone(),
             apps,
             cameras: cams,

@@ -2,10 +2,10 @@
 //! shows.
 
 use super::state;
-use super::truth::{self, Score, Truth};
 use super::Summary;
 use crate::config::Source;
 use crate::error::Result;
+use crate::truth::{self, Score, Truth};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -16,7 +16,7 @@ pub const TOLERANCE_FRAMES: u64 = 2;
 
 /// One app's demo result.
 #[derive(Clone, Debug, Serialize)]
-pub struct AppResult {
+pub struct AppScore {
     /// App name.
     pub app: String,
     /// Its M-Package.
@@ -51,7 +51,7 @@ pub struct DemoResult {
     /// Mean measured F1 over apps with ground truth.
     pub measured_mean_f1: Option<f64>,
     /// Per app.
-    pub apps: Vec<AppResult>,
+    pub apps: Vec<AppScore>,
     /// Ground truth files used.
     pub truth: Vec<String>,
     /// Start to first analysed frame, ms.
@@ -89,7 +89,7 @@ pub fn score_demo(s: &Summary) -> DemoResult {
             .and_then(|(_, t)| t.events_of(&app.package.name))
             .map(|t| truth::score(t, &detected, TOLERANCE_FRAMES));
         let live = s.status.apps.iter().find(|a| a.name == p.name);
-        apps.push(AppResult {
+        apps.push(AppScore {
             app: p.name.clone(),
             package: app.package.name.clone(),
             camera: camera.name.clone(),

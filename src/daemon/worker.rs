@@ -1,5 +1,6 @@
 //! One camera's thread: capture, drop what analysis cannot keep up with,
-//! preprocess, run the stem tree for the apps that are due, X-voting, events.
+//! hand the rest to the [`Analyser`] (the per-frame step replay and calibrate
+//! run too), and report its event changes to the main thread.
 //!
 //! The thread owns its [`Camera`] for the service's lifetime, so re-planning
 //! never reopens a device: a new [`Assignment`] (tree and apps) arrives on a
@@ -15,12 +16,13 @@
 //! have, before decoding it. An app that was due on a dropped frame is
 //! sampled on the next analysed frame instead and the miss is counted for it.
 
-use super::events::{unix_ms_now, Change, Closed, Detector, Opened};
+use super::events::{unix_ms_now, Closed, Opened};
 use crate::camera::{Camera, FrameSource, Pace};
-use crate::error::{ErrorKind, Result};
-use crate::frame::{FrameMeta, RateLimit};
+use crate::error::Result;
+use crate::frame::RateLimit;
 use crate::model::tree::StemTree;
-use crate::preprocess::{Fit, InputSpec, Preprocessor};
+use crate::pipeline::{Analyser, AnalysisClock, AppRun, Change, Frame};
+use crate::preprocess::{Fit, InputSpec};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -28,17 +30,6 @@ use std::time::Instant;
 
 /// At most one log line per camera per this interval reports undecodable frames.
 const BAD_DECODE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// What an app needs on the camera thread.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AppRun {
-    /// App name.
-    pub name: String,
-    /// X-voting count.
-    pub voting: u32,
-    /// Planned frame rate.
-    pub fps: f64,
-}
 
 /// The work of one camera under a plan.
 pub struct Assignment {
@@ -50,79 +41,6 @@ pub struct Assignment {
     pub apps: Vec<AppRun>,
     /// When the re-plan that made it started (to report the swap latency).
     pub started: Instant,
-}
-
-/// Samples an app at a planned rate that need not divide the camera's.
-///
-/// With `interval = stream fps / app fps` frames between samples, the app is
-/// due on the first frame at or after each multiple of `interval`; frames
-/// skipped past a due point count as missed samples.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sampler {
-    interval: f64,
-    phase: f64,
-    next: Option<f64>,
-}
-
-impl Sampler {
-    /// A sampler for `app_fps` on a `stream_fps` stream.
-    pub fn new(stream_fps: f64, app_fps: f64) -> Sampler {
-        let interval = if app_fps > 0.0 && stream_fps > 0.0 {
-            (stream_fps / app_fps).max(1.0)
-        } else {
-            f64::INFINITY
-        };
-        Sampler {
-            interval,
-            phase: 0.0,
-            next: None,
-        }
-    }
-
-    /// The same sampler with its first sample `phase` frames after the first
-    /// frame seen (the paper's random phase; 0 = the first frame).
-    pub fn with_phase(self, phase: f64) -> Sampler {
-        Sampler {
-            phase: if phase.is_finite() {
-                phase.max(0.0)
-            } else {
-                0.0
-            },
-            ..self
-        }
-    }
-
-    /// Frames between samples (infinite for a zero rate).
-    pub fn interval(&self) -> f64 {
-        self.interval
-    }
-
-    /// Whether frame `seq` is a sample, and how many due points before it
-    /// were skipped. The first frame seen is a sample unless a phase is set.
-    pub fn due(&mut self, seq: u64) -> (bool, u64) {
-        if !self.interval.is_finite() {
-            return (false, 0);
-        }
-        let s = seq as f64;
-        let next = *self.next.get_or_insert(s + self.phase);
-        if s + 1e-9 < next {
-            return (false, 0);
-        }
-        let owed = ((s - next) / self.interval).floor() as u64 + 1;
-        self.next = Some(next + owed as f64 * self.interval);
-        (true, owed - 1)
-    }
-
-    /// Whether frame `seq` would be a sample, without taking it.
-    pub fn would_be_due(&self, seq: u64) -> bool {
-        self.interval.is_finite() && self.next.is_none_or(|n| seq as f64 + 1e-9 >= n)
-    }
-
-    /// Starts again from the next frame seen (the source was reopened and
-    /// its sequence numbers restarted).
-    pub fn restart(&mut self) {
-        self.next = None;
-    }
 }
 
 /// Live counters of one app on this camera.
@@ -165,7 +83,7 @@ pub struct CameraLive {
 
 /// What the camera thread tells the main thread.
 #[derive(Debug)]
-pub enum Report {
+pub enum CameraReport {
     /// An event was confirmed.
     Opened {
         /// Camera index.
@@ -235,7 +153,7 @@ pub struct CameraThread {
     /// Assignments from the main thread.
     pub control: Receiver<Assignment>,
     /// Reports to the main thread.
-    pub reports: Sender<Report>,
+    pub reports: Sender<CameraReport>,
     /// Shared counters.
     pub live: Arc<Mutex<CameraLive>>,
     /// Milliseconds since `epoch` of the last loop iteration (watchdog).
@@ -249,15 +167,6 @@ pub struct CameraThread {
     pub stop: Arc<AtomicBool>,
 }
 
-struct Current {
-    tree: Option<StemTree>,
-    apps: Vec<AppRun>,
-    samplers: Vec<Sampler>,
-    detectors: Vec<Detector>,
-    due: Vec<bool>,
-    missed: Vec<u64>,
-}
-
 impl CameraThread {
     /// Runs until the stop flag is set, the replay ends or an unfixable error.
     pub fn run(mut self) {
@@ -269,8 +178,8 @@ impl CameraThread {
             live.connected = false;
         }
         let _ = match outcome {
-            Ok(()) => reports.send(Report::Ended { camera }),
-            Err(error) => reports.send(Report::Failed { camera, error }),
+            Ok(()) => reports.send(CameraReport::Ended { camera }),
+            Err(error) => reports.send(CameraReport::Failed { camera, error }),
         };
     }
 
@@ -279,57 +188,28 @@ impl CameraThread {
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    fn apply(&self, cur: &mut Current, a: Assignment, at_frame: Option<u64>) {
+    fn apply(&self, analyser: &mut Analyser, a: Assignment, at_frame: Option<u64>) {
         // Events of apps that go away end now; apps that stay keep their
         // X-voting state and sampling phase.
-        for (i, app) in cur.apps.iter().enumerate() {
-            if !a.apps.iter().any(|n| n.name == app.name) {
-                if let Some(ev) = cur.detectors[i].finish() {
-                    let _ = self.reports.send(Report::Closed {
-                        camera: self.index,
-                        app: app.name.clone(),
-                        event: ev,
-                    });
-                }
-            }
-        }
-        let mut samplers = Vec::with_capacity(a.apps.len());
-        let mut detectors = Vec::with_capacity(a.apps.len());
-        for app in &a.apps {
-            let old = cur.apps.iter().position(|o| o.name == app.name);
-            let mut s = Sampler::new(self.stream_fps, app.fps);
-            let mut d = Detector::new(app.voting);
-            if let Some(i) = old {
-                if cur.apps[i].fps == app.fps {
-                    s = cur.samplers[i];
-                }
-                if cur.apps[i].voting == app.voting {
-                    d = cur.detectors[i];
-                }
-            }
-            samplers.push(s);
-            detectors.push(d);
-        }
-        let n = a.apps.len();
         let latency_ms = a.started.elapsed().as_secs_f64() * 1000.0;
         let generation = a.generation;
+        let n = a.apps.len();
         // The old tree (and its head threads) is dropped here, between frames.
-        *cur = Current {
-            tree: a.tree,
-            apps: a.apps,
-            samplers,
-            detectors,
-            due: vec![false; n],
-            missed: vec![0; n],
-        };
+        analyser.assign(a.tree, a.apps, |_, app, event| {
+            let _ = self.reports.send(CameraReport::Closed {
+                camera: self.index,
+                app: app.to_owned(),
+                event,
+            });
+        });
         if let Ok(mut live) = self.live.lock() {
             live.generation = generation;
             live.apps = vec![AppLive::default(); n];
-            for (i, d) in cur.detectors.iter().enumerate() {
-                live.apps[i].in_event = d.is_open();
+            for (i, c) in live.apps.iter_mut().enumerate() {
+                c.in_event = analyser.in_event(i);
             }
         }
-        let _ = self.reports.send(Report::Swapped {
+        let _ = self.reports.send(CameraReport::Swapped {
             camera: self.index,
             generation,
             at_frame,
@@ -338,22 +218,14 @@ impl CameraThread {
     }
 
     fn run_loop(&mut self) -> Result<()> {
-        let mut cur = Current {
-            tree: None,
-            apps: Vec::new(),
-            samplers: Vec::new(),
-            detectors: Vec::new(),
-            due: Vec::new(),
-            missed: Vec::new(),
-        };
+        let mut analyser = Analyser::new(self.input, self.fit, self.stream_fps);
         // The first assignment comes with the thread.
         if let Ok(a) = self.control.recv() {
-            self.apply(&mut cur, a, None);
+            self.apply(&mut analyser, a, None);
         }
         let interval_us = 1e6 / self.stream_fps.max(1e-3);
         let mut origin_us: Option<f64> = None;
         let mut last_seq: Option<u64> = None;
-        let mut pre: Option<Preprocessor> = None;
         let mut first_frame_reported = false;
         let mut last_frame: Option<u64> = None;
         let mut carried = crate::camera::CameraStats::default();
@@ -364,7 +236,7 @@ impl CameraThread {
                 break;
             }
             while let Ok(a) = self.control.try_recv() {
-                self.apply(&mut cur, a, last_frame.map(|f| f + 1));
+                self.apply(&mut analyser, a, last_frame.map(|f| f + 1));
             }
             self.capturing.store(true, Ordering::Relaxed);
             let grabbed = self.camera.grab();
@@ -405,9 +277,7 @@ impl CameraThread {
             // A reopened source restarts its sequence numbers and clock.
             if last_seq.is_some_and(|l| meta.sequence <= l) {
                 origin_us = None;
-                for s in &mut cur.samplers {
-                    s.restart();
-                }
+                analyser.restart();
             }
             last_seq = Some(meta.sequence);
             last_frame = Some(meta.sequence);
@@ -432,26 +302,10 @@ impl CameraThread {
                 }
                 continue;
             }
-            // Which apps are due (and how many samples each missed).
-            let mut any = false;
-            for i in 0..cur.samplers.len() {
-                let (due, missed) = cur.samplers[i].due(meta.sequence);
-                cur.due[i] = due;
-                cur.missed[i] = missed;
-                any |= due;
-            }
-            let Some(tree) = cur.tree.as_mut() else {
-                continue;
-            };
-            if !any {
-                continue;
-            }
-            let t0 = Instant::now();
-            let p = preprocessor_for(&mut pre, &meta, &self.input, self.fit)?;
-            let frame = self.camera.frame();
-            match tree.fill_input(|buf| p.run(frame, buf))? {
-                Ok(()) => {}
-                Err(why) if why.kind() == ErrorKind::BadFrame => {
+            let clock = WallClock { epoch: self.epoch };
+            let timing = match analyser.analyse(&meta, self.camera.frame(), &clock)? {
+                Frame::Idle => continue,
+                Frame::Bad(why) => {
                     let n = if let Ok(mut live) = self.live.lock() {
                         live.bad_decodes += 1;
                         live.bad_decodes
@@ -468,42 +322,41 @@ impl CameraThread {
                     }
                     continue;
                 }
-                Err(why) => return Err(why.into()),
-            }
-            let results = tree.run_apps(meta.sequence, &cur.due)?;
-            let ms = t0.elapsed().as_secs_f64() * 1000.0;
-            let now_ms = unix_ms_now();
+                Frame::Analysed(t) => t,
+            };
+            let ms = (timing.done - timing.start) * 1000.0;
             let mut live = self
                 .live
                 .lock()
                 .map_err(|_| crate::err!(Internal, "camera status lock poisoned"))?;
             live.analysed += 1;
             live.analysis_ms += ms;
-            for (i, r) in results.iter().enumerate() {
+            for (i, step) in analyser.steps().iter().enumerate() {
                 let Some(counters) = live.apps.get_mut(i) else {
                     continue;
                 };
-                counters.dropped += cur.missed[i];
-                if !r.ran {
+                counters.dropped += step.missed;
+                if !step.result.ran {
                     continue;
                 }
                 counters.samples += 1;
-                match cur.detectors[i].sample(meta.sequence, now_ms, r.positive, r.score) {
+                // The analyser's event changes: what the service does with them.
+                match step.change {
                     Change::None => {}
                     Change::Opened(o) => {
                         counters.in_event = true;
-                        let _ = self.reports.send(Report::Opened {
+                        let _ = self.reports.send(CameraReport::Opened {
                             camera: self.index,
-                            app: cur.apps[i].name.clone(),
+                            app: analyser.apps()[i].name.clone(),
                             opened: o,
                         });
                     }
                     Change::Closed(c) => {
                         counters.in_event = false;
                         counters.events += 1;
-                        let _ = self.reports.send(Report::Closed {
+                        let _ = self.reports.send(CameraReport::Closed {
                             camera: self.index,
-                            app: cur.apps[i].name.clone(),
+                            app: analyser.apps()[i].name.clone(),
                             event: c,
                         });
                     }
@@ -512,52 +365,43 @@ impl CameraThread {
             drop(live);
             if !first_frame_reported {
                 first_frame_reported = true;
-                let _ = self.reports.send(Report::FirstFrame { camera: self.index });
+                let _ = self
+                    .reports
+                    .send(CameraReport::FirstFrame { camera: self.index });
             }
         }
         // Close what is open: the stream ended or the service stops.
-        for (i, d) in cur.detectors.iter_mut().enumerate() {
-            if let Some(ev) = d.finish() {
-                if let Ok(mut live) = self.live.lock() {
-                    if let Some(c) = live.apps.get_mut(i) {
-                        c.events += 1;
-                        c.in_event = false;
-                    }
+        analyser.finish(|i, app, event| {
+            if let Ok(mut live) = self.live.lock() {
+                if let Some(c) = live.apps.get_mut(i) {
+                    c.events += 1;
+                    c.in_event = false;
                 }
-                let _ = self.reports.send(Report::Closed {
-                    camera: self.index,
-                    app: cur.apps[i].name.clone(),
-                    event: ev,
-                });
             }
-        }
+            let _ = self.reports.send(CameraReport::Closed {
+                camera: self.index,
+                app: app.to_owned(),
+                event,
+            });
+        });
         Ok(())
     }
 }
 
-/// The preprocessor for frames of `meta`'s size and format: the one in
-/// `slot` if it fits, else a new one built there (once per source; again
-/// only when a reopened source has another size or format: [`Camera`]
-/// delivers one size per opening, within [`crate::frame::MAX_DIM`]).
-pub fn preprocessor_for<'a>(
-    slot: &'a mut Option<Preprocessor>,
-    meta: &FrameMeta,
-    spec: &InputSpec,
-    fit: Fit,
-) -> Result<&'a mut Preprocessor> {
-    let fits = slot
-        .as_ref()
-        .is_some_and(|p| p.source_size() == (meta.width, meta.height) && p.format() == meta.format);
-    if !fits {
-        // The old one goes first: never two frames' worth of buffers at once.
-        *slot = None;
-        let p = Preprocessor::new(meta.width, meta.height, meta.format, spec, fit)?;
-        return Ok(slot.insert(p));
-    }
-    slot.as_mut()
-        .ok_or_else(|| crate::err!(Internal, "the preprocessor vanished"))
+/// The service's clocks: wall time since its start for the cost of the
+/// work, the Unix time for events.
+struct WallClock {
+    epoch: Instant,
 }
 
+impl AnalysisClock for WallClock {
+    fn work_s(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64()
+    }
+    fn event_unix_ms(&self) -> u64 {
+        unix_ms_now()
+    }
+}
 /// Counters of a looping replay: the sum over its openings.
 fn add_stats(
     a: crate::camera::CameraStats,
@@ -577,48 +421,102 @@ fn add_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::camera::SourceSpec;
+    use crate::frame::PixelFormat;
+    use std::path::Path;
+    use std::sync::mpsc;
 
-    #[test]
-    fn a_sampler_takes_fractional_rates_on_average() {
-        // 3 fps out of 10: 30 samples in 100 frames, spaced 3 or 4 apart.
-        let mut s = Sampler::new(10.0, 3.0);
-        let due: Vec<u64> = (0..100).filter(|&f| s.due(f).0).collect();
-        assert_eq!(due.len(), 30);
-        assert!(due.windows(2).all(|w| (3..=4).contains(&(w[1] - w[0]))));
-        assert_eq!(due[0], 0);
+    /// A camera thread on the demo clip, replayed as fast as it can be read,
+    /// with no apps (so no model is loaded).
+    fn thread_on_demo_clip(
+        stop: bool,
+    ) -> (CameraThread, Sender<Assignment>, Receiver<CameraReport>) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let spec = SourceSpec {
+            path: root.join("models/demo/demo.mjpeg"),
+            width: 0,
+            height: 0,
+            fps: 10.0,
+            format: PixelFormat::Mjpeg,
+            pace: Pace::Fast,
+        };
+        let manifest = crate::model::manifest::BaseManifest::load(
+            &root.join("models/mobilenet_v2/manifest.toml"),
+        )
+        .unwrap();
+        let stop = Arc::new(AtomicBool::new(stop));
+        let (control_tx, control) = mpsc::channel();
+        let (reports, reports_rx) = mpsc::channel();
+        let t = CameraThread {
+            index: 3,
+            name: "demo".into(),
+            camera: Camera::for_spec(spec).with_stop_flag(Arc::clone(&stop)),
+            stream_fps: 10.0,
+            pace: Pace::Fast,
+            looping: None,
+            input: manifest.input.preprocess_spec(),
+            fit: manifest.input.fit(),
+            control,
+            reports,
+            live: Arc::new(Mutex::new(CameraLive::default())),
+            heartbeat: Arc::new(AtomicU64::new(0)),
+            capturing: Arc::new(AtomicBool::new(false)),
+            epoch: Instant::now(),
+            stop,
+        };
+        (t, control_tx, reports_rx)
+    }
+
+    fn no_apps(generation: u64) -> Assignment {
+        Assignment {
+            generation,
+            tree: None,
+            apps: Vec::new(),
+            started: Instant::now(),
+        }
     }
 
     #[test]
-    fn a_sampler_counts_due_points_skipped_by_dropped_frames() {
-        let mut s = Sampler::new(10.0, 5.0); // every 2nd frame
-        assert_eq!(s.due(0), (true, 0));
-        assert!(!s.would_be_due(1));
-        // Frames 1..=6 dropped: due points 2, 4, 6 passed; 7 takes the sample.
-        assert_eq!(s.due(7), (true, 2));
-        assert_eq!(s.due(8), (true, 0));
-        assert_eq!(s.due(9), (false, 0));
+    fn a_stopped_camera_thread_takes_its_assignment_then_reports_its_end() {
+        let (t, control, reports) = thread_on_demo_clip(true);
+        let live = Arc::clone(&t.live);
+        control.send(no_apps(7)).unwrap();
+        t.run();
+        let got: Vec<CameraReport> = reports.try_iter().collect();
+        assert!(
+            matches!(
+                got.as_slice(),
+                [
+                    CameraReport::Swapped {
+                        camera: 3,
+                        generation: 7,
+                        at_frame: None,
+                        ..
+                    },
+                    CameraReport::Ended { camera: 3 }
+                ]
+            ),
+            "{got:?}"
+        );
+        let live = live.lock().unwrap();
+        assert!(live.ended && !live.connected);
+        assert_eq!(live.analysed, 0);
     }
 
     #[test]
-    fn a_sampler_restarts_with_the_source() {
-        let mut s = Sampler::new(30.0, 1.0);
-        assert!(s.due(500).0);
-        assert!(!s.due(501).0);
-        s.restart();
-        assert!(s.due(3).0);
-    }
-
-    #[test]
-    fn a_phase_delays_the_first_sample_and_keeps_the_rate() {
-        let mut s = Sampler::new(10.0, 2.5).with_phase(2.5);
-        let due: Vec<u64> = (0..20).filter(|&q| s.due(q).0).collect();
-        assert_eq!(due, vec![3, 7, 11, 15, 19]);
-    }
-
-    #[test]
-    fn a_zero_rate_never_samples() {
-        let mut s = Sampler::new(10.0, 0.0);
-        assert_eq!(s.due(0), (false, 0));
-        assert!(!s.would_be_due(5));
+    fn a_replay_without_apps_is_read_to_its_end_and_nothing_is_analysed() {
+        let (t, control, reports) = thread_on_demo_clip(false);
+        let live = Arc::clone(&t.live);
+        control.send(no_apps(1)).unwrap();
+        t.run();
+        let got: Vec<CameraReport> = reports.try_iter().collect();
+        assert!(
+            matches!(got.last(), Some(CameraReport::Ended { camera: 3 })),
+            "{got:?}"
+        );
+        let live = live.lock().unwrap();
+        assert!(live.stats.frames > 100, "{}", live.stats.frames);
+        assert_eq!((live.analysed, live.late_dropped), (0, 0));
+        assert!(live.ended);
     }
 }

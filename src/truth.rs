@@ -1,4 +1,4 @@
-//! Ground truth of labelled clips and event scoring (`mainstream demo`).
+//! Ground truth of labelled clips and event scoring (`demo`, `replay`, `calibrate`).
 //!
 //! A clip `NAME.mjpeg` made by the M-Trainer comes with `ground_truth.toml`
 //! beside it: per app (by M-Package name) the event spans in frame numbers,
