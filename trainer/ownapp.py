@@ -93,14 +93,15 @@ class ClipPlan:
                 self.holdout_from = cut
 
     def training_frames(self, mean_span: float) -> dict[int, str]:
-        """frame -> split for the frames taken for training (SAMPLE_FPS per class)."""
+        """frame -> block key for the frames taken for training (SAMPLE_FPS per class); the
+        blocks of all clips are then given splits together (userdata.quota_splits)."""
         step = max(1, int(round(self.fps / SAMPLE_FPS)))
         block = max(int(round(BLOCK_S * self.fps)), int(round(3 * mean_span)), 1)
         out = {}
         for cls in (0, 1):
             idx = np.nonzero(self.role[: self.holdout_from] == cls)[0]
             for i in idx[::step]:
-                out[int(i)] = U.hash_split(f"{self.sha256}:{int(i) // block}", self.seed)
+                out[int(i)] = f"{self.sha256}:{int(i) // block}"
         return out
 
     def json(self) -> dict:
@@ -152,9 +153,15 @@ def assemble(args, recipe_seed: int, log):
         items[ph.split].append((ph.view, ph.label, str(ph.path), "photo"))
     clips: list[M.EventClip] = []
     cal_parts = []
-    for p in plans:
+    wants = [p.training_frames(mean_span) for p in plans]
+    block_frames: dict[str, int] = {}
+    for want in wants:
+        for key in want.values():
+            block_frames[key] = block_frames.get(key, 0) + 1
+    block_split = U.quota_splits(sorted(block_frames.items()), recipe_seed)
+    for p, want in zip(plans, wants):
         t0 = time.monotonic()
-        want = p.training_frames(mean_span)
+        want = {i: block_split[key] for i, key in want.items()}
         held_views, held_jpegs = [], []
 
         def each(i, rgb, p=p, want=want, held_views=held_views, held_jpegs=held_jpegs):
