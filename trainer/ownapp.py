@@ -238,8 +238,9 @@ def assemble(args, recipe_seed: int, log):
         measured_on=(f"the test split of the user's data ({counts['test'][1]} positive, "
                      f"{counts['test'][0]} negative: {' and '.join(src)})"),
         event_how=("Measured on the labelled clips: mean span length, fraction of event-length windows\n"
-                   "holding an event, inter-frame correlation of the kept heads' detections on the\n"
-                   "held-out frames." if plans else
+                   "holding an event; the inter-frame correlation of the kept heads' detections on the\n"
+                   "held-out frames is measured by mainstream calibrate (calibration.toml) when the\n"
+                   "trainer runs it, else by the trainer (metrics.json event.correlation_how)." if plans else
                    "ASSUMED, not measured (no labelled clip): the trainer's stated defaults or its\n"
                    "--event-length-ms / --event-frequency / --correlation. Calibrate on a labelled clip."),
     )
@@ -466,10 +467,17 @@ replay`). Re-running after adding photos computes the frozen base only for the n
         run_mainstream(binary, ["calibrate", "--config", str(cfg), "--write"], log, "mainstream calibrate")
         if not (pkg / "calibration.toml").is_file():
             raise SystemExit(f"mainstream calibrate wrote no {pkg / 'calibration.toml'}")
+        # What it measured (the per-head rates and the correlation the trainer no longer
+        # measures itself on the same frames) goes into metrics.json too.
+        import tomllib
+
+        metrics["calibration"] = tomllib.loads((pkg / "calibration.toml").read_text())
+        (pkg / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
 
     ref = args.out / "reference" / args.name if args.reference else None
     metrics = M.train_app(data, man, base, dest, args.work, points, tcfg, recipe.package, args.keep_all,
-                          log, reference_dir=ref, reference=args.reference, before_install=calibrate)
+                          log, reference_dir=ref, reference=args.reference, before_install=calibrate,
+                          calibrated_later=cal is not None and binary is not None)
     t_total = time.monotonic() - log.t0
 
     # What the planner will see.
