@@ -204,7 +204,9 @@ def train_head(
     groups = [{"params": list(model.classifier.parameters()), "lr": lr_cls}]
     if not linear:
         groups.append({"params": list(model.body.parameters()), "lr": cfg["lr_body"]})
-    opt = torch.optim.Adam(groups, weight_decay=cfg["weight_decay"])
+    # foreach: one multi-tensor update per step instead of ~10 small ops per parameter tensor
+    # (the same arithmetic; Adam's step was 11% of a training run's CPU time without it).
+    opt = torch.optim.Adam(groups, weight_decay=cfg["weight_decay"], foreach=True)
     max_epochs = cfg["linear_max_epochs"] if linear else cfg["max_epochs"]
     # Cosine decay of every learning rate to 0 over max_epochs.
     total_steps = max_epochs * math.ceil(len(train) / cfg["batch"])

@@ -70,7 +70,10 @@ def main() -> None:
         ext = ".mp4" if s.footage == "vtest" else ".mkv"
         dest = clips / (name + ext)
         subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "mjpeg", "-framerate",
-                        f"{s.fps:g}", "-i", "-", "-c:v", "mpeg4", "-q:v", "2", "-pix_fmt", "yuv420p", str(dest)],
+                        f"{s.fps:g}", "-i", "-", "-c:v", "mpeg4", "-q:v", "2", "-pix_fmt", "yuv420p",
+                        # bitexact: no random Matroska segment UID or date, so the same clip
+                        # bytes (and so the same hash-based splits) on every run
+                        "-fflags", "+bitexact", "-flags:v", "+bitexact", str(dest)],
                        input=b"".join(s.jpegs), check=True)
         if ext == ".mp4":
             lines = ["start_s,end_s"] + [f"{a / s.fps:.3f},{(b + 1) / s.fps:.3f}" for a, b in spans]

@@ -53,6 +53,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+if __name__ == "__main__":
+    import mallocenv
+
+    mallocenv.reexec()  # before torch: glibc reads its malloc settings at process start
+
 import numpy as np
 import onnx
 import torch
@@ -620,10 +625,13 @@ def clip_statistics(clips: list[EventClip], hits_of) -> tuple[dict, dict]:
     return pooled, per_head
 
 
-def measured_event(data: AppData, hits_of, log: Progress) -> tuple[dict, dict]:
+def measured_event(data: AppData, hits_of, log: Progress, calibrated_later: bool = False) -> tuple[dict, dict]:
     """Step 5: the package's [event] values and the per-head statistics on the labelled clips.
     Length and frequency come from the ground truth, the correlation from the kept heads'
-    misses inside events; whatever cannot be measured is `data.assumed`'s value, and says so."""
+    misses inside events; whatever cannot be measured is `data.assumed`'s value, and says so.
+    `calibrated_later`: `mainstream calibrate` runs on the same held-out frames before the
+    package is installed and measures all of it (calibration.toml, which the planner reads
+    first), so the kept heads are not run over them here a second time."""
     name = data.meta.name
     if data.event is None:
         ev = {k: float(data.assumed[k]) for k in ("length_ms", "frequency", "correlation")}
@@ -636,6 +644,15 @@ def measured_event(data: AppData, hits_of, log: Progress) -> tuple[dict, dict]:
     ev = dict(data.event)
     per_head: dict = {}
     c = None
+    if data.clips and calibrated_later:
+        c = float(data.assumed["correlation"])
+        ev["correlation_how"] = ("measured by mainstream calibrate on the held-out frames (calibration.toml); "
+                                 "this assumed value is used only where it cannot be measured there")
+        log(f"{name}: events {ev['events']}, length {ev['length_ms']:.0f} ms, frequency "
+            f"{ev['frequency']:.3f}; the correlation and the heads' rates on the "
+            f"{sum(cl.frames for cl in data.clips)} held-out frames are measured by mainstream calibrate")
+        ev["correlation"] = c
+        return ev, per_head
     if data.clips:
         log(f"{name}: measuring the kept heads on {len(data.clips)} held-out labelled clip(s), "
             f"{sum(cl.frames for cl in data.clips)} frames")
@@ -717,12 +734,14 @@ def train_app(
     reference_dir: Path | None = None,
     reference: int = 0,
     before_install=None,
+    calibrated_later: bool = False,
 ) -> dict:
     """Steps 2-7 for one app, whatever the data's source: caches the frozen prefix, trains a
     head per branch point, chooses the kept heads on the validation split, measures the event
     parameters on the held-out clips, checks the kept heads in ONNX Runtime, and writes the
     package DEST (assembled beside it, then renamed into place; `before_install(dir, metrics)`
-    runs on the assembled directory first, e.g. `mainstream calibrate`)."""
+    runs on the assembled directory first, e.g. `mainstream calibrate`; with
+    `calibrated_later` it does, on data.clips, and measured_event leaves that to it)."""
     t_app = time.monotonic()
     name = data.meta.name
     sizes = {s: len(data.labels[s]) for s in C.SPLITS}
@@ -842,7 +861,7 @@ def train_app(
                 out[k].append((F.logits_of(models[k], inp).argmax(1) == 1).numpy())
         return {k: np.concatenate(v) for k, v in out.items()}
 
-    ev, per_head_stream = measured_event(data, torch_hits, log)
+    ev, per_head_stream = measured_event(data, torch_hits, log, calibrated_later)
 
     # ONNX Runtime: real base ONNX -> head ONNX, against PyTorch.
     n_chk = min(8, sizes["test"])

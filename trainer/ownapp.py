@@ -93,14 +93,15 @@ class ClipPlan:
                 self.holdout_from = cut
 
     def training_frames(self, mean_span: float) -> dict[int, str]:
-        """frame -> split for the frames taken for training (SAMPLE_FPS per class)."""
+        """frame -> block key for the frames taken for training (SAMPLE_FPS per class); the
+        blocks of all clips are then given splits together (userdata.quota_splits)."""
         step = max(1, int(round(self.fps / SAMPLE_FPS)))
         block = max(int(round(BLOCK_S * self.fps)), int(round(3 * mean_span)), 1)
         out = {}
         for cls in (0, 1):
             idx = np.nonzero(self.role[: self.holdout_from] == cls)[0]
             for i in idx[::step]:
-                out[int(i)] = U.hash_split(f"{self.sha256}:{int(i) // block}", self.seed)
+                out[int(i)] = f"{self.sha256}:{int(i) // block}"
         return out
 
     def json(self) -> dict:
@@ -152,9 +153,15 @@ def assemble(args, recipe_seed: int, log):
         items[ph.split].append((ph.view, ph.label, str(ph.path), "photo"))
     clips: list[M.EventClip] = []
     cal_parts = []
-    for p in plans:
+    wants = [p.training_frames(mean_span) for p in plans]
+    block_frames: dict[str, int] = {}
+    for want in wants:
+        for key in want.values():
+            block_frames[key] = block_frames.get(key, 0) + 1
+    block_split = U.quota_splits(sorted(block_frames.items()), recipe_seed)
+    for p, want in zip(plans, wants):
         t0 = time.monotonic()
-        want = p.training_frames(mean_span)
+        want = {i: block_split[key] for i, key in want.items()}
         held_views, held_jpegs = [], []
 
         def each(i, rgb, p=p, want=want, held_views=held_views, held_jpegs=held_jpegs):
@@ -231,8 +238,9 @@ def assemble(args, recipe_seed: int, log):
         measured_on=(f"the test split of the user's data ({counts['test'][1]} positive, "
                      f"{counts['test'][0]} negative: {' and '.join(src)})"),
         event_how=("Measured on the labelled clips: mean span length, fraction of event-length windows\n"
-                   "holding an event, inter-frame correlation of the kept heads' detections on the\n"
-                   "held-out frames." if plans else
+                   "holding an event; the inter-frame correlation of the kept heads' detections on the\n"
+                   "held-out frames is measured by mainstream calibrate (calibration.toml) when the\n"
+                   "trainer runs it, else by the trainer (metrics.json event.correlation_how)." if plans else
                    "ASSUMED, not measured (no labelled clip): the trainer's stated defaults or its\n"
                    "--event-length-ms / --event-frequency / --correlation. Calibrate on a labelled clip."),
     )
@@ -459,10 +467,17 @@ replay`). Re-running after adding photos computes the frozen base only for the n
         run_mainstream(binary, ["calibrate", "--config", str(cfg), "--write"], log, "mainstream calibrate")
         if not (pkg / "calibration.toml").is_file():
             raise SystemExit(f"mainstream calibrate wrote no {pkg / 'calibration.toml'}")
+        # What it measured (the per-head rates and the correlation the trainer no longer
+        # measures itself on the same frames) goes into metrics.json too.
+        import tomllib
+
+        metrics["calibration"] = tomllib.loads((pkg / "calibration.toml").read_text())
+        (pkg / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
 
     ref = args.out / "reference" / args.name if args.reference else None
     metrics = M.train_app(data, man, base, dest, args.work, points, tcfg, recipe.package, args.keep_all,
-                          log, reference_dir=ref, reference=args.reference, before_install=calibrate)
+                          log, reference_dir=ref, reference=args.reference, before_install=calibrate,
+                          calibrated_later=cal is not None and binary is not None)
     t_total = time.monotonic() - log.t0
 
     # What the planner will see.

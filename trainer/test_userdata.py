@@ -98,6 +98,18 @@ class Photos(Base):
         self.assertEqual({k: after[k] for k in before}, before)
         self.assertEqual(set(before.values()), {"train", "val", "test"})
 
+    def test_few_clip_blocks_still_fill_each_split_to_its_share(self):
+        # 12 blocks of 40 frames (six 24 s clips of real footage): a per-block hash split can
+        # leave the test split nearly empty; the quota split gives it 20% of the frames.
+        for seed in range(5):
+            splits = U.quota_splits([(f"clip{c}:{b}", 40) for c in range(6) for b in range(2)], seed)
+            frames = {s: 40 * list(splits.values()).count(s) for s in U.SPLITS}
+            self.assertGreaterEqual(frames["test"], 80, (seed, frames))
+            self.assertGreaterEqual(frames["val"], 80, (seed, frames))
+            self.assertGreaterEqual(frames["train"], 240, (seed, frames))
+        self.assertEqual(U.quota_splits([("a", 5), ("b", 9), ("c", 1)], SEED),
+                         U.quota_splits([("c", 1), ("a", 5), ("b", 9)], SEED))
+
     def test_near_duplicates_are_reported_and_kept_in_one_split(self):
         root = self.dir / "photos"
         orig = photo(root / "train" / "positive" / "a.jpg", 7, size=(300, 240))
