@@ -24,6 +24,10 @@
 //! stream and unmaps the buffers, logging failures and never panicking.
 //! `Device`'s own `Drop` unwraps `close(2)`, which cannot fail for a V4L2 node:
 //! `close` reports only the file's `flush` result and V4L2 nodes have no `flush`.
+#![allow(
+    unsafe_code,
+    reason = "V4L2 ioctls on kernel structs and the mmap of the capture buffers"
+)]
 
 use std::ffi::c_void;
 use std::io;

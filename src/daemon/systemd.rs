@@ -1,6 +1,7 @@
 //! The two things the service needs from systemd, without libsystemd: the
 //! notification socket (`READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`,
 //! see sd_notify(3)) and signal handling (SIGTERM/SIGINT stop, SIGHUP reload).
+#![allow(unsafe_code, reason = "sigaction(2): installing the signal handlers")]
 
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -358,6 +358,10 @@ impl Preprocessor {
 
     /// Resizes one frame, handing each finished output row (interleaved, 8-bit) to
     /// `emit(y, row)`, with the pipeline compiled for the detected instruction set.
+    #[allow(
+        unsafe_code,
+        reason = "calls the AVX2 and SSE4.1 builds after detecting the CPU features"
+    )]
     fn process(&mut self, frame: &[u8], emit: impl FnMut(usize, &[u8])) -> Result<(), Reject> {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
