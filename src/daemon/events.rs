@@ -73,7 +73,7 @@ pub struct Closed {
 
 impl Closed {
     /// The full record.
-    pub fn into_event(self, app: &str, camera: &str) -> Event {
+    pub(crate) fn into_event(self, app: &str, camera: &str) -> Event {
         Event {
             app: app.to_owned(),
             camera: camera.to_owned(),
@@ -116,7 +116,7 @@ impl Detector {
     }
 
     /// Whether an event is open.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.open.is_some()
     }
 
@@ -179,14 +179,14 @@ impl Detector {
 }
 
 /// Milliseconds since the Unix epoch now.
-pub fn unix_ms_now() -> u64 {
+pub(crate) fn unix_ms_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// RFC 3339 UTC time with milliseconds, e.g. `2026-11-26T09:17:36.123Z`.
-pub fn rfc3339_ms(unix_ms: u64) -> String {
+pub(crate) fn rfc3339_ms(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
     let ms = unix_ms % 1000;
     let days = (secs / 86_400) as i64;
@@ -229,7 +229,7 @@ pub fn event_id(camera: &str, app: &str, start_unix_ms: u64, start_frame: u64) -
 }
 
 /// The JSON line printed to stdout for a finished event.
-pub fn event_json(ev: &Event) -> String {
+pub(crate) fn event_json(ev: &Event) -> String {
     serde_json::json!({
         "type": "event",
         "id": event_id(&ev.camera, &ev.app, ev.start_unix_ms, ev.start_frame),
@@ -246,7 +246,7 @@ pub fn event_json(ev: &Event) -> String {
 }
 
 /// The JSON line printed to stdout when an event is confirmed.
-pub fn opened_json(app: &str, camera: &str, o: &Opened) -> String {
+pub(crate) fn opened_json(app: &str, camera: &str, o: &Opened) -> String {
     serde_json::json!({
         "type": "event_start",
         "id": event_id(camera, app, o.start_unix_ms, o.start_frame),

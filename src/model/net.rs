@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 /// Lower-case hex SHA-256 of a byte string.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let d = Sha256::digest(bytes);
     let mut s = String::with_capacity(64);
     for b in d {
@@ -76,7 +76,7 @@ fn typed_head(
 
 /// Checks that `path` is the ONNX file with SHA-256 `sha256` (read bounded,
 /// as the runtime reads it), without parsing it.
-pub fn check_sha256(path: &Path, sha256: &str) -> Result<()> {
+pub(crate) fn check_sha256(path: &Path, sha256: &str) -> Result<()> {
     read_onnx(path, Some(sha256)).map(drop)
 }
 
@@ -287,7 +287,7 @@ impl Net {
     /// Checks a head file as [`Net::load_head`] reads it (hash if given,
     /// ONNX that tract types with `input_shape` as its input) without
     /// optimising it, and returns its output shape. For `mainstream check`.
-    pub fn check_head(
+    pub(crate) fn check_head(
         path: &Path,
         sha256: Option<&str>,
         input_shape: &[usize],

@@ -254,18 +254,13 @@ impl Preprocessor {
         })
     }
 
-    /// The network input this preprocessor produces.
-    pub fn input_spec(&self) -> &InputSpec {
-        &self.spec
-    }
-
     /// The frame format it reads.
     pub fn format(&self) -> PixelFormat {
         self.format
     }
 
     /// The frame size it reads, `(width, height)`.
-    pub fn source_size(&self) -> (u32, u32) {
+    pub(crate) fn source_size(&self) -> (u32, u32) {
         (self.src_width as u32, self.src_height as u32)
     }
 
