@@ -165,14 +165,14 @@ impl PackedGemm {
         }
     }
 
-    /// The same kernel with the `co` biases `bias` (a following `Add` folded
-    /// in); `None` if `bias` is not `co` long.
-    pub(crate) fn with_bias(mut self, bias: &[f32]) -> Option<PackedGemm> {
+    /// Sets the `co` biases to `bias` (a following `Add` folded in); false,
+    /// changing nothing, if `bias` is not `co` long.
+    pub(crate) fn set_bias(&mut self, bias: &[f32]) -> bool {
         if bias.len() != self.co {
-            return None;
+            return false;
         }
         Arc::make_mut(&mut self.bias)[..self.co].copy_from_slice(bias);
-        Some(self)
+        true
     }
 
     /// Input channels.

@@ -114,12 +114,10 @@ impl PointWise {
         })
     }
 
-    /// The same op with the `co` biases `bias`; `None` if the length differs.
-    pub(crate) fn with_bias(self, bias: &[f32]) -> Option<PointWise> {
-        Some(PointWise {
-            gemm: self.gemm.with_bias(bias)?,
-            ..self
-        })
+    /// Sets the `co` biases to `bias`; false, changing nothing, if the
+    /// length differs.
+    pub(crate) fn set_bias(&mut self, bias: &[f32]) -> bool {
+        self.gemm.set_bias(bias)
     }
 
     /// The same op with a clamp applied last.

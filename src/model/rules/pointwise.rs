@@ -27,11 +27,9 @@ pub(super) fn rule(
     let mut last = node.id;
     let rank = op.out_shape().len();
     if let Some(add) = only_succ(model, last)? {
-        if let Some(bias) = bias_of(model, add, last, rank, axes.c_out, op.co())? {
-            if let Some(with_bias) = op.clone().with_bias(&bias) {
-                op = with_bias;
-                last = add.id;
-            }
+        let bias = bias_of(model, add, last, rank, axes.c_out, op.co())?;
+        if bias.is_some_and(|bias| op.set_bias(&bias)) {
+            last = add.id;
         }
     }
     with_tail(model, node, op, last).map(Some)
