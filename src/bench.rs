@@ -104,7 +104,7 @@ pub struct BenchRow {
 }
 
 /// Resident set size of this process in MiB, from /proc.
-pub fn rss_mib() -> f64 {
+pub(crate) fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -93,7 +93,7 @@ impl Error {
     }
 
     /// An error of `kind` without a message of its own.
-    pub fn from_kind(kind: ErrorKind) -> Self {
+    pub(crate) fn from_kind(kind: ErrorKind) -> Self {
         Error(Box::new(Inner {
             kind,
             msg: None,
@@ -102,7 +102,7 @@ impl Error {
     }
 
     /// Attaches the underlying cause.
-    pub fn with_source(mut self, source: impl Into<Source>) -> Self {
+    pub(crate) fn with_source(mut self, source: impl Into<Source>) -> Self {
         self.0.source = Some(source.into());
         self
     }

@@ -45,7 +45,7 @@ pub enum FileError {
 
 impl FileError {
     /// True when the file does not exist.
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         matches!(self, FileError::NotFound(_))
     }
 }
@@ -103,7 +103,7 @@ fn kind_of(m: &Metadata) -> Option<&'static str> {
 
 /// Opens `path` for reading if it is a regular file (symbolic links are
 /// followed), never blocking; returns it with its metadata.
-pub fn open_regular(path: &Path) -> Result<(File, Metadata), FileError> {
+pub(crate) fn open_regular(path: &Path) -> Result<(File, Metadata), FileError> {
     let before = std::fs::metadata(path).map_err(io)?;
     if let Some(what) = kind_of(&before) {
         return Err(FileError::NotRegular(what));
@@ -123,7 +123,7 @@ pub fn open_regular(path: &Path) -> Result<(File, Metadata), FileError> {
 /// Reads the regular file `path` whole if it holds at most `limit` bytes.
 /// Never blocks on a FIFO or device and never reads more than `limit + 1`
 /// bytes, even if the file grows while it is read.
-pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     let (f, meta) = open_regular(path)?;
     if meta.len() > limit {
         return Err(FileError::TooLarge {

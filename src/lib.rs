@@ -44,6 +44,12 @@
 //!   false-positive rates measured on a labelled clip, saved beside its package.
 //! - [`commands`]: one function per subcommand; `main` only dispatches.
 
+// `unsafe` only where it is needed, each place allowing it with its reason:
+// model::kernels (SIMD on raw pointers), preprocess::jpegdec and
+// preprocess::Preprocessor::process (SIMD builds chosen at run time),
+// camera::v4l2 (ioctls, mmap) and daemon::systemd (sigaction).
+#![deny(unsafe_code)]
+
 pub mod bench;
 pub mod calibrate;
 pub mod camera;

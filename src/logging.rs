@@ -19,7 +19,7 @@ pub enum Format {
 }
 
 /// The syslog priority journald understands for a log level.
-pub fn syslog_priority(level: log::Level) -> u8 {
+pub(crate) fn syslog_priority(level: log::Level) -> u8 {
     match level {
         log::Level::Error => 3,
         log::Level::Warn => 4,
@@ -29,7 +29,7 @@ pub fn syslog_priority(level: log::Level) -> u8 {
 }
 
 /// Picks the format from the environment.
-pub fn detect_format() -> Format {
+pub(crate) fn detect_format() -> Format {
     match std::env::var("MAINSTREAM_LOG_FORMAT").as_deref() {
         Ok("systemd") => Format::Systemd,
         Ok("plain") => Format::Plain,

@@ -1,5 +1,6 @@
 //! The `mainstream` binary: parse arguments, set up logging, run the command,
 //! map the outcome to an exit code. Everything else lives in the library.
+#![deny(unsafe_code)]
 
 use std::process::ExitCode;
 

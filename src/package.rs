@@ -245,7 +245,7 @@ pub fn load(dir: &Path, diags: &mut Diagnostics) -> Option<Package> {
 
 /// Replaces the trained accuracy, FPR and event defaults of `pkg` by those of
 /// a calibration file already read into `src`.
-pub fn apply_calibration(
+pub(crate) fn apply_calibration(
     pkg: &mut Package,
     src: &SourceFile,
     diags: &mut Diagnostics,

@@ -78,7 +78,7 @@ pub fn decode<T: DeserializeOwned>(magic: [u8; 4], version: u16, bytes: &[u8]) -
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the directory).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -135,7 +135,7 @@ pub fn load<T: DeserializeOwned>(path: &Path, magic: [u8; 4], version: u16) -> R
 }
 
 /// Moves a damaged state file aside (`NAME.corrupt`) so that it can be rebuilt.
-pub fn quarantine(path: &Path) -> Result<PathBuf> {
+pub(crate) fn quarantine(path: &Path) -> Result<PathBuf> {
     let mut aside = path.as_os_str().to_owned();
     aside.push(".corrupt");
     let aside = PathBuf::from(aside);

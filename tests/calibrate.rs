@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-mod common;
-use common::{root, run_with_config, scratch_dir, write_demo_camera_config};
+use crate::common::{root, run_with_config, scratch_dir, write_demo_camera_config};
 
 // Every app has an event before this frame; the birds' second one is cut here.
 const FRAMES: u64 = 250;

@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-mod frames;
-use common::{bin, root, scratch_dir, shared_profile, write_demo_camera_config};
-use frames::{split_at_soi, with_declared_size};
+use crate::common::{bin, root, scratch_dir, shared_profile, write_demo_camera_config};
+use crate::frames::{split_at_soi, with_declared_size};
 
 /// The demo clip's frames.
 fn demo_frames() -> Vec<Vec<u8>> {

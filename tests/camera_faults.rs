@@ -2,7 +2,7 @@
 //! faults: unplug, stall, drops, damaged frames, a vanished and re-pointed
 //! stable link. Time is simulated, so the backoff never sleeps for real.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,14 +15,8 @@ use mainstream::camera::{
 use mainstream::frame::PixelFormat;
 use mainstream::ErrorKind;
 
-mod frames;
-use frames::{split_at_soi, with_declared_size};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/camera")
-        .join(name)
-}
+use crate::common::camera_fixture;
+use crate::frames::{split_at_soi, with_declared_size};
 
 fn spec(path: PathBuf) -> SourceSpec {
     SourceSpec {
@@ -37,13 +31,13 @@ fn spec(path: PathBuf) -> SourceSpec {
 
 /// Frames in the MJPEG fixture, counted by its SOI markers.
 fn fixture_frames() -> u64 {
-    let f = std::fs::read(fixture("vtest_mjpg_320x240.mjpeg")).unwrap();
+    let f = std::fs::read(camera_fixture("vtest_mjpg_320x240.mjpeg")).unwrap();
     f.windows(3).filter(|w| *w == [0xFF, 0xD8, 0xFF]).count() as u64
 }
 
 fn scripted(steps: Vec<OpenStep>, clock: &SimClock) -> Camera {
     let opener = ScriptedOpener::new(
-        spec(fixture("vtest_mjpg_320x240.mjpeg")),
+        spec(camera_fixture("vtest_mjpg_320x240.mjpeg")),
         steps,
         Arc::new(clock.clone()),
     );
@@ -125,11 +119,11 @@ fn a_vanished_stable_link_is_resolved_again_and_followed_to_its_new_node() {
     // Two "nodes" with different pictures: the MJPEG clip (320x240) and a stream
     // made of the image-directory JPEGs (160x120).
     std::fs::copy(
-        fixture("vtest_mjpg_320x240.mjpeg"),
+        camera_fixture("vtest_mjpg_320x240.mjpeg"),
         dir.join("video0.mjpeg"),
     )
     .unwrap();
-    let mut names: Vec<PathBuf> = std::fs::read_dir(fixture("images"))
+    let mut names: Vec<PathBuf> = std::fs::read_dir(camera_fixture("images"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -229,7 +223,7 @@ fn a_stalled_camera_times_out_and_is_reopened() {
 fn a_run_of_bad_frames_makes_a_live_camera_reopen() {
     let clock = SimClock::new();
     let opener = ScriptedOpener::new(
-        spec(fixture("vtest_mjpg_320x240.mjpeg")),
+        spec(camera_fixture("vtest_mjpg_320x240.mjpeg")),
         vec![OpenStep::Open(Faults {
             corrupt: (0..100).collect(),
             live: true,
@@ -323,7 +317,7 @@ fn the_end_of_a_replay_ends_the_camera() {
 
 /// The fixture's frames.
 fn fixture_frame_list() -> Vec<Vec<u8>> {
-    split_at_soi(&std::fs::read(fixture("vtest_mjpg_320x240.mjpeg")).unwrap())
+    split_at_soi(&std::fs::read(camera_fixture("vtest_mjpg_320x240.mjpeg")).unwrap())
 }
 
 /// A scratch file that is removed when dropped.

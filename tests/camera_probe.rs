@@ -2,25 +2,19 @@
 //! standing in for a camera: a clean stream, and one that is unplugged, comes
 //! back, drops and damages frames.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::camera_fixture;
 use mainstream::camera::{
     probe, probe::probe_with, render_probe, Faults, OpenStep, Pace, ProbeOptions, ScriptedOpener,
     SimClock, SourceSpec,
 };
 use mainstream::frame::PixelFormat;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/camera")
-        .join(name)
-}
-
 fn mjpeg_spec() -> SourceSpec {
     SourceSpec {
-        path: fixture("vtest_mjpg_320x240.mjpeg"),
+        path: camera_fixture("vtest_mjpg_320x240.mjpeg"),
         width: 320,
         height: 240,
         fps: 10.0,

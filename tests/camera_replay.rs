@@ -15,14 +15,8 @@ use mainstream::camera::{
 use mainstream::frame::PixelFormat;
 use mainstream::ErrorKind;
 
-mod frames;
-use frames::split_at_soi;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/camera")
-        .join(name)
-}
+use crate::common::camera_fixture;
+use crate::frames::split_at_soi;
 
 fn spec(path: PathBuf, fps: f64, pace: Pace) -> SourceSpec {
     SourceSpec {
@@ -70,7 +64,7 @@ fn drain(
 
 #[test]
 fn mjpeg_frames_tile_the_file_exactly_and_carry_nominal_timestamps() {
-    let path = fixture("vtest_mjpg_320x240.mjpeg");
+    let path = camera_fixture("vtest_mjpg_320x240.mjpeg");
     let file = std::fs::read(&path).unwrap();
     let mut src = open_source(&spec(path, 10.0, Pace::Fast)).unwrap();
     assert_eq!(src.describe().kind, SourceKind::MjpegFile);
@@ -97,7 +91,7 @@ fn mjpeg_frames_tile_the_file_exactly_and_carry_nominal_timestamps() {
 #[test]
 fn nominal_pace_sleeps_until_each_frame_is_due_and_fast_pace_never_sleeps() {
     let clock = SimClock::new();
-    let path = fixture("vtest_mjpg_320x240.mjpeg");
+    let path = camera_fixture("vtest_mjpg_320x240.mjpeg");
     let mut src = open_source_with_faults(
         &spec(path.clone(), 10.0, Pace::Nominal),
         &Faults::default(),
@@ -166,7 +160,7 @@ fn y4m_planes(
 
 #[test]
 fn y4m_420_frames_become_yuyv_with_each_chroma_row_shared_by_two_lines() {
-    let path = fixture("vtest_i420_64x48.y4m");
+    let path = camera_fixture("vtest_i420_64x48.y4m");
     let (w, h, planes) = y4m_planes(&path, |w| w.div_ceil(2), |h| h.div_ceil(2));
     let mut src = open_source(&spec(path, 99.0, Pace::Fast)).unwrap();
     assert_eq!(
@@ -196,7 +190,7 @@ fn y4m_420_frames_become_yuyv_with_each_chroma_row_shared_by_two_lines() {
 
 #[test]
 fn y4m_422_converts_and_mono_passes_through_as_grey() {
-    let path = fixture("vtest_i422_32x24.y4m");
+    let path = camera_fixture("vtest_i422_32x24.y4m");
     let (w, h, planes) = y4m_planes(&path, |w| w.div_ceil(2), |h| h);
     let (frames, _) = drain(&mut *open_source(&spec(path, 10.0, Pace::Fast)).unwrap());
     assert_eq!(frames.len(), planes.len());
@@ -210,7 +204,7 @@ fn y4m_422_converts_and_mono_passes_through_as_grey() {
         }
     }
 
-    let path = fixture("vtest_mono_32x24.y4m");
+    let path = camera_fixture("vtest_mono_32x24.y4m");
     let (_, _, planes) = y4m_planes(&path, |_| 0, |_| 0);
     let (frames, _) = drain(&mut *open_source(&spec(path, 10.0, Pace::Fast)).unwrap());
     assert_eq!(frames.len(), planes.len());
@@ -222,7 +216,7 @@ fn y4m_422_converts_and_mono_passes_through_as_grey() {
 
 #[test]
 fn image_directory_delivers_each_jpeg_file_in_name_order() {
-    let dir = fixture("images");
+    let dir = camera_fixture("images");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -245,7 +239,7 @@ fn image_directory_delivers_each_jpeg_file_in_name_order() {
 
 /// The fixture's frames, split independently (at each SOI).
 fn fixture_frames() -> Vec<Vec<u8>> {
-    split_at_soi(&std::fs::read(fixture("vtest_mjpg_320x240.mjpeg")).unwrap())
+    split_at_soi(&std::fs::read(camera_fixture("vtest_mjpg_320x240.mjpeg")).unwrap())
 }
 
 #[test]
@@ -297,7 +291,7 @@ fn truncated_corrupt_and_stray_bytes_in_a_stream_are_skipped_and_counted() {
 fn a_frame_over_the_size_limit_is_bad_and_the_buffer_does_not_grow() {
     let f = fixture_frames();
     let limit = f.iter().map(|x| x.len()).min().unwrap() - 1;
-    let mut r = MjpegReader::open(&fixture("vtest_mjpg_320x240.mjpeg"), limit).unwrap();
+    let mut r = MjpegReader::open(&camera_fixture("vtest_mjpg_320x240.mjpeg"), limit).unwrap();
     let mut kinds = Vec::new();
     for _ in 0..10_000 {
         match r.read() {
@@ -337,9 +331,13 @@ fn bad_replay_paths_give_distinct_errors() {
         .err()
         .unwrap();
     assert_eq!(e.kind(), ErrorKind::DeviceGone);
-    let e = open_source(&spec(fixture("vtest_mjpg_320x240.mjpeg"), 0.0, Pace::Fast))
-        .err()
-        .unwrap();
+    let e = open_source(&spec(
+        camera_fixture("vtest_mjpg_320x240.mjpeg"),
+        0.0,
+        Pace::Fast,
+    ))
+    .err()
+    .unwrap();
     assert_eq!(e.kind(), ErrorKind::InvalidConfig, "a replay needs a rate");
     let tmp = TempDir::new("emptydir");
     let e = open_source(&spec(tmp.0.clone(), 10.0, Pace::Fast))
@@ -359,7 +357,7 @@ fn bad_replay_paths_give_distinct_errors() {
 
 #[test]
 fn a_truncated_last_y4m_frame_is_bad_and_ends_the_stream() {
-    let src = std::fs::read(fixture("vtest_i420_64x48.y4m")).unwrap();
+    let src = std::fs::read(camera_fixture("vtest_i420_64x48.y4m")).unwrap();
     let tmp = TempDir::new("y4mcut");
     let path = tmp.0.join("cut.y4m");
     std::fs::write(&path, &src[..src.len() - 100]).unwrap();

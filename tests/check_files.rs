@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::{bin, root, scratch_dir, shared_profile};
+use crate::common::{bin, root, scratch_dir, shared_profile};
 
 /// Runs `cmd` to completion, killing it and failing if it takes over `limit`.
 fn guarded(mut cmd: Command, limit: Duration) -> Output {

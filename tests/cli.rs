@@ -3,12 +3,9 @@
 //! the aarch64 binary) and `MAINSTREAM_RUNNER` to run it through an emulator
 //! (`qemu-aarch64`).
 
+use crate::common::root;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn mainstream(args: &[&str]) -> Output {
     let bin = std::env::var_os("MAINSTREAM_BIN")

@@ -8,13 +8,10 @@
 //! Each test first checks that the same setup without the problem is
 //! accepted, so it fails only for the reason its name gives.
 
+use crate::common::repo;
 use mainstream::config::{self, Diagnostic, Report};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 /// A directory under the system temp dir, removed on drop.
 struct Scratch(PathBuf);

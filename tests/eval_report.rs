@@ -9,8 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod common;
-use common::{root, scratch_dir};
+use crate::common::{root, scratch_dir};
 
 /// The current evaluation's output directories (grid, stride study).
 const CURRENT: [&str; 2] = ["docs/eval/eval24-s10", "docs/eval/eval24-s10/strides"];

@@ -19,14 +19,11 @@
 #[path = "../fuzz/src/harness/mod.rs"]
 mod harness;
 
-use std::path::{Path, PathBuf};
+use crate::common::repo;
+use std::path::PathBuf;
 
 /// Mutants per target per run.
 const MUTANTS: usize = 2000;
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 /// The files of `fuzz/<kind>/<target>/`, sorted (none if the directory is absent).
 fn files(kind: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {

@@ -19,8 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::{bin, root, scratch_dir, shared_profile};
+use crate::common::{bin, root, scratch_dir, shared_profile, status_json};
 
 const USER: &str = "appliance";
 const PASSWORD: &str = "s3cret-pw";
@@ -672,16 +671,6 @@ impl Drop for Svc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn status_json(dir: &Path) -> serde_json::Value {
-    let out = Command::new(bin())
-        .args(["status", "--json", "--config"])
-        .arg(dir.join("config.toml"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Every event id in the state directory's event log.

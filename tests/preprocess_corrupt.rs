@@ -11,8 +11,7 @@ use mainstream::frame::PixelFormat;
 use mainstream::preprocess::{Fit, InputSpec, Preprocessor};
 use std::path::PathBuf;
 
-mod frames;
-use frames::with_declared_size;
+use crate::frames::with_declared_size;
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-mod common;
-use common::{root, run_with_config, scratch_dir, shared_profile, write_demo_camera_config};
+use crate::common::{root, run_with_config, scratch_dir, shared_profile, write_demo_camera_config};
 
 /// A scratch config for the demo clip with birds, vehicles and mammals, and a
 /// cost profile measured once for all tests here.

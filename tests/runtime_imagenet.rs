@@ -2,22 +2,10 @@
 //! network agrees with PyTorch, and every stem/remainder split agrees with
 //! the unsplit network.
 
+use crate::common::{base, root};
 use mainstream::model::manifest::BaseManifest;
 use mainstream::model::net::{tensor_from, Base, Net};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn base() -> &'static Base {
-    static BASE: OnceLock<Base> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let m = BaseManifest::load(&root().join("models/mobilenet_v2/manifest.toml")).unwrap();
-        Base::load(m).unwrap()
-    })
-}
+use std::path::Path;
 
 fn read_f32(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

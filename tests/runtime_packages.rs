@@ -2,15 +2,12 @@
 //! head's ONNX file matches its hash, takes the base's tensor at its branch
 //! point, and runs in a stem tree on a real photo.
 
+use crate::common::root;
 use mainstream::config::diag::Diagnostics;
 use mainstream::model::manifest::BaseManifest;
 use mainstream::model::net::Base;
 use mainstream::model::tree::{AppPlan, StemTree};
 use std::path::PathBuf;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 #[test]
 fn every_committed_package_loads_and_runs_every_head() {

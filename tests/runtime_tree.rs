@@ -1,24 +1,9 @@
 //! The stem tree on the real base: shared segments plus heads give the same
 //! answers as each app's unsplit network, and apps run only when due.
 
-use mainstream::model::manifest::BaseManifest;
-use mainstream::model::net::Base;
+use crate::common::{base, root};
 use mainstream::model::tree::{AppPlan, StemTree};
 use mainstream::package::HeadModel;
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn base() -> &'static Base {
-    static BASE: OnceLock<Base> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let m = BaseManifest::load(&root().join("models/mobilenet_v2/manifest.toml")).unwrap();
-        Base::load(m).unwrap()
-    })
-}
 
 fn photo(name: &str) -> Vec<f32> {
     let bytes =

@@ -9,8 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::{bin, root, scratch_dir, shared_profile};
+use crate::common::{bin, root, scratch_dir, shared_profile, status_json};
 
 /// A scratch directory with a config for the demo clip and the given apps
 /// (`(name, package, voting)`), pacing `pace`.
@@ -166,21 +165,6 @@ impl Running {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
             .collect()
     }
-}
-
-fn status_json(dir: &Path) -> serde_json::Value {
-    let out = Command::new(bin())
-        .args(["status", "--json", "--config"])
-        .arg(dir.join("config.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub fn header_info(data: &[u8]) -> Result<JpegInfo> {
 }
 
 /// [`header_info`] without allocating: the reason is a [`Reject`].
-pub fn frame_header(data: &[u8]) -> std::result::Result<JpegInfo, Reject> {
+pub(crate) fn frame_header(data: &[u8]) -> std::result::Result<JpegInfo, Reject> {
     let mut info: Option<JpegInfo> = None;
     for seg in Segments::new(data) {
         let seg = seg?;
@@ -66,7 +66,7 @@ pub fn inspect(data: &[u8]) -> Result<JpegInfo> {
 }
 
 /// [`inspect`] without allocating: the reason is a [`Reject`].
-pub fn inspect_frame(data: &[u8]) -> std::result::Result<JpegInfo, Reject> {
+pub(crate) fn inspect_frame(data: &[u8]) -> std::result::Result<JpegInfo, Reject> {
     let info = frame_header(data)?;
     let mut end = data.len();
     while end > 4 && data[end - 1] == 0 {

@@ -63,7 +63,7 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
 
 /// Lists `videoN` nodes in `dev_dir` (and links to them in `dev_dir/v4l`),
 /// sorted by N. Nodes that cannot be opened are listed with `error` set.
-pub fn list_devices_in(dev_dir: &Path) -> Result<Vec<DeviceInfo>> {
+pub(crate) fn list_devices_in(dev_dir: &Path) -> Result<Vec<DeviceInfo>> {
     let rd = match std::fs::read_dir(dev_dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -255,7 +255,7 @@ pub fn open_source_with_faults(
 /// Checks a frame's bytes against its format: a whole JPEG (see
 /// [`jpeg::inspect`]) for MJPEG, at least `width * height * bytes per pixel`
 /// bytes for raw formats. Damage gives its [`Reject`] reason.
-pub fn validate_frame(
+pub(crate) fn validate_frame(
     format: PixelFormat,
     width: u32,
     height: u32,
@@ -282,7 +282,7 @@ pub(crate) fn grab_from(path: &Path, c: Capture) -> Result<Option<FrameMeta>> {
 }
 
 /// Which implementation [`open_source`] uses for `path`.
-pub fn source_kind(path: &Path) -> Result<SourceKind> {
+pub(crate) fn source_kind(path: &Path) -> Result<SourceKind> {
     use std::os::unix::fs::FileTypeExt;
     if path.starts_with("/dev") {
         return Ok(SourceKind::V4l2);
@@ -426,7 +426,7 @@ impl Default for Backoff {
 
 impl Backoff {
     /// The delay before attempt `n` (0-based) of a reconnect.
-    pub fn delay(&self, n: u32) -> Duration {
+    pub(crate) fn delay(&self, n: u32) -> Duration {
         let mut d = self.initial;
         for _ in 0..n {
             d = d.saturating_mul(self.factor.max(1));
@@ -548,7 +548,7 @@ impl Camera {
     }
 
     /// A camera for `spec` with the real clock and default options.
-    pub fn for_spec(spec: SourceSpec) -> Self {
+    pub(crate) fn for_spec(spec: SourceSpec) -> Self {
         Camera::new(
             Box::new(SpecOpener::new(spec)),
             SystemClock::shared(),
@@ -566,11 +566,6 @@ impl Camera {
     /// The counters so far.
     pub fn stats(&self) -> CameraStats {
         self.stats
-    }
-
-    /// Whether a source is open right now.
-    pub fn is_connected(&self) -> bool {
-        self.source.is_some()
     }
 
     fn stopped(&self) -> bool {

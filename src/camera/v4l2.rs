@@ -24,6 +24,10 @@
 //! stream and unmaps the buffers, logging failures and never panicking.
 //! `Device`'s own `Drop` unwraps `close(2)`, which cannot fail for a V4L2 node:
 //! `close` reports only the file's `flush` result and V4L2 nodes have no `flush`.
+#![allow(
+    unsafe_code,
+    reason = "V4L2 ioctls on kernel structs and the mmap of the capture buffers"
+)]
 
 use std::ffi::c_void;
 use std::io;
@@ -55,7 +59,7 @@ const CAP_STREAMING: u32 = 0x0400_0000;
 /// Maps an errno from a device operation to our error kinds: the ones an
 /// unplug produces (`ENODEV`, `ENXIO`, `EIO`, `ENOENT` for a vanished node,
 /// `ESHUTDOWN`) become [`ErrorKind::DeviceGone`].
-pub fn device_error(op: &str, path: &Path, e: io::Error) -> Error {
+pub(crate) fn device_error(op: &str, path: &Path, e: io::Error) -> Error {
     let kind = match e.raw_os_error() {
         Some(libc::ENODEV | libc::ENXIO | libc::EIO | libc::ENOENT | libc::ESHUTDOWN) => {
             ErrorKind::DeviceGone
@@ -110,7 +114,7 @@ pub(crate) struct Caps {
 }
 
 impl Caps {
-    pub fn can_capture(&self) -> bool {
+    pub(crate) fn can_capture(&self) -> bool {
         self.caps & CAP_VIDEO_CAPTURE != 0 && self.caps & CAP_STREAMING != 0
     }
 }
@@ -170,7 +174,7 @@ pub struct SizeRange {
 
 impl SizeRange {
     /// One discrete size.
-    pub fn discrete(w: u32, h: u32) -> Self {
+    pub(crate) fn discrete(w: u32, h: u32) -> Self {
         SizeRange {
             min_width: w,
             max_width: w,
@@ -182,7 +186,7 @@ impl SizeRange {
     }
 
     /// Whether this is a single size.
-    pub fn is_discrete(&self) -> bool {
+    pub(crate) fn is_discrete(&self) -> bool {
         self.min_width == self.max_width && self.min_height == self.max_height
     }
 
@@ -220,11 +224,11 @@ fn rate(frac: (u32, u32)) -> f64 {
 
 impl IntervalRange {
     /// Fastest rate in frames per second.
-    pub fn max_fps(&self) -> f64 {
+    pub(crate) fn max_fps(&self) -> f64 {
         rate(self.min)
     }
     /// Slowest rate in frames per second.
-    pub fn min_fps(&self) -> f64 {
+    pub(crate) fn min_fps(&self) -> f64 {
         rate(self.max)
     }
 }
@@ -273,7 +277,7 @@ pub(crate) fn frame_intervals(dev: &Device, code: [u8; 4], w: u32, h: u32) -> Ve
 
 /// Picks the format to ask for: the wanted one if offered, else the first
 /// offered in [`PixelFormat::ALL`]'s order of preference.
-pub fn choose_format(offered: &[PixelFormat], want: PixelFormat) -> Option<PixelFormat> {
+pub(crate) fn choose_format(offered: &[PixelFormat], want: PixelFormat) -> Option<PixelFormat> {
     if offered.contains(&want) {
         return Some(want);
     }
@@ -283,7 +287,7 @@ pub fn choose_format(offered: &[PixelFormat], want: PixelFormat) -> Option<Pixel
 /// Picks the frame size to ask for: the wanted size if offered; else the
 /// smallest offered size that covers it in both dimensions (preprocessing
 /// scales down); else the largest offered. No ranges: the wanted size.
-pub fn choose_size(ranges: &[SizeRange], want_w: u32, want_h: u32) -> (u32, u32) {
+pub(crate) fn choose_size(ranges: &[SizeRange], want_w: u32, want_h: u32) -> (u32, u32) {
     let cands: Vec<(u32, u32)> = ranges.iter().map(|r| r.nearest(want_w, want_h)).collect();
     if cands.is_empty() || cands.contains(&(want_w, want_h)) {
         return (want_w, want_h);
@@ -299,7 +303,7 @@ pub fn choose_size(ranges: &[SizeRange], want_w: u32, want_h: u32) -> (u32, u32)
 }
 
 /// `fps` as a frame interval fraction (seconds per frame).
-pub fn fps_to_interval(fps: f64) -> (u32, u32) {
+pub(crate) fn fps_to_interval(fps: f64) -> (u32, u32) {
     if (fps - fps.round()).abs() < 1e-6 && fps >= 1.0 {
         return (1, fps.round() as u32);
     }
@@ -320,7 +324,7 @@ fn gcd(a: u32, b: u32) -> u32 {
 /// need: the slowest offered rate that is at least `fps` (0.5% tolerance, so
 /// 29.97 satisfies 30); if the camera is slower than `fps`, its fastest rate.
 /// A stepwise range yields `fps` itself when it lies inside the range.
-pub fn choose_interval(ranges: &[IntervalRange], fps: f64) -> Option<(u32, u32)> {
+pub(crate) fn choose_interval(ranges: &[IntervalRange], fps: f64) -> Option<(u32, u32)> {
     let want = fps_to_interval(fps);
     let mut cands: Vec<((u32, u32), f64)> = Vec::new();
     for r in ranges {
@@ -653,11 +657,6 @@ impl V4l2Source {
             last_raw_seq: None,
             seq_epoch: 0,
         })
-    }
-
-    /// How long a grab waits for a frame before failing with a timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     fn fail(&self, op: &str, e: io::Error) -> Error {

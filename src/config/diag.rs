@@ -27,7 +27,7 @@ impl Diagnostic {
     /// `FILE:LINE:COL: KIND: message` (`FILE: KIND: message` for a whole
     /// file) on one line: control characters in the path or the message (a
     /// newline in a file name) are escaped as Rust does (`\n`).
-    pub fn with_kind<'a>(&'a self, kind: &'a str) -> impl fmt::Display + 'a {
+    pub(crate) fn with_kind<'a>(&'a self, kind: &'a str) -> impl fmt::Display + 'a {
         Rendered { d: self, kind }
     }
 
@@ -86,7 +86,7 @@ fn one_line(s: String) -> String {
 }
 
 /// `s` with control characters escaped (see [`Diagnostic::with_kind`]).
-pub fn escape_controls(s: &str) -> String {
+pub(crate) fn escape_controls(s: &str) -> String {
     struct E<'a>(&'a str);
     impl fmt::Display for E<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -154,7 +154,7 @@ impl SourceFile {
     }
 
     /// 1-based (line, column) of byte offset `at`, counting columns in characters.
-    pub fn line_col(&self, at: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, at: usize) -> (usize, usize) {
         let mut at = at.min(self.text.len());
         // Step back to a char boundary so slicing cannot panic on odd spans.
         while !self.text.is_char_boundary(at) {
@@ -204,7 +204,7 @@ impl Diagnostics {
     }
 
     /// A problem at a position found earlier.
-    pub fn at_position(&mut self, pos: &Position, msg: impl Into<String>) {
+    pub(crate) fn at_position(&mut self, pos: &Position, msg: impl Into<String>) {
         self.list.push(Diagnostic {
             path: pos.path.clone(),
             line: pos.line,

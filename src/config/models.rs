@@ -30,7 +30,7 @@ use std::path::PathBuf;
 /// Verifies the base network's files and the heads of every app's M-Package,
 /// adding problems to `errors` (and, for packages only disabled apps use, to
 /// `warnings`).
-pub fn verify_models(cfg: &Config, errors: &mut Diagnostics, warnings: &mut Diagnostics) {
+pub(crate) fn verify_models(cfg: &Config, errors: &mut Diagnostics, warnings: &mut Diagnostics) {
     let before = errors.len();
     let manifest = match BaseManifest::load(&cfg.device.base) {
         Ok(m) => m,
@@ -78,7 +78,7 @@ pub fn verify_models(cfg: &Config, errors: &mut Diagnostics, warnings: &mut Diag
 
 /// Verifies the heads of one package against `base` (`labels`: the base's
 /// class names, if they could be read).
-pub fn verify_package(
+pub(crate) fn verify_package(
     pkg: &Package,
     base: &BaseManifest,
     labels: Option<&[String]>,

@@ -142,7 +142,7 @@ fn check_readable(
 }
 
 /// Validates `[output]`.
-pub fn validate(
+pub(crate) fn validate(
     src: &SourceFile,
     base_dir: &Path,
     raw: RawOutput,

@@ -216,7 +216,7 @@ pub fn load_status(dir: &Path) -> Result<Option<Status>> {
 }
 
 /// Resident set size of this process in KiB (0 if unknown).
-pub fn rss_kib() -> u64 {
+pub(crate) fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -229,7 +229,7 @@ pub fn rss_kib() -> u64 {
 }
 
 /// CPU time (user + system) this process has used, in seconds.
-pub fn process_cpu_seconds() -> f64 {
+pub(crate) fn process_cpu_seconds() -> f64 {
     // /proc/self/stat: fields 14 and 15 (utime, stime) in clock ticks, after
     // the parenthesised command name (which may contain spaces).
     let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {

@@ -1,6 +1,7 @@
 //! The two things the service needs from systemd, without libsystemd: the
 //! notification socket (`READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`,
 //! see sd_notify(3)) and signal handling (SIGTERM/SIGINT stop, SIGHUP reload).
+#![allow(unsafe_code, reason = "sigaction(2): installing the signal handlers")]
 
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// Reads `NOTIFY_SOCKET` and `WATCHDOG_USEC` (honouring `WATCHDOG_PID`).
-    pub fn from_env() -> Notifier {
+    pub(crate) fn from_env() -> Notifier {
         let socket = std::env::var_os("NOTIFY_SOCKET").and_then(|p| {
             let bytes = p.as_encoded_bytes();
             let addr = if let Some(name) = bytes.strip_prefix(b"@") {
@@ -40,11 +41,6 @@ impl Notifier {
             log::debug!("systemd notification socket found; watchdog {watchdog:?}");
         }
         Notifier { socket, watchdog }
-    }
-
-    /// Whether systemd listens.
-    pub fn active(&self) -> bool {
-        self.socket.is_some()
     }
 
     /// The watchdog period systemd expects pings within, if enabled.
@@ -76,7 +72,7 @@ extern "C" fn on_signal(sig: nix::libc::c_int) {
 }
 
 /// Installs handlers: SIGTERM and SIGINT request a stop, SIGHUP a reload.
-pub fn install_signal_handlers() -> crate::Result<()> {
+pub(crate) fn install_signal_handlers() -> crate::Result<()> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
@@ -91,18 +87,13 @@ pub fn install_signal_handlers() -> crate::Result<()> {
     Ok(())
 }
 
-/// Whether a stop was requested (by a signal or [`request_stop`]).
-pub fn stop_requested() -> bool {
+/// Whether a stop was requested (by a signal).
+pub(crate) fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
-/// Requests a stop from inside the process.
-pub fn request_stop() {
-    STOP.store(true, Ordering::SeqCst);
-}
-
 /// Takes a pending reload request.
-pub fn take_reload() -> bool {
+pub(crate) fn take_reload() -> bool {
     RELOAD.swap(false, Ordering::SeqCst)
 }
 

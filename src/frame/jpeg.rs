@@ -22,12 +22,12 @@ pub const SOS: u8 = 0xDA;
 pub const DHT: u8 = 0xC4;
 
 /// Whether `m` is a start-of-frame marker (SOF0..SOF15 except DHT, JPG and DAC).
-pub fn is_sof(m: u8) -> bool {
+pub(crate) fn is_sof(m: u8) -> bool {
     (0xC0..=0xCF).contains(&m) && m != DHT && m != 0xC8 && m != 0xCC
 }
 
 /// Markers that stand alone, without a length field (TEM, RST0..RST7).
-pub fn is_standalone(m: u8) -> bool {
+pub(crate) fn is_standalone(m: u8) -> bool {
     m == 0x01 || (0xD0..=0xD7).contains(&m)
 }
 
@@ -64,7 +64,7 @@ pub enum Marker {
 
 /// Reads the marker at `pos` (after any fill bytes) and, for a segment, its
 /// length; checks that the whole segment is inside `data`.
-pub fn marker_at(data: &[u8], pos: usize) -> Marker {
+pub(crate) fn marker_at(data: &[u8], pos: usize) -> Marker {
     if data.get(pos) != Some(&0xFF) {
         return if pos >= data.len() {
             Marker::NeedMore
@@ -182,7 +182,7 @@ impl<'a> Iterator for Segments<'a> {
 
 /// Width and height from a SOF segment's body (`P Y Y X X ...`), if it is long
 /// enough.
-pub fn sof_size(body: &[u8]) -> Option<(u32, u32)> {
+pub(crate) fn sof_size(body: &[u8]) -> Option<(u32, u32)> {
     let b = body.get(..5)?;
     let height = u32::from(u16::from_be_bytes([b[1], b[2]]));
     let width = u32::from(u16::from_be_bytes([b[3], b[4]]));

@@ -24,7 +24,7 @@ use std::time::Duration;
 pub const MAX_DIM: u32 = 8192;
 
 /// Whether `width` x `height` is within the accepted sizes (1..=[`MAX_DIM`] each).
-pub fn size_accepted(width: u32, height: u32) -> bool {
+pub(crate) fn size_accepted(width: u32, height: u32) -> bool {
     (1..=MAX_DIM).contains(&width) && (1..=MAX_DIM).contains(&height)
 }
 
@@ -64,7 +64,7 @@ impl PixelFormat {
     }
 
     /// The format with this FourCC, if we support it. `JPEG` is accepted as MJPEG.
-    pub fn from_fourcc(code: [u8; 4]) -> Option<Self> {
+    pub(crate) fn from_fourcc(code: [u8; 4]) -> Option<Self> {
         match &code {
             b"MJPG" | b"JPEG" => Some(PixelFormat::Mjpeg),
             b"YUYV" => Some(PixelFormat::Yuyv),

@@ -84,7 +84,7 @@ impl InputSpec {
     }
 
     /// The preprocessing parameters (input size and normalisation).
-    pub fn preprocess_spec(&self) -> crate::preprocess::InputSpec {
+    pub(crate) fn preprocess_spec(&self) -> crate::preprocess::InputSpec {
         let dim = |i: usize| self.shape.get(i).copied().unwrap_or(0) as u32;
         crate::preprocess::InputSpec {
             width: dim(3),
@@ -241,7 +241,7 @@ impl BaseManifest {
     }
 
     /// Reads the class names (one per line), checking there are `classes` of them.
-    pub fn load_labels(&self) -> Result<Vec<String>> {
+    pub(crate) fn load_labels(&self) -> Result<Vec<String>> {
         let Some(p) = &self.labels else {
             return Ok((0..self.classes).map(|i| format!("class {i}")).collect());
         };

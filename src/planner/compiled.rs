@@ -97,7 +97,7 @@ pub(crate) struct Compiled {
 
 impl Compiled {
     /// Compiles a validated problem: every option's F1 from the model.
-    pub fn from_problem(p: &Problem) -> Compiled {
+    pub(crate) fn from_problem(p: &Problem) -> Compiled {
         let mut cum_all = Vec::with_capacity(p.segment_costs.len() + 1);
         let mut acc = 0.0;
         cum_all.push(0.0);
@@ -170,7 +170,7 @@ impl Compiled {
     }
 
     /// A copy keeping only the options `keep` accepts.
-    pub fn restrict(&self, keep: impl Fn(&CStream, &CApp, &Opt) -> bool) -> Compiled {
+    pub(crate) fn restrict(&self, keep: impl Fn(&CStream, &CApp, &Opt) -> bool) -> Compiled {
         let mut c = self.clone();
         for a in &mut c.apps {
             let st = &self.streams[a.stream];
@@ -187,7 +187,7 @@ impl Compiled {
     }
 
     /// The options a strategy may use.
-    pub fn for_strategy(&self, strategy: Strategy) -> Compiled {
+    pub(crate) fn for_strategy(&self, strategy: Strategy) -> Compiled {
         let paper = self.fps_grid == FpsGrid::Paper;
         match strategy {
             Strategy::Greedy
@@ -226,7 +226,7 @@ impl Compiled {
 
     /// The better feasible plan of the paper's greedy and [`greedy::seed`]: the
     /// exact search's starting incumbent (a good one prunes much more).
-    pub fn best_seed(&self) -> Option<Vec<usize>> {
+    pub(crate) fn best_seed(&self) -> Option<Vec<usize>> {
         let value = |ch: &[usize]| -> f64 {
             ch.iter()
                 .zip(&self.apps)
@@ -245,7 +245,7 @@ impl Compiled {
     }
 
     /// A copy without the options below each app's `min_f1`.
-    pub fn with_min_f1(&self) -> Compiled {
+    pub(crate) fn with_min_f1(&self) -> Compiled {
         self.restrict(|_, a, o| o.pred >= a.min_f1)
     }
 
@@ -261,7 +261,7 @@ impl Compiled {
     }
 
     /// Total cost of a choice (one option index per app).
-    pub fn cost_of(&self, choice: &[usize]) -> f64 {
+    pub(crate) fn cost_of(&self, choice: &[usize]) -> f64 {
         let mut total = 0.0;
         let mut g = Vec::new();
         for (si, st) in self.streams.iter().enumerate() {
@@ -277,7 +277,7 @@ impl Compiled {
     }
 
     /// Builds the report of a choice: predictions, costs and trees.
-    pub fn build_plan(&self, strategy: Strategy, choice: &[usize], feasible: bool) -> Plan {
+    pub(crate) fn build_plan(&self, strategy: Strategy, choice: &[usize], feasible: bool) -> Plan {
         let mut apps = Vec::with_capacity(self.apps.len());
         for (i, (a, &j)) in self.apps.iter().zip(choice).enumerate() {
             let Some(o) = a.opts.get(j) else { continue };

@@ -27,13 +27,13 @@ pub fn tolerance(budget: f64) -> f64 {
 }
 
 /// Whether `cost` fits `budget` (see [`FIT_TOLERANCE`]).
-pub fn fits(cost: f64, budget: f64) -> bool {
+pub(crate) fn fits(cost: f64, budget: f64) -> bool {
     cost <= budget + tolerance(budget)
 }
 
 /// MAINSTREAM.md's cost formula for one stream, literally: `schedule` holds
 /// (branch point, fps) per app; `lat` the per-frame cost of each segment.
-pub fn schedule_cost(lat: &[f64], schedule: &[(usize, f64)]) -> f64 {
+pub(crate) fn schedule_cost(lat: &[f64], schedule: &[(usize, f64)]) -> f64 {
     let mut points: Vec<usize> = schedule.iter().map(|&(b, _)| b.min(lat.len())).collect();
     points.sort_unstable();
     points.dedup();

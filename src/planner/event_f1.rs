@@ -69,7 +69,7 @@ fn unit(x: f64) -> f64 {
 /// The plain miss rate: probability that an event of `d` stream frames, sampled
 /// every `s` frames at a random phase, yields no positive sample when each sample
 /// is positive with probability `p` and misses are correlated by `c`.
-pub fn miss_rate(p: f64, d: f64, s: f64, c: f64) -> f64 {
+pub(crate) fn miss_rate(p: f64, d: f64, s: f64, c: f64) -> f64 {
     let (p, c) = (unit(p), unit(c));
     let s = if s.is_finite() && s >= 1.0 { s } else { 1.0 };
     let d = if d.is_finite() && d > 0.0 { d } else { 0.0 };
@@ -169,7 +169,7 @@ impl Mat {
 /// The X-voting miss rate: probability that the event yields no run of `x`
 /// consecutive positive samples (see the module docs). `x <= 1` is
 /// [`miss_rate`].
-pub fn miss_rate_voting(p: f64, d: f64, s: f64, c: f64, x: u32) -> f64 {
+pub(crate) fn miss_rate_voting(p: f64, d: f64, s: f64, c: f64, x: u32) -> f64 {
     if x <= 1 {
         return miss_rate(p, d, s, c);
     }
@@ -190,7 +190,12 @@ pub fn miss_rate_voting(p: f64, d: f64, s: f64, c: f64, x: u32) -> f64 {
 }
 
 /// Event length in stream frames and stride for `units`.
-pub fn geometry(event: &EventParams, stream_fps: f64, app_fps: f64, units: Units) -> (f64, f64) {
+pub(crate) fn geometry(
+    event: &EventParams,
+    stream_fps: f64,
+    app_fps: f64,
+    units: Units,
+) -> (f64, f64) {
     let big_f = if stream_fps.is_finite() && stream_fps > 0.0 {
         stream_fps
     } else {
@@ -217,7 +222,7 @@ pub fn geometry(event: &EventParams, stream_fps: f64, app_fps: f64, units: Units
 /// Predicts recall, precision and F1 of an app whose classifier has per-frame
 /// accuracy `accuracy` and false-positive rate `fpr`, sampling a `stream_fps`
 /// stream at `app_fps`. `app_fps <= 0` means the app does not run (all zero).
-pub fn predict(
+pub(crate) fn predict(
     accuracy: f64,
     fpr: f64,
     event: &EventParams,

@@ -8,7 +8,9 @@
 //! the paper's simulation results that [`simulate`](super::simulate)
 //! reproduces.
 
-use super::{AppSpec, CurvePoint, EventParams, FpsGrid, Problem, StreamSpec, Units};
+use super::CurvePoint;
+#[cfg(test)]
+use super::{AppSpec, EventParams, FpsGrid, Problem, StreamSpec, Units};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +109,8 @@ pub fn monotone(points: &[CurvePoint]) -> Vec<CurvePoint> {
 /// budget 400, branch points {1, 10, 21, 30, 40}, FPR 0.1, L = 5000 ms,
 /// phi = 0.3, c = 0.1, code-compatible units. Their greedy reaches a mean loss
 /// (1 - F1) of 0.129.
-pub fn test_vector() -> Problem {
+#[cfg(test)]
+pub(crate) fn test_vector() -> Problem {
     let branches = [1usize, 10, 21, 30, 40];
     let accs: [[f64; 5]; 3] = [
         [1.0, 0.8, 0.6, 0.6, 0.2],

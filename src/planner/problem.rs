@@ -229,7 +229,7 @@ fn in_unit(x: f64) -> bool {
 
 impl Problem {
     /// Checks every field; the error message names the offending item.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let n = self.segment_costs.len();
         check(n > 0 && n <= MAX_SEGMENTS, || {
             format!("planner: the base network needs 1..={MAX_SEGMENTS} segment costs, got {n}")

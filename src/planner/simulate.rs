@@ -29,7 +29,7 @@ pub struct SimPoint {
 }
 
 /// The paper's points: budget 150 for 2, 5, 10, 25 apps; 3 apps at 50..300.
-pub fn paper_points() -> Vec<SimPoint> {
+pub(crate) fn paper_points() -> Vec<SimPoint> {
     paper::RESULTS
         .iter()
         .map(|r| SimPoint {
@@ -95,7 +95,7 @@ impl SimOptions {
     }
 
     /// The same with physical units.
-    pub fn physical_greedy() -> SimOptions {
+    pub(crate) fn physical_greedy() -> SimOptions {
         SimOptions {
             name: "physical units, greedy".into(),
             units: Units::Physical,

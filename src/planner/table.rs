@@ -297,7 +297,7 @@ impl PlannerTable {
     }
 
     /// Admission control on the table's apps for `budget`.
-    pub fn admit(&self, budget: f64) -> Result<super::Admission> {
+    pub(crate) fn admit(&self, budget: f64) -> Result<super::Admission> {
         self.compiled(budget)?.admit()
     }
 }

@@ -27,6 +27,10 @@
 //! wrong restart marker, or with coefficients beyond the block is a
 //! [`BadFrame`](crate::error::ErrorKind::BadFrame). A frame with a few flipped bits
 //! that still decodes is decoded (as by every JPEG decoder).
+#![allow(
+    unsafe_code,
+    reason = "calls its AVX2 and SSE4.1 builds after detecting the CPU features"
+)]
 
 use super::Isa;
 use crate::frame::jpeg::{Segments, SOS};

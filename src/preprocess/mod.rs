@@ -254,18 +254,13 @@ impl Preprocessor {
         })
     }
 
-    /// The network input this preprocessor produces.
-    pub fn input_spec(&self) -> &InputSpec {
-        &self.spec
-    }
-
     /// The frame format it reads.
     pub fn format(&self) -> PixelFormat {
         self.format
     }
 
     /// The frame size it reads, `(width, height)`.
-    pub fn source_size(&self) -> (u32, u32) {
+    pub(crate) fn source_size(&self) -> (u32, u32) {
         (self.src_width as u32, self.src_height as u32)
     }
 
@@ -358,6 +353,10 @@ impl Preprocessor {
 
     /// Resizes one frame, handing each finished output row (interleaved, 8-bit) to
     /// `emit(y, row)`, with the pipeline compiled for the detected instruction set.
+    #[allow(
+        unsafe_code,
+        reason = "calls the AVX2 and SSE4.1 builds after detecting the CPU features"
+    )]
     fn process(&mut self, frame: &[u8], emit: impl FnMut(usize, &[u8])) -> Result<(), Reject> {
         match self.isa {
             #[cfg(target_arch = "x86_64")]

@@ -1,6 +1,4 @@
 //! What the tests that run the real binary on the real models share.
-// Each test binary uses a subset of these helpers.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,6 +6,28 @@ use std::process::Command;
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `rel` under the repository root.
+pub fn repo(rel: &str) -> PathBuf {
+    root().join(rel)
+}
+
+/// A camera fixture, `tests/fixtures/camera/NAME`.
+pub fn camera_fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/camera").join(name)
+}
+
+/// The real MobileNetV2 base, loaded once for every test of the binary.
+pub fn base() -> &'static mainstream::model::net::Base {
+    static BASE: std::sync::OnceLock<mainstream::model::net::Base> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let m = mainstream::model::manifest::BaseManifest::load(
+            &root().join("models/mobilenet_v2/manifest.toml"),
+        )
+        .unwrap();
+        mainstream::model::net::Base::load(m).unwrap()
+    })
 }
 
 /// The binary under test (`MAINSTREAM_BIN` runs another build, e.g. the
@@ -78,4 +98,21 @@ pub fn shared_profile() -> &'static Path {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         dir.join("state/profile.bin")
     })
+}
+
+/// `mainstream status --json --config DIR/config.toml`, which must succeed,
+/// parsed.
+pub fn status_json(dir: &Path) -> serde_json::Value {
+    let out = Command::new(bin())
+        .args(["status", "--json", "--config"])
+        .arg(dir.join("config.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -94,7 +94,7 @@ pub fn load_status(dir: &Path) -> Result<Option<MqttStatus>> {
 }
 
 /// One line for `mainstream status`.
-pub fn status_text(m: &MqttStatus, now_unix_ms: u64) -> String {
+pub(crate) fn status_text(m: &MqttStatus, now_unix_ms: u64) -> String {
     let ago = now_unix_ms.saturating_sub(m.since_unix_ms) / 1000;
     let mut s = if m.connected {
         format!("mqtt: connected to {} for {ago} s", m.broker)
@@ -188,7 +188,7 @@ impl Output {
     }
 
     /// Writes the live status file (no fsync: rewritten every second).
-    pub fn write_status(&self, dir: &Path) {
+    pub(crate) fn write_status(&self, dir: &Path) {
         let s = self.status();
         let path = dir.join(STATUS_FILE);
         let tmp = dir.join(".mqtt.status.tmp");

@@ -612,7 +612,9 @@ impl Publisher {
 
 /// A rustls client configuration trusting the CAs in `ca_file`, with the
 /// `ring` crypto provider.
-pub fn tls_config(ca_file: &std::path::Path) -> std::result::Result<rustls::ClientConfig, String> {
+pub(crate) fn tls_config(
+    ca_file: &std::path::Path,
+) -> std::result::Result<rustls::ClientConfig, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();

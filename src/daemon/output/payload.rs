@@ -17,22 +17,22 @@ use crate::daemon::events::{self, Event, Opened};
 pub use crate::daemon::events::event_id;
 
 /// `PREFIX/status`.
-pub fn status_topic(m: &Mqtt) -> String {
+pub(crate) fn status_topic(m: &Mqtt) -> String {
     format!("{}/status", m.topic_prefix)
 }
 
 /// `PREFIX/CAMERA/APP/LEAF`.
-pub fn app_topic(m: &Mqtt, camera: &str, app: &str, leaf: &str) -> String {
+pub(crate) fn app_topic(m: &Mqtt, camera: &str, app: &str, leaf: &str) -> String {
     format!("{}/{camera}/{app}/{leaf}", m.topic_prefix)
 }
 
 /// The body on `.../event`: the stdout line (which carries the id).
-pub fn event_body(ev: &Event) -> String {
+pub(crate) fn event_body(ev: &Event) -> String {
     events::event_json(ev)
 }
 
 /// The body on `.../event_start`.
-pub fn opened_body(camera: &str, app: &str, o: &Opened) -> String {
+pub(crate) fn opened_body(camera: &str, app: &str, o: &Opened) -> String {
     events::opened_json(app, camera, o)
 }
 
@@ -50,7 +50,7 @@ fn ha_id(s: &str) -> String {
 }
 
 /// The discovery topic of one app's binary sensor.
-pub fn discovery_topic(m: &Mqtt, prefix: &str, camera: &str, app: &str) -> String {
+pub(crate) fn discovery_topic(m: &Mqtt, prefix: &str, camera: &str, app: &str) -> String {
     format!(
         "{prefix}/binary_sensor/{}/{}_{}/config",
         ha_id(&m.client_id),
@@ -62,7 +62,7 @@ pub fn discovery_topic(m: &Mqtt, prefix: &str, camera: &str, app: &str) -> Strin
 /// The discovery body of one app's binary sensor: on while the app has an
 /// event open, attributes from its last event, unavailable while the box is
 /// offline.
-pub fn discovery_body(m: &Mqtt, camera: &str, app: &str) -> String {
+pub(crate) fn discovery_body(m: &Mqtt, camera: &str, app: &str) -> String {
     let node = ha_id(&m.client_id);
     serde_json::json!({
         "name": format!("{app} ({camera})"),

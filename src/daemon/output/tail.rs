@@ -217,7 +217,7 @@ impl Tail {
     /// Goes back to `c` (a cursor this reader returned, in the file it
     /// reads), after a connection was lost with events unacknowledged.
     /// A cursor in another file reopens the log from it.
-    pub fn rewind(&mut self, c: Cursor, end: End) -> Result<()> {
+    pub(crate) fn rewind(&mut self, c: Cursor, end: End) -> Result<()> {
         if c.inode == self.inode {
             self.pos = c.offset;
             self.index = c.index;
@@ -326,7 +326,7 @@ impl Tail {
 }
 
 /// The log file a state directory's service appends to.
-pub fn log_path(state_dir: &Path) -> PathBuf {
+pub(crate) fn log_path(state_dir: &Path) -> PathBuf {
     state_dir.join(eventlog::FILE)
 }
 

@@ -1,0 +1,412 @@
+//! The 3x3 depthwise convolution kernel (padding 1, stride 1 or 2) over
+//! zero-padded phase planes, vectorised by the compiler (AVX2 where the CPU
+//! has it, chosen at run time).
+//!
+//! tract 0.23.9's x86_64 depthwise kernel is vectorised only along output
+//! rows at stride 1 and at least 32 points wide; stride-2 layers and the
+//! 14x14 and 7x7 planes run its scalar loop (0.6-6 GFLOP/s, half of a
+//! MobileNetV2 frame; docs/engine.md). This kernel copies each channel into
+//! `stride x stride` zero-padded phase planes (row and column phase: at
+//! stride 2 the copy de-interleaves rows and columns), so that every tap is
+//! one contiguous multiply-add over a flattened block of output rows and
+//! only the kept outputs are computed. Channels are split over tract's
+//! executor when it has threads. Its scratch is per thread, allocated once.
+//!
+//! Arithmetic per output point is tract's: the bias, then one multiply and
+//! one add per tap in row-major order (no fused multiply-add); the logits
+//! are bit-identical to tract's own kernel. Padding taps add `w * 0.0`,
+//! which leaves every finite sum unchanged.
+#![allow(
+    unsafe_code,
+    reason = "calls its AVX2 build after detection; uninitialised outputs it fully writes"
+)]
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+
+/// Output points computed per block (the block's accumulator stays in L1).
+const BLOCK_POINTS: usize = 2048;
+
+thread_local! {
+    /// Per-thread scratch: the phase planes, then one block's
+    /// accumulator. Kept around to re-use the backing allocation.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One depthwise layer's taps, biases and geometry.
+#[derive(Debug, Clone)]
+pub(crate) struct Depthwise3x3 {
+    /// Channels.
+    c: usize,
+    /// Input height and width.
+    h: usize,
+    w: usize,
+    /// 1 or 2.
+    stride: usize,
+    /// A fused `min(max(x, lo), hi)` (ReLU6) on the output.
+    clamp: Option<(f32, f32)>,
+    /// `c * 9` taps, row-major per channel.
+    kernel: Vec<f32>,
+    /// `c` biases.
+    bias: Vec<f32>,
+}
+
+/// Bitwise equality (tract's op equality is `Eq`; weights are compared by bits).
+impl PartialEq for Depthwise3x3 {
+    fn eq(&self, o: &Self) -> bool {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let clamp = |c: Option<(f32, f32)>| c.map(|(a, b)| (a.to_bits(), b.to_bits()));
+        (self.c, self.h, self.w, self.stride) == (o.c, o.h, o.w, o.stride)
+            && clamp(self.clamp) == clamp(o.clamp)
+            && bits(&self.kernel) == bits(&o.kernel)
+            && bits(&self.bias) == bits(&o.bias)
+    }
+}
+
+impl Eq for Depthwise3x3 {}
+
+impl Depthwise3x3 {
+    /// The kernel for `c` channels of `h x w` at `stride` (1 or 2) with
+    /// `kernel` (`c * 9` taps, row-major per channel) and `bias` (`c`).
+    /// `None` if the sizes do not fit together.
+    pub(crate) fn new(
+        (c, h, w): (usize, usize, usize),
+        stride: usize,
+        kernel: Vec<f32>,
+        bias: Vec<f32>,
+    ) -> Option<Depthwise3x3> {
+        let fits = c > 0
+            && h > 0
+            && w > 0
+            && (stride == 1 || stride == 2)
+            && Some(kernel.len()) == c.checked_mul(9)
+            && bias.len() == c;
+        fits.then_some(Depthwise3x3 {
+            c,
+            h,
+            w,
+            stride,
+            clamp: None,
+            kernel,
+            bias,
+        })
+    }
+
+    /// The same kernel with a clamp on the output.
+    pub(crate) fn with_clamp(self, lo: f32, hi: f32) -> Depthwise3x3 {
+        Depthwise3x3 {
+            clamp: Some((lo, hi)),
+            ..self
+        }
+    }
+
+    /// Channels.
+    pub(crate) fn channels(&self) -> usize {
+        self.c
+    }
+
+    /// Input height and width.
+    pub(crate) fn in_hw(&self) -> (usize, usize) {
+        (self.h, self.w)
+    }
+
+    /// `c: .. input: HxW stride: .. clamp: ..` for the op's description.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "c: {} input: {}x{} stride: {} clamp: {:?}",
+            self.c, self.h, self.w, self.stride, self.clamp
+        )
+    }
+
+    /// Output height and width.
+    pub(crate) fn out_hw(&self) -> (usize, usize) {
+        // Padding 1 each side, kernel 3: (n + 2 - 3) / s + 1.
+        (
+            (self.h - 1) / self.stride + 1,
+            (self.w - 1) / self.stride + 1,
+        )
+    }
+
+    /// A new tensor of `shape` (`c * oh * ow` elements) holding the output
+    /// for `input` (`c * h * w`).
+    pub(crate) fn compute_new(&self, input: &[f32], shape: &[usize]) -> TractResult<Tensor> {
+        let (oh, ow) = self.out_hw();
+        ensure!(shape.iter().product::<usize>() == self.c * oh * ow);
+        // SAFETY: `run` writes every element of every output plane (each
+        // channel's `oh x ow` points) before anything reads them, or fails
+        // before returning the tensor.
+        let mut out = unsafe { Tensor::uninitialized::<f32>(shape)? };
+        self.run(input, out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?)?;
+        Ok(out)
+    }
+
+    /// Row-phase plane geometry: (rows, row pitch, plane length with slack).
+    fn planes_geo(&self) -> (usize, usize, usize) {
+        let (oh, ow) = self.out_hw();
+        // Taps reach 2 / stride rows and columns past an output's own.
+        let reach = 2 / self.stride;
+        let (ph, pw) = (oh + reach, ow + reach);
+        // Slack: a block's taps read up to 2 rows + 2 points past its end.
+        (ph, pw, ph * pw + 2 * pw + 2)
+    }
+
+    /// One channel: `input` is its `h x w` plane, `output` its `oh x ow`
+    /// plane. `planes` (`stride * stride` phase planes of the
+    /// zero-padded input) must be zero wherever this function does not
+    /// write, which it never changes: pass the same zeroed buffer for
+    /// every channel. `acc` holds one block of points (rows of `pw`, the
+    /// last `pw - ow` of each junk).
+    #[inline(always)]
+    fn channel(
+        &self,
+        ch: usize,
+        input: &[f32],
+        output: &mut [f32],
+        planes: &mut [f32],
+        acc: &mut [f32],
+    ) {
+        let s = self.stride;
+        let (oh, ow) = self.out_hw();
+        let (ph, pw, plane) = self.planes_geo();
+        // Plane (ry, rx) holds padded pixel (s*r + ry, s*c + rx) at
+        // r * pw + c; padded pixel (py, px) is input pixel (py - 1,
+        // px - 1). At stride 2 the columns are de-interleaved here, so
+        // every tap below reads contiguous points and only the kept
+        // outputs are computed.
+        let w = self.w;
+        for ry in 0..s {
+            // Planes (ry, 0) and (ry, 1) (only the first at stride 1).
+            let (p0, p1) = planes[ry * s * plane..][..s * plane].split_at_mut(plane);
+            for r in 0..ph {
+                let py = s * r + ry;
+                if py == 0 || py > self.h {
+                    continue;
+                }
+                let src = &input[(py - 1) * w..][..w];
+                if s == 1 {
+                    p0[r * pw + 1..][..w].copy_from_slice(src);
+                    continue;
+                }
+                // Input column 2i is padded column 2i + 1: plane
+                // (ry, 1), c = i; column 2i + 1 is padded 2i + 2: plane
+                // (ry, 0), c = i + 1. (Written as a zip over pairs so
+                // that the compiler vectorises the de-interleave.)
+                let even = &mut p1[r * pw..][..w.div_ceil(2)];
+                let odd = &mut p0[r * pw + 1..][..w / 2];
+                for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(src.chunks_exact(2)) {
+                    *e = pair[0];
+                    *o = pair[1];
+                }
+                if w % 2 == 1 {
+                    even[w / 2] = src[w - 1];
+                }
+            }
+        }
+        let t = &self.kernel[ch * 9..][..9];
+        let bias = self.bias[ch];
+        let rows_per_block = acc.len() / pw;
+        let mut oy = 0;
+        while oy < oh {
+            let rows = rows_per_block.min(oh - oy);
+            let n = rows * pw;
+            // Point i = r * pw + x of the block (output column x when
+            // x < ow, junk otherwise) reads tap (ky, kx) at offset
+            // (oy + r + ky / s) * pw + x + kx / s of plane (ky % s, kx % s).
+            let src = |ky: usize, kx: usize| {
+                let p = &planes[((ky % s) * s + kx % s) * plane..][..plane];
+                &p[(oy + ky / s) * pw + kx / s..][..n]
+            };
+            let (s0, s1, s2) = (src(0, 0), src(0, 1), src(0, 2));
+            let (s3, s4, s5) = (src(1, 0), src(1, 1), src(1, 2));
+            let (s6, s7, s8) = (src(2, 0), src(2, 1), src(2, 2));
+            let acc = &mut acc[..n];
+            for i in 0..n {
+                let mut v = bias;
+                v += t[0] * s0[i];
+                v += t[1] * s1[i];
+                v += t[2] * s2[i];
+                v += t[3] * s3[i];
+                v += t[4] * s4[i];
+                v += t[5] * s5[i];
+                v += t[6] * s6[i];
+                v += t[7] * s7[i];
+                v += t[8] * s8[i];
+                acc[i] = v;
+            }
+            let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+            for r in 0..rows {
+                let dst = &mut output[(oy + r) * ow..][..ow];
+                for (o, a) in dst.iter_mut().zip(&acc[r * pw..][..ow]) {
+                    *o = a.max(lo).min(hi);
+                }
+            }
+            oy += rows;
+        }
+    }
+
+    /// Scratch lengths: the phase planes, one block's accumulator.
+    fn scratch_lens(&self) -> (usize, usize) {
+        let (_, pw, plane) = self.planes_geo();
+        (
+            plane * self.stride * self.stride,
+            (BLOCK_POINTS / pw).max(1) * pw,
+        )
+    }
+
+    #[inline(always)]
+    /// Channels `first..` (as many as `output` holds planes for).
+    /// `planes` must be zero (`channel` keeps it so outside what it
+    /// writes); both scratch slices have the lengths of `scratch_lens`.
+    fn run_channels(
+        &self,
+        input: &[f32],
+        first: usize,
+        output: &mut [f32],
+        planes: &mut [f32],
+        acc: &mut [f32],
+    ) {
+        let (oh, ow) = self.out_hw();
+        for (i, out) in output.chunks_exact_mut(oh * ow).enumerate() {
+            let ch = first + i;
+            self.channel(
+                ch,
+                &input[ch * self.h * self.w..][..self.h * self.w],
+                out,
+                planes,
+                acc,
+            );
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_channels_avx2(
+        &self,
+        input: &[f32],
+        first: usize,
+        output: &mut [f32],
+        planes: &mut [f32],
+        acc: &mut [f32],
+    ) {
+        self.run_channels(input, first, output, planes, acc)
+    }
+
+    /// All channels; split across tract's executor when it has threads
+    /// (`multithread-mm`), inline otherwise.
+    fn run(&self, input: &[f32], output: &mut [f32]) -> TractResult<()> {
+        let (oh, ow) = self.out_hw();
+        ensure!(input.len() == self.c * self.h * self.w && output.len() == self.c * oh * ow);
+        let total = output.len();
+        let (planes_len, acc_len) = self.scratch_lens();
+        tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
+            output,
+            oh * ow,
+            total,
+            |first, chunk| {
+                SCRATCH.with_borrow_mut(|scratch| {
+                    // Grows to the largest layer once per thread, then is
+                    // reused: no allocation per frame.
+                    if scratch.len() < planes_len + acc_len {
+                        scratch.resize(planes_len + acc_len, 0.0);
+                    }
+                    let (planes, rest) = scratch.split_at_mut(planes_len);
+                    let acc = &mut rest[..acc_len];
+                    // An earlier layer of another geometry may have left
+                    // values anywhere.
+                    planes.fill(0.0);
+                    // (The kernels are called from here, not from inside a
+                    // closure of theirs: closures do not inherit
+                    // `target_feature`.)
+                    #[cfg(target_arch = "x86_64")]
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        // SAFETY: the CPU has AVX2 (checked just above).
+                        unsafe { self.run_channels_avx2(input, first, chunk, planes, acc) };
+                        return Ok(());
+                    }
+                    self.run_channels(input, first, chunk, planes, acc);
+                    Ok(())
+                })
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3x3 depthwise convolution, padding 1, by its definition, in
+    /// the op's order of operations (bias, then taps row-major).
+    fn reference(op: &Depthwise3x3, x: &[f32]) -> Vec<f32> {
+        let (oh, ow) = op.out_hw();
+        let (h, w, s) = (op.h as isize, op.w as isize, op.stride as isize);
+        let mut out = Vec::with_capacity(op.c * oh * ow);
+        for c in 0..op.c {
+            for oy in 0..oh as isize {
+                for ox in 0..ow as isize {
+                    let mut v = op.bias[c];
+                    for ky in 0..3isize {
+                        for kx in 0..3isize {
+                            let (iy, ix) = (s * oy + ky - 1, s * ox + kx - 1);
+                            if (0..h).contains(&iy) && (0..w).contains(&ix) {
+                                let xv = x[c * op.h * op.w + (iy * w + ix) as usize];
+                                v += op.kernel[c * 9 + (ky * 3 + kx) as usize] * xv;
+                            }
+                        }
+                    }
+                    if let Some((lo, hi)) = op.clamp {
+                        v = v.max(lo).min(hi);
+                    }
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_definition_at_both_strides_on_odd_and_tiny_planes() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        // (c, h, w, stride, clamp): odd and even widths and heights,
+        // single rows and columns, MobileNetV2's 7x7 and a 112-wide row.
+        let cases = [
+            (3, 7, 7, 2, None),
+            (2, 5, 8, 2, Some((0.0, 0.5))),
+            (4, 9, 1, 2, None),
+            (2, 1, 9, 2, None),
+            (3, 1, 1, 1, None),
+            (5, 14, 13, 1, Some((0.0, 6.0))),
+            (2, 3, 112, 2, None),
+            (6, 7, 7, 1, None),
+            (3, 15, 14, 2, Some((-0.25, 0.25))),
+        ];
+        for (c, h, w, stride, clamp) in cases {
+            let op = Depthwise3x3 {
+                c,
+                h,
+                w,
+                stride,
+                clamp,
+                kernel: (0..c * 9).map(|_| next()).collect(),
+                bias: (0..c).map(|_| next()).collect(),
+            };
+            let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
+            let (oh, ow) = op.out_hw();
+            let mut got = vec![f32::NAN; c * oh * ow];
+            op.run(&x, &mut got).expect("single-threaded run");
+            let want = reference(&op, &x);
+            for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - e).abs() <= 1e-6,
+                    "{c}x{h}x{w} stride {stride}: output {i}: got {g}, want {e}"
+                );
+            }
+        }
+    }
+}

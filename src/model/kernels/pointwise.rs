@@ -1,0 +1,765 @@
+//! The pointwise (1x1 convolution) kernel: `out = clamp(W * X + b [+ out])`
+//! for one image, `W` packed once into panels, `X` read in place.
+//!
+//! For one image (NCHW, batch 1, `f32`) a 1x1 convolution is the matrix
+//! product `out[co, p] = bias[co] + sum_ci W[co, ci] * X[ci, p]`, `p` running
+//! over the `h * w` pixels. tract packs `X` into its kernel's panel layout on
+//! every frame and runs it at ~60 GFLOP/s on the layer shapes of MobileNetV2
+//! (docs/engine.md). This kernel packs the weights once, when it is built,
+//! and reads `X` in place: every row of `X` is contiguous along `p`, so one
+//! microkernel tile loads three 16-lane vectors of a row per step and
+//! multiplies them by 8 broadcast weights (24 accumulators in registers,
+//! AVX-512F; the last tile of a row is masked, so every shape is exact).
+//! Pixels are processed in blocks whose slice of `X` stays in L2 while every
+//! panel of 8 output channels passes over it. Planes under 64 pixels
+//! (MobileNetV2's 7x7) with whole vectors of output channels use a
+//! transposed tile instead: 48 output channels x 8 pixels, vectors along
+//! the channels, results scattered, so no lane idles at the plane's edge.
+//!
+//! A clamp (ReLU6) and a residual (added in place into `out`) are applied
+//! in the tile, before the store.
+//!
+//! Arithmetic differs from tract's in the order of the sum (fused
+//! multiply-adds, bias first); the logits stay within 1e-4 of tract's
+//! (docs/engine.md, "Checks"). Only x86_64 with AVX-512F runs the SIMD
+//! tiles ([`available`]); the portable rows exist for any other CPU the op
+//! might ever be evaluated on.
+// The AVX-512F tiles take raw pointers, and the output tensor is allocated
+// uninitialised because the kernel writes every element.
+#![allow(
+    unsafe_code,
+    reason = "AVX-512F intrinsics on raw pointers; uninitialised outputs it fully writes"
+)]
+
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+
+/// Output channels per weight panel: the rows of one microkernel tile.
+const MR: usize = 8;
+/// Pixels per full microkernel tile (three 16-lane vectors).
+#[cfg(target_arch = "x86_64")]
+const NR: usize = 48;
+/// Bytes of `X` one block of pixels may occupy (about a quarter of Zen 4's
+/// L2, leaving room for the weights and the output tiles).
+#[cfg(target_arch = "x86_64")]
+const BLOCK_BYTES: usize = 256 * 1024;
+/// Planes smaller than this (MobileNetV2's 7x7 = 49 pixels) use the
+/// transposed kernel when `co` is a multiple of 16: vectors along output
+/// channels instead of pixels, so no lane is idle at the plane's edge.
+const TRANSPOSED_BELOW: usize = 64;
+
+/// Whether this CPU runs the SIMD tiles (x86_64 with AVX-512F). The rules
+/// install the op nowhere else.
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The packed weights and biases of one 1x1 convolution (`ci` input
+/// channels, `co` output channels, `p` pixels), with its fused clamp and
+/// residual. The lengths of `packed` and `bias` are what the unsafe tiles
+/// rely on, so the fields are private and set only by [`PackedGemm::new`].
+#[derive(Debug, Clone)]
+pub(crate) struct PackedGemm {
+    /// Input channels (the sum's length).
+    ci: usize,
+    /// Output channels.
+    co: usize,
+    /// Pixels per channel.
+    p: usize,
+    /// A fused `min(max(x, lo), hi)` applied last.
+    clamp: Option<(f32, f32)>,
+    /// Whether `out` holds a residual on entry, added before the clamp.
+    residual: bool,
+    /// Output channels per weight panel: [`MR`], or 16 for the transposed
+    /// kernel (one vector of output channels).
+    mr: usize,
+    /// Weights in panels of `mr` output channels: `W[q * mr + r, k]` at
+    /// `(q * ci + k) * mr + r`; rows past `co` are zero.
+    packed: Arc<Vec<f32>>,
+    /// Biases, zero-padded to whole panels.
+    bias: Arc<Vec<f32>>,
+}
+
+/// Bitwise equality (tract's op equality is `Eq`; weights compared by bits).
+impl PartialEq for PackedGemm {
+    fn eq(&self, o: &Self) -> bool {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let clamp = |c: Option<(f32, f32)>| c.map(|(a, b)| (a.to_bits(), b.to_bits()));
+        (self.ci, self.co, self.p, self.residual, self.mr) == (o.ci, o.co, o.p, o.residual, o.mr)
+            && clamp(self.clamp) == clamp(o.clamp)
+            && bits(&self.packed) == bits(&o.packed)
+            && bits(&self.bias) == bits(&o.bias)
+    }
+}
+
+impl Eq for PackedGemm {}
+
+impl PackedGemm {
+    /// The kernel for `weights` (`co x ci`, row-major) and `bias` (`co`, or
+    /// empty for none) on `p` pixels. `None` if a size is zero or the
+    /// lengths do not fit together.
+    pub(crate) fn new(
+        ci: usize,
+        co: usize,
+        p: usize,
+        weights: &[f32],
+        bias: &[f32],
+    ) -> Option<PackedGemm> {
+        if ci == 0
+            || co == 0
+            || p == 0
+            || weights.len() != co.checked_mul(ci)?
+            || !(bias.is_empty() || bias.len() == co)
+        {
+            return None;
+        }
+        let mr = if p < TRANSPOSED_BELOW && co.is_multiple_of(16) {
+            16
+        } else {
+            MR
+        };
+        let panels = co.div_ceil(mr);
+        let mut packed = vec![0f32; panels * mr * ci];
+        for (o, row) in weights.chunks_exact(ci).enumerate() {
+            let (q, r) = (o / mr, o % mr);
+            for (k, &w) in row.iter().enumerate() {
+                packed[(q * ci + k) * mr + r] = w;
+            }
+        }
+        let mut padded_bias = vec![0f32; panels * mr];
+        padded_bias[..bias.len()].copy_from_slice(bias);
+        Some(PackedGemm {
+            ci,
+            co,
+            p,
+            clamp: None,
+            residual: false,
+            mr,
+            packed: Arc::new(packed),
+            bias: Arc::new(padded_bias),
+        })
+    }
+
+    /// The same kernel with a clamp applied last.
+    pub(crate) fn with_clamp(self, lo: f32, hi: f32) -> PackedGemm {
+        PackedGemm {
+            clamp: Some((lo, hi)),
+            ..self
+        }
+    }
+
+    /// The same kernel adding the residual that `out` holds on entry, before
+    /// the clamp.
+    pub(crate) fn with_residual(self) -> PackedGemm {
+        PackedGemm {
+            residual: true,
+            ..self
+        }
+    }
+
+    /// Sets the `co` biases to `bias` (a following `Add` folded in); false,
+    /// changing nothing, if `bias` is not `co` long.
+    pub(crate) fn set_bias(&mut self, bias: &[f32]) -> bool {
+        if bias.len() != self.co {
+            return false;
+        }
+        Arc::make_mut(&mut self.bias)[..self.co].copy_from_slice(bias);
+        true
+    }
+
+    /// Input channels.
+    pub(crate) fn ci(&self) -> usize {
+        self.ci
+    }
+
+    /// Output channels.
+    pub(crate) fn co(&self) -> usize {
+        self.co
+    }
+
+    /// Pixels per channel.
+    pub(crate) fn pixels(&self) -> usize {
+        self.p
+    }
+
+    /// The fused clamp, if any.
+    pub(crate) fn clamp(&self) -> Option<(f32, f32)> {
+        self.clamp
+    }
+
+    /// Whether a residual is added.
+    pub(crate) fn residual(&self) -> bool {
+        self.residual
+    }
+
+    /// A new tensor of `shape` (`co * p` elements) holding the output for
+    /// `x` (`ci * p`); for a kernel without a residual.
+    pub(crate) fn compute_new(&self, x: &[f32], shape: &[usize]) -> TractResult<Tensor> {
+        ensure!(!self.residual && shape.iter().product::<usize>() == self.co * self.p);
+        // SAFETY: `compute` writes every element of `out` (every row, every
+        // pixel) before anything reads it, or fails before returning it.
+        let mut out = unsafe { Tensor::uninitialized::<f32>(shape)? };
+        self.compute(x, out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?)?;
+        Ok(out)
+    }
+    /// Computes the output: `out` holds the residual on entry if the op has
+    /// one (it is added in place), anything otherwise; it is fully written.
+    /// `x.len()` must be `ci * p` and `out.len()` `co * p` (checked).
+    pub(crate) fn compute(&self, x: &[f32], out: &mut [f32]) -> TractResult<()> {
+        ensure!(x.len() == self.ci * self.p && out.len() == self.co * self.p);
+        let p = self.p;
+        // Whole panels per chunk when the executor splits the work; one chunk
+        // when the last panel is partial.
+        let rows_per_chunk = if self.co.is_multiple_of(self.mr) {
+            self.mr
+        } else {
+            self.co
+        };
+        let total = out.len() * self.ci;
+        tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
+            out,
+            rows_per_chunk * p,
+            total,
+            |first, chunk| {
+                let first_row = first * rows_per_chunk;
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked just above); the
+                    // slice lengths were checked at the top of `compute` and
+                    // `chunk` is whole rows starting at a panel boundary.
+                    unsafe {
+                        if self.mr == 16 {
+                            self.rows_avx512_transposed(x, first_row, chunk)
+                        } else {
+                            self.rows_avx512(x, first_row, chunk)
+                        }
+                    };
+                    return Ok(());
+                }
+                self.rows_portable(x, first_row, chunk);
+                Ok(())
+            },
+        )
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    /// Pixels per block: the block's slice of `X` fits in [`BLOCK_BYTES`],
+    /// blocks are whole tiles except the last.
+    fn block_pixels(&self) -> usize {
+        let bytes = self.ci * self.p * 4;
+        let blocks = bytes.div_ceil(BLOCK_BYTES).max(1);
+        self.p.div_ceil(blocks).div_ceil(NR) * NR
+    }
+
+    /// Output rows `first_row..first_row + out.len() / p` in plain Rust
+    /// (any CPU; bias, then the input channels in order like the SIMD
+    /// kernel, but without fused multiply-adds and with the residual added
+    /// first, so results differ from it by rounding).
+    fn rows_portable(&self, x: &[f32], first_row: usize, out: &mut [f32]) {
+        let (ci, p) = (self.ci, self.p);
+        for (i, o) in out.chunks_exact_mut(p).enumerate() {
+            let row = first_row + i;
+            let (q, r) = (row / self.mr, row % self.mr);
+            let b = self.bias[row];
+            if self.residual {
+                o.iter_mut().for_each(|v| *v += b);
+            } else {
+                o.fill(b);
+            }
+            for (k, xr) in x.chunks_exact(p).enumerate().take(ci) {
+                let w = self.packed[(q * ci + k) * self.mr + r];
+                for (v, &xv) in o.iter_mut().zip(xr) {
+                    *v += w * xv;
+                }
+            }
+            if let Some((lo, hi)) = self.clamp {
+                o.iter_mut().for_each(|v| *v = v.max(lo).min(hi));
+            }
+        }
+    }
+
+    /// Output rows `first_row..` (`first_row` a multiple of [`MR`], `out`
+    /// whole rows of `p`) with the AVX-512F microkernel.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX-512F; `x.len() == ci * p`; `out.len()` a
+    /// multiple of `p` with `first_row + out.len() / p <= co`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_avx512(&self, x: &[f32], first_row: usize, out: &mut [f32]) {
+        let (ci, p) = (self.ci, self.p);
+        let rows_total = out.len() / p;
+        let panels = rows_total.div_ceil(MR);
+        let block = self.block_pixels();
+        let first_panel = first_row / MR;
+        let mut p0 = 0;
+        while p0 < p {
+            let pn = block.min(p - p0);
+            for q in 0..panels {
+                let rows = MR.min(rows_total - q * MR);
+                let panel = first_panel + q;
+                let w = &self.packed[panel * ci * MR..][..ci * MR];
+                let b = &self.bias[panel * MR..][..MR];
+                let o = &mut out[q * MR * p..][..rows * p];
+                let mut j = 0;
+                while j < pn {
+                    let n = NR.min(pn - j);
+                    let col = p0 + j;
+                    let t = Tile {
+                        k: ci,
+                        w: w.as_ptr(),
+                        bias: b.as_ptr(),
+                        // SAFETY: col < p, so the pointers stay inside `x`
+                        // and `o` (rows of length p).
+                        x: unsafe { x.as_ptr().add(col) },
+                        ldx: p,
+                        n,
+                        out: unsafe { o.as_mut_ptr().add(col) },
+                        ldo: p,
+                        rows,
+                        accumulate: self.residual,
+                        clamp: self.clamp,
+                    };
+                    // SAFETY: `w` holds `ci * MR` weights and `b` MR biases;
+                    // for k < ci, l < n: x[k * p + col + l] is inside `x`
+                    // (col + n <= p, ci rows); for r < rows, l < n:
+                    // o[r * p + col + l] is inside `o` (rows rows of p).
+                    unsafe {
+                        match n.div_ceil(16) {
+                            3 => avx512::tile::<3>(&t),
+                            2 => avx512::tile::<2>(&t),
+                            _ => avx512::tile::<1>(&t),
+                        }
+                    }
+                    j += n;
+                }
+            }
+            p0 += pn;
+        }
+    }
+}
+
+impl PackedGemm {
+    /// Output rows `first_row..` (`first_row` a multiple of 16, `out` whole
+    /// groups of 16 rows of `p`) with the transposed AVX-512F microkernel:
+    /// up to 48 output channels (three vectors) times up to 8 pixels.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX-512F; `self.mr == 16` (so `co % 16 == 0` and
+    /// `p < 64`); `x.len() == ci * p`; `out.len()` a multiple of `16 * p`
+    /// with `first_row + out.len() / p <= co`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_avx512_transposed(&self, x: &[f32], first_row: usize, out: &mut [f32]) {
+        let (ci, p) = (self.ci, self.p);
+        let groups = out.len() / p / 16;
+        let g0 = first_row / 16;
+        let mut g = 0;
+        while g < groups {
+            let nv = (groups - g).min(3);
+            let w = &self.packed[(g0 + g) * ci * 16..][..nv * ci * 16];
+            let b = &self.bias[(g0 + g) * 16..][..nv * 16];
+            let o = &mut out[g * 16 * p..][..nv * 16 * p];
+            let mut p0 = 0;
+            while p0 < p {
+                let mp = (p - p0).min(8);
+                let t = TileT {
+                    k: ci,
+                    w: w.as_ptr(),
+                    wstride: ci * 16,
+                    bias: b.as_ptr(),
+                    // SAFETY: p0 < p: inside row 0 of `x` and of `o`.
+                    x: unsafe { x.as_ptr().add(p0) },
+                    ldx: p,
+                    out: unsafe { o.as_mut_ptr().add(p0) },
+                    ldo: p,
+                    accumulate: self.residual,
+                    clamp: self.clamp,
+                };
+                macro_rules! by_pixels {
+                    ($nv:literal) => {
+                        match mp {
+                            8 => avx512::tile_transposed::<8, $nv>(&t),
+                            7 => avx512::tile_transposed::<7, $nv>(&t),
+                            6 => avx512::tile_transposed::<6, $nv>(&t),
+                            5 => avx512::tile_transposed::<5, $nv>(&t),
+                            4 => avx512::tile_transposed::<4, $nv>(&t),
+                            3 => avx512::tile_transposed::<3, $nv>(&t),
+                            2 => avx512::tile_transposed::<2, $nv>(&t),
+                            _ => avx512::tile_transposed::<1, $nv>(&t),
+                        }
+                    };
+                }
+                // SAFETY: `w` holds nv groups of ci * 16 weights, `b` nv * 16
+                // biases; x[k * p + p0 + i] for k < ci, i < mp <= p - p0 is
+                // inside `x`; o[(16 * j + l) * p + p0 + i] for j < nv,
+                // l < 16, i < mp is inside `o` (nv * 16 rows of p); the
+                // offsets (< 48 * 64) fit the gathers' i32 indices.
+                unsafe {
+                    match nv {
+                        3 => by_pixels!(3),
+                        2 => by_pixels!(2),
+                        _ => by_pixels!(1),
+                    }
+                }
+                p0 += mp;
+            }
+            g += nv;
+        }
+    }
+}
+
+/// One transposed microkernel call: `MP` pixels times `16 * NV` output
+/// channels. Raw pointers; the caller vouches for the bounds.
+#[cfg(target_arch = "x86_64")]
+struct TileT {
+    /// Sum length (input channels).
+    k: usize,
+    /// Group `j`'s weights for input channel `k`: 16 floats at
+    /// `w + j * wstride + k * 16`.
+    w: *const f32,
+    wstride: usize,
+    /// `16 * NV` biases.
+    bias: *const f32,
+    /// `X[0, p0]`; row `k` at `x + k * ldx`.
+    x: *const f32,
+    ldx: usize,
+    /// `out[0, p0]`; row `r` at `out + r * ldo`.
+    out: *mut f32,
+    ldo: usize,
+    /// Add the current contents of `out` (the residual) before the clamp.
+    accumulate: bool,
+    clamp: Option<(f32, f32)>,
+}
+
+/// One microkernel call: `rows` (<= [`MR`]) output rows times `n` (<= [`NR`])
+/// pixels. Raw pointers; the caller vouches for the bounds (see
+/// `avx512::tile`).
+#[cfg(target_arch = "x86_64")]
+struct Tile {
+    /// Sum length (input channels).
+    k: usize,
+    /// `k * MR` packed weights of one panel.
+    w: *const f32,
+    /// `MR` biases.
+    bias: *const f32,
+    /// `X[0, col]`; row `k` at `x + k * ldx`.
+    x: *const f32,
+    ldx: usize,
+    /// Valid pixels, 1..=NR.
+    n: usize,
+    /// `out[0, col]`; row `r` at `out + r * ldo`.
+    out: *mut f32,
+    ldo: usize,
+    /// Valid rows, 1..=MR.
+    rows: usize,
+    /// Add the current contents of `out` (the residual) before the clamp.
+    accumulate: bool,
+    clamp: Option<(f32, f32)>,
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Tile, MR};
+    use std::arch::x86_64::*;
+
+    /// `MR x (16 * NV)` tile: accumulators start at the bias, then one fused
+    /// multiply-add per input channel; residual, clamp, masked store.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512F. `t.w` readable for `t.k * MR` floats, `t.bias` for `MR`;
+    /// `t.x + k * t.ldx + l` readable for `k < t.k`, `l < t.n`;
+    /// `t.out + r * t.ldo + l` readable and writable for `r < t.rows`,
+    /// `l < t.n`; `t.n <= 16 * NV`, `t.rows <= MR`. Masked-off lanes are
+    /// never touched (masked loads and stores do not fault).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn tile<const NV: usize>(t: &Tile) {
+        let mut masks = [0u16; NV];
+        for (j, m) in masks.iter_mut().enumerate() {
+            let lanes = t.n.saturating_sub(16 * j).min(16);
+            *m = ((1u32 << lanes) - 1) as u16;
+        }
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: r < MR and `t.bias` holds MR floats.
+            let b = _mm512_set1_ps(unsafe { *t.bias.add(r) });
+            for a in row.iter_mut() {
+                *a = b;
+            }
+        }
+        let mut xp = t.x;
+        let mut wp = t.w;
+        for _ in 0..t.k {
+            let mut xv = [_mm512_setzero_ps(); NV];
+            for j in 0..NV {
+                // SAFETY: lanes enabled in masks[j] are < t.n pixels of row k.
+                xv[j] = unsafe { _mm512_maskz_loadu_ps(masks[j], xp.add(16 * j)) };
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                // SAFETY: the panel holds MR weights per input channel.
+                let w = _mm512_set1_ps(unsafe { *wp.add(r) });
+                for j in 0..NV {
+                    row[j] = _mm512_fmadd_ps(w, xv[j], row[j]);
+                }
+            }
+            // `wrapping_add`: after the last channel these point one row
+            // past the end and are never read.
+            xp = xp.wrapping_add(t.ldx);
+            wp = wp.wrapping_add(MR);
+        }
+        for (r, row) in acc.iter().enumerate() {
+            if r >= t.rows {
+                break;
+            }
+            for j in 0..NV {
+                let o = t.out.wrapping_add(r * t.ldo + 16 * j);
+                let mut v = row[j];
+                if t.accumulate {
+                    // SAFETY: enabled lanes are valid pixels of a valid row.
+                    v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(masks[j], o) });
+                }
+                if let Some((lo, hi)) = t.clamp {
+                    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+                }
+                // SAFETY: as above.
+                unsafe { _mm512_mask_storeu_ps(o, masks[j], v) };
+            }
+        }
+    }
+
+    /// `MP` pixels times `16 * NV` output channels: accumulators start at
+    /// the biases, one fused multiply-add per input channel with the pixel
+    /// broadcast; the vectors run down output channels, so results are
+    /// scattered (and residuals gathered) with a stride of `ldo`.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512F. `t.w + j * t.wstride + k * 16 + l` readable for `j < NV`,
+    /// `k < t.k`, `l < 16`; `t.bias` for `16 * NV`; `t.x + k * t.ldx + i`
+    /// for `k < t.k`, `i < MP`; `t.out + r * t.ldo + i` readable and
+    /// writable for `r < 16 * NV`, `i < MP`; `15 * t.ldo` fits an `i32`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn tile_transposed<const MP: usize, const NV: usize>(t: &super::TileT) {
+        let mut acc = [[_mm512_setzero_ps(); NV]; MP];
+        for j in 0..NV {
+            // SAFETY: 16 * NV biases.
+            let b = unsafe { _mm512_loadu_ps(t.bias.add(16 * j)) };
+            for row in acc.iter_mut() {
+                row[j] = b;
+            }
+        }
+        let mut xp = t.x;
+        let mut wp = t.w;
+        for _ in 0..t.k {
+            let mut wv = [_mm512_setzero_ps(); NV];
+            for (j, v) in wv.iter_mut().enumerate() {
+                // SAFETY: group j's 16 weights of this input channel.
+                *v = unsafe { _mm512_loadu_ps(wp.add(j * t.wstride)) };
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                // SAFETY: i < MP pixels of this input channel's row.
+                let xb = _mm512_set1_ps(unsafe { *xp.add(i) });
+                for j in 0..NV {
+                    row[j] = _mm512_fmadd_ps(xb, wv[j], row[j]);
+                }
+            }
+            // After the last channel these point past the end, never read.
+            xp = xp.wrapping_add(t.ldx);
+            wp = wp.wrapping_add(16);
+        }
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let idx = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(t.ldo as i32));
+        for (i, row) in acc.iter().enumerate() {
+            for (j, &sum) in row.iter().enumerate() {
+                let base = t.out.wrapping_add(16 * j * t.ldo + i);
+                let mut v = sum;
+                if t.accumulate {
+                    // SAFETY: rows 16j..16j+16 of pixel i are valid.
+                    v = _mm512_add_ps(v, unsafe { _mm512_i32gather_ps::<4>(idx, base) });
+                }
+                if let Some((lo, hi)) = t.clamp {
+                    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+                }
+                // SAFETY: as above.
+                unsafe { _mm512_i32scatter_ps::<4>(base, idx, v) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Test data from the crate's generator: `n` values in [-1, 1).
+    pub(crate) struct Rng(pub(crate) crate::rng::Rng);
+
+    impl Rng {
+        pub(crate) fn vec(&mut self, n: usize) -> Vec<f32> {
+            (0..n).map(|_| self.0.unit() as f32 * 2.0 - 1.0).collect()
+        }
+    }
+
+    /// The definition, in f64.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        ci: usize,
+        co: usize,
+        p: usize,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        res: Option<&[f32]>,
+        clamp: Option<(f32, f32)>,
+    ) -> Vec<f32> {
+        let mut out = vec![0f32; co * p];
+        for o in 0..co {
+            for q in 0..p {
+                let mut s = b.get(o).copied().unwrap_or(0.0) as f64;
+                for i in 0..ci {
+                    s += w[o * ci + i] as f64 * x[i * p + q] as f64;
+                }
+                if let Some(r) = res {
+                    s += r[o * p + q] as f64;
+                }
+                let mut v = s as f32;
+                if let Some((lo, hi)) = clamp {
+                    v = v.max(lo).min(hi);
+                }
+                out[o * p + q] = v;
+            }
+        }
+        out
+    }
+
+    pub(crate) fn run_op(op: &PackedGemm, x: &[f32], res: Option<&[f32]>) -> Vec<f32> {
+        let mut out = match res {
+            Some(r) => r.to_vec(),
+            None => vec![f32::NAN; op.co * op.p],
+        };
+        op.compute(x, &mut out).expect("shapes match");
+        out
+    }
+
+    pub(crate) fn assert_close(got: &[f32], want: &[f32], ci: usize, what: &str) {
+        assert_eq!(got.len(), want.len());
+        // Sums of `ci` products of values in [-1, 1): f32 rounding grows with ci.
+        let tol = 1e-5 * (ci as f32).sqrt().max(1.0) * 4.0;
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= tol * w.abs().max(1.0),
+                "{what}: element {i}: got {g}, want {w}"
+            );
+        }
+    }
+
+    #[test]
+    fn matches_the_definition_on_awkward_and_mobilenet_shapes() {
+        let mut rng = Rng(crate::rng::Rng::new(0x9e37_79b9_7f4a_7c15));
+        // (ci, co, pixels): edges of the tile (1, 15, 16, 17, 47, 48, 49, 97),
+        // partial weight panels (co not a multiple of 8), and MobileNetV2 layers.
+        let shapes = [
+            (1, 1, 1),
+            (3, 5, 17),
+            (16, 8, 47),
+            (17, 13, 48),
+            (8, 9, 49),
+            (32, 16, 97),
+            (24, 144, 196),
+            (160, 960, 49),
+            (960, 160, 49),
+            (320, 1280, 49),
+            (96, 24, 3136),
+            (16, 96, 12544),
+            (7, 3, 1000),
+        ];
+        for (ci, co, p) in shapes {
+            let x = rng.vec(ci * p);
+            let w = rng.vec(co * ci);
+            let b = rng.vec(co);
+            let op = PackedGemm::new(ci, co, p, &w, &b).expect("valid shape");
+            // Small planes with whole vectors of output channels take the
+            // channel-vector (transposed) kernel; the others the pixel one.
+            let transposed = p < TRANSPOSED_BELOW && co.is_multiple_of(16);
+            assert_eq!(op.mr == 16, transposed, "kernel choice for {ci} {co} {p}");
+            let got = run_op(&op, &x, None);
+            let want = reference(ci, co, p, &x, &w, &b, None, None);
+            assert_close(&got, &want, ci, &format!("ci {ci} co {co} p {p}"));
+        }
+    }
+
+    #[test]
+    fn portable_path_matches_the_definition() {
+        let mut rng = Rng(crate::rng::Rng::new(7));
+        for (ci, co, p) in [(5, 11, 33), (16, 8, 49), (24, 17, 100), (16, 32, 49)] {
+            let x = rng.vec(ci * p);
+            let w = rng.vec(co * ci);
+            let b = rng.vec(co);
+            let op = PackedGemm::new(ci, co, p, &w, &b)
+                .expect("valid shape")
+                .with_clamp(-0.5, 0.5);
+            let mut got = vec![f32::NAN; co * p];
+            op.rows_portable(&x, 0, &mut got);
+            let want = reference(ci, co, p, &x, &w, &b, None, Some((-0.5, 0.5)));
+            assert_close(&got, &want, ci, "portable");
+        }
+    }
+
+    #[test]
+    fn residual_is_added_before_the_clamp() {
+        let mut rng = Rng(crate::rng::Rng::new(42));
+        // Pixel-vector kernel (co 24, 13) and channel-vector kernel (co 32, 48
+        // on small planes, whose residual is gathered and scattered).
+        for (ci, co, p) in [
+            (24, 24, 49),
+            (9, 13, 50),
+            (144, 24, 3136),
+            (24, 32, 49),
+            (40, 48, 13),
+        ] {
+            let x = rng.vec(ci * p);
+            let w = rng.vec(co * ci);
+            let b = rng.vec(co);
+            let r: Vec<f32> = rng.vec(co * p).iter().map(|v| 3.0 * v).collect();
+            let op = PackedGemm::new(ci, co, p, &w, &b)
+                .expect("valid shape")
+                .with_residual();
+            let got = run_op(&op, &x, Some(&r));
+            let want = reference(ci, co, p, &x, &w, &b, Some(&r), None);
+            assert_close(&got, &want, ci, "residual");
+            let clamped = op.with_clamp(0.0, 0.5);
+            let got = run_op(&clamped, &x, Some(&r));
+            let want = reference(ci, co, p, &x, &w, &b, Some(&r), Some((0.0, 0.5)));
+            assert_close(&got, &want, ci, "residual then clamp");
+            assert!(got.iter().all(|v| (0.0..=0.5).contains(v)));
+        }
+    }
+
+    #[test]
+    fn relu6_clamp_bounds_every_output() {
+        let mut rng = Rng(crate::rng::Rng::new(3));
+        let (ci, co, p) = (32, 24, 61);
+        let x: Vec<f32> = rng.vec(ci * p).iter().map(|v| 10.0 * v).collect();
+        let w = rng.vec(co * ci);
+        let op = PackedGemm::new(ci, co, p, &w, &[])
+            .expect("valid shape")
+            .with_clamp(0.0, 6.0);
+        let got = run_op(&op, &x, None);
+        let want = reference(ci, co, p, &x, &w, &[], None, Some((0.0, 6.0)));
+        assert_close(&got, &want, ci, "relu6");
+        assert!(got.contains(&0.0) && got.contains(&6.0));
+    }
+}

@@ -1,0 +1,147 @@
+//! The rewrite rules that install our ops in a decluttered tract model,
+//! before tract's codegen: one rule per tract op they replace, run by
+//! tract's own `Rewriter` (as tract-core's passes are), each matching a
+//! node and returning a `TypedModelPatch`.
+//!
+//! A `Conv` becomes `MainstreamDepthWise3x3` if it is a 3x3 depthwise
+//! convolution, else `MainstreamConvIm2col` if it is a full convolution the
+//! pointwise kernel covers; an `EinSum` that is a 1x1 convolution becomes
+//! `MainstreamPointWise`. The pointwise rules run only where the pointwise
+//! kernel's SIMD tiles do (x86_64 with AVX-512F).
+
+mod depthwise;
+mod im2col;
+mod pointwise;
+
+use crate::model::kernels;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::cnn::Conv;
+use tract_onnx::tract_core::ops::einsum::EinSum;
+
+/// What the rules may install on this machine.
+#[derive(Default)]
+struct Kernels {
+    /// The pointwise kernel runs here.
+    pointwise: bool,
+}
+
+/// Replaces every node our ops cover, with the bias, ReLU6 and residual
+/// nodes fused into them.
+pub(crate) fn install(model: &mut TypedModel) -> TractResult<()> {
+    let ctx = Kernels {
+        pointwise: kernels::pointwise::available(),
+    };
+    Rewriter::<Kernels>::default()
+        // One rule for both `Conv` replacements, depthwise first: a rule
+        // after a successful one would see the replaced node again.
+        .with_rule_for::<Conv>("mainstream-conv", |ctx, model, node, _, conv| {
+            if let Some(patch) = depthwise::rule(model, node, conv)? {
+                return Ok(Some(patch));
+            }
+            if !ctx.pointwise {
+                return Ok(None);
+            }
+            im2col::rule(model, node, conv)
+        })
+        .with_rule_for::<EinSum>("mainstream-pointwise", |ctx, model, node, _, einsum| {
+            if !ctx.pointwise {
+                return Ok(None);
+            }
+            pointwise::rule(model, node, einsum)
+        })
+        .rewrite(&ctx, model)
+}
+
+/// The `f32` data of a constant outlet, if it is one.
+fn konst_f32(model: &TypedModel, outlet: OutletId) -> TractResult<Option<Arc<Tensor>>> {
+    let Some(k) = model.outlet_fact(outlet)?.konst.clone() else {
+        return Ok(None);
+    };
+    Ok((k.datum_type() == f32::datum_type()).then_some(k))
+}
+
+/// The single consumer of `id`'s only output, if `id`'s output has exactly
+/// one consumer and is not a model output.
+fn only_succ(model: &TypedModel, id: usize) -> TractResult<Option<&TypedNode>> {
+    if model.outputs.contains(&OutletId::new(id, 0)) {
+        return Ok(None);
+    }
+    model.single_succ(id)
+}
+
+/// For a binary node reading `id`: its other input.
+fn other_input(node: &TypedNode, id: usize) -> Option<OutletId> {
+    if node.inputs.len() != 2 {
+        return None;
+    }
+    let mine = node.inputs.iter().filter(|i| i.node == id).count();
+    if mine != 1 {
+        return None;
+    }
+    node.inputs.iter().find(|i| i.node != id).copied()
+}
+
+/// The scalar constant of binary node `node` (other input than `id`).
+fn scalar_other(model: &TypedModel, node: &TypedNode, id: usize) -> TractResult<Option<f32>> {
+    let Some(other) = other_input(node, id) else {
+        return Ok(None);
+    };
+    let Some(k) = konst_f32(model, other)? else {
+        return Ok(None);
+    };
+    if k.len() != 1 {
+        return Ok(None);
+    }
+    Ok(Some(k.try_as_plain_ram()?.as_slice::<f32>()?[0]))
+}
+
+/// `Max(x, lo)` then `Min(x, hi)` after node `id`: `(lo, hi, Min's id)`.
+fn relu6_after(model: &TypedModel, id: usize) -> TractResult<Option<(f32, f32, usize)>> {
+    let Some(max) = only_succ(model, id)? else {
+        return Ok(None);
+    };
+    if max.op.name() != "Max" {
+        return Ok(None);
+    }
+    let Some(lo) = scalar_other(model, max, id)? else {
+        return Ok(None);
+    };
+    let Some(min) = only_succ(model, max.id)? else {
+        return Ok(None);
+    };
+    if min.op.name() != "Min" {
+        return Ok(None);
+    }
+    let Some(hi) = scalar_other(model, min, max.id)? else {
+        return Ok(None);
+    };
+    Ok(Some((lo, hi, min.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::manifest::BaseManifest;
+    use crate::model::net::Base;
+
+    #[test]
+    fn the_rules_install_our_ops_for_every_layer_of_mobilenet_v2_they_cover() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let manifest = BaseManifest::load(&root.join("models/mobilenet_v2/manifest.toml"))
+            .expect("the bundled manifest");
+        let base = Base::load(manifest).expect("the bundled base network");
+        let net = base
+            .cut(0, base.manifest.segments())
+            .expect("the unsplit base");
+        let count = |name: &str| {
+            let model = net.plan().model();
+            model.nodes().iter().filter(|n| n.op.name() == name).count()
+        };
+        // docs/engine.md, "Checks (round 2)": 17 depthwise layers on any
+        // CPU; the 34 1x1 convolutions and the stem where AVX-512F runs the
+        // pointwise kernel.
+        let simd = crate::model::kernels::pointwise::available();
+        assert_eq!(count("MainstreamDepthWise3x3"), 17);
+        assert_eq!(count("MainstreamPointWise"), if simd { 34 } else { 0 });
+        assert_eq!(count("MainstreamConvIm2col"), usize::from(simd));
+    }
+}
