@@ -19,7 +19,10 @@
 //!    is compared with the plan's predicted cost and, when they differ by 20%
 //!    or more twice in a row, the cost profile is measured again (in the
 //!    background) and the apps re-planned.
-//! 4. **Stop** on SIGTERM/SIGINT (or when every replay source has ended):
+//! 4. **Stop** on SIGTERM/SIGINT, or when no camera thread runs any more:
+//!    with success when every source ended (a replay), with an error naming
+//!    the cameras (exit 1, restarted by systemd; 78 if every one of them has
+//!    a misconfigured source) when any failed. Then:
 //!    `STOPPING=1`, camera threads stop between frames, open events are
 //!    closed and logged, the state is saved; all within a second.
 //!
@@ -225,6 +228,9 @@ struct CameraHandle {
     /// Generation of the last assignment sent to the camera thread.
     generation: u64,
     ended: bool,
+    /// The kind of the error its thread failed with (`None`: running, or
+    /// ended without one).
+    failed: Option<ErrorKind>,
     /// Analysed frames and analysis ms at the last status tick.
     last: (u64, f64),
     ms_per_frame: f64,
@@ -243,6 +249,7 @@ impl CameraHandle {
             key,
             generation,
             ended: false,
+            failed: None,
             last: (0, 0.0),
             ms_per_frame: 0.0,
         }
@@ -718,6 +725,7 @@ impl Service<'_> {
                 if let Some(c) = self.cameras.get_mut(camera) {
                     log::error!("camera {}: stopped: {}", c.name, error.chain());
                     c.ended = true;
+                    c.failed = Some(error.kind());
                 }
             }
         }
@@ -751,14 +759,8 @@ impl Service<'_> {
                 log::info!("run time reached");
                 return Ok(());
             }
-            let running = self
-                .cameras
-                .iter()
-                .filter(|c| c.thread.is_some() && !c.ended)
-                .count();
-            if running == 0 && self.cameras.iter().any(|c| c.thread.is_some()) {
-                log::info!("every camera source has ended");
-                return Ok(());
+            if let Some(outcome) = self.all_cameras_done() {
+                return outcome;
             }
             if let Some(c) = self
                 .cameras
@@ -830,6 +832,57 @@ impl Service<'_> {
     /// Whether this service was asked to stop (SIGTERM/SIGINT).
     fn stop_requested(&self) -> bool {
         self.signals && systemd::stop_requested()
+    }
+
+    /// When no camera thread runs any more: `Ok` if their sources ended,
+    /// an error naming the cameras if any of them failed (so that the
+    /// process exits non-zero and systemd's `Restart=on-failure` restarts
+    /// it). `None` while a camera runs, or when none was started.
+    fn all_cameras_done(&self) -> Option<Result<()>> {
+        let started: Vec<&CameraHandle> =
+            self.cameras.iter().filter(|c| c.thread.is_some()).collect();
+        if started.is_empty() || started.iter().any(|c| !c.ended) {
+            return None;
+        }
+        let failed: Vec<&CameraHandle> = started
+            .iter()
+            .copied()
+            .filter(|c| c.failed.is_some())
+            .collect();
+        if failed.is_empty() {
+            log::info!("every camera source has ended");
+            return Some(Ok(()));
+        }
+        let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
+        // A source the configuration names wrongly stays wrong after a
+        // restart: exit 78 (not restarted). Anything else exits 1.
+        let kind = if failed
+            .iter()
+            .all(|c| c.failed == Some(ErrorKind::InvalidConfig))
+        {
+            ErrorKind::InvalidConfig
+        } else {
+            ErrorKind::DeviceGone
+        };
+        let code = crate::Error::from_kind(kind).exit_code();
+        log::error!(
+            "no camera is running: {} of {} failed ({}); exiting with status {code}{}",
+            failed.len(),
+            started.len(),
+            names.join(", "),
+            if kind == ErrorKind::InvalidConfig {
+                " (a configuration error: fix the [[camera]] source)"
+            } else {
+                " so that systemd restarts the service"
+            }
+        );
+        Some(Err(crate::Error::new(
+            kind,
+            format!(
+                "every running camera stopped and these failed: {}",
+                names.join(", ")
+            ),
+        )))
     }
 
     /// Takes a finished background re-profile: saves it and re-plans with it.

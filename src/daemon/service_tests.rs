@@ -253,3 +253,25 @@ fn shutdown_closes_open_events_into_the_log_saves_the_state_and_stops_every_came
     assert!(st.clean_shutdown);
     assert_eq!(st.event_log_records, svc.log.records());
 }
+
+#[test]
+fn when_every_camera_fails_the_service_exits_with_status_1_naming_them() {
+    let (_dir, opts) = demo_setup("allfail");
+    let op = opener(vec![OpenStep::Fail(ErrorKind::Unsupported)]);
+    let mut out = Vec::new();
+    let svc = Service::start(&opts, deps(&op), &mut out).unwrap();
+    let e = svc.serve().unwrap_err();
+    assert_eq!(e.exit_code(), crate::error::EXIT_FAILURE);
+    assert!(e.to_string().contains("campus"), "{e}");
+}
+
+#[test]
+fn when_every_camera_source_is_misconfigured_the_service_exits_with_status_78() {
+    let (_dir, opts) = demo_setup("allconfig");
+    let op = opener(vec![OpenStep::Fail(ErrorKind::InvalidConfig)]);
+    let mut out = Vec::new();
+    let svc = Service::start(&opts, deps(&op), &mut out).unwrap();
+    let e = svc.serve().unwrap_err();
+    assert_eq!(e.exit_code(), crate::error::EXIT_CONFIG);
+    assert!(e.to_string().contains("campus"), "{e}");
+}
