@@ -43,8 +43,17 @@ impl Opener for TestOpener {
     }
 }
 
+/// A test's directory, removed when the test ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh directory with the demo setup (absolute paths, state inside it).
-fn demo_setup(name: &str) -> (PathBuf, RunOptions) {
+fn demo_setup(name: &str) -> (TempDir, RunOptions) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("ms-service-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -70,7 +79,7 @@ fn demo_setup(name: &str) -> (PathBuf, RunOptions) {
         watch: false,
         duration: None,
     };
-    (dir, opts)
+    (TempDir(dir), opts)
 }
 
 fn deps(opener: &Arc<TestOpener>) -> Deps {
