@@ -55,7 +55,7 @@ impl Drop for TempDir {
 /// A fresh directory with the demo setup (absolute paths, state inside it).
 fn demo_setup(name: &str) -> (TempDir, RunOptions) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = std::env::temp_dir().join(format!("ms-service-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("ms-daemon-unit-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.toml");
