@@ -10,6 +10,24 @@ use crate::error::{Error, ErrorKind, Result};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+/// `run` and `demo`'s options, as typed; `commands` turns them into the
+/// service's options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunArgs {
+    /// The configuration file.
+    pub config: PathBuf,
+    /// The planner.
+    pub strategy: crate::planner::Strategy,
+    /// Budget in cores, overriding the configuration's.
+    pub budget: Option<f64>,
+    /// Demo: a live status line on stderr.
+    pub status_line: bool,
+    /// Re-plan when the config file or a drop-in changes (besides SIGHUP).
+    pub watch: bool,
+    /// Stop after this long (`None`: until a signal or the sources end).
+    pub duration: Option<std::time::Duration>,
+}
+
 /// What the user asked for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
@@ -55,11 +73,11 @@ pub enum Command {
     /// `mainstream calibrate`: measure every head's rates on a labelled clip.
     Calibrate(crate::calibrate::CalibrateArgs),
     /// `mainstream run`: the appliance service.
-    Run(crate::daemon::RunOptions),
+    Run(RunArgs),
     /// `mainstream demo`: the service on the bundled demo, scored against its ground truth.
     Demo {
         /// How to run the service.
-        run: crate::daemon::RunOptions,
+        run: RunArgs,
         /// Print the summary as JSON.
         json: bool,
     },
@@ -662,7 +680,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         fps: None,
         frames: None,
         charge: crate::replay::Charge::Network,
-        tolerance: crate::daemon::summary::TOLERANCE_FRAMES,
+        tolerance: crate::truth::TOLERANCE_FRAMES,
         json: false,
     };
     let mut workloads = 100usize;
@@ -958,7 +976,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
     Ok(match cmd {
         "check" => Command::Check { config },
         "run" | "demo" => {
-            let run = crate::daemon::RunOptions {
+            let run = RunArgs {
                 config,
                 strategy,
                 budget,

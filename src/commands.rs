@@ -20,11 +20,11 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         Command::Check { config } => check(&config, out),
-        Command::Run(opts) => {
-            crate::daemon::run(&opts, out)?;
+        Command::Run(args) => {
+            crate::daemon::run(&run_options(args), out)?;
             Ok(())
         }
-        Command::Demo { run, json } => demo(&run, json, out),
+        Command::Demo { run, json } => demo(&run_options(run), json, out),
         Command::Status { config, json } => status(&config, json, out),
         Command::Bench(args) => crate::bench::run(&args, out),
         Command::Replay(args) => crate::replay::run(&args, out),
@@ -159,6 +159,18 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The service's options from the command line's.
+fn run_options(a: crate::cli::RunArgs) -> crate::daemon::RunOptions {
+    crate::daemon::RunOptions {
+        config: a.config,
+        strategy: a.strategy,
+        budget: a.budget,
+        status_line: a.status_line,
+        watch: a.watch,
+        duration: a.duration,
+    }
 }
 
 /// `mainstream demo`: the service on the demo config until the clip ends,

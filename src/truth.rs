@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 /// File name of a clip's ground truth.
 pub const FILE: &str = "ground_truth.toml";
 
+/// Frames of slack on each side of a labelled event when matching (the
+/// demo's score and replay's default).
+pub const TOLERANCE_FRAMES: u64 = 2;
+
 /// One app's labelled events.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct TruthApp {

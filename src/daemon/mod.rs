@@ -19,7 +19,10 @@
 //!    is compared with the plan's predicted cost and, when they differ by 20%
 //!    or more twice in a row, the cost profile is measured again (in the
 //!    background) and the apps re-planned.
-//! 4. **Stop** on SIGTERM/SIGINT (or when every replay source has ended):
+//! 4. **Stop** on SIGTERM/SIGINT, or when no camera thread runs any more:
+//!    with success when every source ended (a replay), with an error naming
+//!    the cameras (exit 1, restarted by systemd; 78 if every one of them has
+//!    a misconfigured source) when any failed. Then:
 //!    `STOPPING=1`, camera threads stop between frames, open events are
 //!    closed and logged, the state is saved; all within a second.
 //!
@@ -30,16 +33,19 @@
 //! the running plan stays.
 
 mod cost_check;
+pub mod deps;
 pub mod eventlog;
 pub mod events;
 pub mod output;
 mod reload;
+#[cfg(test)]
+mod service_tests;
 pub mod state;
 pub mod summary;
 pub mod systemd;
 pub mod worker;
 
-use crate::camera::{Camera, CameraOptions, Clock, Pace, SpecOpener, SystemClock};
+use crate::camera::{Camera, CameraOptions, Clock, Pace};
 use crate::config::{self, Config, Source};
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
@@ -47,6 +53,7 @@ use crate::pipeline::assignment::TreeKey;
 use crate::planner::table::PlannerTable;
 use crate::planner::{Plan, Problem, Strategy};
 use cost_check::Verdict;
+use deps::{Deps, Opener};
 use events::Event;
 use state::{AppStatus, CameraStatus, State, Status};
 use std::io::Write;
@@ -221,6 +228,9 @@ struct CameraHandle {
     /// Generation of the last assignment sent to the camera thread.
     generation: u64,
     ended: bool,
+    /// The kind of the error its thread failed with (`None`: running, or
+    /// ended without one).
+    failed: Option<ErrorKind>,
     /// Analysed frames and analysis ms at the last status tick.
     last: (u64, f64),
     ms_per_frame: f64,
@@ -239,6 +249,7 @@ impl CameraHandle {
             key,
             generation,
             ended: false,
+            failed: None,
             last: (0, 0.0),
             ms_per_frame: 0.0,
         }
@@ -257,7 +268,9 @@ struct AppInfo {
     fps: f64,
 }
 
-struct Service<'a> {
+/// The running service: built by [`Service::start`] from its options and
+/// [`Deps`], run by [`Service::serve`].
+pub(crate) struct Service<'a> {
     opts: &'a RunOptions,
     cfg: Config,
     base: Arc<Base>,
@@ -284,6 +297,10 @@ struct Service<'a> {
     reprofiling: Option<std::thread::JoinHandle<Result<crate::profile::Profile>>>,
     /// The service's clock (the camera threads' too).
     clock: Arc<dyn Clock>,
+    /// Camera sources and profile measurement.
+    opener: Arc<dyn Opener>,
+    /// Whether the process-wide signal flags apply to this service.
+    signals: bool,
     measured_cores: f64,
     status: Status,
     status_ticks: u64,
@@ -310,125 +327,145 @@ fn threads_per_tree(cfg: &Config, plan: &Plan) -> usize {
 
 /// Runs the service until stopped. Events go to `out` as JSON lines.
 pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<Summary> {
-    let epoch = Instant::now();
-    let started_unix_ms = events::unix_ms_now();
-    systemd::install_signal_handlers()?;
-    let notifier = systemd::Notifier::from_env();
-    log::info!(
-        "mainstream {} starting with {}",
-        env!("CARGO_PKG_VERSION"),
-        opts.config.display()
-    );
-    let cfg = load_config(&opts.config)?;
-    let dir = cfg.device.state_dir.clone();
-    std::fs::create_dir_all(&dir).context(ErrorKind::Io, || {
-        format!("creating the state directory {}", dir.display())
-    })?;
-    let mut st = state::load_state(&dir)?;
-    if st.boots > 0 && !st.clean_shutdown {
-        log::warn!("the last run did not shut down cleanly (power cut or crash); its state and events up to then are kept");
-    }
-    st.boots += 1;
-    st.clean_shutdown = false;
-    let (log, rec) = eventlog::EventLog::open(&dir.join(eventlog::FILE))?;
-    if rec.truncated_bytes > 0 || rec.skipped_bytes > 0 {
-        log::warn!(
+    Service::start(opts, Deps::real()?, out)?.serve()
+}
+
+impl<'a> Service<'a> {
+    /// Boots the service (life cycle step 1): configuration, state, event
+    /// log, base network, cost profile, plan, camera threads; `READY=1`.
+    pub(crate) fn start(
+        opts: &'a RunOptions,
+        deps: Deps,
+        out: &'a mut dyn Write,
+    ) -> Result<Service<'a>> {
+        let epoch = Instant::now();
+        let started_unix_ms = events::unix_ms_now();
+        let Deps {
+            clock,
+            opener,
+            notifier,
+            signals,
+        } = deps;
+        log::info!(
+            "mainstream {} starting with {}",
+            env!("CARGO_PKG_VERSION"),
+            opts.config.display()
+        );
+        let cfg = load_config(&opts.config)?;
+        let dir = cfg.device.state_dir.clone();
+        std::fs::create_dir_all(&dir).context(ErrorKind::Io, || {
+            format!("creating the state directory {}", dir.display())
+        })?;
+        let mut st = state::load_state(&dir)?;
+        if st.boots > 0 && !st.clean_shutdown {
+            log::warn!("the last run did not shut down cleanly (power cut or crash); its state and events up to then are kept");
+        }
+        st.boots += 1;
+        st.clean_shutdown = false;
+        let (log, rec) = eventlog::EventLog::open(&dir.join(eventlog::FILE))?;
+        if rec.truncated_bytes > 0 || rec.skipped_bytes > 0 {
+            log::warn!(
             "event log: {} records kept; cut {} bytes of a torn last record, skipped {} damaged bytes",
             rec.records,
             rec.truncated_bytes,
             rec.skipped_bytes
         );
-    }
-    let output = match &cfg.output.mqtt {
-        Some(m) => Some(output::Output::start(m, &dir, log_end(&log))?),
-        None => {
-            let _ = std::fs::remove_file(dir.join(output::STATUS_FILE));
-            None
         }
-    };
-    let manifest = crate::model::manifest::BaseManifest::load(&cfg.device.base)?;
-    let base = Arc::new(Base::load(manifest)?);
-    let profile = match crate::profile::load(&dir, &base.manifest.sha256)? {
-        Some(p) => p,
-        None => {
-            log::info!(
-                "no cost profile for this base network and CPU in {}: measuring it now",
-                dir.display()
-            );
-            let p = crate::profile::measure(&base, 5, |done, total| {
-                if done % 5 == 0 || done == total {
-                    log::info!("profile: segment {done}/{total}");
-                }
-            })?;
-            if let Err(e) = crate::profile::save(&dir, &p) {
-                log::warn!("could not save the cost profile: {}", e.chain());
+        let output = match &cfg.output.mqtt {
+            Some(m) => Some(output::Output::start(m, &dir, log_end(&log))?),
+            None => {
+                let _ = std::fs::remove_file(dir.join(output::STATUS_FILE));
+                None
             }
-            p
-        }
-    };
-    let budget = opts.budget.unwrap_or(cfg.device.budget_cores);
-    let t_plan = Instant::now();
-    let planned = plan_for(&cfg, &profile.segment_ms, budget, opts.strategy)?;
-    log::info!(
-        "planned {} apps in {:.1} ms",
-        planned.plan.apps.len(),
-        t_plan.elapsed().as_secs_f64() * 1000.0
-    );
-    let (reports_tx, reports) = mpsc::channel();
-    let mut svc = Service {
-        opts,
-        cfg,
-        base,
-        segment_ms: profile.segment_ms,
-        planned,
-        generation: 1,
-        cameras: Vec::new(),
-        reports_tx,
-        reports,
-        stop: Arc::new(AtomicBool::new(false)),
-        epoch,
-        started_unix_ms,
-        first_frame_ms: 0,
-        state: st,
-        log,
-        output,
-        events: Vec::new(),
-        notifier,
-        apps: Default::default(),
-        replans: 0,
-        last_replan_ms: 0.0,
-        cost_check: Default::default(),
-        reprofiling: None,
-        clock: SystemClock::shared(),
-        measured_cores: 0.0,
-        status: Status::default(),
-        status_ticks: 0,
-        out,
-    };
-    svc.log_plan();
-    svc.state.plan = Some(svc.planned.plan.clone());
-    svc.save_state();
-    svc.start_cameras()?;
-    svc.wait_for_cameras(Duration::from_secs(3));
-    svc.notifier.notify(&format!(
-        "READY=1\nSTATUS=analysing {} apps on {} cameras",
-        svc.planned.plan.apps.len(),
-        svc.cameras.iter().filter(|c| c.thread.is_some()).count()
-    ));
-    log::info!(
-        "ready {:.0} ms after start",
-        epoch.elapsed().as_secs_f64() * 1000.0
-    );
-    let outcome = svc.main_loop();
-    svc.shutdown();
-    outcome?;
-    Ok(Summary {
-        plan: Some(svc.planned.plan.clone()),
-        problem: Some(svc.planned.problem.clone()),
-        events: std::mem::take(&mut svc.events),
-        status: svc.status.clone(),
-        config: svc.cfg.clone(),
-    })
+        };
+        let manifest = crate::model::manifest::BaseManifest::load(&cfg.device.base)?;
+        let base = Arc::new(Base::load(manifest)?);
+        let profile = match crate::profile::load(&dir, &base.manifest.sha256)? {
+            Some(p) => p,
+            None => {
+                log::info!(
+                    "no cost profile for this base network and CPU in {}: measuring it now",
+                    dir.display()
+                );
+                let p = opener.measure_profile(&base)?;
+                if let Err(e) = crate::profile::save(&dir, &p) {
+                    log::warn!("could not save the cost profile: {}", e.chain());
+                }
+                p
+            }
+        };
+        let budget = opts.budget.unwrap_or(cfg.device.budget_cores);
+        let t_plan = Instant::now();
+        let planned = plan_for(&cfg, &profile.segment_ms, budget, opts.strategy)?;
+        log::info!(
+            "planned {} apps in {:.1} ms",
+            planned.plan.apps.len(),
+            t_plan.elapsed().as_secs_f64() * 1000.0
+        );
+        let (reports_tx, reports) = mpsc::channel();
+        let mut svc = Service {
+            opts,
+            cfg,
+            base,
+            segment_ms: profile.segment_ms,
+            planned,
+            generation: 1,
+            cameras: Vec::new(),
+            reports_tx,
+            reports,
+            stop: Arc::new(AtomicBool::new(false)),
+            epoch,
+            started_unix_ms,
+            first_frame_ms: 0,
+            state: st,
+            log,
+            output,
+            events: Vec::new(),
+            notifier,
+            apps: Default::default(),
+            replans: 0,
+            last_replan_ms: 0.0,
+            cost_check: Default::default(),
+            reprofiling: None,
+            clock,
+            opener,
+            signals,
+            measured_cores: 0.0,
+            status: Status::default(),
+            status_ticks: 0,
+            out,
+        };
+        svc.log_plan();
+        svc.state.plan = Some(svc.planned.plan.clone());
+        svc.save_state();
+        svc.start_cameras()?;
+        svc.wait_for_cameras(Duration::from_secs(3));
+        svc.notifier.notify(&format!(
+            "READY=1\nSTATUS=analysing {} apps on {} cameras",
+            svc.planned.plan.apps.len(),
+            svc.cameras.iter().filter(|c| c.thread.is_some()).count()
+        ));
+        log::info!(
+            "ready {:.0} ms after start",
+            epoch.elapsed().as_secs_f64() * 1000.0
+        );
+        Ok(svc)
+    }
+
+    /// Runs the main loop until a stop, then shuts down (life cycle steps 3
+    /// and 4).
+    pub(crate) fn serve(mut self) -> Result<Summary> {
+        let outcome = self.main_loop();
+        self.shutdown();
+        outcome?;
+        Ok(Summary {
+            plan: Some(self.planned.plan.clone()),
+            problem: Some(self.planned.problem.clone()),
+            events: std::mem::take(&mut self.events),
+            status: self.status.clone(),
+            config: self.cfg.clone(),
+        })
+    }
 }
 
 /// The event log's durable end, for the publisher.
@@ -541,7 +578,7 @@ impl Service<'_> {
         let (tx, rx) = mpsc::channel();
         let _ = tx.send(first);
         let camera = Camera::new(
-            Box::new(SpecOpener::new(c.source_spec())),
+            self.opener.camera(i, c, Arc::clone(&self.clock)),
             Arc::clone(&self.clock),
             CameraOptions::default(),
         )
@@ -579,7 +616,7 @@ impl Service<'_> {
     /// the background; the service does not wait for it).
     fn wait_for_cameras(&mut self, limit: Duration) {
         let t0 = Instant::now();
-        while t0.elapsed() < limit && !systemd::stop_requested() {
+        while t0.elapsed() < limit && !self.stop_requested() {
             self.drain_reports(Duration::from_millis(20));
             let waiting: Vec<&str> = self
                 .cameras
@@ -688,6 +725,7 @@ impl Service<'_> {
                 if let Some(c) = self.cameras.get_mut(camera) {
                     log::error!("camera {}: stopped: {}", c.name, error.chain());
                     c.ended = true;
+                    c.failed = Some(error.kind());
                 }
             }
         }
@@ -713,7 +751,7 @@ impl Service<'_> {
         let deadline = self.opts.duration.map(|d| self.epoch + d);
         loop {
             self.drain_reports(Duration::from_millis(100));
-            if systemd::stop_requested() {
+            if self.stop_requested() {
                 log::info!("stop requested");
                 return Ok(());
             }
@@ -721,14 +759,8 @@ impl Service<'_> {
                 log::info!("run time reached");
                 return Ok(());
             }
-            let running = self
-                .cameras
-                .iter()
-                .filter(|c| c.thread.is_some() && !c.ended)
-                .count();
-            if running == 0 && self.cameras.iter().any(|c| c.thread.is_some()) {
-                log::info!("every camera source has ended");
-                return Ok(());
+            if let Some(outcome) = self.all_cameras_done() {
+                return outcome;
             }
             if let Some(c) = self
                 .cameras
@@ -741,7 +773,7 @@ impl Service<'_> {
                     c.name
                 );
             }
-            if systemd::take_reload() {
+            if self.signals && systemd::take_reload() {
                 log::info!("SIGHUP: reloading the configuration");
                 self.reload(None);
                 watch_sig = self.watch_signature();
@@ -761,27 +793,7 @@ impl Service<'_> {
                     }
                 }
             }
-            if let Some(h) = &self.reprofiling {
-                if h.is_finished() {
-                    let h = self.reprofiling.take().expect("checked above");
-                    match h.join() {
-                        Ok(Ok(p)) => {
-                            if let Err(e) = crate::profile::save(&self.cfg.device.state_dir, &p) {
-                                log::warn!("could not save the cost profile: {}", e.chain());
-                            }
-                            let total: f64 = p.segment_ms.iter().sum();
-                            log::info!(
-                                "re-profiled: full network {total:.1} ms per frame (was {:.1}); re-planning",
-                                self.segment_ms.iter().sum::<f64>()
-                            );
-                            self.segment_ms = p.segment_ms;
-                            self.reload(Some(self.cfg.clone()));
-                        }
-                        Ok(Err(e)) => log::warn!("re-profiling failed: {}", e.chain()),
-                        Err(_) => log::warn!("re-profiling thread panicked"),
-                    }
-                }
-            }
+            self.poll_reprofile();
             if last_status.elapsed() >= Duration::from_secs(1) {
                 let dt = last_status.elapsed().as_secs_f64();
                 last_status = Instant::now();
@@ -814,6 +826,88 @@ impl Service<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Whether this service was asked to stop (SIGTERM/SIGINT).
+    fn stop_requested(&self) -> bool {
+        self.signals && systemd::stop_requested()
+    }
+
+    /// When no camera thread runs any more: `Ok` if their sources ended,
+    /// an error naming the cameras if any of them failed (so that the
+    /// process exits non-zero and systemd's `Restart=on-failure` restarts
+    /// it). `None` while a camera runs, or when none was started.
+    fn all_cameras_done(&self) -> Option<Result<()>> {
+        let started: Vec<&CameraHandle> =
+            self.cameras.iter().filter(|c| c.thread.is_some()).collect();
+        if started.is_empty() || started.iter().any(|c| !c.ended) {
+            return None;
+        }
+        let failed: Vec<&CameraHandle> = started
+            .iter()
+            .copied()
+            .filter(|c| c.failed.is_some())
+            .collect();
+        if failed.is_empty() {
+            log::info!("every camera source has ended");
+            return Some(Ok(()));
+        }
+        let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
+        // A source the configuration names wrongly stays wrong after a
+        // restart: exit 78 (not restarted). Anything else exits 1.
+        let kind = if failed
+            .iter()
+            .all(|c| c.failed == Some(ErrorKind::InvalidConfig))
+        {
+            ErrorKind::InvalidConfig
+        } else {
+            ErrorKind::DeviceGone
+        };
+        let code = crate::Error::from_kind(kind).exit_code();
+        log::error!(
+            "no camera is running: {} of {} failed ({}); exiting with status {code}{}",
+            failed.len(),
+            started.len(),
+            names.join(", "),
+            if kind == ErrorKind::InvalidConfig {
+                " (a configuration error: fix the [[camera]] source)"
+            } else {
+                " so that systemd restarts the service"
+            }
+        );
+        Some(Err(crate::Error::new(
+            kind,
+            format!(
+                "every running camera stopped and these failed: {}",
+                names.join(", ")
+            ),
+        )))
+    }
+
+    /// Takes a finished background re-profile: saves it and re-plans with it.
+    fn poll_reprofile(&mut self) {
+        if !self.reprofiling.as_ref().is_some_and(|h| h.is_finished()) {
+            return;
+        }
+        let Some(h) = self.reprofiling.take() else {
+            return;
+        };
+        match h.join() {
+            Ok(Ok(p)) => {
+                if let Err(e) = crate::profile::save(&self.cfg.device.state_dir, &p) {
+                    log::warn!("could not save the cost profile: {}", e.chain());
+                }
+                let total: f64 = p.segment_ms.iter().sum();
+                log::info!(
+                    "re-profiled: full network {total:.1} ms per frame (was {:.1}); re-planning",
+                    self.segment_ms.iter().sum::<f64>()
+                );
+                self.segment_ms = p.segment_ms;
+                self.reload(Some(self.cfg.clone()));
+            }
+            Ok(Err(e)) => log::warn!("re-profiling failed: {}", e.chain()),
+            Err(_) => log::warn!("re-profiling thread panicked"),
         }
     }
 
@@ -974,9 +1068,8 @@ impl Service<'_> {
                 (ratio - 1.0) * 100.0
             );
             let base = Arc::clone(&self.base);
-            self.reprofiling = Some(std::thread::spawn(move || {
-                crate::profile::measure(&base, 5, |_, _| {})
-            }));
+            let opener = Arc::clone(&self.opener);
+            self.reprofiling = Some(std::thread::spawn(move || opener.measure_profile(&base)));
         }
     }
 

@@ -5,14 +5,11 @@ use super::state;
 use super::Summary;
 use crate::config::Source;
 use crate::error::Result;
-use crate::truth::{self, Score, Truth};
+use crate::truth::{self, Score, Truth, TOLERANCE_FRAMES};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
-
-/// Frames of slack on each side of a labelled event when matching.
-pub const TOLERANCE_FRAMES: u64 = 2;
 
 /// One app's demo result.
 #[derive(Clone, Debug, Serialize)]
