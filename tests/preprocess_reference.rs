@@ -346,7 +346,7 @@ fn camera_jpeg_variants_decode_exactly_like_libjpeg_turbo() {
 /// Every `NAME.jpg` in `$MAINSTREAM_JPEG_DIR` with a reference decode `NAME.ref.ppm`
 /// (libjpeg-turbo: Pillow or `djpeg -ppm`): frames the baseline decoder takes must
 /// match exactly. Manual, for large sets of real frames:
-/// `MAINSTREAM_JPEG_DIR=dir cargo test --test preprocess_reference -- --ignored
+/// `MAINSTREAM_JPEG_DIR=dir cargo test --test it preprocess_reference -- --ignored
 /// --nocapture`.
 #[test]
 #[ignore = "needs MAINSTREAM_JPEG_DIR with JPEGs and reference decodes"]
