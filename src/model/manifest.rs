@@ -84,7 +84,7 @@ impl InputSpec {
     }
 
     /// The preprocessing parameters (input size and normalisation).
-    pub(crate) fn preprocess_spec(&self) -> crate::preprocess::InputSpec {
+    pub fn preprocess_spec(&self) -> crate::preprocess::InputSpec {
         let dim = |i: usize| self.shape.get(i).copied().unwrap_or(0) as u32;
         crate::preprocess::InputSpec {
             width: dim(3),

@@ -330,7 +330,7 @@ impl StemTree {
     /// Runs the tree for the apps marked in `due` (in plan order) instead of
     /// by their strides: the service samples each app at its planned rate,
     /// which need not divide the camera's. Allocates nothing.
-    pub(crate) fn run_apps(&mut self, frame: u64, due: &[bool]) -> Result<&[AppResult]> {
+    pub fn run_apps(&mut self, frame: u64, due: &[bool]) -> Result<&[AppResult]> {
         if due.len() != self.apps.len() {
             crate::bail!(
                 Internal,
