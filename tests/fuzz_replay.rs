@@ -177,6 +177,11 @@ fn state_files_survive_seeds_and_mutants() {
     replay("store", 0xE703_7ED1_A0B4_28DB);
 }
 
+#[test]
+fn mqtt_log_reader_survives_seeds_and_mutants() {
+    replay("tail", 0x5851_F42D_4C95_7F2D);
+}
+
 /// Found while writing the `y4m` harness (issue 24), and by the `y4m`
 /// target itself after 49,854 executions (`fuzz/regressions/y4m/
 /// found_by_fuzzer_header_tag_U+0204`): a Y4M header token that starts with a
