@@ -174,6 +174,8 @@ pub enum Report {
         app: String,
         /// The event so far.
         opened: Opened,
+        /// Whether a snapshot of the frame that confirmed it was queued.
+        snapshot: bool,
     },
     /// An event ended.
     Closed {
@@ -247,6 +249,8 @@ pub struct CameraThread {
     pub epoch: Instant,
     /// Stop flag.
     pub stop: Arc<AtomicBool>,
+    /// Takes event snapshots without waiting (`[output.snapshots]`).
+    pub snapshots: crate::daemon::output::snapshot::Snapshotter,
 }
 
 struct Current {
@@ -492,10 +496,12 @@ impl CameraThread {
                     Change::None => {}
                     Change::Opened(o) => {
                         counters.in_event = true;
+                        let snapshot = self.snapshots.take(&meta, frame, &cur.apps[i].name, &o);
                         let _ = self.reports.send(Report::Opened {
                             camera: self.index,
                             app: cur.apps[i].name.clone(),
                             opened: o,
+                            snapshot,
                         });
                     }
                     Change::Closed(c) => {
