@@ -6,7 +6,7 @@
 //! through a broker outage, TLS, wrong credentials), and through the real
 //! binary on the demo clip (topics and payloads as the service emits them,
 //! SIGKILL during delivery and with publishes unacknowledged, event
-//! snapshots).
+//! snapshots of an MJPEG and of a Y4M camera).
 
 use mainstream::config::output::Mqtt;
 use mainstream::daemon::eventlog::EventLog;
@@ -1111,4 +1111,109 @@ fn event_snapshots_are_the_opening_mjpeg_frames_named_in_the_events_trimmed_and_
         let got = retained(&broker, &format!("ms-snap/campus/{app}/snapshot"));
         assert!(got == newest, "{app}: retained snapshot is not {id}.jpg");
     }
+}
+
+/// `frame` (a JPEG of the demo clip's size) decoded to packed RGB by the
+/// service's own decoder, at full size.
+fn decode_rgb(jpeg: &[u8], w: u32, h: u32) -> Vec<u8> {
+    use mainstream::frame::PixelFormat;
+    use mainstream::preprocess::{Fit, InputSpec, Preprocessor};
+    let spec = InputSpec {
+        width: w,
+        height: h,
+        ..InputSpec::IMAGENET_224
+    };
+    let mut p = Preprocessor::new(w, h, PixelFormat::Mjpeg, &spec, Fit::Stretch).unwrap();
+    let mut rgb = vec![0u8; 3 * (w * h) as usize];
+    p.run_rgb8(jpeg, &mut rgb).unwrap();
+    rgb
+}
+
+/// The demo clip as a 4:4:4 YUV4MPEG2 file (BT.601 limited range), and
+/// each frame's RGB.
+fn demo_as_y4m(path: &Path) -> Vec<Vec<u8>> {
+    use std::io::Write;
+    let (w, h) = (384u32, 288u32);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    write!(out, "YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C444\n").unwrap();
+    let mut rgbs = Vec::new();
+    for jpeg in mjpeg_frames(&root().join("models/demo/demo.mjpeg")) {
+        let rgb = decode_rgb(&jpeg, w, h);
+        let n = (w * h) as usize;
+        let (mut y, mut u, mut v) = (vec![0u8; n], vec![0u8; n], vec![0u8; n]);
+        for (i, px) in rgb.chunks_exact(3).enumerate() {
+            let (r, g, b) = (px[0] as f64, px[1] as f64, px[2] as f64);
+            y[i] = (16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0).round() as u8;
+            u[i] = (128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0).round() as u8;
+            v[i] = (128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0).round() as u8;
+        }
+        out.write_all(b"FRAME\n").unwrap();
+        for plane in [&y, &u, &v] {
+            out.write_all(plane).unwrap();
+        }
+        rgbs.push(rgb);
+    }
+    out.flush().unwrap();
+    rgbs
+}
+
+#[test]
+fn event_snapshots_of_a_y4m_camera_are_encoded_jpegs_of_the_opening_frames() {
+    let broker = Broker::start("snapshots-y4m", false);
+    let dir = service_dir(
+        "snapshots-y4m",
+        &broker,
+        "ms-snap-y4m",
+        &["birds", "vehicles"],
+    );
+    let clip = dir.join("demo.y4m");
+    let rgbs = demo_as_y4m(&clip);
+    for app in ["birds", "vehicles"] {
+        let p = dir.join("apps.d").join(format!("{app}.toml"));
+        let t = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, t.replace("voting = 2", "voting = 1")).unwrap();
+    }
+    let cfg = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("{}/models/demo/demo.mjpeg", root().display()),
+        &clip.display().to_string(),
+    );
+    std::fs::write(&cfg, format!("{text}\n[output.snapshots]\n")).unwrap();
+    let mut svc = start_service(&dir);
+    assert_eq!(svc.wait(Duration::from_secs(600)), 0, "{}", svc.log());
+    let starts = svc.lines_of("event_start");
+    let mut checked = 0;
+    for (_, v, line) in &starts {
+        let shot = v["snapshot"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no snapshot in {line}"));
+        let jpeg = std::fs::read(shot).unwrap();
+        let info = mainstream::camera::jpeg::inspect(&jpeg).unwrap();
+        assert_eq!((info.width, info.height), (384, 288), "{shot}");
+        // Encoded from the frame that opened the event: close to it (YUV
+        // 4:2:2 from the camera, JPEG 4:2:0 at quality 85) and far from
+        // other frames of the clip.
+        let got = decode_rgb(&jpeg, 384, 288);
+        let mad = |a: &[u8], b: &[u8]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (*x as f64 - *y as f64).abs())
+                .sum::<f64>()
+                / a.len() as f64
+        };
+        let f = v["start_frame"].as_u64().unwrap() as usize;
+        let here = mad(&got, &rgbs[f]);
+        let best_other = (0..rgbs.len())
+            .filter(|&o| o.abs_diff(f) > 5)
+            .map(|o| mad(&got, &rgbs[o]))
+            .fold(f64::INFINITY, f64::min);
+        eprintln!("y4m snapshot of frame {f}: mean abs difference {here:.2}, nearest other frame {best_other:.2}");
+        assert!(here < 6.0, "{shot}: {here:.2} from frame {f}");
+        assert!(here < best_other, "{shot}: closer to another frame");
+        checked += 1;
+    }
+    assert!(checked > 0, "no events:\n{}", svc.log());
+    let st = status_json(&dir);
+    assert_eq!(st["snapshots"]["written"], checked, "{st}");
+    let _ = std::fs::remove_file(&clip); // 100 MB
 }
