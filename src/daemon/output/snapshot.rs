@@ -555,6 +555,30 @@ mod tests {
     }
 
     #[test]
+    fn the_status_line_says_what_was_kept_and_skipped() {
+        let s = SnapshotStatus {
+            dir: "/var/lib/mainstream/snapshots".into(),
+            taken: 12,
+            skipped: 2,
+            written: 11,
+            failed: 1,
+            removed: 4,
+            kept_files: 7,
+            kept_bytes: 3 << 19,
+            unpublished: 0,
+        };
+        assert_eq!(
+            status_text(&s),
+            "snapshots: 7 kept (1.5 MiB) in /var/lib/mainstream/snapshots; 11 written, 2 skipped (busy), 1 failed, 4 removed by the limits since start"
+        );
+        let s = SnapshotStatus {
+            unpublished: 3,
+            ..s
+        };
+        assert!(status_text(&s).ends_with("; 3 not published (queue full)"));
+    }
+
+    #[test]
     fn switched_off_takes_nothing() {
         let m = meta(PixelFormat::Grey, 4, 4, 0);
         assert!(!Snapshotter::off().take(&m, &[0; 16], "a", &opened(0)));
