@@ -209,3 +209,21 @@ fn y4m_header_token_starting_with_a_multibyte_character_is_ignored() {
         run_named(target("y4m"), &bytes, &|| file.display().to_string());
     }
 }
+
+/// Found while writing the `tail` harness (issue 21): a delivery cursor
+/// whose offset is near `u64::MAX` (a damaged or foreign `mqtt.cursor`) made
+/// the MQTT publisher's reader overflow `offset + 8` (a panic with overflow
+/// checks, a wrapped read position without). Now such a cursor is not in
+/// the file, and delivery starts at the oldest file's start.
+#[test]
+fn a_cursor_offset_near_the_end_of_u64_is_refused_without_overflow() {
+    let input = std::fs::read(repo("fuzz/regressions/tail/cursor_offset_near_u64_max")).unwrap();
+    assert_eq!(input[0], 3);
+    assert_eq!(
+        u64::from_le_bytes(input[1..9].try_into().unwrap()),
+        u64::MAX - 2
+    );
+    run_named(target("tail"), &input, &|| {
+        "cursor_offset_near_u64_max".to_owned()
+    });
+}
