@@ -1135,7 +1135,7 @@ fn demo_as_y4m(path: &Path) -> Vec<Vec<u8>> {
     use std::io::Write;
     let (w, h) = (384u32, 288u32);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    write!(out, "YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C444\n").unwrap();
+    writeln!(out, "YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C444").unwrap();
     let mut rgbs = Vec::new();
     for jpeg in mjpeg_frames(&root().join("models/demo/demo.mjpeg")) {
         let rgb = decode_rgb(&jpeg, w, h);
