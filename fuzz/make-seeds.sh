@@ -11,6 +11,8 @@
 #   y4m         the Y4M fixtures (4:2:0, 4:2:2, mono) and demo-clip frames as
 #               4:4:4 and 4:2:0 Y4M;
 #   eventlog    the events.log a service run wrote, cut and damaged;
+#   tail        that events.log, whole and split into events.log.1 and
+#               events.log, with delivery cursors (see fuzz/src/harness/tail.rs);
 #   store       that run's state.bin, status.bin, profile.bin and planner.bin,
 #               whole and as payloads (see fuzz/src/harness/store.rs).
 #
@@ -24,7 +26,7 @@ repo=$(dirname "$here")
 s="$here/seeds"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for t in preprocess mjpeg y4m eventlog store; do
+for t in preprocess mjpeg y4m eventlog store tail; do
     rm -rf "${s:?}/$t"
     mkdir -p "$s/$t"
 done
@@ -140,6 +142,23 @@ mid = ends[0] + 5
 wr('eventlog', 'bad_sector_middle', log[:mid] + b'\x00' * 16 + log[mid + 16:])
 wr('eventlog', 'header_only', log[:8])
 wr('eventlog', 'not_a_log', b'{"type":"event"}\n' * 4)
+# --- tail: the MQTT publisher's log reader (fuzz/src/harness/tail.rs): the
+# same log as events.log alone, split into events.log.1 + events.log, and
+# with cursors at, before and after damage.
+def tail_seed(name, mode, offset, index, old, cur):
+    wr('tail', name, bytes([mode]) + offset.to_bytes(8, 'little') + index.to_bytes(8, 'little')
+       + len(old).to_bytes(2, 'little') + old + cur)
+head, recs = log[:8], log[8:]
+split = ends[len(ends) // 2]
+tail_seed('first_start', 0, 0, 0, b'', log)
+tail_seed('from_start', 1, 0, 0, b'', log)
+tail_seed('rotated_from_start', 2, 0, 0, log[:split], head + log[split:])
+tail_seed('cursor_after_second', 3, ends[1], 2, b'', log)
+tail_seed('cursor_in_rotated', 4, ends[0], 1, log[:split], head + log[split:])
+tail_seed('stale_cursor', 5, ends[0], 1, log[:split], head + log[split:])
+bad = log[:ends[0]] + b'\x00' * 16 + log[ends[0] + 16:]
+tail_seed('cursor_before_damage', 3, ends[0], 1, b'', bad)
+tail_seed('damage_middle', 1, 0, 0, b'', log[:mid] + b'\x00' * 16 + log[mid + 16:])
 for kind, name in [(0, 'state.bin'), (1, 'status.bin'), (2, 'profile.bin')]:
     data = rd(name)
     stem = name.split('.')[0]
@@ -162,6 +181,6 @@ table = p[i:i + n]
 wr('store', 'planner_table_budget1', bytes([3, 40]) + table)
 wr('store', 'planner_table_budget0', bytes([3, 0]) + table)
 EOF
-for t in preprocess mjpeg y4m eventlog store; do
+for t in preprocess mjpeg y4m eventlog store tail; do
     echo "$t: $(ls "$s/$t" | wc -l) files, $(du -sk "$s/$t" | cut -f1) KiB"
 done

@@ -35,12 +35,12 @@ done
 # The camera-bytes and state-file targets (issue 24): their committed seeds
 # (real frames, replay files, state files; make-seeds.sh) and every
 # regression input.
-for t in preprocess mjpeg y4m eventlog store; do
+for t in preprocess mjpeg y4m eventlog store tail; do
     mkdir -p "$c/$t"
     for f in "$here/seeds/$t"/* "$here/regressions/$t"/*; do
         [ -f "$f" ] && put "$t" "$f"
     done
 done
-for t in config package manifest cli preprocess mjpeg y4m eventlog store; do
+for t in config package manifest cli preprocess mjpeg y4m eventlog store tail; do
     echo "$t: $(ls "$c/$t" | wc -l) files"
 done

@@ -207,3 +207,71 @@ fn damaged_frames_skipped_by_the_supervisor_allocate_nothing() {
         "{allocs} allocations over {bad} damaged YUYV frames"
     );
 }
+
+/// Taking an event snapshot on the camera thread copies the frame into a
+/// pooled buffer and queues it: once the pool's buffers have grown to the
+/// camera's frame size, it allocates nothing (the writer thread's work is
+/// not counted: it runs on its own thread).
+#[test]
+fn taking_an_event_snapshot_allocates_nothing_on_the_camera_thread() {
+    use mainstream::config::output::Snapshots as Config;
+    use mainstream::daemon::events::Opened;
+    use mainstream::daemon::output::snapshot::{Snapshots, POOL};
+    use mainstream::frame::FrameMeta;
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("ms-snapshot-alloc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = Config {
+        dir: Some(dir.clone()),
+        keep: 3,
+        max_bytes: 1 << 20,
+        quality: 80,
+        publish: false,
+    };
+    let s = Snapshots::start(&cfg, &dir, None).unwrap();
+    let frames = split_at_soi(&std::fs::read(fixture("vtest_mjpg_320x240.mjpeg")).unwrap());
+    let largest = frames.iter().max_by_key(|f| f.len()).unwrap().clone();
+    let cam = s.snapshotter("gate", 0);
+    let meta = |seq: u64| FrameMeta {
+        sequence: seq,
+        timestamp_us: seq * 100_000,
+        width: 320,
+        height: 240,
+        format: PixelFormat::Mjpeg,
+    };
+    let opened = |seq: u64| Opened {
+        start_frame: seq,
+        start_unix_ms: 1_800_000_000_000 + seq,
+        peak_score: 0.9,
+    };
+    // Waits until `n` snapshots are written (both buffers are back).
+    let written = |n: u64| {
+        let t0 = Instant::now();
+        while s.status().written < n {
+            assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", s.status());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    // Warm-up: every buffer of the pool grows to the largest frame once.
+    for i in 0..POOL as u64 {
+        assert!(cam.take(&meta(i), &largest, "birds", &opened(i)));
+    }
+    written(POOL as u64);
+    let mut taken = 0;
+    for (i, f) in frames.iter().enumerate().take(20) {
+        let seq = 100 + i as u64;
+        let (m, o) = (meta(seq), opened(seq));
+        ALLOCS.with(|a| a.set(0));
+        COUNTING.with(|c| c.set(true));
+        let ok = cam.take(&m, f, "birds", &o);
+        COUNTING.with(|c| c.set(false));
+        assert_eq!(ALLOCS.with(|a| a.get()), 0, "snapshot {i} allocated");
+        assert!(ok, "snapshot {i} skipped: {:?}", s.status());
+        taken += 1;
+        written(POOL as u64 + taken);
+    }
+    assert_eq!(s.status().failed, 0);
+    drop(cam);
+    s.stop(Duration::from_secs(5), &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}

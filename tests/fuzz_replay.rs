@@ -174,6 +174,11 @@ fn state_files_survive_seeds_and_mutants() {
     replay("store", 0xE703_7ED1_A0B4_28DB);
 }
 
+#[test]
+fn mqtt_log_reader_survives_seeds_and_mutants() {
+    replay("tail", 0x5851_F42D_4C95_7F2D);
+}
+
 /// Found while writing the `y4m` harness (issue 24), and by the `y4m`
 /// target itself after 49,854 executions (`fuzz/regressions/y4m/
 /// found_by_fuzzer_header_tag_U+0204`): a Y4M header token that starts with a
@@ -200,4 +205,22 @@ fn y4m_header_token_starting_with_a_multibyte_character_is_ignored() {
         let bytes = std::fs::read(&file).expect("regression input");
         run_named(target("y4m"), &bytes, &|| file.display().to_string());
     }
+}
+
+/// Found while writing the `tail` harness (issue 21): a delivery cursor
+/// whose offset is near `u64::MAX` (a damaged or foreign `mqtt.cursor`) made
+/// the MQTT publisher's reader overflow `offset + 8` (a panic with overflow
+/// checks, a wrapped read position without). Now such a cursor is not in
+/// the file, and delivery starts at the oldest file's start.
+#[test]
+fn a_cursor_offset_near_the_end_of_u64_is_refused_without_overflow() {
+    let input = std::fs::read(repo("fuzz/regressions/tail/cursor_offset_near_u64_max")).unwrap();
+    assert_eq!(input[0], 3);
+    assert_eq!(
+        u64::from_le_bytes(input[1..9].try_into().unwrap()),
+        u64::MAX - 2
+    );
+    run_named(target("tail"), &input, &|| {
+        "cursor_offset_near_u64_max".to_owned()
+    });
 }

@@ -5,7 +5,8 @@
 //! The publisher is driven two ways: directly on an event log (exact counts
 //! through a broker outage, TLS, wrong credentials), and through the real
 //! binary on the demo clip (topics and payloads as the service emits them,
-//! SIGKILL during delivery).
+//! SIGKILL during delivery and with publishes unacknowledged, event
+//! snapshots of an MJPEG and of a Y4M camera).
 
 use mainstream::config::output::Mqtt;
 use mainstream::daemon::eventlog::EventLog;
@@ -386,7 +387,7 @@ fn events_logged_while_the_broker_is_down_all_arrive_in_order_when_it_returns() 
     let dir = scratch_dir("ms-mqtt", "outage");
     let (mut log, _) = EventLog::open(&dir.join("events.log")).unwrap();
     let cfg = broker.config("outage");
-    let out = Output::start(&cfg, &dir, end_of(&log)).unwrap();
+    let out = Output::start(&cfg, &dir, end_of(&log), None).unwrap();
     wait_for("the first connection", Duration::from_secs(10), || {
         out.status().connected
     });
@@ -491,7 +492,7 @@ fn a_wrong_password_is_one_log_line_and_retries_until_it_is_fixed() {
     let cfg = broker.config("password");
     let pw = cfg.password_file.clone().unwrap();
     std::fs::write(&pw, "wrong\n").unwrap();
-    let out = Output::start(&cfg, &dir, end_of(&log)).unwrap();
+    let out = Output::start(&cfg, &dir, end_of(&log), None).unwrap();
     for i in 0..5 {
         log.append(&ev(i)).unwrap();
         out.appended(end_of(&log));
@@ -527,7 +528,7 @@ fn events_go_over_tls_and_an_unknown_ca_is_one_log_line() {
     let mut cfg = broker.config("tls");
     cfg.port = tls_port;
     cfg.tls_ca_file = Some(broker.dir.join("ca.crt"));
-    let out = Output::start(&cfg, &dir, end_of(&log)).unwrap();
+    let out = Output::start(&cfg, &dir, end_of(&log), None).unwrap();
     log.append(&ev(1)).unwrap();
     out.appended(end_of(&log));
     wait_for("an event over TLS", Duration::from_secs(10), || {
@@ -541,7 +542,7 @@ fn events_go_over_tls_and_an_unknown_ca_is_one_log_line() {
     let mut cfg = broker.config("tls-bad");
     cfg.port = tls_port;
     cfg.tls_ca_file = Some(broker.dir.join("other.crt"));
-    let out = Output::start(&cfg, &dir, end_of(&log)).unwrap();
+    let out = Output::start(&cfg, &dir, end_of(&log), None).unwrap();
     log.append(&ev(2)).unwrap();
     out.appended(end_of(&log));
     wait_for("three attempts", Duration::from_secs(15), || {
@@ -833,4 +834,375 @@ fn a_service_killed_during_delivery_resumes_from_its_cursor() {
         again.is_empty(),
         "events before the cursor were delivered again: {again:?}"
     );
+}
+
+/// Sends `sig` (`STOP`, `CONT`) to the broker process.
+fn signal_broker(b: &Broker, sig: &str) {
+    let pid = b.child.as_ref().expect("broker running").id().to_string();
+    run(Command::new("kill").args([&format!("-{sig}"), &pid]));
+}
+
+/// The event ids of the `/event` messages `sub` received, in arrival order.
+fn event_ids(sub: &Sub) -> Vec<String> {
+    sub.with_suffix("/event")
+        .into_iter()
+        .map(|(_, _, p)| {
+            serde_json::from_str::<serde_json::Value>(&p).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_service_killed_with_publishes_unacknowledged_delivers_every_event_in_order_after_restart() {
+    let broker = Broker::start("unacked", false);
+    let sub = Sub::start(&broker, "sub-unacked", &["ms-unacked/+/+/event"]);
+    let dir = service_dir("unacked", &broker, "ms-unacked", &["birds", "vehicles"]);
+    // The clip in a loop, so that events keep coming while the broker is
+    // frozen.
+    let cfg = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("pace = \"fast\"\n", "pace = \"fast\"\nloop = true\n"),
+    )
+    .unwrap();
+    let mut svc = start_service(&dir);
+    wait_for("two delivered events", Duration::from_secs(300), || {
+        assert!(
+            svc.child.try_wait().unwrap().is_none(),
+            "the service ended:\n{}",
+            svc.log()
+        );
+        sub.with_suffix("/event").len() >= 2
+    });
+    // 1. Broker frozen (SIGSTOP): the service's connection stays up, its
+    //    PUBLISHes go into the socket and no PUBACK comes back.
+    signal_broker(&broker, "STOP");
+    let at_stop = svc.lines_of("event").len();
+    wait_for(
+        "three events while the broker is frozen",
+        Duration::from_secs(300),
+        || svc.lines_of("event").len() >= at_stop + 3,
+    );
+    // Let the publisher send them (it reads the log every 20 ms).
+    std::thread::sleep(Duration::from_millis(500));
+    // 2. SIGKILL inside the unacknowledged window.
+    svc.child.kill().unwrap();
+    svc.child.wait().unwrap();
+    let logged_at_kill = logged_ids(&dir).len();
+    let cursor = mainstream::daemon::output::cursor::load(&dir.join("state"))
+        .unwrap()
+        .expect("a cursor");
+    assert!(
+        (cursor.index as usize) < logged_at_kill,
+        "every event was acknowledged before the kill: cursor {cursor:?}, {logged_at_kill} logged"
+    );
+    // 3. The broker thaws (and may deliver what the dead connection sent),
+    //    the service restarts (the clip once more, no loop) and resumes from
+    //    its cursor.
+    signal_broker(&broker, "CONT");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("loop = true\n", "")).unwrap();
+    let mut svc = start_service(&dir);
+    assert_eq!(svc.wait(Duration::from_secs(600)), 0, "{}", svc.log());
+    let all = logged_ids(&dir);
+    wait_for("every logged event", Duration::from_secs(30), || {
+        let got: std::collections::HashSet<String> = event_ids(&sub).into_iter().collect();
+        all.iter().all(|id| got.contains(id))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let arrived = event_ids(&sub);
+    let position: HashMap<&String, usize> = all.iter().enumerate().map(|(i, id)| (id, i)).collect();
+    let mut first = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for id in &arrived {
+        let i = *position
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} arrived but is not in the log"));
+        if seen.insert(id) {
+            first.push(i);
+        }
+    }
+    let (produced, delivered) = (all.len(), seen.len());
+    let duplicated = arrived.len() - delivered;
+    eprintln!(
+        "unacked sigkill: produced {produced}, delivered {delivered}, duplicated {duplicated}, lost {}; \
+         {logged_at_kill} logged at the kill, cursor at record {} (so {} unacknowledged)",
+        produced - delivered,
+        cursor.index,
+        logged_at_kill - cursor.index as usize
+    );
+    assert_eq!(delivered, produced, "events lost");
+    assert!(
+        first.windows(2).all(|w| w[0] < w[1]),
+        "first arrivals out of log order: {first:?}"
+    );
+}
+
+/// The frames of an MJPEG file, split at each EOI that a SOI follows (the
+/// demo clip's frames are plain baseline JPEGs without thumbnails).
+fn mjpeg_frames(path: &Path) -> Vec<Vec<u8>> {
+    let b = std::fs::read(path).unwrap();
+    let mut frames = Vec::new();
+    let mut start = 0;
+    let mut i = 2;
+    while i + 1 < b.len() {
+        if b[i] == 0xFF
+            && b[i + 1] == 0xD9
+            && (i + 2 == b.len() || b[i + 2..].starts_with(&[0xFF, 0xD8]))
+        {
+            frames.push(b[start..i + 2].to_vec());
+            start = i + 2;
+            i += 4;
+        } else {
+            i += 1;
+        }
+    }
+    assert_eq!(start, b.len(), "trailing bytes in {}", path.display());
+    frames
+}
+
+/// One retained message on `topic`, as raw bytes.
+fn retained(b: &Broker, topic: &str) -> Vec<u8> {
+    let out = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &b.port.to_string()])
+        .args([
+            "-u", USER, "-P", PASSWORD, "-t", topic, "-C", "1", "-W", "10", "-N",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "no retained message on {topic}");
+    out.stdout
+}
+
+#[test]
+fn event_snapshots_are_the_opening_mjpeg_frames_named_in_the_events_trimmed_and_published() {
+    let broker = Broker::start("snapshots", false);
+    let sub = Sub::start(
+        &broker,
+        "sub-snapshots",
+        &["ms-snap/+/+/event", "ms-snap/+/+/event_start"],
+    );
+    let dir = service_dir("snapshots", &broker, "ms-snap", &["birds", "vehicles"]);
+    // voting = 1: the frame that confirms an event is its first one.
+    for app in ["birds", "vehicles"] {
+        let p = dir.join("apps.d").join(format!("{app}.toml"));
+        let t = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, t.replace("voting = 2", "voting = 1")).unwrap();
+    }
+    let keep = 3;
+    let cfg = dir.join("config.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[output.snapshots]\nkeep = {keep}\npublish = true\n"
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    let mut svc = start_service(&dir);
+    assert_eq!(svc.wait(Duration::from_secs(600)), 0, "{}", svc.log());
+    let frames = mjpeg_frames(&root().join("models/demo/demo.mjpeg"));
+    let starts = svc.lines_of("event_start");
+    let ends = svc.lines_of("event");
+    let snapshot_dir = dir.join("state/snapshots/campus");
+    let mut named: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    for (_, v, line) in &starts {
+        let (app, id) = (v["app"].as_str().unwrap(), v["id"].as_str().unwrap());
+        let Some(shot) = v["snapshot"].as_str() else {
+            continue;
+        };
+        // Named DIR/CAMERA/APP/ID.jpg, in the event_start line ...
+        assert_eq!(
+            Path::new(shot),
+            snapshot_dir.join(app).join(format!("{id}.jpg")),
+            "{line}"
+        );
+        // ... and in the event line of the same event.
+        let end = ends
+            .iter()
+            .find(|(_, e, _)| e["id"] == v["id"])
+            .unwrap_or_else(|| panic!("no event line for {line}"));
+        assert_eq!(end.1["snapshot"], v["snapshot"], "{}", end.2);
+        named
+            .entry(app.to_owned())
+            .or_default()
+            .push((id.to_owned(), v["start_frame"].as_u64().unwrap()));
+    }
+    let taken: usize = named.values().map(Vec::len).sum();
+    assert!(
+        named.get("birds").is_some_and(|v| v.len() > keep),
+        "too few birds snapshots to see the limit: {named:?}\n{}",
+        svc.log()
+    );
+    // Trimmed to the newest `keep` per app, each byte for byte the frame
+    // of the clip that opened its event.
+    for (app, shots) in &named {
+        let mut want: Vec<String> = shots
+            .iter()
+            .rev()
+            .take(keep)
+            .map(|(id, _)| format!("{id}.jpg"))
+            .collect();
+        want.sort();
+        let mut have: Vec<String> = std::fs::read_dir(snapshot_dir.join(app))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        have.sort();
+        assert_eq!(have, want, "{app}");
+        for (id, frame) in shots.iter().rev().take(keep) {
+            let jpeg = std::fs::read(snapshot_dir.join(app).join(format!("{id}.jpg"))).unwrap();
+            assert!(
+                jpeg == frames[*frame as usize],
+                "{app} {id}: not frame {frame} of the clip ({} bytes vs {})",
+                jpeg.len(),
+                frames[*frame as usize].len()
+            );
+        }
+    }
+    let st = status_json(&dir);
+    eprintln!(
+        "snapshots: {} events, {taken} snapshots taken ({}), {} kept; status {}",
+        starts.len(),
+        named
+            .iter()
+            .map(|(a, v)| format!("{a} {}", v.len()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        named.values().map(|v| v.len().min(keep)).sum::<usize>(),
+        st["snapshots"]
+    );
+    assert_eq!(st["snapshots"]["written"], taken, "{st}");
+    assert_eq!(st["snapshots"]["failed"], 0, "{st}");
+    let kept: usize = named.values().map(|v| v.len().min(keep)).sum();
+    assert_eq!(st["snapshots"]["kept_files"], kept, "{st}");
+    assert_eq!(st["snapshots"]["removed"], taken - kept, "{st}");
+    // The MQTT event messages name the snapshot as the stdout line does
+    // (when the file was still there as they went out).
+    wait_for("every event", Duration::from_secs(10), || {
+        sub.with_suffix("/event").len() >= ends.len()
+    });
+    let mut named_on_mqtt = 0;
+    for (_, _, p) in sub.with_suffix("/event") {
+        let v: serde_json::Value = serde_json::from_str(&p).unwrap();
+        if let Some(shot) = v["snapshot"].as_str() {
+            let line = ends.iter().find(|(_, e, _)| e["id"] == v["id"]).unwrap();
+            assert_eq!(line.1["snapshot"].as_str(), Some(shot));
+            named_on_mqtt += 1;
+        }
+    }
+    assert!(named_on_mqtt > 0, "no MQTT event named its snapshot");
+    // The newest snapshot of each app is retained on PREFIX/CAMERA/APP/snapshot.
+    for (app, shots) in &named {
+        let (id, _) = shots.last().unwrap();
+        let newest = std::fs::read(snapshot_dir.join(app).join(format!("{id}.jpg"))).unwrap();
+        let got = retained(&broker, &format!("ms-snap/campus/{app}/snapshot"));
+        assert!(got == newest, "{app}: retained snapshot is not {id}.jpg");
+    }
+}
+
+/// `frame` (a JPEG of the demo clip's size) decoded to packed RGB by the
+/// service's own decoder, at full size.
+fn decode_rgb(jpeg: &[u8], w: u32, h: u32) -> Vec<u8> {
+    use mainstream::frame::PixelFormat;
+    use mainstream::preprocess::{Fit, InputSpec, Preprocessor};
+    let spec = InputSpec {
+        width: w,
+        height: h,
+        ..InputSpec::IMAGENET_224
+    };
+    let mut p = Preprocessor::new(w, h, PixelFormat::Mjpeg, &spec, Fit::Stretch).unwrap();
+    let mut rgb = vec![0u8; 3 * (w * h) as usize];
+    p.run_rgb8(jpeg, &mut rgb).unwrap();
+    rgb
+}
+
+/// The demo clip as a 4:4:4 YUV4MPEG2 file (BT.601 limited range), and
+/// each frame's RGB.
+fn demo_as_y4m(path: &Path) -> Vec<Vec<u8>> {
+    use std::io::Write;
+    let (w, h) = (384u32, 288u32);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(out, "YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C444").unwrap();
+    let mut rgbs = Vec::new();
+    for jpeg in mjpeg_frames(&root().join("models/demo/demo.mjpeg")) {
+        let rgb = decode_rgb(&jpeg, w, h);
+        let n = (w * h) as usize;
+        let (mut y, mut u, mut v) = (vec![0u8; n], vec![0u8; n], vec![0u8; n]);
+        for (i, px) in rgb.chunks_exact(3).enumerate() {
+            let (r, g, b) = (px[0] as f64, px[1] as f64, px[2] as f64);
+            y[i] = (16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0).round() as u8;
+            u[i] = (128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0).round() as u8;
+            v[i] = (128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0).round() as u8;
+        }
+        out.write_all(b"FRAME\n").unwrap();
+        for plane in [&y, &u, &v] {
+            out.write_all(plane).unwrap();
+        }
+        rgbs.push(rgb);
+    }
+    out.flush().unwrap();
+    rgbs
+}
+
+#[test]
+fn event_snapshots_of_a_y4m_camera_are_encoded_jpegs_of_the_opening_frames() {
+    let broker = Broker::start("snapshots-y4m", false);
+    let dir = service_dir(
+        "snapshots-y4m",
+        &broker,
+        "ms-snap-y4m",
+        &["birds", "vehicles"],
+    );
+    let clip = dir.join("demo.y4m");
+    let rgbs = demo_as_y4m(&clip);
+    for app in ["birds", "vehicles"] {
+        let p = dir.join("apps.d").join(format!("{app}.toml"));
+        let t = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, t.replace("voting = 2", "voting = 1")).unwrap();
+    }
+    let cfg = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("{}/models/demo/demo.mjpeg", root().display()),
+        &clip.display().to_string(),
+    );
+    std::fs::write(&cfg, format!("{text}\n[output.snapshots]\n")).unwrap();
+    let mut svc = start_service(&dir);
+    assert_eq!(svc.wait(Duration::from_secs(600)), 0, "{}", svc.log());
+    let starts = svc.lines_of("event_start");
+    let mut checked = 0;
+    for (_, v, line) in &starts {
+        let shot = v["snapshot"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no snapshot in {line}"));
+        let jpeg = std::fs::read(shot).unwrap();
+        let info = mainstream::camera::jpeg::inspect(&jpeg).unwrap();
+        assert_eq!((info.width, info.height), (384, 288), "{shot}");
+        // Encoded from the frame that opened the event: close to it (YUV
+        // 4:2:2 from the camera, JPEG 4:2:0 at quality 85) and far from
+        // other frames of the clip.
+        let got = decode_rgb(&jpeg, 384, 288);
+        let mad = |a: &[u8], b: &[u8]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (*x as f64 - *y as f64).abs())
+                .sum::<f64>()
+                / a.len() as f64
+        };
+        let f = v["start_frame"].as_u64().unwrap() as usize;
+        let here = mad(&got, &rgbs[f]);
+        let best_other = (0..rgbs.len())
+            .filter(|&o| o.abs_diff(f) > 5)
+            .map(|o| mad(&got, &rgbs[o]))
+            .fold(f64::INFINITY, f64::min);
+        eprintln!("y4m snapshot of frame {f}: mean abs difference {here:.2}, nearest other frame {best_other:.2}");
+        assert!(here < 6.0, "{shot}: {here:.2} from frame {f}");
+        assert!(here < best_other, "{shot}: closer to another frame");
+        checked += 1;
+    }
+    assert!(checked > 0, "no events:\n{}", svc.log());
+    let st = status_json(&dir);
+    assert_eq!(st["snapshots"]["written"], checked, "{st}");
+    let _ = std::fs::remove_file(&clip); // 100 MB
 }

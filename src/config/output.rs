@@ -3,7 +3,8 @@
 //! Both phases for this section live here: the raw serde structs (every key
 //! optional, unknown keys rejected, spans kept) and their validation into
 //! [`Output`]. Off by default: without an `[output.mqtt]` table nothing
-//! leaves the box.
+//! leaves the box, and without an `[output.snapshots]` table no frame is
+//! kept.
 
 use super::diag::{Diagnostics, SourceFile};
 use super::resolve;
@@ -29,6 +30,24 @@ pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub struct RawOutput {
     /// `[output.mqtt]`.
     pub mqtt: Option<Spanned<RawMqtt>>,
+    /// `[output.snapshots]`.
+    pub snapshots: Option<Spanned<RawSnapshots>>,
+}
+
+/// `[output.snapshots]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSnapshots {
+    /// Directory of the snapshots (default `STATE_DIR/snapshots`).
+    pub dir: Option<Spanned<String>>,
+    /// Snapshots kept per app (oldest removed first).
+    pub keep: Option<Spanned<i64>>,
+    /// Bytes of snapshots kept per app.
+    pub max_bytes: Option<Spanned<i64>>,
+    /// JPEG quality when a frame has to be encoded (1-100).
+    pub quality: Option<Spanned<i64>>,
+    /// Publish each snapshot on `PREFIX/CAMERA/APP/snapshot` (needs `[output.mqtt]`).
+    pub publish: Option<Spanned<bool>>,
 }
 
 /// `[output.mqtt]` as written.
@@ -64,6 +83,41 @@ pub struct RawMqtt {
 pub struct Output {
     /// The MQTT publisher, if configured.
     pub mqtt: Option<Mqtt>,
+    /// Event snapshots, if configured.
+    pub snapshots: Option<Snapshots>,
+}
+
+/// Default snapshots kept per app.
+pub const DEFAULT_SNAPSHOT_KEEP: u32 = 100;
+/// Default bytes of snapshots kept per app (64 MiB).
+pub const DEFAULT_SNAPSHOT_MAX_BYTES: u64 = 64 << 20;
+/// Default JPEG quality of encoded snapshots.
+pub const DEFAULT_SNAPSHOT_QUALITY: u8 = 85;
+/// Name of the default snapshot directory in the state directory.
+pub const DEFAULT_SNAPSHOT_DIR: &str = "snapshots";
+
+/// `[output.snapshots]`, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshots {
+    /// Directory (`None`: `STATE_DIR/snapshots`).
+    pub dir: Option<PathBuf>,
+    /// Snapshots kept per app.
+    pub keep: u32,
+    /// Bytes kept per app.
+    pub max_bytes: u64,
+    /// JPEG quality of encoded frames.
+    pub quality: u8,
+    /// Publish on `PREFIX/CAMERA/APP/snapshot`.
+    pub publish: bool,
+}
+
+impl Snapshots {
+    /// The directory, with `state_dir` for the default.
+    pub fn dir_in(&self, state_dir: &Path) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join(DEFAULT_SNAPSHOT_DIR))
+    }
 }
 
 /// `[output.mqtt]`, validated.
@@ -150,10 +204,65 @@ pub(crate) fn validate(
     warnings: &mut Diagnostics,
 ) -> Option<Output> {
     let before = errors.len();
+    let has_mqtt = raw.mqtt.is_some();
     let mqtt = raw
         .mqtt
         .and_then(|m| validate_mqtt(src, base_dir, m, errors, warnings));
-    (errors.len() == before).then_some(Output { mqtt })
+    let snapshots = raw
+        .snapshots
+        .and_then(|s| validate_snapshots(src, base_dir, s, has_mqtt, errors));
+    (errors.len() == before).then_some(Output { mqtt, snapshots })
+}
+
+fn validate_snapshots(
+    src: &SourceFile,
+    base_dir: &Path,
+    s: Spanned<RawSnapshots>,
+    has_mqtt: bool,
+    errors: &mut Diagnostics,
+) -> Option<Snapshots> {
+    let s = s.into_inner();
+    let before = errors.len();
+    let dir = match &s.dir {
+        Some(d) if d.get_ref().trim().is_empty() => {
+            errors.at(src, d.span(), "dir must name a directory");
+            None
+        }
+        Some(d) => Some(resolve(base_dir, d.get_ref())),
+        None => None,
+    };
+    let keep = match &s.keep {
+        Some(k) => super::int_in_range(src, errors, k, "keep", 1, 1_000_000).map(|k| k as u32),
+        None => Some(DEFAULT_SNAPSHOT_KEEP),
+    };
+    let max_bytes = match &s.max_bytes {
+        Some(b) => {
+            super::int_in_range(src, errors, b, "max_bytes", 64 << 10, 1 << 40).map(|b| b as u64)
+        }
+        None => Some(DEFAULT_SNAPSHOT_MAX_BYTES),
+    };
+    let quality = match &s.quality {
+        Some(q) => super::int_in_range(src, errors, q, "quality", 1, 100).map(|q| q as u8),
+        None => Some(DEFAULT_SNAPSHOT_QUALITY),
+    };
+    let publish = s.publish.as_ref().is_some_and(|p| *p.get_ref());
+    if let (Some(p), true, false) = (&s.publish, publish, has_mqtt) {
+        errors.at(
+            src,
+            p.span(),
+            "publish = true needs an [output.mqtt] table (the broker to publish on)",
+        );
+    }
+    if errors.len() != before {
+        return None;
+    }
+    Some(Snapshots {
+        dir,
+        keep: keep?,
+        max_bytes: max_bytes?,
+        quality: quality?,
+        publish,
+    })
 }
 
 fn validate_mqtt(
@@ -346,6 +455,52 @@ mod tests {
             );
         }
         assert_eq!(e.len(), want.len(), "{e:#?}");
+    }
+
+    #[test]
+    fn a_snapshots_table_gets_documented_defaults() {
+        let (out, e, _) = check("[snapshots]\n");
+        assert!(e.is_empty(), "{e:?}");
+        let s = out.unwrap().snapshots.unwrap();
+        assert_eq!(s.dir, None);
+        assert_eq!(
+            s.dir_in(Path::new("/var/lib/mainstream")),
+            PathBuf::from("/var/lib/mainstream/snapshots")
+        );
+        assert_eq!(s.keep, DEFAULT_SNAPSHOT_KEEP);
+        assert_eq!(s.max_bytes, DEFAULT_SNAPSHOT_MAX_BYTES);
+        assert_eq!(s.quality, DEFAULT_SNAPSHOT_QUALITY);
+        assert!(!s.publish);
+        let (out, e, _) = check("[snapshots]\ndir = \"shots\"\nkeep = 3\nmax_bytes = 1048576\n");
+        assert!(e.is_empty(), "{e:?}");
+        let s = out.unwrap().snapshots.unwrap();
+        assert_eq!(s.dir, Some(PathBuf::from("/etc/m/shots")));
+        assert_eq!((s.keep, s.max_bytes), (3, 1 << 20));
+    }
+
+    #[test]
+    fn bad_snapshot_keys_are_reported_at_their_line_and_column() {
+        let text =
+            "[snapshots]\nkeep = 0\nmax_bytes = 10\nquality = 101\npublish = true\ndir = \" \"\n";
+        let (out, e, _) = check(text);
+        assert_eq!(out, None);
+        let want = [
+            "/etc/m/config.toml:2:8: keep must be between 1 and 1000000, not 0",
+            "/etc/m/config.toml:3:13: max_bytes must be between 65536 and 1099511627776, not 10",
+            "/etc/m/config.toml:4:11: quality must be between 1 and 100, not 101",
+            "/etc/m/config.toml:5:11: publish = true needs an [output.mqtt] table",
+            "/etc/m/config.toml:6:7: dir must name a directory",
+        ];
+        for w in want {
+            assert!(
+                e.iter().any(|x| x.starts_with(w)),
+                "missing {w:?} in {e:#?}"
+            );
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+        let (out, e, _) = check("[mqtt]\nhost = \"b\"\n[snapshots]\npublish = true\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert!(out.unwrap().snapshots.unwrap().publish);
     }
 
     #[test]

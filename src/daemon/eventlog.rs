@@ -74,21 +74,25 @@ pub(crate) fn parse_header(head: &[u8; RECORD_HEADER]) -> Option<(usize, u32)> {
     (len != 0 && len <= MAX_RECORD).then_some((len, crc))
 }
 
+/// The event in a record's payload, if the payload is one event of exactly
+/// its length, as the writer makes it, with the checksum `crc`. Decoded
+/// before the checksum: after damage every later offset is tried, and
+/// decoding garbage fails within a few bytes where a checksum reads up to
+/// MAX_RECORD (a 256 KiB run of one plausible header took 10 s to
+/// resynchronise through, a 64 MiB log would take minutes). The recovery
+/// here and the MQTT publisher's reader (`output::tail`) both use it, so
+/// they agree on what a record is.
+pub(crate) fn decode_payload(payload: &[u8], crc: u32) -> Option<Event> {
+    let (ev, rest) = postcard::take_from_bytes::<Event>(payload).ok()?;
+    (rest.is_empty() && crc32(payload) == crc).then_some(ev)
+}
+
 /// Decodes the record at `at`, if a whole valid one starts there.
 fn record_at(bytes: &[u8], at: usize) -> Option<(Event, usize)> {
     let head = bytes.get(at..at + RECORD_HEADER)?.try_into().ok()?;
     let (len, crc) = parse_header(head)?;
     let payload = bytes.get(at + RECORD_HEADER..at + RECORD_HEADER + len)?;
-    // The payload must be one event of exactly `len` bytes, as the writer
-    // makes it. Checked before the checksum: after damage every later offset
-    // is tried, and decoding garbage fails within a few bytes where a
-    // checksum reads up to MAX_RECORD (a 256 KiB run of one plausible header
-    // took 10 s to resynchronise through, a 64 MiB log would take minutes).
-    let (ev, rest) = postcard::take_from_bytes::<Event>(payload).ok()?;
-    if !rest.is_empty() || crc32(payload) != crc {
-        return None;
-    }
-    Some((ev, RECORD_HEADER + len))
+    Some((decode_payload(payload, crc)?, RECORD_HEADER + len))
 }
 
 /// Scans records after the file header; `keep` bounds how many events are kept (the last ones).

@@ -92,9 +92,21 @@ pub fn event_id(camera: &str, app: &str, start_unix_ms: u64, start_frame: u64) -
     format!("{start_unix_ms}-{:08x}", crate::store::crc32(&key))
 }
 
-/// The JSON line printed to stdout for a finished event.
-pub fn event_json(ev: &Event) -> String {
-    serde_json::json!({
+/// Adds `"snapshot": PATH` to an event object when a snapshot was taken.
+fn with_snapshot(mut v: serde_json::Value, snapshot: Option<&std::path::Path>) -> String {
+    if let (Some(p), Some(o)) = (snapshot, v.as_object_mut()) {
+        o.insert(
+            "snapshot".into(),
+            serde_json::Value::String(p.to_string_lossy().into_owned()),
+        );
+    }
+    v.to_string()
+}
+
+/// The JSON line printed to stdout for a finished event; `snapshot` names
+/// the JPEG of the frame that opened it, if one was kept.
+pub fn event_json(ev: &Event, snapshot: Option<&std::path::Path>) -> String {
+    let v = serde_json::json!({
         "type": "event",
         "id": event_id(&ev.camera, &ev.app, ev.start_unix_ms, ev.start_frame),
         "app": ev.app,
@@ -105,13 +117,19 @@ pub fn event_json(ev: &Event) -> String {
         "end_frame": ev.end_frame,
         "peak_score": (f64::from(ev.peak_score) * 1e4).round() / 1e4,
         "samples": ev.samples,
-    })
-    .to_string()
+    });
+    with_snapshot(v, snapshot)
 }
 
-/// The JSON line printed to stdout when an event is confirmed.
-pub fn opened_json(app: &str, camera: &str, o: &Opened) -> String {
-    serde_json::json!({
+/// The JSON line printed to stdout when an event is confirmed; `snapshot`
+/// names the JPEG of the frame that confirmed it, if one is being kept.
+pub fn opened_json(
+    app: &str,
+    camera: &str,
+    o: &Opened,
+    snapshot: Option<&std::path::Path>,
+) -> String {
+    let v = serde_json::json!({
         "type": "event_start",
         "id": event_id(camera, app, o.start_unix_ms, o.start_frame),
         "app": app,
@@ -119,8 +137,8 @@ pub fn opened_json(app: &str, camera: &str, o: &Opened) -> String {
         "start": rfc3339_ms(o.start_unix_ms),
         "start_frame": o.start_frame,
         "score": (f64::from(o.peak_score) * 1e4).round() / 1e4,
-    })
-    .to_string()
+    });
+    with_snapshot(v, snapshot)
 }
 
 #[cfg(test)]
@@ -146,7 +164,7 @@ mod tests {
             peak_score: 0.87654,
             samples: 4,
         };
-        let line = event_json(&ev);
+        let line = event_json(&ev, None);
         assert!(!line.contains('\n'));
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["type"], "event");
@@ -154,5 +172,10 @@ mod tests {
         assert_eq!(v["end"], "1970-01-01T00:00:02.500Z");
         assert_eq!(v["end_frame"], 25);
         assert_eq!(v["peak_score"], 0.8765);
+        assert!(v.get("snapshot").is_none());
+        let shot = std::path::Path::new("/var/lib/mainstream/snapshots/gate/birds/1000-0.jpg");
+        let v: serde_json::Value = serde_json::from_str(&event_json(&ev, Some(shot))).unwrap();
+        assert_eq!(v["snapshot"], shot.to_str().unwrap());
+        assert_eq!(v["samples"], 4);
     }
 }

@@ -288,6 +288,10 @@ pub(crate) struct Service<'a> {
     log: eventlog::EventLog,
     /// The MQTT publisher (`[output.mqtt]`).
     output: Option<output::Output>,
+    /// The snapshot writer (`[output.snapshots]`).
+    snapshots: Option<output::snapshot::Snapshots>,
+    /// Snapshots of the open events, by (camera, app).
+    open_snapshots: std::collections::HashMap<(usize, String), PathBuf>,
     events: Vec<Event>,
     notifier: systemd::Notifier,
     apps: std::collections::BTreeMap<String, AppInfo>,
@@ -371,10 +375,26 @@ impl<'a> Service<'a> {
             rec.skipped_bytes
         );
         }
+        let snapshot_dir = cfg.output.snapshots.as_ref().map(|s| s.dir_in(&dir));
         let output = match &cfg.output.mqtt {
-            Some(m) => Some(output::Output::start(m, &dir, log_end(&log))?),
+            Some(m) => Some(output::Output::start(
+                m,
+                &dir,
+                log_end(&log),
+                snapshot_dir.clone(),
+            )?),
             None => {
                 let _ = std::fs::remove_file(dir.join(output::STATUS_FILE));
+                None
+            }
+        };
+        let snapshots = match &cfg.output.snapshots {
+            Some(s) => {
+                let notices = output.as_ref().filter(|_| s.publish).map(|o| o.sender());
+                Some(output::snapshot::Snapshots::start(s, &dir, notices)?)
+            }
+            None => {
+                let _ = std::fs::remove_file(dir.join(output::snapshot::STATUS_FILE));
                 None
             }
         };
@@ -420,6 +440,8 @@ impl<'a> Service<'a> {
             state: st,
             log,
             output,
+            snapshots,
+            open_snapshots: Default::default(),
             events: Vec::new(),
             notifier,
             apps: Default::default(),
@@ -600,6 +622,15 @@ impl Service<'_> {
             capturing: Arc::clone(&h.capturing),
             epoch: self.epoch,
             stop: Arc::clone(&self.stop),
+            snapshots: match &self.snapshots {
+                // Buffers sized for the configured frame size (YUYV: 2 bytes
+                // a pixel; an MJPEG frame is smaller); else they grow once.
+                Some(s) => s.snapshotter(
+                    &c.name,
+                    2 * c.width.unwrap_or(0) as usize * c.height.unwrap_or(0) as usize,
+                ),
+                None => output::snapshot::Snapshotter::off(),
+            },
         };
         let thread = std::thread::Builder::new()
             .name(format!("ms-cam-{i}"))
@@ -654,16 +685,27 @@ impl Service<'_> {
                 camera,
                 app,
                 opened,
+                snapshot,
             } => {
                 let cam = self.cameras.get(camera).map_or("?", |c| c.name.as_str());
-                let line = events::opened_json(&app, cam, &opened);
-                let camera = cam.to_owned();
+                let shot = match &self.snapshots {
+                    Some(s) if snapshot => {
+                        Some(output::snapshot::path_for(s.root(), cam, &app, &opened))
+                    }
+                    _ => None,
+                };
+                let line = events::opened_json(&app, cam, &opened, shot.as_deref());
+                let cam = cam.to_owned();
                 self.emit(&line);
+                if let Some(p) = &shot {
+                    self.open_snapshots.insert((camera, app.clone()), p.clone());
+                }
                 if let Some(o) = &self.output {
                     o.notify(output::Notice::Opened {
-                        camera,
+                        camera: cam,
                         app,
                         opened,
+                        snapshot: shot,
                     });
                 }
             }
@@ -684,7 +726,8 @@ impl Service<'_> {
                     });
                 }
                 self.state.totals_mut(&app).events += 1;
-                self.emit(&events::event_json(&ev));
+                let shot = self.open_snapshots.remove(&(camera, app));
+                self.emit(&events::event_json(&ev, shot.as_deref()));
                 if self.events.len() < MAX_SUMMARY_EVENTS {
                     self.events.push(ev);
                 }
@@ -1179,6 +1222,9 @@ impl Service<'_> {
         if let Some(o) = &self.output {
             o.write_status(&self.cfg.device.state_dir);
         }
+        if let Some(s) = &self.snapshots {
+            s.write_status(&self.cfg.device.state_dir);
+        }
         if let Err(e) = state::save_status(&self.cfg.device.state_dir, &self.status) {
             log::debug!("status: {}", e.chain());
         }
@@ -1231,6 +1277,11 @@ impl Service<'_> {
         }
         self.state.clean_shutdown = true;
         self.save_state();
+        // The cameras are gone: the snapshot writer finishes its queue (and
+        // tells the publisher) before the publisher stops.
+        if let Some(s) = self.snapshots.take() {
+            s.stop(Duration::from_millis(500), &self.cfg.device.state_dir);
+        }
         if let Some(o) = self.output.take() {
             o.stop(Duration::from_millis(600), &self.cfg.device.state_dir);
         }

@@ -311,11 +311,15 @@ pub fn status(
             && now.saturating_sub(s.updated_unix_ms) < 5_000
     });
     let mqtt = super::output::load_status(state_dir).ok().flatten();
+    let snapshots = super::output::snapshot::load_status(state_dir)
+        .ok()
+        .flatten();
     if json {
         let v = serde_json::json!({
             "running": running,
             "status": st,
             "mqtt": mqtt,
+            "snapshots": snapshots,
             "status_problem": st_problem,
             "config_problems": problems.iter().map(|d| d.with_kind("error").to_string()).collect::<Vec<_>>(),
             "state": durable,
@@ -344,6 +348,9 @@ pub fn status(
     }
     if let Some(m) = &mqtt {
         writeln!(out, "{}", super::output::status_text(m, now))?;
+    }
+    if let Some(s) = &snapshots {
+        writeln!(out, "{}", super::output::snapshot::status_text(s))?;
     }
     if !problems.is_empty() {
         writeln!(

@@ -92,6 +92,8 @@ pub enum CameraReport {
         app: String,
         /// The event so far.
         opened: Opened,
+        /// Whether a snapshot of the frame that confirmed it was queued.
+        snapshot: bool,
     },
     /// An event ended.
     Closed {
@@ -165,6 +167,8 @@ pub struct CameraThread {
     pub epoch: Instant,
     /// Stop flag.
     pub stop: Arc<AtomicBool>,
+    /// Takes event snapshots without waiting (`[output.snapshots]`).
+    pub snapshots: crate::daemon::output::snapshot::Snapshotter,
 }
 
 impl CameraThread {
@@ -345,10 +349,17 @@ impl CameraThread {
                     Change::None => {}
                     Change::Opened(o) => {
                         counters.in_event = true;
+                        let snapshot = self.snapshots.take(
+                            &meta,
+                            self.camera.frame(),
+                            &analyser.apps()[i].name,
+                            &o,
+                        );
                         let _ = self.reports.send(CameraReport::Opened {
                             camera: self.index,
                             app: analyser.apps()[i].name.clone(),
                             opened: o,
+                            snapshot,
                         });
                     }
                     Change::Closed(c) => {
@@ -463,6 +474,7 @@ mod tests {
             capturing: Arc::new(AtomicBool::new(false)),
             epoch: Instant::now(),
             stop,
+            snapshots: crate::daemon::output::snapshot::Snapshotter::off(),
         };
         (t, control_tx, reports_rx)
     }

@@ -77,6 +77,28 @@ use crate::error::Result;
 use crate::frame::{PixelFormat, Reject, MAX_DIM};
 use resize::Taps;
 
+/// Converts a whole packed YUYV frame (`Y0 U Y1 V` per pixel pair, even
+/// width) to packed 8-bit RGB at full size, with the preprocessor's BT.601
+/// limited-range conversion: `dst` takes `3 * pixels` bytes. Fails when a
+/// buffer is shorter than `width * height` pixels need.
+pub fn yuyv_to_rgb8(src: &[u8], width: u32, height: u32, dst: &mut [u8]) -> Result<(), Reject> {
+    let pixels = width as usize * height as usize;
+    if src.len() < 2 * pixels {
+        return Err(Reject::Short {
+            len: src.len(),
+            need: 2 * pixels,
+        });
+    }
+    if dst.len() < 3 * pixels {
+        return Err(Reject::Output {
+            len: dst.len(),
+            need: 3 * pixels,
+        });
+    }
+    yuv::yuyv_to_rgb(&src[..2 * pixels], &mut dst[..3 * pixels]);
+    Ok(())
+}
+
 /// What the base network expects as input: size and normalisation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct InputSpec {

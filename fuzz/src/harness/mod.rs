@@ -16,16 +16,18 @@ pub mod mjpeg;
 pub mod preprocess;
 pub mod scratch;
 pub mod store;
+pub mod tail;
 pub mod y4m;
 
 /// One target's harness body.
 pub type Harness = fn(&[u8]);
 
 /// The targets of this directory, by name, as the replay test iterates them.
-pub const TARGETS: [(&str, Harness); 5] = [
+pub const TARGETS: [(&str, Harness); 6] = [
     ("preprocess", preprocess::run),
     ("mjpeg", mjpeg::run),
     ("y4m", y4m::run),
     ("eventlog", eventlog::run),
     ("store", store::run),
+    ("tail", tail::run),
 ];

@@ -1,4 +1,5 @@
-//! Events leaving the box: the MQTT publisher (`[output.mqtt]`).
+//! Events leaving the box: the MQTT publisher (`[output.mqtt]`) and event
+//! snapshots (`[output.snapshots]`, [`snapshot`]).
 //!
 //! The event log stays the source of truth. The service appends each
 //! finished event to it as before and then publishes the log's new end
@@ -19,13 +20,15 @@
 pub mod cursor;
 pub mod mqtt;
 pub mod payload;
+pub mod retention;
+pub mod snapshot;
 pub mod tail;
 
 use super::events::Opened;
 use crate::config::output::Mqtt;
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -46,6 +49,17 @@ pub enum Notice {
         app: String,
         /// What opened it.
         opened: Opened,
+        /// Its snapshot, if one is being kept.
+        snapshot: Option<PathBuf>,
+    },
+    /// An event's snapshot was written (`publish = true`).
+    Snapshot {
+        /// Camera name.
+        camera: String,
+        /// App name.
+        app: String,
+        /// The JPEG file.
+        path: PathBuf,
     },
     /// An event ended (sensor off; the event itself is in the log).
     Closed {
@@ -127,8 +141,14 @@ pub struct Output {
 
 impl Output {
     /// Starts the publisher for the log in `state_dir`, whose current end is
-    /// `end`.
-    pub fn start(cfg: &Mqtt, state_dir: &Path, end: End) -> Result<Output> {
+    /// `end`; `snapshots` is the snapshot directory, if snapshots are kept
+    /// (an `event` message names its snapshot when the file is there).
+    pub fn start(
+        cfg: &Mqtt,
+        state_dir: &Path,
+        end: End,
+        snapshots: Option<PathBuf>,
+    ) -> Result<Output> {
         let (tx, rx) = mpsc::sync_channel(NOTICES);
         let log_end = Arc::new(LogEnd::default());
         log_end.set(end);
@@ -142,6 +162,7 @@ impl Output {
             Arc::clone(&log_end),
             rx,
             Arc::clone(&status),
+            snapshots,
         )?;
         let thread = std::thread::Builder::new()
             .name("ms-mqtt".into())
@@ -173,6 +194,11 @@ impl Output {
         if let Err(TrySendError::Full(_)) = self.tx.try_send(n) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A sender for other threads' notices (the snapshot writer's).
+    pub fn sender(&self) -> SyncSender<Notice> {
+        self.tx.clone()
     }
 
     /// The log has a new durable end.

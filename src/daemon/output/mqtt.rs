@@ -15,7 +15,9 @@
 //!
 //! `event_start` and `state` messages are live notices from the service, not
 //! log records: published once connected, never queued across an outage
-//! (the `event` message, which is, carries everything they do).
+//! (the `event` message, which is, carries everything they do). A snapshot
+//! (`snapshot`, retained) written during an outage is published when the
+//! connection comes back, the latest one per app.
 
 use super::cursor::{self, Cursor};
 use super::payload;
@@ -48,6 +50,8 @@ const REQUESTS: usize = WINDOW + 2 * crate::config::MAX_APPS + 64;
 /// At a stop, how long events already in the log may take to go out
 /// before `offline` is published and the connection closed.
 const STOP_FLUSH: Duration = Duration::from_millis(300);
+/// Largest snapshot published (a bigger JPEG stays on disk only).
+pub const MAX_SNAPSHOT_PUBLISH: usize = 4 << 20;
 /// How long a connection attempt may take (TCP, TLS, CONNACK).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -107,6 +111,10 @@ pub struct Publisher {
     /// The last failure logged (so that each cause is logged once).
     last_error: Option<String>,
     stopping: bool,
+    /// The snapshot directory, if snapshots are kept.
+    snapshots: Option<PathBuf>,
+    /// Snapshots written while not connected: the latest per sensor.
+    pending_snapshots: BTreeMap<(String, String), PathBuf>,
 }
 
 fn qos1() -> QoS {
@@ -155,6 +163,7 @@ impl Publisher {
         end: Arc<LogEnd>,
         rx: Receiver<Notice>,
         status: Arc<Mutex<MqttStatus>>,
+        snapshots: Option<PathBuf>,
     ) -> Result<Publisher> {
         let saved = cursor::load(&state_dir)?;
         let tail = Tail::open(&super::tail::log_path(&state_dir), saved, end.get())?;
@@ -177,6 +186,8 @@ impl Publisher {
             sensors: BTreeMap::new(),
             last_error: None,
             stopping: false,
+            snapshots,
+            pending_snapshots: BTreeMap::new(),
         })
     }
 
@@ -254,6 +265,9 @@ impl Publisher {
             Notice::Closed { camera, app } => {
                 self.sensors.insert((camera, app), false);
             }
+            Notice::Snapshot { camera, app, path } => {
+                self.pending_snapshots.insert((camera, app), path);
+            }
             Notice::Sensors(list) => self.set_sensors(list, None),
             Notice::Stop => self.stopping = true,
         }
@@ -310,7 +324,7 @@ impl Publisher {
         o.set_keep_alive(Duration::from_secs(u64::from(c.keep_alive_s)));
         o.set_clean_session(true);
         o.set_inflight(WINDOW as u16 + 16);
-        o.set_max_packet_size(64 * 1024, 256 * 1024);
+        o.set_max_packet_size(64 * 1024, MAX_SNAPSHOT_PUBLISH + 4096);
         o.set_last_will(LastWill::new(
             payload::status_topic(c),
             "offline",
@@ -389,6 +403,9 @@ impl Publisher {
         for ((c, a), on) in &self.sensors {
             self.announce(&mut link, c, a, *on);
         }
+        for ((c, a), path) in std::mem::take(&mut self.pending_snapshots) {
+            self.snapshot(&mut link, &c, &a, &path);
+        }
         let mut window: VecDeque<(u64, InFlight)> = VecDeque::new();
         let mut seq = 0u64;
         let mut last_save = Instant::now();
@@ -448,7 +465,7 @@ impl Publisher {
                         Err(e) => return Err(format!("reading the event log: {}", e.chain())),
                     };
                     let ev = &rec.event;
-                    let body = payload::event_body(ev);
+                    let body = payload::event_body(ev, self.snapshots.as_deref());
                     if client
                         .try_publish(
                             payload::app_topic(&self.cfg, &ev.camera, &ev.app, "event"),
@@ -558,11 +575,12 @@ impl Publisher {
                 camera,
                 app,
                 opened,
+                snapshot,
             } => {
                 l.other(
                     payload::app_topic(&self.cfg, &camera, &app, "event_start"),
                     false,
-                    payload::opened_body(&camera, &app, &opened),
+                    payload::opened_body(&camera, &app, &opened, snapshot.as_deref()),
                 );
                 l.other(
                     payload::app_topic(&self.cfg, &camera, &app, "state"),
@@ -579,8 +597,34 @@ impl Publisher {
                 );
                 self.sensors.insert((camera, app), false);
             }
+            Notice::Snapshot { camera, app, path } => self.snapshot(l, &camera, &app, &path),
             Notice::Sensors(list) => self.set_sensors(list, Some(l)),
             Notice::Stop => self.stopping = true,
+        }
+    }
+
+    /// Publishes a snapshot file (retained): gone already (trimmed by the
+    /// limits) or too big, it is skipped.
+    fn snapshot(&self, l: &mut Link, camera: &str, app: &str, path: &std::path::Path) {
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() > MAX_SNAPSHOT_PUBLISH as u64 => {
+                log::warn!(
+                    "mqtt: snapshot {} has {} bytes, more than the {} published; kept on disk only",
+                    path.display(),
+                    m.len(),
+                    MAX_SNAPSHOT_PUBLISH
+                );
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        if let Ok(jpeg) = std::fs::read(path) {
+            l.other(
+                payload::app_topic(&self.cfg, camera, app, "snapshot"),
+                true,
+                jpeg,
+            );
         }
     }
 

@@ -6,6 +6,7 @@
 //! | `PREFIX/CAMERA/APP/event_start` | the `event_start` line with `id` | no |
 //! | `PREFIX/CAMERA/APP/event` | the `event` line with `id` | no |
 //! | `PREFIX/CAMERA/APP/state` | `ON` while an event is open, else `OFF` | yes |
+//! | `PREFIX/CAMERA/APP/snapshot` | the JPEG of the frame that opened the last event (`publish = true`) | yes |
 //! | `DISCOVERY/binary_sensor/NODE/CAMERA_APP/config` | Home Assistant discovery | yes |
 //!
 //! Camera and app names are already limited to `A-Z a-z 0-9 - _ .` by the
@@ -13,6 +14,7 @@
 
 use crate::config::output::Mqtt;
 use crate::daemon::events::{self, Event, Opened};
+use std::path::Path;
 
 pub use crate::daemon::events::event_id;
 
@@ -26,14 +28,26 @@ pub(crate) fn app_topic(m: &Mqtt, camera: &str, app: &str, leaf: &str) -> String
     format!("{}/{camera}/{app}/{leaf}", m.topic_prefix)
 }
 
-/// The body on `.../event`: the stdout line (which carries the id).
-pub(crate) fn event_body(ev: &Event) -> String {
-    events::event_json(ev)
+/// The body on `.../event`: the stdout line (which carries the id), naming
+/// the snapshot if snapshots are kept in `snapshots` and this event's file
+/// is there (it may have been skipped, failed or been trimmed away since).
+pub(crate) fn event_body(ev: &Event, snapshots: Option<&Path>) -> String {
+    let shot = snapshots
+        .map(|root| {
+            let o = Opened {
+                start_frame: ev.start_frame,
+                start_unix_ms: ev.start_unix_ms,
+                peak_score: ev.peak_score,
+            };
+            super::snapshot::path_for(root, &ev.camera, &ev.app, &o)
+        })
+        .filter(|p| p.is_file());
+    events::event_json(ev, shot.as_deref())
 }
 
 /// The body on `.../event_start`.
-pub(crate) fn opened_body(camera: &str, app: &str, o: &Opened) -> String {
-    events::opened_json(app, camera, o)
+pub(crate) fn opened_body(camera: &str, app: &str, o: &Opened, snapshot: Option<&Path>) -> String {
+    events::opened_json(app, camera, o, snapshot)
 }
 
 /// A Home Assistant object id / node id: `[a-zA-Z0-9_-]` only.

@@ -67,6 +67,8 @@ pub struct Tail {
     /// Records of the file being read when it is no longer the current log
     /// (counted once, for the backlog).
     rotated_records: Option<u64>,
+    /// The last file read to its end before this one: (inode, records).
+    finished: Option<(u64, u64)>,
     /// Kept around to re-use its allocation for each record's payload.
     buf: Vec<u8>,
 }
@@ -92,27 +94,30 @@ fn open(path: &Path) -> Result<Option<(File, u64)>> {
 }
 
 /// Reads the record at `at` if a whole valid one lies below `limit`:
-/// `Ok(Some(len))` with the payload in `buf`, `Ok(None)` if it is not valid.
+/// `Ok(Some((len, event)))`, `Ok(None)` if it is not valid (what a record
+/// is: [`eventlog::decode_payload`], as for the log's recovery). `buf` is
+/// scratch for the payload.
 fn read_record(
     file: &File,
     at: u64,
     limit: u64,
     buf: &mut Vec<u8>,
-) -> std::io::Result<Option<u64>> {
-    if at + RECORD_HEADER as u64 > limit {
+) -> std::io::Result<Option<(u64, Event)>> {
+    // A cursor read from disk may hold any offset: no overflow.
+    let Some(body) = at.checked_add(RECORD_HEADER as u64).filter(|&b| b <= limit) else {
         return Ok(None);
-    }
+    };
     let mut head = [0u8; RECORD_HEADER];
     file.read_exact_at(&mut head, at)?;
     let Some((len, crc)) = eventlog::parse_header(&head) else {
         return Ok(None);
     };
-    if at + (RECORD_HEADER + len) as u64 > limit {
+    if body + len as u64 > limit {
         return Ok(None);
     }
     buf.resize(len, 0);
-    file.read_exact_at(buf, at + RECORD_HEADER as u64)?;
-    Ok((crate::store::crc32(buf) == crc).then_some((RECORD_HEADER + len) as u64))
+    file.read_exact_at(buf, body)?;
+    Ok(eventlog::decode_payload(buf, crc).map(|ev| ((RECORD_HEADER + len) as u64, ev)))
 }
 
 /// Counts the valid records of `file` in `from..limit` (skipping damage).
@@ -120,7 +125,7 @@ fn count_records(file: &File, mut from: u64, limit: u64, buf: &mut Vec<u8>) -> u
     let mut n = 0;
     while from < limit {
         match read_record(file, from, limit, buf) {
-            Ok(Some(len)) => {
+            Ok(Some((len, _))) => {
                 n += 1;
                 from += len;
             }
@@ -129,6 +134,32 @@ fn count_records(file: &File, mut from: u64, limit: u64, buf: &mut Vec<u8>) -> u
         }
     }
     n
+}
+
+/// Whether `c` can be a cursor of this file: the end of its `c.index`-th
+/// record (or its header, for 0). Usually a valid record starts there, or
+/// the file ends there; otherwise (damage right after the acknowledged
+/// event) the file is scanned from the start as the reader reads it.
+fn at_boundary(file: &File, c: Cursor, limit: u64, buf: &mut Vec<u8>) -> bool {
+    let header = FILE_HEADER as u64;
+    if c.offset < header || c.offset > limit {
+        return false;
+    }
+    if c.offset == limit || matches!(read_record(file, c.offset, limit, buf), Ok(Some(_))) {
+        return true;
+    }
+    let (mut at, mut n) = (header, 0u64);
+    while at < c.offset {
+        match read_record(file, at, limit, buf) {
+            Ok(Some((len, _))) => {
+                at += len;
+                n += 1;
+            }
+            Ok(None) => at += 1,
+            Err(_) => return false,
+        }
+    }
+    at == c.offset && n == c.index
 }
 
 impl Tail {
@@ -165,9 +196,7 @@ impl Tail {
             } else {
                 f.metadata().map_or(0, |m| m.len())
             };
-            c.offset >= FILE_HEADER as u64
-                && (c.offset == limit
-                    || matches!(read_record(f, c.offset, limit, buf), Ok(Some(_))))
+            at_boundary(f, c, limit, buf)
         };
         if c.inode == cur_ino && boundary(&cur, cur_ino, &mut buf) {
             return Ok(Tail::new(path, cur, cur_ino, c.offset, c.index, buf));
@@ -201,6 +230,7 @@ impl Tail {
             pos,
             index,
             rotated_records: None,
+            finished: None,
             buf,
         }
     }
@@ -217,7 +247,7 @@ impl Tail {
     /// Goes back to `c` (a cursor this reader returned, in the file it
     /// reads), after a connection was lost with events unacknowledged.
     /// A cursor in another file reopens the log from it.
-    pub(crate) fn rewind(&mut self, c: Cursor, end: End) -> Result<()> {
+    pub fn rewind(&mut self, c: Cursor, end: End) -> Result<()> {
         if c.inode == self.inode {
             self.pos = c.offset;
             self.index = c.index;
@@ -227,26 +257,30 @@ impl Tail {
         Ok(())
     }
 
-    /// Records after the cursor `acked` (in this reader's file or the
-    /// current one) up to the end of the log: the backlog.
+    /// Records after the cursor `acked` (in the current file, in the
+    /// rotated one this reader reads, or in the one it read before) up to
+    /// the end of the log: the backlog.
     pub fn backlog(&mut self, acked: Cursor, end: End) -> u64 {
         if acked.inode == end.inode {
             return end.records.saturating_sub(acked.index);
         }
-        if self.inode == end.inode {
-            // Acknowledged in an older file, reading the current one.
-            return end.records;
-        }
-        let total = match self.rotated_records {
-            Some(n) => n,
-            None => {
-                let len = self.file.metadata().map_or(0, |m| m.len());
-                let n = count_records(&self.file, FILE_HEADER as u64, len, &mut self.buf);
-                self.rotated_records = Some(n);
-                n
+        let older = if acked.inode == self.inode && self.inode != end.inode {
+            match self.rotated_records {
+                Some(n) => n,
+                None => {
+                    let len = self.file.metadata().map_or(0, |m| m.len());
+                    let n = count_records(&self.file, FILE_HEADER as u64, len, &mut self.buf);
+                    self.rotated_records = Some(n);
+                    n
+                }
             }
+        } else if let Some((_, n)) = self.finished.filter(|(ino, _)| *ino == acked.inode) {
+            // Acknowledged in the file read before, reading the next one.
+            n
+        } else {
+            return end.records;
         };
-        total.saturating_sub(acked.index) + end.records
+        older.saturating_sub(acked.index) + end.records
     }
 
     /// The next record, or `None` when everything durable has been read.
@@ -264,8 +298,8 @@ impl Tail {
             if self.pos < limit {
                 let r = read_record(&self.file, self.pos, limit, &mut self.buf)
                     .context(ErrorKind::Io, || format!("reading {}", self.path.display()))?;
-                match r.map(|len| (len, postcard::from_bytes::<Event>(&self.buf))) {
-                    Some((len, Ok(event))) => {
+                match r {
+                    Some((len, event)) => {
                         self.pos += len;
                         self.index += 1;
                         return Ok(Some(Record {
@@ -273,7 +307,7 @@ impl Tail {
                             next: self.cursor(),
                         }));
                     }
-                    _ => {
+                    None => {
                         // Damage below a durable end: find the next record.
                         let from = self.pos;
                         let mut at = from + 1;
@@ -316,6 +350,7 @@ impl Tail {
             if ino == self.inode {
                 return Ok(None);
             }
+            self.finished = Some((self.inode, self.index));
             self.file = f;
             self.inode = ino;
             self.pos = FILE_HEADER as u64;
@@ -427,9 +462,36 @@ mod tests {
             .map(|r| r.event)
             .collect();
         assert_eq!(got, vec![ev(1), ev(2), ev(3)]);
+        // Still unacknowledged after the reader moved on: all three count.
+        assert_eq!(t.backlog(acked, end_of(&log)), 3);
         // A cursor in the rotated file still resumes there after a restart.
         let t = Tail::open(&p, Some(acked), end_of(&log)).unwrap();
         assert_eq!(t.cursor(), acked);
+    }
+
+    #[test]
+    fn a_cursor_just_before_damage_still_resumes_there_after_a_restart() {
+        let p = tmp("before-damage");
+        let (mut log, _) = EventLog::open(&p).unwrap();
+        for i in 0..3 {
+            log.append(&ev(i)).unwrap();
+        }
+        let end = end_of(&log);
+        let mut t = Tail::open(&p, Some(Cursor::default()), end).unwrap();
+        let first = t.next(end).unwrap().unwrap();
+        // A bad sector right after the acknowledged event.
+        let mut b = std::fs::read(&p).unwrap();
+        b[first.next.offset as usize] ^= 0xFF;
+        std::fs::write(&p, &b).unwrap();
+        let t = Tail::open(&p, Some(first.next), end).unwrap();
+        assert_eq!(t.cursor(), first.next);
+        // A cursor whose index does not match its offset is not trusted.
+        let wrong = Cursor {
+            index: 7,
+            ..first.next
+        };
+        let t = Tail::open(&p, Some(wrong), end).unwrap();
+        assert_eq!(t.cursor().offset, FILE_HEADER as u64);
     }
 
     #[test]
