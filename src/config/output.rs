@@ -5,7 +5,7 @@
 //! [`Output`]. Off by default: without an `[output.mqtt]` table nothing
 //! leaves the box.
 
-use super::diag::{Diagnostics, SourceFile};
+use crate::diag::{Diagnostics, SourceFile};
 use super::resolve;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
