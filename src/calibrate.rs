@@ -407,7 +407,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
             let text = calibration_toml(p, &o.clip, &clip_sha256, o.frames, o.tolerance);
             crate::store::write_atomic(&path, text.as_bytes())?;
             // What was written must load: read the package back.
-            let mut diags = crate::config::diag::Diagnostics::default();
+            let mut diags = crate::diag::Diagnostics::default();
             if crate::package::load(&p.dir, &mut diags).is_none() {
                 let msgs: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
                 crate::bail!(

@@ -31,6 +31,8 @@
 //! - [`rng`]: the one deterministic random generator (workloads, phases, bootstrap).
 //! - [`files`]: reading the files the configuration names: regular files of
 //!   bounded size only, never blocking.
+//! - [`diag`]: `FILE:LINE:COL` diagnostics of the text files an operator
+//!   writes (config, drop-ins, package and base manifests), and reading them.
 //! - [`store`]: crash-safe postcard state files (versioned, checksummed, atomic).
 //! - [`pipeline`]: the per-frame step (sampling, preprocessing, the stem tree,
 //!   X-voting) that the service, replay and calibrate share.
@@ -57,6 +59,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod diag;
 pub mod error;
 pub mod files;
 pub mod frame;

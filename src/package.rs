@@ -16,7 +16,7 @@
 //! A calibration measured with another head file than the package's is
 //! refused (run `calibrate` again or delete the file).
 
-use crate::config::diag::{Diagnostics, Position, SourceFile};
+use crate::diag::{Diagnostics, Position, SourceFile};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -221,7 +221,7 @@ fn is_sha256_hex(s: &str) -> bool {
 pub fn load(dir: &Path, diags: &mut Diagnostics) -> Option<Package> {
     let path = dir.join(META_FILE);
     // Bounded read, like the config file itself.
-    let src = match crate::config::read_source(&path) {
+    let src = match crate::diag::read_source(&path) {
         Ok(s) => s,
         Err(msg) => {
             diags.file(&path, format!("cannot read M-Package metadata: {msg}"));
@@ -231,7 +231,7 @@ pub fn load(dir: &Path, diags: &mut Diagnostics) -> Option<Package> {
     let mut pkg = parse(&src, dir, diags)?;
     let cal_path = dir.join(CALIBRATION_FILE);
     if cal_path.exists() {
-        let cal = match crate::config::read_source(&cal_path) {
+        let cal = match crate::diag::read_source(&cal_path) {
             Ok(s) => s,
             Err(msg) => {
                 diags.file(&cal_path, format!("cannot read the calibration: {msg}"));

@@ -3,7 +3,7 @@
 //! point, and runs in a stem tree on a real photo.
 
 use crate::common::root;
-use mainstream::config::diag::Diagnostics;
+use mainstream::diag::Diagnostics;
 use mainstream::model::manifest::BaseManifest;
 use mainstream::model::net::Base;
 use mainstream::model::tree::{AppPlan, StemTree};

@@ -20,7 +20,7 @@
 //! by default; `tools/test.sh` runs smoke.sh and then
 //! `MAINSTREAM_TRAINER_SMOKE=OUT cargo test --test trainer_smoke -- --ignored`.
 
-use mainstream::config::diag::Diagnostics;
+use mainstream::diag::Diagnostics;
 use mainstream::model::manifest::BaseManifest;
 use mainstream::model::net::{tensor_from, Base, Net};
 use mainstream::model::tree::{AppPlan, StemTree};

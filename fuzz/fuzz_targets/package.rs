@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mainstream::config::diag::{Diagnostics, SourceFile};
+use mainstream::diag::{Diagnostics, SourceFile};
 use mainstream_fuzz::Checked;
 
 fuzz_target!(|data: &[u8]| {

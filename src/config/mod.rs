@@ -10,7 +10,6 @@
 //!
 //! The reference of every key, with defaults, is in `docs/config.md`.
 
-pub mod diag;
 pub mod models;
 pub mod output;
 mod problem;
@@ -20,7 +19,7 @@ mod source;
 
 use crate::frame::PixelFormat;
 use crate::package::{self, Package};
-pub use diag::{Diagnostic, Diagnostics, Position, SourceFile};
+pub use crate::diag::{Diagnostic, Diagnostics, Position, SourceFile};
 use raw::{RawApp, RawCamera, RawDevice};
 pub use reported::{load_reporting, load_verified_reporting, reported, DiagSink};
 use serde::de::{Deserialize, IntoDeserializer};
@@ -49,9 +48,7 @@ pub const DEFAULT_APPS_DIR: &str = "apps.d";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/mainstream";
 /// Default base network manifest.
 pub const DEFAULT_BASE: &str = "/usr/share/mainstream/models/mobilenet_v2/manifest.toml";
-/// Largest config or drop-in file read (a config is a few KB; this bounds
-/// memory if a wrong file is named).
-pub const MAX_FILE_BYTES: u64 = 1 << 20;
+pub use crate::diag::{read_source, MAX_FILE_BYTES};
 /// Most apps one box accepts.
 pub const MAX_APPS: usize = 256;
 /// Most cameras one box accepts.
@@ -228,19 +225,6 @@ pub fn load_verified(path: &Path) -> Result<(Config, Vec<Diagnostic>), Report> {
             device: Some(Box::new(cfg.device)),
         })
     }
-}
-
-/// Reads a config-sized text file: a regular file of at most
-/// [`MAX_FILE_BYTES`], in UTF-8 (see [`crate::files::read_bounded`]).
-pub fn read_source(path: &Path) -> Result<SourceFile, String> {
-    let buf = crate::files::read_bounded(path, MAX_FILE_BYTES).map_err(|e| e.to_string())?;
-    let text = String::from_utf8(buf).map_err(|e| {
-        format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
-    })?;
-    Ok(SourceFile::new(path.to_owned(), text))
 }
 
 /// Validates configuration text as if it had been read from `path` (drop-ins

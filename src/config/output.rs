@@ -6,7 +6,7 @@
 //! leaves the box, and without an `[output.snapshots]` table no frame is
 //! kept.
 
-use super::diag::{Diagnostics, SourceFile};
+use crate::diag::{Diagnostics, SourceFile};
 use super::resolve;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

@@ -61,7 +61,7 @@ pub fn reported(
                 format!(
                     "{n} problem{} in the configuration {}",
                     if n == 1 { "" } else { "s" },
-                    super::diag::escape_controls(&path.display().to_string())
+                    crate::diag::escape_controls(&path.display().to_string())
                 ),
             ))
         }

@@ -148,7 +148,7 @@ impl BaseManifest {
     /// runtime loads it, not here (that reads 14 MB).
     pub fn load(path: &Path) -> Result<Self> {
         // Bounded read: a wrong path must not make us read a huge file whole.
-        let src = crate::config::read_source(path)
+        let src = crate::diag::read_source(path)
             .map_err(|m| crate::err!(InvalidConfig, "cannot read {}: {m}", path.display()))?;
         Self::parse(path, src.text())
     }
@@ -245,7 +245,7 @@ impl BaseManifest {
         let Some(p) = &self.labels else {
             return Ok((0..self.classes).map(|i| format!("class {i}")).collect());
         };
-        let bytes = crate::files::read_bounded(p, crate::config::MAX_FILE_BYTES)
+        let bytes = crate::files::read_bounded(p, crate::diag::MAX_FILE_BYTES)
             .context(ErrorKind::InvalidConfig, || {
                 format!("cannot read class names {}", p.display())
             })?;

@@ -1,4 +1,5 @@
-//! Configuration diagnostics: `FILE:LINE:COL: message`, collected, not thrown.
+//! Diagnostics of the text files an operator writes (config, drop-ins, package
+//! and base manifests): `FILE:LINE:COL: message`, collected, not thrown.
 //!
 //! Validation never stops at the first problem: every phase pushes what it
 //! finds into a [`Diagnostics`] list so that an operator fixes a config in one
@@ -8,6 +9,23 @@
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+/// Largest config, drop-in or manifest file read (1 MiB): far above any real
+/// one, small enough that a wrong path (a disk image, a FIFO) is refused fast.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads a config-sized text file: a regular file of at most
+/// [`MAX_FILE_BYTES`], in UTF-8 (see [`crate::files::read_bounded`]).
+pub fn read_source(path: &Path) -> Result<SourceFile, String> {
+    let buf = crate::files::read_bounded(path, MAX_FILE_BYTES).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(buf).map_err(|e| {
+        format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok(SourceFile::new(path.to_owned(), text))
+}
 
 /// One problem in one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
