@@ -12,9 +12,11 @@
 
 pub mod analyser;
 pub mod assignment;
+pub mod bad_frames;
 pub mod sampler;
 pub mod voting;
 
 pub use analyser::{preprocessor_for, Analyser, AnalysisClock, AppRun, AppStep, Frame, Timing};
+pub use bad_frames::BadFrames;
 pub use sampler::Sampler;
 pub use voting::{Change, Closed, Detector, Opened};
