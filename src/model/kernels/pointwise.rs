@@ -645,6 +645,11 @@ mod avx2 {
                     row[j] = _mm256_fmadd_ps(w, xv[j], row[j]);
                 }
             }
+            // The row 8 channels ahead, into L1 (a hint: never faults,
+            // even past the end).
+            let ahead = xp.wrapping_add(8 * t.ldx) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(ahead);
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
             // After the last channel these point past the end, never read.
             xp = xp.wrapping_add(t.ldx);
             wp = wp.wrapping_add(t.wstep);
