@@ -205,7 +205,7 @@ pub struct Outcome {
 /// The simulated analyser: a box of `budget` cores that a stream's frames
 /// arrive at, one every `interval` seconds of video time.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BudgetClock {
+struct BudgetClock {
     interval: f64,
     budget: f64,
     busy_until: f64,

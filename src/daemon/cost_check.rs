@@ -11,7 +11,7 @@ use crate::camera::Clock;
 use std::time::Duration;
 
 /// The least time between two re-profiles.
-pub const REPROFILE_EVERY: Duration = Duration::from_secs(600);
+const REPROFILE_EVERY: Duration = Duration::from_secs(600);
 
 /// How far (as a fraction of the prediction) a window may be off.
 const TOLERANCE: f64 = 0.2;
@@ -25,7 +25,7 @@ const MIN_PREDICTED_CORES: f64 = 0.02;
 
 /// What one window's measurement calls for.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Not checked (nothing to compare, or a re-profile is running).
     Skipped,
     /// Within the tolerance.
@@ -44,7 +44,7 @@ pub enum Verdict {
 
 /// The check's state across windows.
 #[derive(Clone, Debug, Default)]
-pub struct CostCheck {
+pub(crate) struct CostCheck {
     off_windows: u32,
     last_reprofile: Option<Duration>,
     reprofiles: u64,

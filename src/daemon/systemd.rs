@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// The `$NOTIFY_SOCKET` connection; does nothing when not run by systemd
 /// with `Type=notify`.
-pub struct Notifier {
+pub(crate) struct Notifier {
     socket: Option<(UnixDatagram, std::os::unix::net::SocketAddr)>,
     watchdog: Option<Duration>,
 }
@@ -43,7 +43,8 @@ impl Notifier {
         Notifier { socket, watchdog }
     }
 
-    /// A notifier that tells no one (tests; a service not run by systemd).
+    /// A notifier that tells no one (the service's unit tests).
+    #[cfg(test)]
     pub fn silent() -> Notifier {
         Notifier {
             socket: None,

@@ -32,7 +32,7 @@ use std::time::Instant;
 const BAD_DECODE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The work of one camera under a plan.
-pub struct Assignment {
+pub(crate) struct Assignment {
     /// Plan generation (increases with every re-plan).
     pub generation: u64,
     /// The tree (`None`: no apps on this camera now).
@@ -45,7 +45,7 @@ pub struct Assignment {
 
 /// Live counters of one app on this camera.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct AppLive {
+pub(crate) struct AppLive {
     /// Samples analysed.
     pub samples: u64,
     /// Due samples missed because their frame was dropped.
@@ -58,7 +58,7 @@ pub struct AppLive {
 
 /// Live counters of a camera, shared with the main thread.
 #[derive(Clone, Debug, Default)]
-pub struct CameraLive {
+pub(crate) struct CameraLive {
     /// Generation of the assignment the counters in `apps` belong to.
     pub generation: u64,
     /// Capture statistics.
@@ -83,7 +83,7 @@ pub struct CameraLive {
 
 /// What the camera thread tells the main thread.
 #[derive(Debug)]
-pub enum CameraReport {
+pub(crate) enum CameraReport {
     /// An event was confirmed.
     Opened {
         /// Camera index.
@@ -135,7 +135,7 @@ pub enum CameraReport {
 }
 
 /// Everything a camera thread is started with.
-pub struct CameraThread {
+pub(crate) struct CameraThread {
     /// Camera index in the config.
     pub index: usize,
     /// Camera name.

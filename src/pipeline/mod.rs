@@ -16,5 +16,4 @@ pub mod sampler;
 pub mod voting;
 
 pub use analyser::{preprocessor_for, Analyser, AnalysisClock, AppRun, AppStep, Frame, Timing};
-pub use sampler::Sampler;
-pub use voting::{Change, Closed, Detector, Opened};
+pub use voting::{Change, Closed, Opened};

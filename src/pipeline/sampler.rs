@@ -6,7 +6,7 @@
 /// due on the first frame at or after each multiple of `interval`; frames
 /// skipped past a due point count as missed samples.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sampler {
+pub(crate) struct Sampler {
     interval: f64,
     phase: f64,
     next: Option<f64>,
@@ -62,6 +62,7 @@ impl Sampler {
     }
 
     /// Whether frame `seq` would be a sample, without taking it.
+    #[cfg(test)]
     pub fn would_be_due(&self, seq: u64) -> bool {
         self.interval.is_finite() && self.next.is_none_or(|n| seq as f64 + 1e-9 >= n)
     }

@@ -49,7 +49,7 @@ pub struct Closed {
 
 /// X-voting state of one app. Plain data: sampling it allocates nothing.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Detector {
+pub(crate) struct Detector {
     voting: u32,
     positives: u32,
     negatives: u32,
@@ -71,6 +71,7 @@ impl Detector {
     }
 
     /// The voting count.
+    #[cfg(test)]
     pub fn voting(&self) -> u32 {
         self.voting
     }

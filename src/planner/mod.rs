@@ -108,9 +108,10 @@ pub(crate) use compiled::{build_opts, grid_for, CApp, CStream, Compiled, Opt};
 pub use dispatch::plan;
 pub use fallback::Fallback;
 pub(crate) use margin::point_margins;
-pub use margin::{gain_z, GAIN_ALPHA};
+pub use margin::gain_z;
 pub use problem::*;
-pub use schedule::{Plan, PlannedApp, PlannedTree, StemSegment};
+pub use schedule::{Plan, PlannedApp};
+pub(crate) use schedule::{PlannedTree, StemSegment};
 
 #[cfg(test)]
 mod tests;

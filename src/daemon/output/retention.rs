@@ -29,7 +29,7 @@ struct AppDir {
 
 /// The retention index of a snapshot directory.
 #[derive(Debug)]
-pub struct Retention {
+pub(crate) struct Retention {
     root: PathBuf,
     keep: usize,
     max_bytes: u64,

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 /// Where the service's current log file ends, published after each durable
 /// append.
 #[derive(Debug, Default)]
-pub struct LogEnd(Mutex<End>);
+pub(crate) struct LogEnd(Mutex<End>);
 
 /// One consistent reading of [`LogEnd`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
