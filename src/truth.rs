@@ -50,7 +50,7 @@ pub(crate) struct TruthObject {
 impl TruthObject {
     /// The object instance: the one written, else the stamp's name without
     /// a `_mirror` suffix.
-    pub fn instance(&self) -> &str {
+    pub(crate) fn instance(&self) -> &str {
         match &self.instance {
             Some(i) => i,
             None => {

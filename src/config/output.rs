@@ -6,8 +6,8 @@
 //! leaves the box, and without an `[output.snapshots]` table no frame is
 //! kept.
 
-use crate::diag::{Diagnostics, SourceFile};
 use super::resolve;
+use crate::diag::{Diagnostics, SourceFile};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;

@@ -52,14 +52,14 @@ pub(crate) struct CostCheck {
 
 impl CostCheck {
     /// Re-profiles started so far.
-    pub fn reprofiles(&self) -> u64 {
+    pub(crate) fn reprofiles(&self) -> u64 {
         self.reprofiles
     }
 
     /// One window: `measured` and `predicted` cores; `comparable` is false
     /// when the analysis is not paced by real time (a fast replay uses what
     /// it gets) or a re-profile is already running.
-    pub fn window(
+    pub(crate) fn window(
         &mut self,
         clock: &dyn Clock,
         measured: f64,

@@ -67,7 +67,7 @@ pub(crate) struct Deps {
 impl Deps {
     /// The appliance: the system clock, real sources and profile, systemd's
     /// socket, and the signal handlers installed.
-    pub fn real() -> Result<Deps> {
+    pub(crate) fn real() -> Result<Deps> {
         super::systemd::install_signal_handlers()?;
         Ok(Deps {
             clock: SystemClock::shared(),

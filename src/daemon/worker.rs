@@ -173,7 +173,7 @@ pub(crate) struct CameraThread {
 
 impl CameraThread {
     /// Runs until the stop flag is set, the replay ends or an unfixable error.
-    pub fn run(mut self) {
+    pub(crate) fn run(mut self) {
         let camera = self.index;
         let reports = self.reports.clone();
         let outcome = self.run_loop();

@@ -127,7 +127,7 @@ pub(crate) struct Segments<'a> {
 
 impl<'a> Segments<'a> {
     /// The walk over `data`, which must start with SOI.
-    pub fn new(data: &'a [u8]) -> Self {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
         Segments {
             data,
             pos: 0,

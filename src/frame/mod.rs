@@ -248,7 +248,7 @@ pub(crate) struct RateLimit {
 
 impl RateLimit {
     /// One line per `every`.
-    pub const fn new(every: Duration) -> Self {
+    pub(crate) const fn new(every: Duration) -> Self {
         RateLimit {
             every,
             last: None,
@@ -258,7 +258,7 @@ impl RateLimit {
 
     /// Counts one occurrence at `now` (any monotonic clock). `Some(n)` when a
     /// line is due: `n` occurrences since the last line, this one included.
-    pub fn note(&mut self, now: Duration) -> Option<u64> {
+    pub(crate) fn note(&mut self, now: Duration) -> Option<u64> {
         self.held += 1;
         let due = self
             .last

@@ -157,7 +157,7 @@ fn explain(cfg: &Mqtt, e: &ConnectionError) -> String {
 
 impl Publisher {
     /// A publisher reading the log of `state_dir` from the saved cursor.
-    pub fn new(
+    pub(crate) fn new(
         cfg: Mqtt,
         state_dir: PathBuf,
         end: Arc<LogEnd>,
@@ -192,7 +192,7 @@ impl Publisher {
     }
 
     /// Runs until told to stop.
-    pub fn run(mut self) {
+    pub(crate) fn run(mut self) {
         let mut backoff = Duration::from_secs(1);
         self.update_status(|s| s.attempts = 0);
         while !self.stopping {

@@ -36,14 +36,14 @@ pub struct End {
 
 impl LogEnd {
     /// Publishes a new end.
-    pub fn set(&self, e: End) {
+    pub(crate) fn set(&self, e: End) {
         if let Ok(mut g) = self.0.lock() {
             *g = e;
         }
     }
 
     /// The last end published.
-    pub fn get(&self) -> End {
+    pub(crate) fn get(&self) -> End {
         self.0.lock().map(|g| *g).unwrap_or_default()
     }
 }
