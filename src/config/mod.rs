@@ -17,9 +17,9 @@ pub mod raw;
 mod reported;
 mod source;
 
-pub use crate::diag::{Diagnostic, Diagnostics, Position, SourceFile};
 use crate::frame::PixelFormat;
 use crate::package::{self, Package};
+pub use crate::diag::{Diagnostic, Diagnostics, Position, SourceFile};
 use raw::{RawApp, RawCamera, RawDevice};
 pub use reported::{load_reporting, load_verified_reporting, reported, DiagSink};
 use serde::de::{Deserialize, IntoDeserializer};
