@@ -39,7 +39,7 @@ use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
 use crate::model::tree::{AppPlan as TreeApp, StemTree};
 use crate::package::{EventDefaults, Package};
-use crate::pipeline::{Analyser, AnalysisClock, AppRun, Frame};
+use crate::pipeline::{Analyser, AnalysisClock, AppRun, BadFrames, Frame};
 use crate::planner::{event_f1, EventParams, Units};
 use crate::replay::ReplayArgs;
 use serde::Serialize;
@@ -253,6 +253,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
     // Per head, per frame: 0 negative, 1 positive, 2 not analysed.
     let mut hits: Vec<Vec<u8>> = vec![Vec::new(); owners.len()];
     let (mut frames, mut bad) = (0u64, 0u64);
+    let mut bad_log = BadFrames::new();
     while frames < limit {
         let Some(meta) = source.grab()? else { break };
         // A clip's frame index: bad frames take their slot, so the ground
@@ -269,8 +270,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
             Frame::Analysed(_) => {}
             Frame::Idle => continue,
             Frame::Bad(e) => {
-                log::warn!("{}: frame {seq}: {e}", clip.display());
-                bad += 1;
+                bad = bad_log.note(clip.display(), seq, &e);
                 continue;
             }
         }

@@ -27,7 +27,7 @@ use crate::config::{Config, Source};
 use crate::error::{Result, ResultExt};
 use crate::model::net::Base;
 use crate::model::tree::StemTree;
-use crate::pipeline::{Analyser, AnalysisClock, AppRun, Change, Frame};
+use crate::pipeline::{Analyser, AnalysisClock, AppRun, BadFrames, Change, Frame};
 use crate::planner::{Plan, Strategy};
 use crate::profile::thread_cpu_s;
 use crate::rng::Rng;
@@ -640,6 +640,7 @@ fn replay_plan(
     let (mut network_s, mut decode_s, mut charged_s) = (0.0f64, 0.0f64, 0.0f64);
     let mut max_frame_s = 0.0f64;
     let mut last_seq = 0u64;
+    let mut bad = BadFrames::new();
     while frames < limit {
         let Some(meta) = camera.grab()? else { break };
         frames += 1;
@@ -658,7 +659,7 @@ fn replay_plan(
         let t = match step {
             Frame::Idle => continue,
             Frame::Bad(e) => {
-                log::warn!("{}: frame {seq}: {e}", spec.path.display());
+                bad.note(spec.path.display(), seq, &e);
                 continue;
             }
             Frame::Analysed(t) => t,

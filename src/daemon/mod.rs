@@ -37,10 +37,12 @@ pub mod deps;
 pub mod eventlog;
 pub mod events;
 pub mod output;
+mod planning;
 mod reload;
 #[cfg(test)]
 mod service_tests;
 pub mod state;
+mod status;
 pub mod summary;
 pub mod systemd;
 pub mod worker;
@@ -50,12 +52,13 @@ use crate::config::{self, Config, Source};
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
 use crate::pipeline::assignment::TreeKey;
-use crate::planner::table::PlannerTable;
 use crate::planner::{Plan, Problem, Strategy};
 use cost_check::Verdict;
 use deps::{Deps, Opener};
 use events::Event;
-use state::{AppStatus, CameraStatus, State, Status};
+use planning::{assignment_for, plan_for, threads_per_tree, Planned};
+use state::{State, Status};
+pub use status::status_line;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -100,121 +103,6 @@ pub struct Summary {
 /// logging its problems for the journal.
 fn load_config(path: &Path) -> Result<Config> {
     config::load_verified_reporting(path, config::DiagSink::Log)
-}
-
-/// A plan with what it was made from.
-struct Planned {
-    problem: Problem,
-    plan: Plan,
-    rejected: Vec<String>,
-}
-
-const TABLE_FILE: &str = "planner.bin";
-const TABLE_MAGIC: [u8; 4] = *b"MSPC";
-const TABLE_VERSION: u16 = 1;
-
-/// The planner table for `problem`: the one cached in the state directory if
-/// it was compiled from the same problem, else compiled now and cached.
-fn table_for(problem: &Problem, state_dir: &Path) -> Result<PlannerTable> {
-    let key = postcard::to_stdvec(problem)
-        .map(|b| crate::store::crc32(&b))
-        .map_err(|e| crate::err!(Internal, "encoding the planning problem: {e}"))?;
-    let path = state_dir.join(TABLE_FILE);
-    match crate::store::load::<(u32, Vec<u8>)>(&path, TABLE_MAGIC, TABLE_VERSION) {
-        Ok(Some((k, bytes))) if k == key => match PlannerTable::from_bytes(&bytes) {
-            Ok(t) => return Ok(t),
-            Err(e) => log::warn!("{}: {}; compiling it again", path.display(), e.chain()),
-        },
-        Ok(_) => {}
-        Err(e) => log::warn!("{}; compiling the planner table again", e.chain()),
-    }
-    let table = PlannerTable::compile(problem)?;
-    let bytes = table.to_bytes()?;
-    if let Err(e) = crate::store::save(&path, TABLE_MAGIC, TABLE_VERSION, &(key, bytes)) {
-        log::warn!("could not cache the planner table: {}", e.chain());
-    }
-    Ok(table)
-}
-
-/// Plans the enabled apps of `cfg`: admission control, then `strategy`.
-fn plan_for(
-    cfg: &Config,
-    segment_ms: &[f64],
-    budget_cores: f64,
-    strategy: Strategy,
-) -> Result<Planned> {
-    let problem = cfg.planning_problem(segment_ms, budget_cores);
-    if problem.apps.is_empty() {
-        return Ok(Planned {
-            plan: Plan {
-                strategy,
-                feasible: true,
-                apps: Vec::new(),
-                trees: Vec::new(),
-                cost: 0.0,
-                budget: problem.budget,
-                mean_f1: 0.0,
-                min_f1: 0.0,
-                fallback: None,
-            },
-            problem,
-            rejected: Vec::new(),
-        });
-    }
-    let table = table_for(&problem, &cfg.device.state_dir)?;
-    let admission = match table.admit(problem.budget) {
-        Ok(a) => Some(a),
-        Err(e) if e.kind() == ErrorKind::Unsupported => None,
-        Err(e) => return Err(e),
-    };
-    let mut rejected = Vec::new();
-    let plan = match &admission {
-        Some(a) if !a.rejected.is_empty() => {
-            for r in &a.rejected {
-                let why = match r.reason {
-                    crate::planner::RejectReason::Unreachable { best_f1 } => {
-                        format!("its min_f1 is out of reach (best F1 {best_f1:.3})")
-                    }
-                    crate::planner::RejectReason::OverBudget { budget_needed } => format!(
-                        "the budget is too small for it (needs {:.2} cores)",
-                        budget_needed / 1000.0
-                    ),
-                };
-                rejected.push(format!("{}: {why}", r.name));
-            }
-            let sub = problem.subset(&a.admitted);
-            crate::planner::plan(&sub, strategy)?
-        }
-        _ => table.evaluate(problem.budget, strategy)?,
-    };
-    Ok(Planned {
-        problem,
-        plan,
-        rejected,
-    })
-}
-
-/// The tree and thread assignment of camera `cam` under `plan`, as
-/// generation `generation` of a re-plan that started at `started`.
-fn assignment_for(
-    cfg: &Config,
-    base: &Base,
-    plan: &Plan,
-    cam: usize,
-    threads: usize,
-    generation: u64,
-    started: Instant,
-) -> Result<(Assignment, TreeKey)> {
-    let work = crate::pipeline::assignment::for_camera(cfg, base, plan, cam, threads)?;
-    Ok((
-        Assignment {
-            generation,
-            tree: work.tree,
-            apps: work.apps,
-            started,
-        },
-        work.key,
-    ))
 }
 
 struct CameraHandle {
@@ -313,21 +201,6 @@ pub(crate) struct Service<'a> {
 
 /// Most events kept in memory for the caller's summary.
 const MAX_SUMMARY_EVENTS: usize = 100_000;
-
-fn threads_per_tree(cfg: &Config, plan: &Plan) -> usize {
-    let busy = cfg
-        .cameras
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| {
-            plan.apps
-                .iter()
-                .any(|p| cfg.apps.iter().any(|a| a.name == p.name && a.camera == *i))
-        })
-        .count()
-        .max(1);
-    (cfg.device.threads / busy).max(1)
-}
 
 /// Runs the service until stopped. Events go to `out` as JSON lines.
 pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<Summary> {
@@ -1116,131 +989,6 @@ impl Service<'_> {
         }
     }
 
-    fn update_status(&mut self, dt: f64) {
-        let mut cams = Vec::new();
-        let mut apps = Vec::new();
-        for (ci, c) in self.cameras.iter_mut().enumerate() {
-            let live = match c.live.lock() {
-                Ok(l) => l.clone(),
-                Err(_) => continue,
-            };
-            let (frames0, ms0) = c.last;
-            if live.analysed > frames0 {
-                c.ms_per_frame = (live.analysis_ms - ms0) / (live.analysed - frames0) as f64;
-            }
-            c.last = (live.analysed, live.analysis_ms);
-            cams.push(CameraStatus {
-                name: c.name.clone(),
-                source: if live.source.is_empty() {
-                    "not opened".into()
-                } else {
-                    live.source.clone()
-                },
-                connected: live.connected && !c.ended,
-                ended: c.ended,
-                frames: live.stats.frames,
-                source_dropped: live.stats.dropped,
-                late_dropped: live.late_dropped,
-                bad_frames: live.stats.bad_frames + live.bad_decodes,
-                disconnects: live.stats.disconnects,
-                reconnects: live.stats.reconnects,
-                analysed: live.analysed,
-                ms_per_frame: c.ms_per_frame,
-            });
-            let names: Vec<&String> = self
-                .planned
-                .plan
-                .apps
-                .iter()
-                .filter(|p| self.apps.get(&p.name).is_some_and(|a| a.camera == ci))
-                .map(|p| &p.name)
-                .collect();
-            if live.generation != c.generation && c.thread.is_some() && !c.ended {
-                // The camera has not picked up the new plan yet: its
-                // counters belong to the old app list.
-                continue;
-            }
-            for (i, name) in names.into_iter().enumerate() {
-                let Some(l) = live.apps.get(i) else { continue };
-                let Some(info) = self.apps.get_mut(name) else {
-                    continue;
-                };
-                let gained = l.samples.saturating_sub(info.last_samples);
-                info.fps = gained as f64 / dt.max(1e-3);
-                info.last_samples = l.samples;
-                apps.push(AppStatus {
-                    name: name.clone(),
-                    camera: c.name.clone(),
-                    branch: info.branch,
-                    planned_fps: info.planned_fps,
-                    predicted_f1: info.f1,
-                    fps: info.fps,
-                    samples: l.samples,
-                    dropped: l.dropped,
-                    events: l.events,
-                    in_event: l.in_event,
-                });
-            }
-        }
-        // Lifetime totals: the state keeps counts across restarts.
-        for a in &apps {
-            let prev = self
-                .status
-                .apps
-                .iter()
-                .find(|p| p.name == a.name && p.camera == a.camera);
-            let (ds, dd) = match prev {
-                Some(p) if p.samples <= a.samples => {
-                    (a.samples - p.samples, a.dropped - p.dropped.min(a.dropped))
-                }
-                _ => (a.samples, a.dropped),
-            };
-            let t = self.state.totals_mut(&a.name);
-            t.samples += ds;
-            t.dropped += dd;
-        }
-        let p = &self.planned.plan;
-        self.status = Status {
-            pid: std::process::id(),
-            updated_unix_ms: events::unix_ms_now(),
-            started_unix_ms: self.started_unix_ms,
-            first_frame_ms: self.first_frame_ms,
-            config: self.opts.config.display().to_string(),
-            budget_cores: p.budget / 1000.0,
-            strategy: p.strategy.name().to_owned(),
-            predicted_cores: p.cost / 1000.0,
-            measured_cores: self.measured_cores,
-            mean_f1: p.mean_f1,
-            replans: self.replans,
-            last_replan_ms: self.last_replan_ms,
-            reprofiles: self.cost_check.reprofiles(),
-            rejected: self.planned.rejected.clone(),
-            apps,
-            cameras: cams,
-            rss_kib: state::rss_kib(),
-        };
-        if let Some(o) = &self.output {
-            o.write_status(&self.cfg.device.state_dir);
-        }
-        if let Some(s) = &self.snapshots {
-            s.write_status(&self.cfg.device.state_dir);
-        }
-        if let Err(e) = state::save_status(&self.cfg.device.state_dir, &self.status) {
-            log::debug!("status: {}", e.chain());
-        }
-        let line = status_line(&self.status, self.epoch.elapsed().as_secs_f64());
-        self.notifier.notify(&format!("STATUS={line}"));
-        self.status_ticks += 1;
-        if self.opts.status_line {
-            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                eprint!("\r\x1b[K{line}");
-            } else if self.status_ticks.is_multiple_of(5) {
-                // Not a terminal (a log file, CI): a line every 5 s.
-                eprintln!("{line}");
-            }
-        }
-    }
-
     fn shutdown(&mut self) {
         let t0 = Instant::now();
         self.notifier.notify("STOPPING=1");
@@ -1291,29 +1039,4 @@ impl Service<'_> {
             self.events.len()
         );
     }
-}
-
-/// One line: time, then per app achieved/planned fps and events.
-pub fn status_line(s: &Status, t: f64) -> String {
-    let mut line = format!("{t:>6.1}s");
-    for a in &s.apps {
-        line.push_str(&format!(
-            " | {} {:.1}/{:.1} fps ev {}{}",
-            a.name,
-            a.fps,
-            a.planned_fps,
-            a.events,
-            if a.in_event { "*" } else { "" }
-        ));
-    }
-    let dropped: u64 = s
-        .cameras
-        .iter()
-        .map(|c| c.late_dropped + c.source_dropped)
-        .sum();
-    line.push_str(&format!(
-        " | dropped {dropped} | cpu {:.2}",
-        s.measured_cores
-    ));
-    line
 }

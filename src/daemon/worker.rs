@@ -19,17 +19,13 @@
 use super::events::{unix_ms_now, Closed, Opened};
 use crate::camera::{Camera, FrameSource, Pace};
 use crate::error::Result;
-use crate::frame::RateLimit;
 use crate::model::tree::StemTree;
-use crate::pipeline::{Analyser, AnalysisClock, AppRun, Change, Frame};
+use crate::pipeline::{Analyser, AnalysisClock, AppRun, BadFrames, Change, Frame};
 use crate::preprocess::{Fit, InputSpec};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// At most one log line per camera per this interval reports undecodable frames.
-const BAD_DECODE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The work of one camera under a plan.
 pub(crate) struct Assignment {
@@ -233,7 +229,7 @@ impl CameraThread {
         let mut first_frame_reported = false;
         let mut last_frame: Option<u64> = None;
         let mut carried = crate::camera::CameraStats::default();
-        let mut bad_log = RateLimit::new(BAD_DECODE_LOG_EVERY);
+        let mut bad = BadFrames::new();
         loop {
             self.beat();
             if self.stop.load(Ordering::Relaxed) {
@@ -310,20 +306,10 @@ impl CameraThread {
             let timing = match analyser.analyse(&meta, self.camera.frame(), &clock)? {
                 Frame::Idle => continue,
                 Frame::Bad(why) => {
-                    let n = if let Ok(mut live) = self.live.lock() {
+                    if let Ok(mut live) = self.live.lock() {
                         live.bad_decodes += 1;
-                        live.bad_decodes
-                    } else {
-                        0
-                    };
-                    if let Some(k) = bad_log.note(self.epoch.elapsed()) {
-                        log::warn!(
-                            "camera {}: {k} frame(s) not decodable since the last report, \
-                             {n} in all; latest: frame {}: {why}",
-                            self.name,
-                            meta.sequence
-                        );
                     }
+                    bad.note(format_args!("camera {}", self.name), meta.sequence, &why);
                     continue;
                 }
                 Frame::Analysed(t) => t,

@@ -12,8 +12,10 @@
 
 pub mod analyser;
 pub mod assignment;
+pub mod bad_frames;
 pub mod sampler;
 pub mod voting;
 
 pub use analyser::{preprocessor_for, Analyser, AnalysisClock, AppRun, AppStep, Frame, Timing};
+pub use bad_frames::BadFrames;
 pub use voting::{Change, Closed, Opened};
