@@ -17,5 +17,5 @@ pub mod sampler;
 pub mod voting;
 
 pub use analyser::{preprocessor_for, Analyser, AnalysisClock, AppRun, AppStep, Frame, Timing};
-pub use bad_frames::BadFrames;
+pub(crate) use bad_frames::BadFrames;
 pub use voting::{Change, Closed, Opened};
