@@ -61,11 +61,11 @@ impl fmt::Display for ErrorKind {
 }
 
 /// Process exit code for a configuration error (`EX_CONFIG` from sysexits.h).
-pub const EXIT_CONFIG: i32 = 78;
+pub(crate) const EXIT_CONFIG: i32 = 78;
 /// Process exit code for a command-line usage error (as most Unix tools use).
-pub const EXIT_USAGE: i32 = 2;
+const EXIT_USAGE: i32 = 2;
 /// Process exit code for every other failure.
-pub const EXIT_FAILURE: i32 = 1;
+pub(crate) const EXIT_FAILURE: i32 = 1;
 
 type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -186,7 +186,7 @@ impl From<std::io::Error> for Error {
 }
 
 /// Adds context to errors as they cross a boundary.
-pub trait ResultExt<T> {
+pub(crate) trait ResultExt<T> {
     /// Wraps the error as the source of a new error of `kind` with message `msg`.
     fn context(self, kind: ErrorKind, msg: impl FnOnce() -> String) -> Result<T>;
     /// Like [`ResultExt::context`] but keeps the inner error's kind when it is one of ours.

@@ -23,11 +23,11 @@ use std::path::Path;
 /// Largest base or head ONNX file read (the bundled MobileNetV2 base is
 /// 14 MB, its largest head 4.5 MB): a wrong path must not make the service
 /// read a huge file under the unit's `MemoryMax=1G`.
-pub const MAX_MODEL_BYTES: u64 = 256 << 20;
+pub(crate) const MAX_MODEL_BYTES: u64 = 256 << 20;
 
 /// Why a file named by the configuration was not read.
 #[derive(Debug)]
-pub enum FileError {
+pub(crate) enum FileError {
     /// The file does not exist.
     NotFound(std::io::Error),
     /// It exists but is not a regular file (what it is instead).

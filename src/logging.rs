@@ -11,7 +11,7 @@ use std::io::Write;
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// `<3>message`: syslog priority prefix for journald.
     Systemd,
     /// `2026-01-01T00:00:00Z WARN  message`.

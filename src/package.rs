@@ -22,16 +22,16 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// The only `format` this build reads.
-pub const FORMAT_VERSION: i64 = 1;
+pub(crate) const FORMAT_VERSION: i64 = 1;
 /// Name of the metadata file inside a package directory.
 pub const META_FILE: &str = "package.toml";
 /// Name of the optional calibration file inside a package directory.
-pub const CALIBRATION_FILE: &str = "calibration.toml";
+pub(crate) const CALIBRATION_FILE: &str = "calibration.toml";
 /// The only calibration `format` this build reads and writes.
-pub const CALIBRATION_FORMAT: i64 = 1;
+pub(crate) const CALIBRATION_FORMAT: i64 = 1;
 /// `model = "base"`: the head is the base network's own remainder from the
 /// branch point on (an unmodified ImageNet classifier), cut at run time.
-pub const BASE_REMAINDER: &str = "base";
+const BASE_REMAINDER: &str = "base";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,7 +194,7 @@ pub struct Package {
     /// The package's own name.
     pub name: String,
     /// Free text.
-    pub description: String,
+    pub(crate) description: String,
     /// SHA-256 of the base ONNX the heads were cut from.
     pub base_sha256: String,
     /// Class labels in output order; `None` means the base's own classes.

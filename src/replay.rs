@@ -205,7 +205,7 @@ pub struct Outcome {
 /// The simulated analyser: a box of `budget` cores that a stream's frames
 /// arrive at, one every `interval` seconds of video time.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BudgetClock {
+struct BudgetClock {
     interval: f64,
     budget: f64,
     busy_until: f64,
@@ -213,7 +213,7 @@ pub struct BudgetClock {
 
 impl BudgetClock {
     /// A clock for a stream at `fps` and a budget of `cores`.
-    pub fn new(fps: f64, cores: f64) -> BudgetClock {
+    pub(crate) fn new(fps: f64, cores: f64) -> BudgetClock {
         BudgetClock {
             interval: 1.0 / fps,
             budget: cores,
@@ -222,18 +222,18 @@ impl BudgetClock {
     }
 
     /// Video time at which frame `seq` arrives.
-    pub fn arrival(&self, seq: u64) -> f64 {
+    pub(crate) fn arrival(&self, seq: u64) -> f64 {
         seq as f64 * self.interval
     }
 
     /// Whether frame `seq` is still there when the analyser is free: one
     /// more than 1.5 intervals old by then is gone (the service's rule).
-    pub fn available(&self, seq: u64) -> bool {
+    pub(crate) fn available(&self, seq: u64) -> bool {
         self.busy_until - self.arrival(seq) <= 1.5 * self.interval
     }
 
     /// Charges the analysis of frame `seq`: `cpu_s` core-seconds.
-    pub fn charge(&mut self, seq: u64, cpu_s: f64) {
+    pub(crate) fn charge(&mut self, seq: u64, cpu_s: f64) {
         self.busy_until = self.busy_until.max(self.arrival(seq)) + cpu_s / self.budget;
     }
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 const HEADER: usize = 4 + 2 + 4 + 4;
 /// Largest state file read (a profile or plan is a few KB).
-pub const MAX_STATE_BYTES: u64 = 16 << 20;
+const MAX_STATE_BYTES: u64 = 16 << 20;
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib computes it).
 pub fn crc32(data: &[u8]) -> u32 {

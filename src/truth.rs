@@ -18,7 +18,7 @@ pub const FILE: &str = "ground_truth.toml";
 
 /// Frames of slack on each side of a labelled event when matching (the
 /// demo's score and replay's default).
-pub const TOLERANCE_FRAMES: u64 = 2;
+pub(crate) const TOLERANCE_FRAMES: u64 = 2;
 
 /// One app's labelled events.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -33,7 +33,7 @@ pub struct TruthApp {
 /// distractors too). `mainstream calibrate` resamples these: a calibration
 /// is as sure as the object instances behind it allow.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct TruthObject {
+pub(crate) struct TruthObject {
     /// The photo it was cut from, e.g. `animals/birds/lark` (a mirrored
     /// copy ends in `_mirror`).
     pub stamp: String,
@@ -50,7 +50,7 @@ pub struct TruthObject {
 impl TruthObject {
     /// The object instance: the one written, else the stamp's name without
     /// a `_mirror` suffix.
-    pub fn instance(&self) -> &str {
+    pub(crate) fn instance(&self) -> &str {
         match &self.instance {
             Some(i) => i,
             None => {
@@ -75,7 +75,7 @@ pub struct Truth {
     pub apps: Vec<TruthApp>,
     /// The objects that cross it (empty in hand-labelled ground truth).
     #[serde(rename = "object", default)]
-    pub objects: Vec<TruthObject>,
+    pub(crate) objects: Vec<TruthObject>,
 }
 
 impl Truth {

@@ -55,7 +55,7 @@ pub struct ProbeReport {
     pub frames: u64,
     /// Frames grabbed whose preprocessing failed (damaged JPEG data the capture
     /// layer could not see, or a size that changed).
-    pub preprocess_errors: u64,
+    preprocess_errors: u64,
     /// Frame rate from the driver's timestamps, over the frames since the last
     /// (re)open; `None` with fewer than two such frames.
     pub measured_fps: Option<f64>,

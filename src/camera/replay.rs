@@ -185,7 +185,7 @@ pub struct Replay<R: FrameReader> {
 /// Concatenated JPEG frames.
 pub type MjpegFile = Replay<MjpegReader>;
 /// A YUV4MPEG2 file, delivered as YUYV (or GREY for `mono`).
-pub type Y4mFile = Replay<Y4mReader>;
+pub(crate) type Y4mFile = Replay<Y4mReader>;
 /// A directory of JPEG files.
 pub type ImageDir = Replay<ImageDirReader>;
 

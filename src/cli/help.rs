@@ -1,7 +1,7 @@
 //! The `--help` texts: the overview and one per command.
 
 /// Top-level help.
-pub const HELP: &str = "\
+pub(crate) const HELP: &str = "\
 mainstream: many video-analysis apps on one edge box, sharing the layers they have in common
 
 Each app is a classifier fine-tuned from one shared base network (MobileNetV2).

@@ -15,7 +15,7 @@ mod setup;
 
 use crate::error::{Error, ErrorKind, Result};
 use args::{usage, Args};
-pub use help::HELP;
+pub(crate) use help::HELP;
 use help::{
     HELP_BENCH, HELP_CALIBRATE, HELP_CAMERAS, HELP_CHECK, HELP_DEMO, HELP_PLAN, HELP_PROFILE,
     HELP_REPLAY, HELP_RUN, HELP_SIMULATE, HELP_STATUS,

@@ -37,21 +37,21 @@ use toml::Spanned;
 /// stream this raised the mean event F1 of eight apps by 0.09-0.12 for every
 /// planner against X = 1, which turns every flicker of a passing distractor
 /// into an event (docs/eval.md, "X-voting"); the planner predicts with it.
-pub const DEFAULT_VOTING: u32 = 2;
+pub(crate) const DEFAULT_VOTING: u32 = 2;
 /// `[device] share_margin` when the file does not set it: how much better, in
 /// predicted event F1, a more shared head must be than an app's least-shared
 /// head before the planner gives the latter up (docs/eval.md, "Sharing
 /// margin": the size of the differences between one app's heads that the
 /// calibrated model cannot resolve).
-pub const DEFAULT_SHARE_MARGIN: f64 = 0.05;
+pub(crate) const DEFAULT_SHARE_MARGIN: f64 = 0.05;
 /// Where the service looks for its configuration unless told otherwise.
-pub const DEFAULT_CONFIG: &str = "/etc/mainstream/config.toml";
+pub(crate) const DEFAULT_CONFIG: &str = "/etc/mainstream/config.toml";
 /// Default drop-in directory, relative to the config file's directory.
 pub const DEFAULT_APPS_DIR: &str = "apps.d";
 /// Default state directory when systemd's `$STATE_DIRECTORY` is not set.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/mainstream";
+const DEFAULT_STATE_DIR: &str = "/var/lib/mainstream";
 /// Default base network manifest.
-pub const DEFAULT_BASE: &str = "/usr/share/mainstream/models/mobilenet_v2/manifest.toml";
+const DEFAULT_BASE: &str = "/usr/share/mainstream/models/mobilenet_v2/manifest.toml";
 pub use crate::diag::{read_source, MAX_FILE_BYTES};
 /// Most apps one box accepts.
 pub const MAX_APPS: usize = 256;

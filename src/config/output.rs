@@ -13,21 +13,21 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// Default MQTT port without TLS.
-pub const DEFAULT_PORT: u16 = 1883;
+const DEFAULT_PORT: u16 = 1883;
 /// Default MQTT port with TLS.
-pub const DEFAULT_TLS_PORT: u16 = 8883;
+const DEFAULT_TLS_PORT: u16 = 8883;
 /// Default topic prefix.
-pub const DEFAULT_TOPIC_PREFIX: &str = "mainstream";
+const DEFAULT_TOPIC_PREFIX: &str = "mainstream";
 /// Default Home Assistant discovery prefix.
-pub const DEFAULT_DISCOVERY_PREFIX: &str = "homeassistant";
+const DEFAULT_DISCOVERY_PREFIX: &str = "homeassistant";
 /// The CA bundle used when `tls = true` names no `ca_file` (Debian's
 /// `ca-certificates`).
-pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// `[output]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawOutput {
+pub(crate) struct RawOutput {
     /// `[output.mqtt]`.
     pub mqtt: Option<Spanned<RawMqtt>>,
     /// `[output.snapshots]`.
@@ -37,7 +37,7 @@ pub struct RawOutput {
 /// `[output.snapshots]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSnapshots {
+pub(crate) struct RawSnapshots {
     /// Directory of the snapshots (default `STATE_DIR/snapshots`).
     pub dir: Option<Spanned<String>>,
     /// Snapshots kept per app (oldest removed first).
@@ -53,7 +53,7 @@ pub struct RawSnapshots {
 /// `[output.mqtt]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawMqtt {
+pub(crate) struct RawMqtt {
     /// Broker host name or address (required).
     pub host: Option<Spanned<String>>,
     /// Broker port (1883, or 8883 with TLS).
@@ -88,13 +88,13 @@ pub struct Output {
 }
 
 /// Default snapshots kept per app.
-pub const DEFAULT_SNAPSHOT_KEEP: u32 = 100;
+const DEFAULT_SNAPSHOT_KEEP: u32 = 100;
 /// Default bytes of snapshots kept per app (64 MiB).
-pub const DEFAULT_SNAPSHOT_MAX_BYTES: u64 = 64 << 20;
+const DEFAULT_SNAPSHOT_MAX_BYTES: u64 = 64 << 20;
 /// Default JPEG quality of encoded snapshots.
-pub const DEFAULT_SNAPSHOT_QUALITY: u8 = 85;
+const DEFAULT_SNAPSHOT_QUALITY: u8 = 85;
 /// Name of the default snapshot directory in the state directory.
-pub const DEFAULT_SNAPSHOT_DIR: &str = "snapshots";
+const DEFAULT_SNAPSHOT_DIR: &str = "snapshots";
 
 /// `[output.snapshots]`, validated.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,12 +10,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// `[output]` (its raw structs live beside its validation).
-pub use super::output::{RawMqtt, RawOutput};
+pub(crate) use super::output::RawOutput;
 
 /// `[device]`: the box as a whole.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDevice {
+pub(crate) struct RawDevice {
     /// Compute budget in CPU cores (core-seconds of analysis per second).
     pub budget_cores: Option<Spanned<f64>>,
     /// Where state (plan, cost profile, event log) is kept.
@@ -36,7 +36,7 @@ pub struct RawDevice {
 /// `[[camera]]`: one video source.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCamera {
+pub(crate) struct RawCamera {
     pub name: Option<Spanned<String>>,
     /// `/dev/videoN`, `/dev/v4l/by-id/...`, or a replay file/directory.
     pub source: Option<Spanned<String>>,
@@ -54,7 +54,7 @@ pub struct RawCamera {
 /// `[[app]]` or one drop-in file: one analysis app.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawApp {
+pub(crate) struct RawApp {
     /// Required inline; a drop-in defaults to its file name without `.toml`.
     pub name: Option<Spanned<String>>,
     pub camera: Option<Spanned<String>>,

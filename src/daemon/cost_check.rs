@@ -11,7 +11,7 @@ use crate::camera::Clock;
 use std::time::Duration;
 
 /// The least time between two re-profiles.
-pub const REPROFILE_EVERY: Duration = Duration::from_secs(600);
+const REPROFILE_EVERY: Duration = Duration::from_secs(600);
 
 /// How far (as a fraction of the prediction) a window may be off.
 const TOLERANCE: f64 = 0.2;
@@ -25,7 +25,7 @@ const MIN_PREDICTED_CORES: f64 = 0.02;
 
 /// What one window's measurement calls for.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Not checked (nothing to compare, or a re-profile is running).
     Skipped,
     /// Within the tolerance.
@@ -44,7 +44,7 @@ pub enum Verdict {
 
 /// The check's state across windows.
 #[derive(Clone, Debug, Default)]
-pub struct CostCheck {
+pub(crate) struct CostCheck {
     off_windows: u32,
     last_reprofile: Option<Duration>,
     reprofiles: u64,
@@ -52,14 +52,14 @@ pub struct CostCheck {
 
 impl CostCheck {
     /// Re-profiles started so far.
-    pub fn reprofiles(&self) -> u64 {
+    pub(crate) fn reprofiles(&self) -> u64 {
         self.reprofiles
     }
 
     /// One window: `measured` and `predicted` cores; `comparable` is false
     /// when the analysis is not paced by real time (a fast replay uses what
     /// it gets) or a re-profile is already running.
-    pub fn window(
+    pub(crate) fn window(
         &mut self,
         clock: &dyn Clock,
         measured: f64,

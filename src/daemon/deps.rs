@@ -16,7 +16,7 @@ use crate::profile::Profile;
 use std::sync::Arc;
 
 /// Opens what the service reads from the outside world.
-pub trait Opener: Send + Sync {
+pub(crate) trait Opener: Send + Sync {
     /// The opener of camera `index`'s source; replay pacing uses `clock`.
     fn camera(
         &self,
@@ -30,7 +30,7 @@ pub trait Opener: Send + Sync {
 }
 
 /// The real thing: the configured source, the profile timed on this CPU.
-pub struct RealOpener;
+struct RealOpener;
 
 impl Opener for RealOpener {
     fn camera(
@@ -52,7 +52,7 @@ impl Opener for RealOpener {
 }
 
 /// Everything the service depends on that a test replaces.
-pub struct Deps {
+pub(crate) struct Deps {
     /// The service's clock (the camera threads' too).
     pub clock: Arc<dyn Clock>,
     /// Camera sources and profile measurement.
@@ -67,7 +67,7 @@ pub struct Deps {
 impl Deps {
     /// The appliance: the system clock, real sources and profile, systemd's
     /// socket, and the signal handlers installed.
-    pub fn real() -> Result<Deps> {
+    pub(crate) fn real() -> Result<Deps> {
         super::systemd::install_signal_handlers()?;
         Ok(Deps {
             clock: SystemClock::shared(),

@@ -28,10 +28,10 @@ pub const FILE_HEADER: usize = 8;
 /// Bytes before each record's payload (length, CRC-32).
 pub const RECORD_HEADER: usize = 8;
 /// Largest payload accepted (an event is well under 1 KB).
-pub const MAX_RECORD: usize = 16 * 1024;
+const MAX_RECORD: usize = 16 * 1024;
 /// When the log passes this size it is renamed to `events.log.1` (replacing
 /// an older one) and a new log is started.
-pub const ROTATE_BYTES: u64 = 64 << 20;
+const ROTATE_BYTES: u64 = 64 << 20;
 /// Largest log read when opening or tailing (a rotated log never exceeds
 /// [`ROTATE_BYTES`] plus one record).
 const MAX_READ: u64 = ROTATE_BYTES + 2 * MAX_RECORD as u64;

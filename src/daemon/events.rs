@@ -24,7 +24,7 @@ pub struct Event {
     pub samples: u32,
 }
 
-pub use crate::pipeline::voting::{Change, Closed, Detector, Opened};
+pub use crate::pipeline::voting::{Closed, Opened};
 
 impl Event {
     /// The full record of `closed`, an event of `app` on `camera`.

@@ -11,7 +11,7 @@ use crate::config::Config;
 
 /// What in `new` cannot be applied to a service running `running` (`None`:
 /// the reload can be applied).
-pub fn needs_restart(running: &Config, new: &Config) -> Option<&'static str> {
+pub(crate) fn needs_restart(running: &Config, new: &Config) -> Option<&'static str> {
     if new.cameras != running.cameras {
         Some("the [[camera]] entries")
     } else if new.device.base != running.device.base {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// File name of the durable state.
-pub const STATE_FILE: &str = "state.bin";
+const STATE_FILE: &str = "state.bin";
 /// File name of the live status.
 pub const STATUS_FILE: &str = "status.bin";
 /// Magic of `state.bin`.
@@ -166,11 +166,11 @@ pub struct Status {
     /// Service process id.
     pub pid: u32,
     /// When this snapshot was taken, ms since the epoch.
-    pub updated_unix_ms: u64,
+    pub(crate) updated_unix_ms: u64,
     /// When the service started.
-    pub started_unix_ms: u64,
+    pub(crate) started_unix_ms: u64,
     /// Milliseconds from start to the first analysed frame (0: none yet).
-    pub first_frame_ms: u64,
+    pub(crate) first_frame_ms: u64,
     /// The configuration file.
     pub config: String,
     /// Budget in cores.
@@ -178,17 +178,17 @@ pub struct Status {
     /// Planner that made the plan.
     pub strategy: String,
     /// Predicted cost of the plan, in cores.
-    pub predicted_cores: f64,
+    pub(crate) predicted_cores: f64,
     /// Measured CPU use of the service over the last feedback window, in cores.
-    pub measured_cores: f64,
+    pub(crate) measured_cores: f64,
     /// Mean predicted F1.
     pub mean_f1: f64,
     /// Re-plans since boot.
     pub replans: u64,
     /// Milliseconds the last re-plan took (config to new plan).
-    pub last_replan_ms: f64,
+    pub(crate) last_replan_ms: f64,
     /// Re-profiles triggered by the feedback loop.
-    pub reprofiles: u64,
+    pub(crate) reprofiles: u64,
     /// Apps rejected by admission control, with the reason.
     pub rejected: Vec<String>,
     /// Apps.
@@ -196,7 +196,7 @@ pub struct Status {
     /// Cameras.
     pub cameras: Vec<CameraStatus>,
     /// Resident memory, KiB.
-    pub rss_kib: u64,
+    pub(crate) rss_kib: u64,
 }
 
 /// Writes the status (atomic rename; no fsync: it is rewritten every second

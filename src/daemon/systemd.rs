@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// The `$NOTIFY_SOCKET` connection; does nothing when not run by systemd
 /// with `Type=notify`.
-pub struct Notifier {
+pub(crate) struct Notifier {
     socket: Option<(UnixDatagram, std::os::unix::net::SocketAddr)>,
     watchdog: Option<Duration>,
 }
@@ -43,8 +43,9 @@ impl Notifier {
         Notifier { socket, watchdog }
     }
 
-    /// A notifier that tells no one (tests; a service not run by systemd).
-    pub fn silent() -> Notifier {
+    /// A notifier that tells no one (the service's unit tests).
+    #[cfg(test)]
+    pub(crate) fn silent() -> Notifier {
         Notifier {
             socket: None,
             watchdog: None,
@@ -52,13 +53,13 @@ impl Notifier {
     }
 
     /// The watchdog period systemd expects pings within, if enabled.
-    pub fn watchdog(&self) -> Option<Duration> {
+    pub(crate) fn watchdog(&self) -> Option<Duration> {
         self.watchdog
     }
 
     /// Sends `state` (e.g. `READY=1\nSTATUS=...`). Failures are logged once at
     /// debug level: notification is best effort.
-    pub fn notify(&self, state: &str) {
+    pub(crate) fn notify(&self, state: &str) {
         if let Some((sock, addr)) = &self.socket {
             if let Err(e) = sock.send_to_addr(state.as_bytes(), addr) {
                 log::debug!("sd_notify {state:?}: {e}");

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// The work of one camera under a plan.
-pub struct Assignment {
+pub(crate) struct Assignment {
     /// Plan generation (increases with every re-plan).
     pub generation: u64,
     /// The tree (`None`: no apps on this camera now).
@@ -41,7 +41,7 @@ pub struct Assignment {
 
 /// Live counters of one app on this camera.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct AppLive {
+pub(crate) struct AppLive {
     /// Samples analysed.
     pub samples: u64,
     /// Due samples missed because their frame was dropped.
@@ -54,7 +54,7 @@ pub struct AppLive {
 
 /// Live counters of a camera, shared with the main thread.
 #[derive(Clone, Debug, Default)]
-pub struct CameraLive {
+pub(crate) struct CameraLive {
     /// Generation of the assignment the counters in `apps` belong to.
     pub generation: u64,
     /// Capture statistics.
@@ -79,7 +79,7 @@ pub struct CameraLive {
 
 /// What the camera thread tells the main thread.
 #[derive(Debug)]
-pub enum CameraReport {
+pub(crate) enum CameraReport {
     /// An event was confirmed.
     Opened {
         /// Camera index.
@@ -131,7 +131,7 @@ pub enum CameraReport {
 }
 
 /// Everything a camera thread is started with.
-pub struct CameraThread {
+pub(crate) struct CameraThread {
     /// Camera index in the config.
     pub index: usize,
     /// Camera name.
@@ -169,7 +169,7 @@ pub struct CameraThread {
 
 impl CameraThread {
     /// Runs until the stop flag is set, the replay ends or an unfixable error.
-    pub fn run(mut self) {
+    pub(crate) fn run(mut self) {
         let camera = self.index;
         let reports = self.reports.clone();
         let outcome = self.run_loop();

@@ -102,7 +102,7 @@ pub(crate) fn marker_at(data: &[u8], pos: usize) -> Marker {
 
 /// One header segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Segment<'a> {
+pub(crate) struct Segment<'a> {
     /// The marker byte (`0xC0` for SOF0, ...).
     pub marker: u8,
     /// Offset of the marker's `FF` in the frame.
@@ -119,7 +119,7 @@ pub struct Segment<'a> {
 /// where one is due, SOI, EOI or `FF 00` before the scan, or a segment length
 /// that is below 2 or runs past the data.
 #[derive(Clone, Debug)]
-pub struct Segments<'a> {
+pub(crate) struct Segments<'a> {
     data: &'a [u8],
     pos: usize,
     done: bool,
@@ -127,7 +127,7 @@ pub struct Segments<'a> {
 
 impl<'a> Segments<'a> {
     /// The walk over `data`, which must start with SOI.
-    pub fn new(data: &'a [u8]) -> Self {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
         Segments {
             data,
             pos: 0,

@@ -46,7 +46,7 @@ pub enum PixelFormat {
 
 impl PixelFormat {
     /// Every supported format, in the order negotiation prefers them.
-    pub const ALL: [PixelFormat; 4] = [
+    pub(crate) const ALL: [PixelFormat; 4] = [
         PixelFormat::Mjpeg,
         PixelFormat::Yuyv,
         PixelFormat::Rgb24,
@@ -240,7 +240,7 @@ impl From<Reject> for crate::error::Error {
 /// that a stream of bad frames logs a line every few seconds with a count,
 /// not a line per frame (and formats nothing for the frames in between).
 #[derive(Clone, Copy, Debug)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     every: Duration,
     last: Option<Duration>,
     held: u64,
@@ -248,7 +248,7 @@ pub struct RateLimit {
 
 impl RateLimit {
     /// One line per `every`.
-    pub const fn new(every: Duration) -> Self {
+    pub(crate) const fn new(every: Duration) -> Self {
         RateLimit {
             every,
             last: None,
@@ -258,7 +258,7 @@ impl RateLimit {
 
     /// Counts one occurrence at `now` (any monotonic clock). `Some(n)` when a
     /// line is due: `n` occurrences since the last line, this one included.
-    pub fn note(&mut self, now: Duration) -> Option<u64> {
+    pub(crate) fn note(&mut self, now: Duration) -> Option<u64> {
         self.held += 1;
         let due = self
             .last

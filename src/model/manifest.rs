@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// The only manifest `format` this build reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// What a branch-point entry stands for.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct InputSpec {
     pub shape: Vec<usize>,
     /// Channel order of the input.
     #[serde(default = "rgb")]
-    pub colour_order: String,
+    colour_order: String,
     /// `value = (pixel * scale - mean[c]) / std[c]`.
     pub scale: f32,
     /// Per-channel mean.

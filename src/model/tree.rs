@@ -63,9 +63,9 @@ struct Head {
 }
 
 /// Most apps one tree serves (bounds the fixed-size messages to head workers).
-pub const MAX_TREE_APPS: usize = 128;
+const MAX_TREE_APPS: usize = 128;
 /// Most stem segments in one tree.
-pub const MAX_SEGMENTS: usize = 64;
+pub(crate) const MAX_SEGMENTS: usize = 64;
 
 /// One frame's work for a head worker: the values its heads may read.
 /// Fixed-size: sending it allocates nothing.

@@ -20,7 +20,7 @@ pub struct CameraWork {
 }
 
 /// The camera key that decides whether a re-plan must rebuild its tree.
-pub type TreeKey = Vec<(String, usize, u64, u32, PathBuf)>;
+pub(crate) type TreeKey = Vec<(String, usize, u64, u32, PathBuf)>;
 
 /// The output indices of `package`'s positive classes (`labels`: the base's
 /// own classes, for heads that keep them).

@@ -12,11 +12,11 @@ use std::fmt::Display;
 use std::time::{Duration, Instant};
 
 /// At most one bad-frame line per source in this interval.
-pub const LOG_EVERY: Duration = Duration::from_secs(10);
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Counts one source's refused frames and logs them rate-limited.
 #[derive(Debug)]
-pub struct BadFrames {
+pub(crate) struct BadFrames {
     limit: RateLimit,
     start: Instant,
     total: u64,
@@ -54,7 +54,8 @@ impl BadFrames {
     }
 
     /// Frames refused so far.
-    pub fn total(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> u64 {
         self.total
     }
 }

@@ -17,6 +17,5 @@ pub mod sampler;
 pub mod voting;
 
 pub use analyser::{preprocessor_for, Analyser, AnalysisClock, AppRun, AppStep, Frame, Timing};
-pub use bad_frames::BadFrames;
-pub use sampler::Sampler;
-pub use voting::{Change, Closed, Detector, Opened};
+pub(crate) use bad_frames::BadFrames;
+pub use voting::{Change, Closed, Opened};

@@ -6,7 +6,7 @@
 /// due on the first frame at or after each multiple of `interval`; frames
 /// skipped past a due point count as missed samples.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sampler {
+pub(crate) struct Sampler {
     interval: f64,
     phase: f64,
     next: Option<f64>,
@@ -14,7 +14,7 @@ pub struct Sampler {
 
 impl Sampler {
     /// A sampler for `app_fps` on a `stream_fps` stream.
-    pub fn new(stream_fps: f64, app_fps: f64) -> Sampler {
+    pub(crate) fn new(stream_fps: f64, app_fps: f64) -> Sampler {
         let interval = if app_fps > 0.0 && stream_fps > 0.0 {
             (stream_fps / app_fps).max(1.0)
         } else {
@@ -29,7 +29,7 @@ impl Sampler {
 
     /// The same sampler with its first sample `phase` frames after the first
     /// frame seen (the paper's random phase; 0 = the first frame).
-    pub fn with_phase(self, phase: f64) -> Sampler {
+    pub(crate) fn with_phase(self, phase: f64) -> Sampler {
         Sampler {
             phase: if phase.is_finite() {
                 phase.max(0.0)
@@ -41,13 +41,13 @@ impl Sampler {
     }
 
     /// Frames between samples (infinite for a zero rate).
-    pub fn interval(&self) -> f64 {
+    pub(crate) fn interval(&self) -> f64 {
         self.interval
     }
 
     /// Whether frame `seq` is a sample, and how many due points before it
     /// were skipped. The first frame seen is a sample unless a phase is set.
-    pub fn due(&mut self, seq: u64) -> (bool, u64) {
+    pub(crate) fn due(&mut self, seq: u64) -> (bool, u64) {
         if !self.interval.is_finite() {
             return (false, 0);
         }
@@ -62,13 +62,14 @@ impl Sampler {
     }
 
     /// Whether frame `seq` would be a sample, without taking it.
-    pub fn would_be_due(&self, seq: u64) -> bool {
+    #[cfg(test)]
+    pub(crate) fn would_be_due(&self, seq: u64) -> bool {
         self.interval.is_finite() && self.next.is_none_or(|n| seq as f64 + 1e-9 >= n)
     }
 
     /// Starts again from the next frame seen (the source was reopened and
     /// its sequence numbers restarted).
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.next = None;
     }
 }

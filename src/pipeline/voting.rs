@@ -49,7 +49,7 @@ pub struct Closed {
 
 /// X-voting state of one app. Plain data: sampling it allocates nothing.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Detector {
+pub(crate) struct Detector {
     voting: u32,
     positives: u32,
     negatives: u32,
@@ -60,7 +60,7 @@ pub struct Detector {
 
 impl Detector {
     /// A detector needing `voting` (at least 1) consecutive positive samples.
-    pub fn new(voting: u32) -> Detector {
+    pub(crate) fn new(voting: u32) -> Detector {
         Detector {
             voting: voting.max(1),
             positives: 0,
@@ -71,17 +71,24 @@ impl Detector {
     }
 
     /// The voting count.
-    pub fn voting(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn voting(&self) -> u32 {
         self.voting
     }
 
     /// Whether an event is open.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.open.is_some()
     }
 
     /// Feeds one analysed sample.
-    pub fn sample(&mut self, frame: u64, unix_ms: u64, positive: bool, score: f32) -> Change {
+    pub(crate) fn sample(
+        &mut self,
+        frame: u64,
+        unix_ms: u64,
+        positive: bool,
+        score: f32,
+    ) -> Change {
         if positive {
             self.negatives = 0;
             if let Some(ev) = &mut self.open {
@@ -131,7 +138,7 @@ impl Detector {
 
     /// Closes an open event now (the app was removed, the stream ended, the
     /// service stops), ending it at its last positive sample.
-    pub fn finish(&mut self) -> Option<Closed> {
+    pub(crate) fn finish(&mut self) -> Option<Closed> {
         self.positives = 0;
         self.negatives = 0;
         self.open.take()

@@ -60,7 +60,7 @@ pub fn admit(problem: &Problem) -> Result<Admission> {
 
 impl Compiled {
     /// Admission control (see [`admit`]).
-    pub fn admit(&self) -> Result<Admission> {
+    pub(crate) fn admit(&self) -> Result<Admission> {
         let shared = self.for_strategy(Strategy::Exact);
         let cm = shared.with_min_f1();
         let mut admitted: Vec<usize> = Vec::new();

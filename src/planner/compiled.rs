@@ -250,7 +250,7 @@ impl Compiled {
     }
 
     /// The apps `idx` (in that order) with the streams unchanged.
-    pub fn subset(&self, idx: &[usize]) -> Compiled {
+    pub(crate) fn subset(&self, idx: &[usize]) -> Compiled {
         Compiled {
             apps: idx
                 .iter()
@@ -324,7 +324,13 @@ impl Compiled {
 }
 
 impl CStream {
-    pub fn new(name: String, fps: f64, levels: Vec<usize>, cum: Vec<f64>, total: f64) -> CStream {
+    pub(crate) fn new(
+        name: String,
+        fps: f64,
+        levels: Vec<usize>,
+        cum: Vec<f64>,
+        total: f64,
+    ) -> CStream {
         let seg = cum
             .iter()
             .enumerate()

@@ -19,7 +19,7 @@ use super::{CStream, Compiled, Opt, PlannedApp, PlannedTree, StemSegment};
 /// `budget * (1 + 1e-9)` (absolute `1e-9` below a budget of 1). Every planner
 /// and every test uses this one rule, so rounding in different summation
 /// orders cannot make them disagree.
-pub const FIT_TOLERANCE: f64 = 1e-9;
+const FIT_TOLERANCE: f64 = 1e-9;
 
 /// The absolute slack for `budget`.
 pub fn tolerance(budget: f64) -> f64 {

@@ -40,16 +40,16 @@ use super::{EventParams, Units};
 use serde::{Deserialize, Serialize};
 
 /// Largest X the voting model accepts (the configuration allows 1..=16).
-pub const MAX_VOTING: u32 = 16;
+pub(crate) const MAX_VOTING: u32 = 16;
 /// Chains with at least this many samples are evaluated by matrix powers.
-pub const MATRIX_POWER_FROM: u64 = 64;
+const MATRIX_POWER_FROM: u64 = 64;
 /// Recall or precision at or below this counts as zero for F1 (as the
 /// authors' `np.isclose(x, 0)`).
-pub const ZERO: f64 = 1e-8;
+pub(crate) const ZERO: f64 = 1e-8;
 
 /// The model's prediction for one app at one (branch point, fps).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Prediction {
+pub(crate) struct Prediction {
     /// Fraction of events detected.
     pub recall: f64,
     /// Fraction of reported events that are real.

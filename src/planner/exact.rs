@@ -55,13 +55,13 @@ use super::{CStream, Compiled};
 use crate::error::Result;
 
 /// Differences in summed F1 below this are ties.
-pub const EPS: f64 = 1e-12;
+const EPS: f64 = 1e-12;
 /// Work limit of [`Strategy::Exact`](super::Strategy::Exact) and friends
 /// (roughly 30-60 s on a 2-core x86 box; see the module docs for the unit).
-pub const DEFAULT_WORK_LIMIT: u64 = 500_000_000;
+pub(crate) const DEFAULT_WORK_LIMIT: u64 = 500_000_000;
 /// Work limit of [`Strategy::Auto`](super::Strategy::Auto) before it falls
 /// back to the heuristic (roughly 0.2-0.5 s).
-pub const AUTO_WORK_LIMIT: u64 = 5_000_000;
+pub(crate) const AUTO_WORK_LIMIT: u64 = 5_000_000;
 
 /// Per-stream staircase of required stem fps and the undo log.
 struct Stems {
@@ -415,10 +415,10 @@ pub(crate) fn prune_dominated(c: &Compiled) -> (Compiled, Vec<Vec<usize>>, Vec<V
 
 /// The app-by-app search is tried first only up to this many apps (beyond,
 /// its work grows too fast to be worth a try).
-pub const APP_FIRST_MAX_APPS: usize = 6;
+const APP_FIRST_MAX_APPS: usize = 6;
 
 /// Work budget of the app-by-app search before the staircase search takes over.
-pub const APP_FIRST_WORK: u64 = 4_000;
+const APP_FIRST_WORK: u64 = 4_000;
 
 /// Maximises the summed F1 of `c` within its budget (exactly; see the module
 /// docs): app by app for small searches, over stem staircases when that does

@@ -46,7 +46,7 @@ impl std::fmt::Display for Fallback {
 impl Compiled {
     /// Runs a planner; one that weighs sharing runs a baseline's plan where
     /// its own is not predicted better by more than the doubt ([`Fallback`]).
-    pub fn plan(&self, strategy: Strategy) -> Result<Plan> {
+    pub(crate) fn plan(&self, strategy: Strategy) -> Result<Plan> {
         let own = self.plan_alone(strategy)?;
         let weighs_sharing = matches!(
             strategy,

@@ -4,7 +4,7 @@
 /// The chance the planner accepts of sharing a head for a gain its
 /// calibration shows by chance: per app, over all its shared heads together
 /// (see [`gain_z`]).
-pub const GAIN_ALPHA: f64 = 0.05;
+pub(crate) const GAIN_ALPHA: f64 = 0.05;
 
 /// How many standard deviations of its calibrated uncertainty
 /// ([`CurvePoint::gain_sd`](super::CurvePoint::gain_sd)) a shared head's predicted gain must exceed when

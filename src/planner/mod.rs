@@ -107,10 +107,11 @@ pub use admission::{admit, Admission, RejectReason, Rejection};
 pub(crate) use compiled::{build_opts, grid_for, CApp, CStream, Compiled, Opt};
 pub use dispatch::plan;
 pub use fallback::Fallback;
+pub use margin::gain_z;
 pub(crate) use margin::point_margins;
-pub use margin::{gain_z, GAIN_ALPHA};
 pub use problem::*;
-pub use schedule::{Plan, PlannedApp, PlannedTree, StemSegment};
+pub use schedule::{Plan, PlannedApp};
+pub(crate) use schedule::{PlannedTree, StemSegment};
 
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,7 @@ const CURVES_CSV: &str = include_str!("../../data/paper/paper-mobilenets-curves.
 const COSTS_CSV: &str = include_str!("../../data/paper/paper-mobilenets-layer-costs.csv");
 
 /// Stream rate of the paper's simulated workloads.
-pub const STREAM_FPS: f64 = 10.0;
+pub(crate) const STREAM_FPS: f64 = 10.0;
 
 /// One of the paper's M-Package curves.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -188,7 +188,7 @@ const fn row(
 
 /// The paper's results: budget 150 for 2, 5, 10, 25 apps; 3 apps at budgets
 /// 50..300.
-pub const RESULTS: [PaperRow; 10] = [
+pub(crate) const RESULTS: [PaperRow; 10] = [
     row(2, 150.0, 0.813, 0.552, 0.588),
     row(5, 150.0, 0.789, 0.550, 0.146),
     row(10, 150.0, 0.780, 0.554, 0.049),

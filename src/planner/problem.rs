@@ -6,17 +6,17 @@ use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 /// Most segments a base network may have (branch points are stored as `u16`).
-pub const MAX_SEGMENTS: usize = u16::MAX as usize;
+pub(crate) const MAX_SEGMENTS: usize = u16::MAX as usize;
 /// Most streams in one problem.
-pub const MAX_STREAMS: usize = 1024;
+const MAX_STREAMS: usize = 1024;
 /// Most apps in one problem.
 pub const MAX_APPS: usize = 4096;
 /// Highest stream frame rate accepted.
-pub const MAX_STREAM_FPS: f64 = 1000.0;
+pub(crate) const MAX_STREAM_FPS: f64 = 1000.0;
 /// Longest event accepted, ms (one hour).
-pub const MAX_EVENT_MS: f64 = 3_600_000.0;
+pub(crate) const MAX_EVENT_MS: f64 = 3_600_000.0;
 /// [`Strategy::Auto`] runs the exact planner up to this many apps.
-pub const AUTO_EXACT_MAX_APPS: usize = 12;
+pub(crate) const AUTO_EXACT_MAX_APPS: usize = 12;
 
 /// How the event length is counted (see [`event_f1`](super::event_f1)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

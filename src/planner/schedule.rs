@@ -30,7 +30,7 @@ pub struct PlannedApp {
 /// A run of shared segments `[start, end)` executed once per frame at `fps`
 /// for every app in `apps` (their branch points are all `>= end`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StemSegment {
+pub(crate) struct StemSegment {
     /// First segment.
     pub start: usize,
     /// One past the last segment.
@@ -46,7 +46,7 @@ pub struct StemSegment {
 /// The tree of one stream: a stem of shared segments (deepest last) and each
 /// app's own branch from its branch point to the end of the network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PlannedTree {
+pub(crate) struct PlannedTree {
     /// Index into [`Problem::streams`](super::Problem::streams).
     pub stream: usize,
     /// Stream name.
@@ -73,7 +73,7 @@ pub struct Plan {
     /// Per app, in problem order.
     pub apps: Vec<PlannedApp>,
     /// One tree per stream that has apps.
-    pub trees: Vec<PlannedTree>,
+    pub(crate) trees: Vec<PlannedTree>,
     /// Total cost (all streams).
     pub cost: f64,
     /// The budget.

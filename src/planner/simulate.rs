@@ -66,7 +66,7 @@ pub struct SimOptions {
 /// Work limit per exact search in [`SimOptions::physical_exact`]: enough for
 /// nearly every 25-app workload, so the table shows the optimum rather than
 /// the heuristic (about 0.5 s per search at most).
-pub const SIM_EXACT_WORK_LIMIT: u64 = 40_000_000;
+const SIM_EXACT_WORK_LIMIT: u64 = 40_000_000;
 
 /// Default seed of [`suite`].
 ///

@@ -33,9 +33,9 @@ use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 /// First bytes of every table.
-pub const MAGIC: [u8; 4] = *b"MSPT";
+pub(crate) const MAGIC: [u8; 4] = *b"MSPT";
 /// Format version; bump with an upgrade path when the layout changes.
-pub const VERSION: u16 = 3;
+pub(crate) const VERSION: u16 = 3;
 
 const Q: f64 = u16::MAX as f64;
 

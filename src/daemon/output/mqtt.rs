@@ -36,11 +36,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most events published and not yet acknowledged.
-pub const WINDOW: usize = 32;
+const WINDOW: usize = 32;
 /// Longest wait between connection attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Most often the cursor is saved (each save is an fsync'd rename).
-pub const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(200);
+const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(200);
 /// How long one poll of the connection waits for network activity; new
 /// events in the log are noticed at least this often.
 const POLL: Duration = Duration::from_millis(20);
@@ -51,7 +51,7 @@ const REQUESTS: usize = WINDOW + 2 * crate::config::MAX_APPS + 64;
 /// before `offline` is published and the connection closed.
 const STOP_FLUSH: Duration = Duration::from_millis(300);
 /// Largest snapshot published (a bigger JPEG stays on disk only).
-pub const MAX_SNAPSHOT_PUBLISH: usize = 4 << 20;
+const MAX_SNAPSHOT_PUBLISH: usize = 4 << 20;
 /// How long a connection attempt may take (TCP, TLS, CONNACK).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -96,7 +96,7 @@ impl Link<'_> {
 }
 
 /// The publisher thread's state.
-pub struct Publisher {
+pub(crate) struct Publisher {
     cfg: Mqtt,
     state_dir: PathBuf,
     end: Arc<LogEnd>,
@@ -157,7 +157,7 @@ fn explain(cfg: &Mqtt, e: &ConnectionError) -> String {
 
 impl Publisher {
     /// A publisher reading the log of `state_dir` from the saved cursor.
-    pub fn new(
+    pub(crate) fn new(
         cfg: Mqtt,
         state_dir: PathBuf,
         end: Arc<LogEnd>,
@@ -192,7 +192,7 @@ impl Publisher {
     }
 
     /// Runs until told to stop.
-    pub fn run(mut self) {
+    pub(crate) fn run(mut self) {
         let mut backoff = Duration::from_secs(1);
         self.update_status(|s| s.attempts = 0);
         while !self.stopping {

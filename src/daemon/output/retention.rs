@@ -29,7 +29,7 @@ struct AppDir {
 
 /// The retention index of a snapshot directory.
 #[derive(Debug)]
-pub struct Retention {
+pub(crate) struct Retention {
     root: PathBuf,
     keep: usize,
     max_bytes: u64,
@@ -59,7 +59,7 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 
 impl Retention {
     /// An empty index for `root` (nothing scanned yet).
-    pub fn new(root: &Path, keep: u32, max_bytes: u64) -> Retention {
+    pub(crate) fn new(root: &Path, keep: u32, max_bytes: u64) -> Retention {
         Retention {
             root: root.to_owned(),
             keep: keep.max(1) as usize,
@@ -71,7 +71,7 @@ impl Retention {
 
     /// Indexes `ROOT/CAMERA/APP/*.jpg`, removes leftover temporary files and
     /// trims every app to the limits.
-    pub fn scan(&mut self) {
+    pub(crate) fn scan(&mut self) {
         for cam in subdirs(&self.root) {
             for app in subdirs(&cam) {
                 let mut files = Vec::new();
@@ -111,7 +111,7 @@ impl Retention {
     /// Records a snapshot just written to `app_dir/name` and removes the
     /// oldest ones of that app while it is over a limit. The new one is
     /// never removed here: the caller writes nothing bigger than `max_bytes`.
-    pub fn add(&mut self, app_dir: &Path, name: &str, bytes: u64) {
+    pub(crate) fn add(&mut self, app_dir: &Path, name: &str, bytes: u64) {
         let Some(ms) = start_ms(name) else { return };
         let d = self.apps.entry(app_dir.to_owned()).or_default();
         // The same event written again (a replaced file) counts once.
@@ -160,14 +160,14 @@ impl Retention {
     }
 
     /// Files and bytes kept in all.
-    pub fn totals(&self) -> (u64, u64) {
+    pub(crate) fn totals(&self) -> (u64, u64) {
         self.apps
             .values()
             .fold((0, 0), |(n, b), d| (n + d.files.len() as u64, b + d.bytes))
     }
 
     /// Snapshots removed to stay within the limits since the index was made.
-    pub fn removed(&self) -> u64 {
+    pub(crate) fn removed(&self) -> u64 {
         self.removed
     }
 }

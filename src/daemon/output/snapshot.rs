@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 /// Frame buffers per camera.
 pub const POOL: usize = 2;
 /// Snapshots queued for the writer (all cameras).
-pub const QUEUE: usize = 8;
+const QUEUE: usize = 8;
 /// Bytes reserved for an app name in a buffer (names have at most 64).
 const NAME_CAPACITY: usize = 64;
 

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 /// Where the service's current log file ends, published after each durable
 /// append.
 #[derive(Debug, Default)]
-pub struct LogEnd(Mutex<End>);
+pub(crate) struct LogEnd(Mutex<End>);
 
 /// One consistent reading of [`LogEnd`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,14 +36,14 @@ pub struct End {
 
 impl LogEnd {
     /// Publishes a new end.
-    pub fn set(&self, e: End) {
+    pub(crate) fn set(&self, e: End) {
         if let Ok(mut g) = self.0.lock() {
             *g = e;
         }
     }
 
     /// The last end published.
-    pub fn get(&self) -> End {
+    pub(crate) fn get(&self) -> End {
         self.0.lock().map(|g| *g).unwrap_or_default()
     }
 }
