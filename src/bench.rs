@@ -9,7 +9,7 @@
 
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::manifest::BaseManifest;
-use crate::model::net::Base;
+use crate::model::net::{Base, KernelPath};
 use crate::model::tree::{AppPlan, StemTree};
 use crate::package::HeadModel;
 use serde::Serialize;
@@ -101,6 +101,16 @@ pub struct BenchRow {
     pub cameras: usize,
     /// Every run's aggregate fps.
     pub runs: Vec<f64>,
+    /// The kernel path the networks ran (`avx512`, `avx2`, `portable`,
+    /// `stock`; `MAINSTREAM_KERNEL`).
+    pub kernel: String,
+}
+
+/// The name of the kernel path networks built now run (what
+/// `MAINSTREAM_KERNEL` forces, else the best this CPU runs).
+fn kernel_name() -> Result<String> {
+    let path = KernelPath::from_env()?.unwrap_or_else(KernelPath::best);
+    Ok(path.name().to_string())
 }
 
 /// Resident set size of this process in MiB, from /proc.
@@ -250,6 +260,7 @@ pub fn measure(
         threads,
         cameras,
         runs: fps_runs.iter().map(|f| f * streams).collect(),
+        kernel: kernel_name()?,
     })
 }
 
@@ -321,6 +332,7 @@ fn measure_processes(args: &BenchArgs, base: &BaseManifest, apps: usize) -> Resu
         threads: 1,
         cameras: 1,
         runs: fps_runs,
+        kernel: kernel_name()?,
     })
 }
 
@@ -415,10 +427,12 @@ mod tests {
             threads: 1,
             cameras: 1,
             runs: vec![31.25],
+            kernel: "avx2".into(),
         };
         let line = serde_json::to_string(&row).unwrap();
         assert_eq!(json_number(&line, "aggregate_fps"), Some(31.25));
         assert_eq!(json_number(&line, "rss_mib"), Some(80.5));
+        assert!(line.contains(r#""kernel":"avx2""#), "{line}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::common::{base, root};
 use mainstream::model::manifest::BaseManifest;
-use mainstream::model::net::{tensor_from, Base, Net};
+use mainstream::model::net::{tensor_from, Base, KernelPath, Net};
 use std::path::Path;
 
 fn read_f32(path: &Path) -> Vec<f32> {
@@ -40,18 +40,59 @@ fn run(net: &mut Net, input: &[f32]) -> Vec<f32> {
     net.run_once(t).unwrap()
 }
 
+/// Every kernel path this CPU runs; a note for each one it lacks.
+fn paths() -> Vec<KernelPath> {
+    KernelPath::ALL
+        .into_iter()
+        .filter(|p| {
+            if !p.supported() {
+                eprintln!("skipping kernel path {}: this CPU lacks it", p.name());
+            }
+            p.supported()
+        })
+        .collect()
+}
+
 #[test]
-fn the_unsplit_base_matches_pytorch_on_real_photos() {
+fn the_unsplit_base_matches_pytorch_on_real_photos_on_every_kernel_path() {
     let b = base();
-    let mut full = b.cut(0, b.manifest.segments()).unwrap();
-    for (photo, class) in [("coffee", 967), ("chelsea", 285), ("rocket", 540)] {
-        let logits = run(&mut full, &fixture(&format!("{photo}.input.f32")));
-        let want = fixture(&format!("{photo}.logits.f32"));
-        let diff = max_abs_diff(&logits, &want);
-        eprintln!("{photo}: max |tract - pytorch| = {diff:e}");
-        // Logits reach ~21; PyTorch f32 is itself ~1.4e-5 from f64 (models/README.md).
-        assert!(diff < 1e-3, "{photo}: logits differ from PyTorch by {diff}");
-        assert_eq!(argmax(&logits), class, "{photo}");
+    for path in paths() {
+        let mut full = b.cut_on(0, b.manifest.segments(), path).unwrap();
+        for (photo, class) in [("coffee", 967), ("chelsea", 285), ("rocket", 540)] {
+            let logits = run(&mut full, &fixture(&format!("{photo}.input.f32")));
+            let want = fixture(&format!("{photo}.logits.f32"));
+            let diff = max_abs_diff(&logits, &want);
+            let name = path.name();
+            eprintln!("{name} {photo}: max |ours - pytorch| = {diff:e}");
+            // Logits reach ~21; PyTorch f32 is itself ~1.4e-5 from f64
+            // (models/README.md).
+            assert!(
+                diff < 1e-4,
+                "{name} {photo}: logits differ from PyTorch by {diff}"
+            );
+            assert_eq!(argmax(&logits), class, "{name} {photo}");
+        }
+    }
+}
+
+#[test]
+fn the_avx2_and_avx512_paths_give_the_same_logits() {
+    let (a, b) = (KernelPath::Avx2, KernelPath::Avx512);
+    if !(a.supported() && b.supported()) {
+        eprintln!("skipping: this CPU lacks AVX2+FMA or AVX-512F");
+        return;
+    }
+    let base = base();
+    let n = base.manifest.segments();
+    let mut avx2 = base.cut_on(0, n, a).unwrap();
+    let mut avx512 = base.cut_on(0, n, b).unwrap();
+    for photo in ["coffee", "chelsea", "rocket"] {
+        let input = fixture(&format!("{photo}.input.f32"));
+        let (x, y) = (run(&mut avx2, &input), run(&mut avx512, &input));
+        // Same order of every sum in the 1x1 and first convolutions: the
+        // same bits, not merely close.
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&x), bits(&y), "{photo}");
     }
 }
 

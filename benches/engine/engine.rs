@@ -188,6 +188,10 @@ fn time(a: &Args, alloc: &str) -> AnyResult<()> {
     let (alloc, target) = allocator_and_target(alloc);
     let line = serde_json::json!({
         "engine": "tract",
+        "kernel": mainstream::model::net::KernelPath::from_env()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(mainstream::model::net::KernelPath::best)
+            .name(),
         "label": a.label,
         "target": target,
         "allocator": alloc,

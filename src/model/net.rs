@@ -156,6 +156,35 @@ impl Base {
         .with_msg(|| format!("cutting {label}"))?;
         Net::from_typed(typed, label)
     }
+
+    /// [`Base::cut`] on kernel path `path` whatever `MAINSTREAM_KERNEL`
+    /// says (for tests and benchmarks comparing paths in one process); a
+    /// path this CPU lacks is a configuration error.
+    pub fn cut_on(&self, from: usize, to: usize, path: KernelPath) -> Result<Net> {
+        if !path.supported() {
+            crate::bail!(
+                InvalidConfig,
+                "kernel path {} does not run on this CPU",
+                path.name()
+            );
+        }
+        let n = self.outlets.len();
+        if from >= to || to >= n {
+            crate::bail!(
+                Internal,
+                "cannot cut segment {from}..{to} of a base with {n} points"
+            );
+        }
+        let label = format!("{}[{from}..{to}]", self.manifest.name);
+        let typed = extract(
+            &self.model,
+            self.outlets[from],
+            self.outlets[to],
+            &self.manifest.points[from].tensor,
+        )
+        .with_msg(|| format!("cutting {label}"))?;
+        Net::from_typed_on(typed, label, path, true)
+    }
 }
 
 /// Finds a tensor by its ONNX name (outlet label), falling back to a node name.
@@ -231,12 +260,7 @@ fn extract(
     Ok(new)
 }
 
-/// Whether `MAINSTREAM_STOCK_ENGINE=1` asks for tract's own kernels only
-/// (no [`super::rules`] installed): for before/after
-/// measurements in one build.
-fn stock_engine() -> bool {
-    std::env::var_os("MAINSTREAM_STOCK_ENGINE").is_some_and(|v| v == "1")
-}
+pub use super::kernels::path::KernelPath;
 
 /// A runnable network piece with its state, created once and reused.
 pub struct Net {
@@ -248,17 +272,35 @@ pub struct Net {
 }
 
 impl Net {
-    fn from_typed(mut model: TypedModel, label: String) -> Result<Net> {
+    /// The network for `model` on the kernel path `MAINSTREAM_KERNEL` (or
+    /// `MAINSTREAM_STOCK_ENGINE=1`) forces, else the best this CPU runs; the
+    /// switch is read here, once per network built.
+    fn from_typed(model: TypedModel, label: String) -> Result<Net> {
+        let forced = KernelPath::from_env()?;
+        let path = forced.unwrap_or_else(KernelPath::best);
+        Net::from_typed_on(model, label, path, forced.is_some())
+    }
+
+    fn from_typed_on(
+        mut model: TypedModel,
+        label: String,
+        path: KernelPath,
+        forced: bool,
+    ) -> Result<Net> {
+        let tiles = super::rules::pointwise_tiles(path, forced);
+        log::info!(
+            "{label}: kernel path {}{} (1x1 and first convolutions: {})",
+            path.name(),
+            if forced { ", forced" } else { "" },
+            match tiles {
+                Some(t) => format!("ours, {t:?} tiles"),
+                None => "tract's".to_string(),
+            }
+        );
         // `into_optimized` is declutter then codegen; our own kernels go in between.
         model
             .declutter()
-            .and_then(|()| {
-                if stock_engine() {
-                    Ok(())
-                } else {
-                    super::rules::install(&mut model)
-                }
-            })
+            .and_then(|()| super::rules::install(&mut model, path, forced))
             .and_then(|()| model.optimize())
             .map_err(model_err)
             .with_msg(|| format!("optimising {label}"))?;

@@ -6,4 +6,5 @@
 
 pub(crate) mod depthwise;
 pub(crate) mod im2col;
+pub(crate) mod path;
 pub(crate) mod pointwise;

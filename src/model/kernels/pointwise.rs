@@ -21,14 +21,16 @@
 //!
 //! Arithmetic differs from tract's in the order of the sum (fused
 //! multiply-adds, bias first); the logits stay within 1e-4 of tract's
-//! (docs/engine.md, "Checks"). Only x86_64 with AVX-512F runs the SIMD
-//! tiles ([`available`]); the portable rows exist for any other CPU the op
-//! might ever be evaluated on.
+//! (docs/engine.md, "Checks"). x86_64 with AVX-512F runs the tiles above;
+//! with AVX2+FMA only, a 4-channel x 24-pixel tile of 12 ymm accumulators
+//! (same order of the sum, so the same bits); anything else, or a forced
+//! `MAINSTREAM_KERNEL=portable`, the portable rows ([`Simd`],
+//! `kernels::path`).
 // The AVX-512F tiles take raw pointers, and the output tensor is allocated
 // uninitialised because the kernel writes every element.
 #![allow(
     unsafe_code,
-    reason = "AVX-512F intrinsics on raw pointers; uninitialised outputs it fully writes"
+    reason = "AVX-512F and AVX2 intrinsics on raw pointers; uninitialised outputs it fully writes"
 )]
 
 use std::sync::Arc;
@@ -49,17 +51,18 @@ const BLOCK_BYTES: usize = 256 * 1024;
 /// channels instead of pixels, so no lane is idle at the plane's edge.
 const TRANSPOSED_BELOW: usize = 64;
 
-/// Whether this CPU runs the SIMD tiles (x86_64 with AVX-512F). The rules
-/// install the op nowhere else.
-pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// Which tiles a kernel runs: chosen when the network is built
+/// ([`super::path::KernelPath`]) and checked again on every call, so a
+/// kernel never runs instructions the CPU lacks (it falls back to the
+/// portable rows instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Simd {
+    /// The AVX-512F tiles (pixel vectors, or the transposed tile).
+    Avx512,
+    /// The AVX2+FMA tiles (4 output channels x 24 pixels).
+    Avx2,
+    /// Plain Rust rows.
+    Portable,
 }
 
 /// The packed weights and biases of one 1x1 convolution (`ci` input
@@ -86,6 +89,8 @@ pub(crate) struct PackedGemm {
     packed: Arc<Vec<f32>>,
     /// Biases, zero-padded to whole panels.
     bias: Arc<Vec<f32>>,
+    /// The tiles that run it.
+    simd: Simd,
 }
 
 /// Bitwise equality (tract's op equality is `Eq`; weights compared by bits).
@@ -93,7 +98,8 @@ impl PartialEq for PackedGemm {
     fn eq(&self, o: &Self) -> bool {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let clamp = |c: Option<(f32, f32)>| c.map(|(a, b)| (a.to_bits(), b.to_bits()));
-        (self.ci, self.co, self.p, self.residual, self.mr) == (o.ci, o.co, o.p, o.residual, o.mr)
+        (self.ci, self.co, self.p, self.residual, self.mr, self.simd)
+            == (o.ci, o.co, o.p, o.residual, o.mr, o.simd)
             && clamp(self.clamp) == clamp(o.clamp)
             && bits(&self.packed) == bits(&o.packed)
             && bits(&self.bias) == bits(&o.bias)
@@ -145,7 +151,19 @@ impl PackedGemm {
             mr,
             packed: Arc::new(packed),
             bias: Arc::new(padded_bias),
+            simd: Simd::Portable,
         })
+    }
+
+    /// The same kernel run by the `simd` tiles (portable rows where the CPU
+    /// lacks them).
+    pub(crate) fn with_simd(self, simd: Simd) -> PackedGemm {
+        PackedGemm { simd, ..self }
+    }
+
+    /// The tiles that run it.
+    pub(crate) fn simd(&self) -> Simd {
+        self.simd
     }
 
     /// The same kernel with a clamp applied last.
@@ -231,18 +249,31 @@ impl PackedGemm {
             |first, chunk| {
                 let first_row = first * rows_per_chunk;
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F (checked just above); the
-                    // slice lengths were checked at the top of `compute` and
-                    // `chunk` is whole rows starting at a panel boundary.
-                    unsafe {
-                        if self.mr == 16 {
-                            self.rows_avx512_transposed(x, first_row, chunk)
-                        } else {
-                            self.rows_avx512(x, first_row, chunk)
-                        }
-                    };
-                    return Ok(());
+                match self.simd {
+                    Simd::Avx512 if std::arch::is_x86_feature_detected!("avx512f") => {
+                        // SAFETY: the CPU has AVX-512F (checked just above);
+                        // the slice lengths were checked at the top of
+                        // `compute` and `chunk` is whole rows starting at a
+                        // panel boundary.
+                        unsafe {
+                            if self.mr == 16 {
+                                self.rows_avx512_transposed(x, first_row, chunk)
+                            } else {
+                                self.rows_avx512(x, first_row, chunk)
+                            }
+                        };
+                        return Ok(());
+                    }
+                    Simd::Avx2
+                        if std::arch::is_x86_feature_detected!("avx2")
+                            && std::arch::is_x86_feature_detected!("fma") =>
+                    {
+                        // SAFETY: the CPU has AVX2 and FMA (checked just
+                        // above); lengths and the panel boundary as above.
+                        unsafe { self.rows_avx2(x, first_row, chunk) };
+                        return Ok(());
+                    }
+                    _ => {}
                 }
                 self.rows_portable(x, first_row, chunk);
                 Ok(())
@@ -317,6 +348,7 @@ impl PackedGemm {
                     let t = Tile {
                         k: ci,
                         w: w.as_ptr(),
+                        wstep: MR,
                         bias: b.as_ptr(),
                         // SAFETY: col < p, so the pointers stay inside `x`
                         // and `o` (rows of length p).
@@ -349,6 +381,83 @@ impl PackedGemm {
 }
 
 impl PackedGemm {
+    /// Output rows `first_row..` (`first_row` a multiple of `mr`, `out`
+    /// whole rows of `p`) with the AVX2+FMA microkernel: 4 output channels
+    /// (a quarter or half of a weight panel, whichever layout it was packed
+    /// in) times up to 24 pixels, 12 ymm accumulators. Each output is the
+    /// bias then one fused multiply-add per input channel in order, as in
+    /// the AVX-512F tiles, so both paths give the same bits.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX2 and FMA; `x.len() == ci * p`; `out.len()` a
+    /// multiple of `p` with `first_row + out.len() / p <= co`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rows_avx2(&self, x: &[f32], first_row: usize, out: &mut [f32]) {
+        let (ci, p, mr) = (self.ci, self.p, self.mr);
+        let rows_total = out.len() / p;
+        let block = self.block_pixels();
+        let mut p0 = 0;
+        while p0 < p {
+            let pn = block.min(p - p0);
+            let mut q0 = 0;
+            while q0 < rows_total {
+                let panel_rows = mr.min(rows_total - q0);
+                let mut j = 0;
+                while j < pn {
+                    let n = avx2::NR.min(pn - j);
+                    let col = p0 + j;
+                    let mut g = 0;
+                    while g < panel_rows {
+                        let row = first_row + q0 + g;
+                        let (q, r) = (row / mr, row % mr);
+                        // `r` is a multiple of 4 (so is `mr`): the group's 4
+                        // weights per input channel and 4 biases stay
+                        // inside panel `q` (zero-padded past `co`).
+                        let w = &self.packed[q * ci * mr + r..][..(ci - 1) * mr + avx2::ROWS];
+                        let b = &self.bias[row..][..avx2::ROWS];
+                        let o = &mut out[(q0 + g) * p..];
+                        let t = Tile {
+                            k: ci,
+                            w: w.as_ptr(),
+                            wstep: mr,
+                            bias: b.as_ptr(),
+                            // SAFETY: col < p, inside `x` and `o`.
+                            x: unsafe { x.as_ptr().add(col) },
+                            ldx: p,
+                            n,
+                            out: unsafe { o.as_mut_ptr().add(col) },
+                            ldo: p,
+                            rows: avx2::ROWS.min(panel_rows - g),
+                            accumulate: self.residual,
+                            clamp: self.clamp,
+                        };
+                        // SAFETY: `w` holds the group's weights for every
+                        // input channel at a step of `mr`, `b` 4 biases;
+                        // x[k * p + col + l] for k < ci, l < n is inside `x`
+                        // (col + n <= p); o[r * p + col + l] for r < rows,
+                        // l < n is inside `o` (rows_total - q0 - g >= rows).
+                        unsafe {
+                            match (n.div_ceil(8), n % 8 == 0) {
+                                (3, true) => avx2::tile::<3, true>(&t),
+                                (3, false) => avx2::tile::<3, false>(&t),
+                                (2, true) => avx2::tile::<2, true>(&t),
+                                (2, false) => avx2::tile::<2, false>(&t),
+                                (_, true) => avx2::tile::<1, true>(&t),
+                                (_, false) => avx2::tile::<1, false>(&t),
+                            }
+                        }
+                        g += avx2::ROWS;
+                    }
+                    j += n;
+                }
+                q0 += mr;
+            }
+            p0 += pn;
+        }
+    }
+
     /// Output rows `first_row..` (`first_row` a multiple of 16, `out` whole
     /// groups of 16 rows of `p`) with the transposed AVX-512F microkernel:
     /// up to 48 output channels (three vectors) times up to 8 pixels.
@@ -449,9 +558,13 @@ struct TileT {
 struct Tile {
     /// Sum length (input channels).
     k: usize,
-    /// `k * MR` packed weights of one panel.
+    /// Packed weights: row `r`'s weight for input channel `k` at
+    /// `w + k * wstep + r`.
     w: *const f32,
-    /// `MR` biases.
+    /// Floats between one input channel's weights and the next's (the
+    /// panel height; the AVX-512F tile uses [`MR`]).
+    wstep: usize,
+    /// One bias per row of the tile.
     bias: *const f32,
     /// `X[0, col]`; row `k` at `x + k * ldx`.
     x: *const f32,
@@ -466,6 +579,113 @@ struct Tile {
     /// Add the current contents of `out` (the residual) before the clamp.
     accumulate: bool,
     clamp: Option<(f32, f32)>,
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Tile;
+    use std::arch::x86_64::*;
+
+    /// Output channels per tile.
+    pub(super) const ROWS: usize = 4;
+    /// Pixels per full tile (three 8-lane vectors).
+    pub(super) const NR: usize = 24;
+
+    /// `ROWS x (8 * NV)` tile: accumulators start at the bias, then one
+    /// fused multiply-add per input channel; residual, clamp, store (masked
+    /// unless `FULL`, i.e. `t.n == 8 * NV`).
+    ///
+    /// # Safety
+    ///
+    /// AVX2 and FMA. `t.w + k * t.wstep + r` readable for `k < t.k`,
+    /// `r < ROWS`; `t.bias` for `ROWS`; `t.x + k * t.ldx + l` readable for
+    /// `k < t.k`, `l < t.n`; `t.out + r * t.ldo + l` readable and writable
+    /// for `r < t.rows`, `l < t.n`; `8 * (NV - 1) < t.n <= 8 * NV`,
+    /// `t.rows <= ROWS`. Masked-off lanes are never touched.
+    // Not inlined: inside `rows_avx2` with its six variants, LLVM kept
+    // loop-invariant biases in registers and spilled an accumulator to the
+    // stack (a store and reload on every input channel, 2.5x slower).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline(never)]
+    pub(super) unsafe fn tile<const NV: usize, const FULL: bool>(t: &Tile) {
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mut masks = [_mm256_setzero_si256(); NV];
+        for (j, m) in masks.iter_mut().enumerate() {
+            let valid = t.n.saturating_sub(8 * j).min(8) as i32;
+            *m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lane);
+        }
+        let mut acc = [[_mm256_setzero_ps(); NV]; ROWS];
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: r < ROWS biases.
+            let b = _mm256_set1_ps(unsafe { *t.bias.add(r) });
+            for a in row.iter_mut() {
+                *a = b;
+            }
+        }
+        let mut xp = t.x;
+        let mut wp = t.w;
+        for _ in 0..t.k {
+            let mut xv = [_mm256_setzero_ps(); NV];
+            for j in 0..NV {
+                let at = xp.wrapping_add(8 * j);
+                // SAFETY: FULL: all 8 lanes are pixels of row k; else only
+                // the lanes enabled in masks[j] are read.
+                xv[j] = unsafe {
+                    if FULL {
+                        _mm256_loadu_ps(at)
+                    } else {
+                        _mm256_maskload_ps(at, masks[j])
+                    }
+                };
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                // SAFETY: ROWS weights per input channel.
+                let w = _mm256_set1_ps(unsafe { *wp.add(r) });
+                for j in 0..NV {
+                    row[j] = _mm256_fmadd_ps(w, xv[j], row[j]);
+                }
+            }
+            // The row 8 channels ahead, into L1 (a hint: never faults,
+            // even past the end).
+            let ahead = xp.wrapping_add(8 * t.ldx) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(ahead);
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+            // After the last channel these point past the end, never read.
+            xp = xp.wrapping_add(t.ldx);
+            wp = wp.wrapping_add(t.wstep);
+        }
+        for (r, row) in acc.iter().enumerate() {
+            if r >= t.rows {
+                break;
+            }
+            for j in 0..NV {
+                let o = t.out.wrapping_add(r * t.ldo + 8 * j);
+                let mut v = row[j];
+                // SAFETY (loads and stores): enabled lanes (all if FULL) are
+                // valid pixels of a valid row.
+                if t.accumulate {
+                    let prev = unsafe {
+                        if FULL {
+                            _mm256_loadu_ps(o)
+                        } else {
+                            _mm256_maskload_ps(o, masks[j])
+                        }
+                    };
+                    v = _mm256_add_ps(v, prev);
+                }
+                if let Some((lo, hi)) = t.clamp {
+                    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
+                }
+                unsafe {
+                    if FULL {
+                        _mm256_storeu_ps(o, v)
+                    } else {
+                        _mm256_maskstore_ps(o, masks[j], v)
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -695,9 +915,83 @@ pub(crate) mod tests {
             // channel-vector (transposed) kernel; the others the pixel one.
             let transposed = p < TRANSPOSED_BELOW && co.is_multiple_of(16);
             assert_eq!(op.mr == 16, transposed, "kernel choice for {ci} {co} {p}");
-            let got = run_op(&op, &x, None);
             let want = reference(ci, co, p, &x, &w, &b, None, None);
-            assert_close(&got, &want, ci, &format!("ci {ci} co {co} p {p}"));
+            for simd in simd_paths() {
+                let got = run_op(&op.clone().with_simd(simd), &x, None);
+                assert_close(&got, &want, ci, &format!("{simd:?}: ci {ci} co {co} p {p}"));
+            }
+        }
+    }
+
+    /// Every SIMD path this CPU runs, with its name.
+    fn simd_paths() -> Vec<Simd> {
+        use crate::model::net::KernelPath;
+        let mut v = vec![];
+        for (path, simd) in [
+            (KernelPath::Avx512, Simd::Avx512),
+            (KernelPath::Avx2, Simd::Avx2),
+        ] {
+            if path.supported() {
+                v.push(simd);
+            } else {
+                eprintln!("skipping {simd:?} tiles: this CPU lacks them");
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn avx2_tiles_equal_the_portable_rows_and_avx512_on_odd_shapes() {
+        let mut rng = Rng(crate::rng::Rng::new(0x05ee_da2f));
+        // Tails of every kind: pixels 1..=25 around the 8-lane vectors and
+        // the 24-pixel tile, channel counts not a multiple of 4 or 8, the
+        // 16-row panels of small planes (co % 16 == 0, p < 64), residual
+        // and clamp.
+        let shapes = [
+            (1, 1, 1),
+            (3, 5, 7),
+            (5, 3, 9),
+            (7, 13, 23),
+            (9, 6, 25),
+            (16, 16, 49),
+            (17, 32, 15),
+            (24, 12, 100),
+            (33, 19, 61),
+            (8, 48, 13),
+            (3, 32, 12544 / 16 + 3),
+        ];
+        if !simd_paths().contains(&Simd::Avx2) {
+            return;
+        }
+        for (ci, co, p) in shapes {
+            for (residual, clamp) in [(false, None), (true, Some((-0.25, 0.5)))] {
+                let x = rng.vec(ci * p);
+                let w = rng.vec(co * ci);
+                let b = rng.vec(co);
+                let r = rng.vec(co * p);
+                let mut op = PackedGemm::new(ci, co, p, &w, &b).expect("valid shape");
+                if residual {
+                    op = op.with_residual();
+                }
+                if let Some((lo, hi)) = clamp {
+                    op = op.with_clamp(lo, hi);
+                }
+                let res = residual.then_some(&r[..]);
+                let avx2 = run_op(&op.clone().with_simd(Simd::Avx2), &x, res);
+                let portable = run_op(&op.clone().with_simd(Simd::Portable), &x, res);
+                let what = format!("ci {ci} co {co} p {p} residual {residual}");
+                // The portable rows do not fuse the multiply-adds: equal up
+                // to rounding.
+                assert_close(&avx2, &portable, ci, &what);
+                let want = reference(ci, co, p, &x, &w, &b, res, clamp);
+                assert_close(&avx2, &want, ci, &what);
+                if simd_paths().contains(&Simd::Avx512) {
+                    // Same order of the sum, both fused: the same bits.
+                    let avx512 = run_op(&op.clone().with_simd(Simd::Avx512), &x, res);
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&avx2), bits(&avx512), "{what}");
+                }
+            }
         }
     }
 
@@ -737,14 +1031,17 @@ pub(crate) mod tests {
             let op = PackedGemm::new(ci, co, p, &w, &b)
                 .expect("valid shape")
                 .with_residual();
-            let got = run_op(&op, &x, Some(&r));
-            let want = reference(ci, co, p, &x, &w, &b, Some(&r), None);
-            assert_close(&got, &want, ci, "residual");
-            let clamped = op.with_clamp(0.0, 0.5);
-            let got = run_op(&clamped, &x, Some(&r));
-            let want = reference(ci, co, p, &x, &w, &b, Some(&r), Some((0.0, 0.5)));
-            assert_close(&got, &want, ci, "residual then clamp");
-            assert!(got.iter().all(|v| (0.0..=0.5).contains(v)));
+            for simd in simd_paths() {
+                let op = op.clone().with_simd(simd);
+                let got = run_op(&op, &x, Some(&r));
+                let want = reference(ci, co, p, &x, &w, &b, Some(&r), None);
+                assert_close(&got, &want, ci, &format!("{simd:?} residual"));
+                let clamped = op.with_clamp(0.0, 0.5);
+                let got = run_op(&clamped, &x, Some(&r));
+                let want = reference(ci, co, p, &x, &w, &b, Some(&r), Some((0.0, 0.5)));
+                assert_close(&got, &want, ci, &format!("{simd:?} residual then clamp"));
+                assert!(got.iter().all(|v| (0.0..=0.5).contains(v)));
+            }
         }
     }
 
@@ -757,9 +1054,11 @@ pub(crate) mod tests {
         let op = PackedGemm::new(ci, co, p, &w, &[])
             .expect("valid shape")
             .with_clamp(0.0, 6.0);
-        let got = run_op(&op, &x, None);
         let want = reference(ci, co, p, &x, &w, &[], None, Some((0.0, 6.0)));
-        assert_close(&got, &want, ci, "relu6");
-        assert!(got.contains(&0.0) && got.contains(&6.0));
+        for simd in simd_paths() {
+            let got = run_op(&op.clone().with_simd(simd), &x, None);
+            assert_close(&got, &want, ci, &format!("{simd:?} relu6"));
+            assert!(got.contains(&0.0) && got.contains(&6.0));
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! the skip tensor (tract hands over its last reference, so no copy).
 
 use crate::model::kernels::im2col::Im2Col;
-use crate::model::kernels::pointwise::PackedGemm;
+use crate::model::kernels::pointwise::{PackedGemm, Simd};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
@@ -128,6 +128,14 @@ impl PointWise {
         }
     }
 
+    /// The same op run by the `simd` tiles.
+    pub(crate) fn with_simd(self, simd: Simd) -> PointWise {
+        PointWise {
+            gemm: self.gemm.with_simd(simd),
+            ..self
+        }
+    }
+
     /// The same op with a residual input (shape of the output) added before
     /// the clamp.
     pub(crate) fn with_residual(self) -> PointWise {
@@ -154,12 +162,13 @@ impl Op for PointWise {
         };
         let g = &self.gemm;
         Ok(vec![format!(
-            "{kernel}ci: {} co: {} pixels: {} clamp: {:?} residual: {}",
+            "{kernel}ci: {} co: {} pixels: {} clamp: {:?} residual: {} tiles: {:?}",
             g.ci(),
             g.co(),
             g.pixels(),
             g.clamp(),
-            g.residual()
+            g.residual(),
+            g.simd()
         )])
     }
 
@@ -225,6 +234,7 @@ impl TypedOp for PointWise {
 mod tests {
     use super::*;
     use crate::model::kernels::pointwise::tests::{assert_close, run_op, Rng};
+    use crate::model::net::KernelPath;
 
     /// A 2D convolution by its definition (f64), zero padding.
     #[allow(clippy::too_many_arguments)]
@@ -295,7 +305,19 @@ mod tests {
             )
             .expect("valid convolution");
             let geo = op.im2col.clone().expect("an im2col op");
-            let got = geo.with_matrix(&x, |cols| run_op(&op.gemm, cols, None));
+            // Every tiles' path this CPU runs; each gives the same result
+            // up to rounding.
+            let mut all = vec![];
+            for (path, simd) in [
+                (KernelPath::Avx512, Simd::Avx512),
+                (KernelPath::Avx2, Simd::Avx2),
+                (KernelPath::Portable, Simd::Portable),
+            ] {
+                if path.supported() {
+                    let gemm = op.gemm.clone().with_simd(simd);
+                    all.push((simd, geo.with_matrix(&x, |cols| run_op(&gemm, cols, None))));
+                }
+            }
             let want = conv_reference(
                 (c, h, w),
                 co,
@@ -307,8 +329,10 @@ mod tests {
                 &wt,
                 &b,
             );
-            let what = format!("{c}x{h}x{w} k {kh}x{kw} s {sy}x{sx} p {pt}x{pl}");
-            assert_close(&got, &want, c * kh * kw, &what);
+            for (simd, got) in all {
+                let what = format!("{simd:?}: {c}x{h}x{w} k {kh}x{kw} s {sy}x{sx} p {pt}x{pl}");
+                assert_close(&got, &want, c * kh * kw, &what);
+            }
         }
     }
 

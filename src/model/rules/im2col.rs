@@ -3,6 +3,7 @@
 //! follow it.
 
 use super::konst_f32;
+use crate::model::kernels::pointwise::Simd;
 use crate::model::ops::pointwise::PointWise;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
@@ -13,11 +14,12 @@ pub(super) fn rule(
     model: &TypedModel,
     node: &TypedNode,
     conv: &Conv,
+    simd: Simd,
 ) -> TractResult<Option<TypedModelPatch>> {
     let Some(op) = for_conv(model, node, conv)? else {
         return Ok(None);
     };
-    super::pointwise::with_tail(model, node, op, node.id).map(Some)
+    super::pointwise::with_tail(model, node, op.with_simd(simd), node.id).map(Some)
 }
 
 /// The op for a full (group 1) 2D convolution node, if this op covers it:

@@ -6,14 +6,17 @@
 //! A `Conv` becomes `MainstreamDepthWise3x3` if it is a 3x3 depthwise
 //! convolution, else `MainstreamConvIm2col` if it is a full convolution the
 //! pointwise kernel covers; an `EinSum` that is a 1x1 convolution becomes
-//! `MainstreamPointWise`. The pointwise rules run only where the pointwise
-//! kernel's SIMD tiles do (x86_64 with AVX-512F).
+//! `MainstreamPointWise`. The pointwise rules run on the AVX-512F and
+//! AVX2+FMA paths, and on the portable path only where it was forced
+//! (`kernels::path`): elsewhere tract's own SIMD kernels are faster than
+//! our portable rows.
 
 mod depthwise;
 mod im2col;
 mod pointwise;
 
-use crate::model::kernels;
+use crate::model::kernels::path::KernelPath;
+use crate::model::kernels::pointwise::Simd;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
@@ -21,15 +24,30 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 /// What the rules may install on this machine.
 #[derive(Default)]
 struct Kernels {
-    /// The pointwise kernel runs here.
-    pointwise: bool,
+    /// The tiles the pointwise and im2col ops run, if they are installed.
+    pointwise: Option<Simd>,
 }
 
-/// Replaces every node our ops cover, with the bias, ReLU6 and residual
-/// nodes fused into them.
-pub(crate) fn install(model: &mut TypedModel) -> TractResult<()> {
+/// The tiles of the pointwise and im2col ops on `path` (`forced`: named by
+/// the switch, not chosen), `None` where they are not installed.
+pub(crate) fn pointwise_tiles(path: KernelPath, forced: bool) -> Option<Simd> {
+    match path {
+        KernelPath::Avx512 => Some(Simd::Avx512),
+        KernelPath::Avx2 => Some(Simd::Avx2),
+        KernelPath::Portable if forced => Some(Simd::Portable),
+        KernelPath::Portable | KernelPath::Stock => None,
+    }
+}
+
+/// Replaces every node our ops cover on `path` (see [`pointwise_tiles`]),
+/// with the bias, ReLU6 and residual nodes fused into them. `Stock`
+/// installs nothing.
+pub(crate) fn install(model: &mut TypedModel, path: KernelPath, forced: bool) -> TractResult<()> {
+    if path == KernelPath::Stock {
+        return Ok(());
+    }
     let ctx = Kernels {
-        pointwise: kernels::pointwise::available(),
+        pointwise: pointwise_tiles(path, forced),
     };
     Rewriter::<Kernels>::default()
         // One rule for both `Conv` replacements, depthwise first: a rule
@@ -38,16 +56,16 @@ pub(crate) fn install(model: &mut TypedModel) -> TractResult<()> {
             if let Some(patch) = depthwise::rule(model, node, conv)? {
                 return Ok(Some(patch));
             }
-            if !ctx.pointwise {
+            let Some(simd) = ctx.pointwise else {
                 return Ok(None);
-            }
-            im2col::rule(model, node, conv)
+            };
+            im2col::rule(model, node, conv, simd)
         })
         .with_rule_for::<EinSum>("mainstream-pointwise", |ctx, model, node, _, einsum| {
-            if !ctx.pointwise {
+            let Some(simd) = ctx.pointwise else {
                 return Ok(None);
-            }
-            pointwise::rule(model, node, einsum)
+            };
+            pointwise::rule(model, node, einsum, simd)
         })
         .rewrite(&ctx, model)
 }
@@ -125,23 +143,38 @@ mod tests {
 
     #[test]
     fn the_rules_install_our_ops_for_every_layer_of_mobilenet_v2_they_cover() {
+        use crate::model::net::KernelPath;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let manifest = BaseManifest::load(&root.join("models/mobilenet_v2/manifest.toml"))
             .expect("the bundled manifest");
         let base = Base::load(manifest).expect("the bundled base network");
-        let net = base
-            .cut(0, base.manifest.segments())
-            .expect("the unsplit base");
-        let count = |name: &str| {
-            let model = net.plan().model();
-            model.nodes().iter().filter(|n| n.op.name() == name).count()
-        };
-        // docs/engine.md, "Checks (round 2)": 17 depthwise layers on any
-        // CPU; the 34 1x1 convolutions and the stem where AVX-512F runs the
-        // pointwise kernel.
-        let simd = crate::model::kernels::pointwise::available();
-        assert_eq!(count("MainstreamDepthWise3x3"), 17);
-        assert_eq!(count("MainstreamPointWise"), if simd { 34 } else { 0 });
-        assert_eq!(count("MainstreamConvIm2col"), usize::from(simd));
+        for path in KernelPath::ALL {
+            if !path.supported() {
+                eprintln!("skipping kernel path {}: this CPU lacks it", path.name());
+                continue;
+            }
+            let net = base
+                .cut_on(0, base.manifest.segments(), path)
+                .expect("the unsplit base");
+            let count = |name: &str| {
+                let model = net.plan().model();
+                model.nodes().iter().filter(|n| n.op.name() == name).count()
+            };
+            // docs/engine.md, "Checks (round 2)": 17 depthwise layers, the
+            // 34 1x1 convolutions and the stem on every path but stock.
+            let ours = path != KernelPath::Stock;
+            let name = path.name();
+            assert_eq!(
+                count("MainstreamDepthWise3x3"),
+                if ours { 17 } else { 0 },
+                "{name}"
+            );
+            assert_eq!(
+                count("MainstreamPointWise"),
+                if ours { 34 } else { 0 },
+                "{name}"
+            );
+            assert_eq!(count("MainstreamConvIm2col"), usize::from(ours), "{name}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! im2col rule.
 
 use super::{konst_f32, only_succ, other_input, relu6_after};
+use crate::model::kernels::pointwise::Simd;
 use crate::model::ops::pointwise::PointWise;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
@@ -17,6 +18,7 @@ pub(super) fn rule(
     model: &TypedModel,
     node: &TypedNode,
     einsum: &EinSum,
+    simd: Simd,
 ) -> TractResult<Option<TypedModelPatch>> {
     let Some(axes) = conv1x1_axes(einsum) else {
         return Ok(None);
@@ -32,7 +34,7 @@ pub(super) fn rule(
             last = add.id;
         }
     }
-    with_tail(model, node, op, last).map(Some)
+    with_tail(model, node, op.with_simd(simd), last).map(Some)
 }
 
 /// The patch replacing `node` (and the nodes up to `last`) with `op`, with
