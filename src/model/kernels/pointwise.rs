@@ -661,9 +661,9 @@ mod avx2 {
             for j in 0..NV {
                 let o = t.out.wrapping_add(r * t.ldo + 8 * j);
                 let mut v = row[j];
-                // SAFETY (loads and stores): enabled lanes (all if FULL) are
-                // valid pixels of a valid row.
                 if t.accumulate {
+                    // SAFETY: the enabled lanes (all of them if FULL) are
+                    // valid pixels of a valid output row.
                     let prev = unsafe {
                         if FULL {
                             _mm256_loadu_ps(o)
@@ -676,6 +676,8 @@ mod avx2 {
                 if let Some((lo, hi)) = t.clamp {
                     v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
                 }
+                // SAFETY: as for the load: only enabled lanes, valid pixels
+                // of a valid output row, are written.
                 unsafe {
                     if FULL {
                         _mm256_storeu_ps(o, v)
