@@ -139,21 +139,7 @@ impl Base {
     /// The segment of the network from branch point `from` to branch point
     /// `to` (`from < to`; `to` may be the output), optimised and runnable.
     pub fn cut(&self, from: usize, to: usize) -> Result<Net> {
-        let n = self.outlets.len();
-        if from >= to || to >= n {
-            crate::bail!(
-                Internal,
-                "cannot cut segment {from}..{to} of a base with {n} points"
-            );
-        }
-        let label = format!("{}[{from}..{to}]", self.manifest.name);
-        let typed = extract(
-            &self.model,
-            self.outlets[from],
-            self.outlets[to],
-            &self.manifest.points[from].tensor,
-        )
-        .with_msg(|| format!("cutting {label}"))?;
+        let (typed, label) = self.segment(from, to)?;
         Net::from_typed(typed, label)
     }
 
@@ -168,6 +154,13 @@ impl Base {
                 path.name()
             );
         }
+        let (typed, label) = self.segment(from, to)?;
+        Net::from_typed_on(typed, label, path, true)
+    }
+
+    /// The typed model of the segment `from..to` and its label, before
+    /// optimisation (what [`Base::cut`] and [`Base::cut_on`] share).
+    fn segment(&self, from: usize, to: usize) -> Result<(TypedModel, String)> {
         let n = self.outlets.len();
         if from >= to || to >= n {
             crate::bail!(
@@ -183,7 +176,7 @@ impl Base {
             &self.manifest.points[from].tensor,
         )
         .with_msg(|| format!("cutting {label}"))?;
-        Net::from_typed_on(typed, label, path, true)
+        Ok((typed, label))
     }
 }
 
