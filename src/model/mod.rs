@@ -7,6 +7,7 @@
 //! rewrites that install them between declutter and codegen) and `kernels`
 //! (the arithmetic, the only place here where `unsafe` is allowed).
 
+mod exec;
 mod kernels;
 pub mod manifest;
 pub mod net;

@@ -7,10 +7,11 @@
 //! a segment runs only if some app at or below it is due, and each head only
 //! when its own app is due (frame number divisible by its stride).
 //!
-//! Everything is allocated when the tree is built: the input tensor, tract's
-//! plans and states, the per-app result slots. [`StemTree::run_frame`] itself
-//! allocates nothing; tract allocates its activation tensors inside `exec`,
-//! which `tests/alloc_runtime.rs` measures.
+//! Everything is allocated when the tree is built: the input tensor, every
+//! network's buffers (`model::exec`), the per-app result slots, so that
+//! [`StemTree::run_frame`] allocates nothing (`tests/alloc_runtime.rs`
+//! counts it), except where a network runs on tract's executor (the stock
+//! kernel path, or a node ours does not cover, named in the log).
 
 use super::net::{f32_slice, Base, Net};
 use crate::error::Result;
@@ -164,6 +165,8 @@ pub struct StemTree {
     /// in the form the head runner takes).
     positive: Vec<Vec<usize>>,
     frame: u64,
+    /// Whether every network runs on the fixed-buffer executor.
+    fixed_buffers: bool,
 }
 
 impl StemTree {
@@ -253,6 +256,8 @@ impl StemTree {
                 parent,
             });
         }
+        let fixed_buffers = segments.iter().all(|s| s.net.fixed_buffers())
+            && heads.iter().all(|h| h.net.fixed_buffers());
         let input = Arc::new(
             Tensor::zero::<f32>(&base.manifest.input.shape)
                 .map_err(|e| crate::err!(Model, "allocating the input tensor: {e:#}"))?,
@@ -289,6 +294,7 @@ impl StemTree {
             workers,
             positive,
             frame: 0,
+            fixed_buffers,
         };
         // Run every net once on the zero input: tract finishes setting up a
         // state on its first run (and cannot reset one that never ran), and
@@ -311,6 +317,12 @@ impl StemTree {
             .as_slice_mut::<f32>()
             .map_err(|e| crate::err!(Internal, "input tensor: {e:#}"))?;
         Ok(fill(data))
+    }
+
+    /// Whether every network of the tree runs on the fixed-buffer
+    /// executor (`model::exec`), so a frame allocates nothing.
+    pub fn fixed_buffers(&self) -> bool {
+        self.fixed_buffers
     }
 
     /// Whether app `i` is due on frame `frame`.

@@ -33,6 +33,8 @@
     reason = "AVX-512F and AVX2 intrinsics on raw pointers; uninitialised outputs it fully writes"
 )]
 
+mod gemv;
+
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -234,6 +236,10 @@ impl PackedGemm {
     pub(crate) fn compute(&self, x: &[f32], out: &mut [f32]) -> TractResult<()> {
         ensure!(x.len() == self.ci * self.p && out.len() == self.co * self.p);
         let p = self.p;
+        if p == 1 {
+            self.gemv(x, out);
+            return Ok(());
+        }
         // Whole panels per chunk when the executor splits the work; one chunk
         // when the last panel is partial.
         let rows_per_chunk = if self.co.is_multiple_of(self.mr) {
