@@ -532,3 +532,29 @@ impl Net {
 pub fn tensor_from(shape: &[usize], data: &[f32]) -> Result<Tensor> {
     Tensor::from_shape(shape, data).map_err(model_err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::tract_core::ops::math;
+
+    #[test]
+    fn a_network_with_a_node_the_fixed_executor_lacks_still_runs_on_tracts() {
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", f32::fact([1, 3])).unwrap();
+        let y = m.wire_node("the_exp", math::exp(), &[x]).unwrap()[0];
+        m.select_output_outlets(&[y]).unwrap();
+        let mut net =
+            Net::from_typed_on(m, "exp".into(), KernelPath::Portable, true, Executor::Fixed)
+                .expect("built on tract's executor");
+        assert!(!net.fixed_buffers());
+        let out = net
+            .run_once(tensor_from(&[1, 3], &[0.0, 1.0, 2.0]).unwrap())
+            .unwrap();
+        let want = [1.0f32, 1f32.exp(), 2f32.exp()];
+        assert!(
+            out.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{out:?}"
+        );
+    }
+}

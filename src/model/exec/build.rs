@@ -450,3 +450,91 @@ fn assign(values: Vec<Value>, pending: Vec<Pending>, input: usize, output: usize
         output_len,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::tract_core::ops::math;
+
+    /// A model `source [1, 4, 2, 3] -> ops -> output`.
+    fn model(wire: impl FnOnce(&mut TypedModel, OutletId) -> OutletId) -> TypedModel {
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", f32::fact([1, 4, 2, 3])).unwrap();
+        let y = wire(&mut m, x);
+        m.select_output_outlets(&[y]).unwrap();
+        m
+    }
+
+    #[test]
+    fn an_op_it_does_not_cover_is_named_and_nothing_after_it() {
+        let m = model(|m, x| {
+            let e = m.wire_node("the_exp", math::exp(), &[x]).unwrap()[0];
+            let k = m.add_const("two", tensor4(&[[[[2f32]]]])).unwrap();
+            m.wire_node("double", math::mul(), &[e, k]).unwrap()[0]
+        });
+        let refused = plan(&m).expect_err("exp is not covered");
+        assert_eq!(refused, vec!["the_exp (Exp)".to_string()]);
+    }
+
+    #[test]
+    fn pooling_scaling_and_flattening_run_in_planned_buffers() {
+        // Global average pooling as tract declutters it: a sum over the
+        // plane, a division, then the unit axes removed.
+        let m = model(|m, x| {
+            let s = m
+                .wire_node("sum", Reduce::new(tvec![2, 3], Reducer::Sum), &[x])
+                .unwrap()[0];
+            let k = m.add_const("six", tensor4(&[[[[6f32]]]])).unwrap();
+            let d = m.wire_node("mean", math::div(), &[s, k]).unwrap()[0];
+            let r = m.wire_node("rm3", AxisOp::Rm(3), &[d]).unwrap()[0];
+            m.wire_node("rm2", AxisOp::Rm(2), &[r]).unwrap()[0]
+        });
+        let mut exec = plan(&m).expect("covered");
+        let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let mut out = [0f32; 4];
+        exec.run(&x, &mut out).unwrap();
+        // Channel c holds 6c .. 6c + 5: mean 6c + 2.5.
+        assert_eq!(out, [2.5, 8.5, 14.5, 20.5]);
+        // Twice: buffers reused give the same result.
+        exec.run(&x, &mut out).unwrap();
+        assert_eq!(out, [2.5, 8.5, 14.5, 20.5]);
+    }
+
+    #[test]
+    fn a_move_that_reorders_data_is_refused_but_one_of_a_unit_axis_is_an_alias() {
+        let moves = model(|m, x| m.wire_node("t", AxisOp::Move(1, 3), &[x]).unwrap()[0]);
+        assert_eq!(
+            plan(&moves).unwrap_err(),
+            vec!["t (MoveAxis): moves data".to_string()]
+        );
+        let unit = model(|m, x| m.wire_node("u", AxisOp::Move(0, 2), &[x]).unwrap()[0]);
+        let mut exec = plan(&unit).expect("a unit axis moved keeps the order");
+        let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let mut out = [0f32; 24];
+        exec.run(&x, &mut out).unwrap();
+        assert_eq!(out.to_vec(), x, "copied to the output unchanged");
+    }
+
+    #[test]
+    fn slots_are_shared_by_values_whose_lifetimes_do_not_overlap() {
+        // A chain of five elementwise steps needs two slots, not four.
+        let m = model(|m, x| {
+            let mut v = x;
+            for i in 0..5 {
+                let k = m
+                    .add_const(format!("k{i}"), tensor4(&[[[[1f32]]]]))
+                    .unwrap();
+                v = m
+                    .wire_node(format!("add{i}"), math::add(), &[v, k])
+                    .unwrap()[0];
+            }
+            v
+        });
+        let mut exec = plan(&m).expect("covered");
+        assert_eq!(exec.slots.len(), 2, "{}", exec.describe());
+        let x = vec![0.5f32; 24];
+        let mut out = [0f32; 24];
+        exec.run(&x, &mut out).unwrap();
+        assert!(out.iter().all(|&v| v == 5.5));
+    }
+}
