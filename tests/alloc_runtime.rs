@@ -80,8 +80,8 @@ fn apps(n: usize) -> Vec<AppPlan> {
         .collect()
 }
 
-/// Allocations and bytes per frame of a tree of `n` apps (`threads` head
-/// threads) after warm-up, on the kernel path the environment names.
+/// Allocations and bytes over 5 frames of a tree of `n` apps (`threads`
+/// head threads) after warm-up, on the kernel path the environment names.
 fn per_frame(base: &Base, n: usize, threads: usize) -> (u64, u64) {
     let mut tree = StemTree::build_threaded(base, apps(n), threads).unwrap();
     for f in 0..3 {
@@ -96,7 +96,8 @@ fn per_frame(base: &Base, n: usize, threads: usize) -> (u64, u64) {
             assert!(r.iter().all(|r| r.ran), "every app ran");
         }
     });
-    (allocs / frames, bytes / frames)
+    // Totals, not per-frame averages: one allocation in five frames fails.
+    (allocs, bytes)
 }
 
 #[test]
@@ -116,8 +117,10 @@ fn a_steady_frame_allocates_nothing_for_1_3_and_8_apps_on_every_kernel_path() {
         for (n, threads) in [(1, 1), (3, 1), (8, 1), (8, 2)] {
             let (allocs, bytes) = per_frame(&base, n, threads);
             eprintln!(
-                "{}: {n} apps, {threads} head thread(s): {allocs} allocations / {bytes} bytes per frame",
-                path.name()
+                "{}: {n} apps, {threads} head thread(s): {} allocations / {} bytes per frame",
+                path.name(),
+                allocs / 5,
+                bytes / 5
             );
             if path == KernelPath::Stock {
                 // tract's own kernels run on tract's executor, the

@@ -9,6 +9,7 @@
 
 mod exec;
 mod kernels;
+mod mailbox;
 pub mod manifest;
 pub mod net;
 pub(crate) mod ops;

@@ -7,6 +7,7 @@
 //! and their weight tensors are `Arc`-shared with the loaded base until tract's
 //! optimiser repacks them for its kernels.
 
+use super::exec::Arena;
 use super::manifest::BaseManifest;
 use crate::error::{ErrorKind, Result, ResultExt};
 use sha2::{Digest, Sha256};
@@ -306,6 +307,8 @@ enum Engine {
     /// until [`Net::reset`].
     Fixed {
         exec: super::exec::Exec,
+        /// Its own buffers, until it shares an arena ([`Net::share_buffers`]).
+        own: Option<Arena>,
         out: Arc<Tensor>,
         value: Option<TValue>,
     },
@@ -386,6 +389,11 @@ impl Net {
         let plan = model.into_runnable().map_err(model_err)?;
         let engine = match fixed {
             Some(exec) => Engine::Fixed {
+                own: Some({
+                    let mut own = Arena::new();
+                    own.fit(&exec);
+                    own
+                }),
                 exec,
                 out: Arc::new(Tensor::zero::<f32>(&output_shape).map_err(model_err)?),
                 value: None,
@@ -440,13 +448,44 @@ impl Net {
     /// Runs on `input`. The output stays readable with [`Net::output`] until
     /// [`Net::reset`] or the next run.
     pub fn run(&mut self, input: TValue) -> Result<()> {
+        self.run_with(input, None)
+    }
+
+    /// Gives up the network's own buffers for `arena`, grown to fit it: the
+    /// networks that share an arena must run one at a time, each with
+    /// [`Net::run_in`] and that arena.
+    pub(crate) fn share_buffers(&mut self, arena: &mut Arena) {
+        if let Engine::Fixed { exec, own, .. } = &mut self.engine {
+            arena.fit(exec);
+            *own = None;
+        }
+    }
+
+    /// [`Net::run`] with its values in `arena` (see [`Net::share_buffers`]).
+    pub(crate) fn run_in(&mut self, input: TValue, arena: &mut Arena) -> Result<()> {
+        self.run_with(input, Some(arena))
+    }
+
+    fn run_with(&mut self, input: TValue, shared: Option<&mut Arena>) -> Result<()> {
         match &mut self.engine {
             Engine::Tract(state) => {
                 state.set_input(0, input).map_err(model_err)?;
                 state.exec().map_err(model_err)
             }
-            Engine::Fixed { exec, out, value } => {
+            Engine::Fixed {
+                exec,
+                own,
+                out,
+                value,
+            } => {
                 *value = None;
+                let Some(arena) = shared.or(own.as_mut()) else {
+                    crate::bail!(
+                        Internal,
+                        "{} shares its buffers but was run without them",
+                        self.label
+                    );
+                };
                 let x = f32_slice(&input)?;
                 let tensor = Arc::get_mut(out).ok_or_else(|| {
                     crate::err!(
@@ -457,7 +496,7 @@ impl Net {
                 })?;
                 let mut view = tensor.try_as_plain_ram_mut().map_err(model_err)?;
                 let o = view.as_slice_mut::<f32>().map_err(model_err)?;
-                exec.run(x, o)
+                exec.run(arena, x, o)
                     .map_err(model_err)
                     .with_msg(|| format!("running {}", self.label))?;
                 *value = Some(TValue::from_const(Arc::clone(out)));

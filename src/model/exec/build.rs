@@ -2,6 +2,8 @@
 //! model (after our rules install their ops) turns every node into a step
 //! or an alias, then the values' lifetimes decide which share a buffer.
 
+#[cfg(test)]
+use super::Arena;
 use super::{BinKind, Exec, Loc, Operand, Step};
 use crate::model::ops::depthwise::DepthWise3x3;
 use crate::model::ops::pointwise::PointWise;
@@ -445,7 +447,7 @@ fn assign(values: Vec<Value>, pending: Vec<Pending>, input: usize, output: usize
     }
     Exec {
         steps,
-        slots: caps.into_iter().map(|c| vec![0f32; c]).collect(),
+        caps,
         input_len,
         output_len,
     }
@@ -489,14 +491,16 @@ mod tests {
             let r = m.wire_node("rm3", AxisOp::Rm(3), &[d]).unwrap()[0];
             m.wire_node("rm2", AxisOp::Rm(2), &[r]).unwrap()[0]
         });
-        let mut exec = plan(&m).expect("covered");
+        let exec = plan(&m).expect("covered");
+        let mut arena = Arena::new();
+        arena.fit(&exec);
         let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
         let mut out = [0f32; 4];
-        exec.run(&x, &mut out).unwrap();
+        exec.run(&mut arena, &x, &mut out).unwrap();
         // Channel c holds 6c .. 6c + 5: mean 6c + 2.5.
         assert_eq!(out, [2.5, 8.5, 14.5, 20.5]);
         // Twice: buffers reused give the same result.
-        exec.run(&x, &mut out).unwrap();
+        exec.run(&mut arena, &x, &mut out).unwrap();
         assert_eq!(out, [2.5, 8.5, 14.5, 20.5]);
     }
 
@@ -508,10 +512,12 @@ mod tests {
             vec!["t (MoveAxis): moves data".to_string()]
         );
         let unit = model(|m, x| m.wire_node("u", AxisOp::Move(0, 2), &[x]).unwrap()[0]);
-        let mut exec = plan(&unit).expect("a unit axis moved keeps the order");
+        let exec = plan(&unit).expect("a unit axis moved keeps the order");
+        let mut arena = Arena::new();
+        arena.fit(&exec);
         let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
         let mut out = [0f32; 24];
-        exec.run(&x, &mut out).unwrap();
+        exec.run(&mut arena, &x, &mut out).unwrap();
         assert_eq!(out.to_vec(), x, "copied to the output unchanged");
     }
 
@@ -530,11 +536,14 @@ mod tests {
             }
             v
         });
-        let mut exec = plan(&m).expect("covered");
-        assert_eq!(exec.slots.len(), 2, "{}", exec.describe());
+        let exec = plan(&m).expect("covered");
+        assert_eq!(exec.caps.len(), 2, "{}", exec.describe());
+        let mut arena = Arena::new();
+        arena.fit(&exec);
+        assert_eq!(arena.bytes(), 2 * 24 * 4);
         let x = vec![0.5f32; 24];
         let mut out = [0f32; 24];
-        exec.run(&x, &mut out).unwrap();
+        exec.run(&mut arena, &x, &mut out).unwrap();
         assert!(out.iter().all(|&v| v == 5.5));
     }
 }

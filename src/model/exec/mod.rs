@@ -128,19 +128,57 @@ enum Step {
     },
 }
 
+/// The buffers of one or more planned networks that never run at the same
+/// time (the networks of a tree run one after another on one thread): slot
+/// `i` is as long as the longest slot `i` any of them needs, allocated when
+/// they are built, never while they run.
+#[derive(Debug, Default)]
+pub(crate) struct Arena {
+    slots: Vec<Vec<f32>>,
+}
+
+impl Arena {
+    /// An empty arena.
+    pub(crate) fn new() -> Arena {
+        Arena::default()
+    }
+
+    /// Grows the arena to hold what `exec` needs.
+    pub(crate) fn fit(&mut self, exec: &Exec) {
+        for (i, &cap) in exec.caps.iter().enumerate() {
+            match self.slots.get_mut(i) {
+                Some(s) if s.len() >= cap => {}
+                Some(s) => s.resize(cap, 0.0),
+                None => self.slots.push(vec![0f32; cap]),
+            }
+        }
+    }
+
+    /// Bytes it holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.slots.iter().map(|s| s.len() * 4).sum()
+    }
+}
+
 /// A network planned into fixed buffers.
 #[derive(Debug)]
 pub(crate) struct Exec {
     steps: Vec<Step>,
-    /// The buffers values share, allocated once.
-    slots: Vec<Vec<f32>>,
+    /// The length of each slot the values share.
+    caps: Vec<usize>,
     input_len: usize,
     output_len: usize,
 }
 
 impl Exec {
-    /// Runs the network on `input` into `output`; allocates nothing.
-    pub(crate) fn run(&mut self, input: &[f32], output: &mut [f32]) -> TractResult<()> {
+    /// Runs the network on `input` into `output`, its values in `arena`
+    /// (grown to fit it with [`Arena::fit`]); allocates nothing.
+    pub(crate) fn run(
+        &self,
+        arena: &mut Arena,
+        input: &[f32],
+        output: &mut [f32],
+    ) -> TractResult<()> {
         ensure!(
             input.len() == self.input_len && output.len() == self.output_len,
             "input of {} and output of {} elements for a network of {} and {}",
@@ -149,8 +187,8 @@ impl Exec {
             self.input_len,
             self.output_len
         );
-        let Exec { steps, slots, .. } = self;
-        for step in steps.iter() {
+        let slots = &mut arena.slots;
+        for step in &self.steps {
             match step {
                 Step::PointWise {
                     op,
@@ -232,9 +270,9 @@ impl Exec {
         Ok(())
     }
 
-    /// Bytes of the executor's own buffers.
+    /// Bytes of the buffers it needs.
     pub(crate) fn buffer_bytes(&self) -> usize {
-        self.slots.iter().map(|s| s.len() * 4).sum()
+        self.caps.iter().map(|c| c * 4).sum()
     }
 
     /// Its steps and buffers, for the build's log line.
@@ -242,7 +280,7 @@ impl Exec {
         format!(
             "{} steps in {} buffers of {:.1} MiB",
             self.steps.len(),
-            self.slots.len(),
+            self.caps.len(),
             self.buffer_bytes() as f64 / (1024.0 * 1024.0)
         )
     }
