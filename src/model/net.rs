@@ -307,7 +307,8 @@ enum Engine {
     /// until [`Net::reset`].
     Fixed {
         exec: super::exec::Exec,
-        /// Its own buffers, until it shares an arena ([`Net::share_buffers`]).
+        /// Its own buffers, made on its first [`Net::run`] (a network
+        /// that shares an arena, [`Net::share_buffers`], never makes them).
         own: Option<Arena>,
         out: Arc<Tensor>,
         value: Option<TValue>,
@@ -389,11 +390,7 @@ impl Net {
         let plan = model.into_runnable().map_err(model_err)?;
         let engine = match fixed {
             Some(exec) => Engine::Fixed {
-                own: Some({
-                    let mut own = Arena::new();
-                    own.fit(&exec);
-                    own
-                }),
+                own: None,
                 exec,
                 out: Arc::new(Tensor::zero::<f32>(&output_shape).map_err(model_err)?),
                 value: None,
@@ -451,9 +448,9 @@ impl Net {
         self.run_with(input, None)
     }
 
-    /// Gives up the network's own buffers for `arena`, grown to fit it: the
-    /// networks that share an arena must run one at a time, each with
-    /// [`Net::run_in`] and that arena.
+    /// Grows `arena` to fit this network, which then runs in it with
+    /// [`Net::run_in`] (its own buffers, if a [`Net::run`] made them, are
+    /// dropped): the networks that share an arena run one at a time.
     pub(crate) fn share_buffers(&mut self, arena: &mut Arena) {
         if let Engine::Fixed { exec, own, .. } = &mut self.engine {
             arena.fit(exec);
@@ -479,12 +476,13 @@ impl Net {
                 value,
             } => {
                 *value = None;
-                let Some(arena) = shared.or(own.as_mut()) else {
-                    crate::bail!(
-                        Internal,
-                        "{} shares its buffers but was run without them",
-                        self.label
-                    );
+                let arena = match shared {
+                    Some(a) => a,
+                    None => own.get_or_insert_with(|| {
+                        let mut a = Arena::new();
+                        a.fit(exec);
+                        a
+                    }),
                 };
                 let x = f32_slice(&input)?;
                 let tensor = Arc::get_mut(out).ok_or_else(|| {
