@@ -154,9 +154,13 @@ pub(crate) fn parents(apps: &[(usize, f64)]) -> Vec<Option<usize>> {
     cuts.sort_unstable();
     cuts.dedup();
     let leader = |t: usize| {
-        (0..apps.len())
-            .filter(|&j| apps[j].0 >= t)
-            .reduce(|x, y| if ranks_above(apps, x, y) { x } else { y })
+        (0..apps.len()).filter(|&j| apps[j].0 >= t).reduce(|x, y| {
+            if ranks_above(apps, x, y) {
+                x
+            } else {
+                y
+            }
+        })
     };
     (0..apps.len())
         .map(|j| {
@@ -444,6 +448,105 @@ mod tests {
                     (per_app[i].len() as f64 - want).abs() <= depth(i),
                     "seed {seed}, app {i} at {fps} fps: {} samples",
                     per_app[i].len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_grid_runs_each_stem_segment_and_the_decoding_as_often_as_the_cost_model_charges() {
+        use crate::planner::{
+            plan, AppSpec, BaselineFps, CurvePoint, EventParams, FpsGrid, Problem, Strategy,
+            StreamSpec, Units,
+        };
+        let (fps, seconds) = (10.0, 600.0);
+        let frames = (fps * seconds) as u64;
+        for seed in 0..30 {
+            let mut rng = crate::rng::Rng::new(seed);
+            let n = 2 + rng.below(5) as usize;
+            let apps = (0..n)
+                .map(|i| {
+                    let mut curve = vec![CurvePoint {
+                        branch: 0,
+                        accuracy: 0.6 + 0.3 * rng.unit(),
+                        fpr: 0.1 * rng.unit(),
+                        gain_sd: 0.0,
+                    }];
+                    for b in [5, 12, 15, 20] {
+                        if rng.unit() < 0.5 {
+                            curve.push(CurvePoint {
+                                branch: b,
+                                accuracy: 0.5 + 0.4 * rng.unit(),
+                                fpr: 0.1 * rng.unit(),
+                                gain_sd: 0.0,
+                            });
+                        }
+                    }
+                    AppSpec {
+                        name: format!("app{i}"),
+                        stream: 0,
+                        curve,
+                        event: EventParams {
+                            length_ms: 1000.0 + 2000.0 * rng.unit(),
+                            frequency: 0.2,
+                            correlation: 0.5,
+                            voting: 1 + rng.below(2) as u32,
+                        },
+                        min_f1: 0.0,
+                    }
+                })
+                .collect();
+            let problem = Problem {
+                segment_costs: (0..21).map(|_| 0.1 + rng.unit()).collect(),
+                streams: vec![StreamSpec {
+                    name: "cam".into(),
+                    fps,
+                    frame_cost: 1.5,
+                }],
+                apps,
+                budget: 20.0 + 300.0 * rng.unit(),
+                units: Units::Physical,
+                fps_grid: FpsGrid::Fine,
+                share_margin: 0.0,
+            };
+            for strategy in [
+                Strategy::Greedy,
+                Strategy::MaxSharing(BaselineFps::Greedy),
+                Strategy::NoSharing(BaselineFps::Greedy),
+            ] {
+                let plan = plan(&problem, strategy).unwrap();
+                let grid: Vec<(usize, f64)> = plan.apps.iter().map(|a| (a.branch, a.fps)).collect();
+                let mut g = Samplers::new(fps, &grid);
+                let phases: Vec<f64> = grid.iter().map(|_| rng.unit()).collect();
+                g.set_phases(|i, interval| phases[i] * interval);
+                let per_app = sampled(&mut g, frames);
+                // What the pipeline ran, charged at the plan's per-frame costs.
+                let of_problem = |j: usize| plan.apps.iter().position(|a| a.app == j).unwrap();
+                let mut spent = 0.0;
+                let tree = &plan.trees[0];
+                for s in &tree.stem {
+                    let ran = union(&per_app, s.apps.iter().map(|&j| of_problem(j)));
+                    let want = s.fps * seconds;
+                    assert!(
+                        (ran.len() as f64 - want).abs() <= n as f64,
+                        "seed {seed} {strategy:?}: stem {}..{} ran {} times, the model charges {want}",
+                        s.start,
+                        s.end,
+                        ran.len()
+                    );
+                    spent += ran.len() as f64 * s.cost / s.fps;
+                }
+                for (i, a) in plan.apps.iter().enumerate() {
+                    spent += per_app[i].len() as f64 * a.branch_cost / a.fps;
+                }
+                let analysed = union(&per_app, 0..grid.len());
+                let fastest = grid.iter().map(|a| a.1).fold(0.0, f64::max);
+                assert!((analysed.len() as f64 - fastest * seconds).abs() <= n as f64);
+                spent += analysed.len() as f64 * 1.5;
+                let predicted = plan.cost * seconds;
+                assert!(
+                    (spent - predicted).abs() <= 0.01 * predicted,
+                    "seed {seed} {strategy:?}: ran {spent:.1}, the plan predicted {predicted:.1}"
                 );
             }
         }
