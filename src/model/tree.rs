@@ -103,8 +103,12 @@ impl Worker {
             .name(name)
             .spawn(move || {
                 // However the loop ends (a panic included), the tree's
-                // thread waiting for this one's results is told.
-                let _closes = CloseOnDrop(Arc::clone(&done_tx));
+                // thread is told: waiting for results ends, and sending
+                // the next job fails instead of waiting for a reader.
+                let _closes = (
+                    CloseOnDrop(Arc::clone(&done_tx)),
+                    CloseOnDrop(Arc::clone(&job_rx)),
+                );
                 while let Some(job) = job_rx.recv() {
                     let out = run_heads(&mut heads, &positive, &job, &mut arena);
                     for h in &mut heads {
