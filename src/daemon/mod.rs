@@ -1072,7 +1072,9 @@ impl Service<'_> {
             s.stop(Duration::from_millis(500), &self.cfg.device.state_dir);
         }
         if let Some(o) = self.output.take() {
-            o.stop(Duration::from_millis(600), &self.cfg.device.state_dir);
+            // The flush, then `offline` and the disconnect.
+            let limit = output::mqtt::STOP_FLUSH + Duration::from_millis(500);
+            o.stop(limit, &self.cfg.device.state_dir);
         }
         log::info!(
             "stopped in {:.0} ms; {} events this run",

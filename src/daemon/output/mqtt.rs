@@ -48,8 +48,10 @@ const POLL: Duration = Duration::from_millis(20);
 /// for every app the configuration allows.
 const REQUESTS: usize = WINDOW + 2 * crate::config::MAX_APPS + 64;
 /// At a stop, how long events already in the log may take to go out
-/// before `offline` is published and the connection closed.
-const STOP_FLUSH: Duration = Duration::from_millis(300);
+/// before `offline` is published and the connection closed. The events that
+/// close at the stop are logged then, so a replayed clip's last events go out
+/// in this time; on a loaded box a few hundred milliseconds were too few.
+pub const STOP_FLUSH: Duration = Duration::from_secs(2);
 /// Largest snapshot published (a bigger JPEG stays on disk only).
 const MAX_SNAPSHOT_PUBLISH: usize = 4 << 20;
 /// How long a connection attempt may take (TCP, TLS, CONNACK).
