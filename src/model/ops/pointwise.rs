@@ -311,6 +311,7 @@ mod tests {
             for (path, simd) in [
                 (KernelPath::Avx512, Simd::Avx512),
                 (KernelPath::Avx2, Simd::Avx2),
+                (KernelPath::Neon, Simd::Neon),
                 (KernelPath::Portable, Simd::Portable),
             ] {
                 if path.supported() {

@@ -6,8 +6,8 @@
 //! A `Conv` becomes `MainstreamDepthWise3x3` if it is a 3x3 depthwise
 //! convolution, else `MainstreamConvIm2col` if it is a full convolution the
 //! pointwise kernel covers; an `EinSum` that is a 1x1 convolution becomes
-//! `MainstreamPointWise`. The pointwise rules run on the AVX-512F and
-//! AVX2+FMA paths, and on the portable path only where it was forced
+//! `MainstreamPointWise`. The pointwise rules run on the AVX-512F, AVX2+FMA
+//! and NEON paths, and on the portable path only where it was forced
 //! (`kernels::path`): elsewhere tract's own SIMD kernels are faster than
 //! our portable rows.
 
@@ -34,6 +34,7 @@ pub(crate) fn pointwise_tiles(path: KernelPath, forced: bool) -> Option<Simd> {
     match path {
         KernelPath::Avx512 => Some(Simd::Avx512),
         KernelPath::Avx2 => Some(Simd::Avx2),
+        KernelPath::Neon => Some(Simd::Neon),
         KernelPath::Portable if forced => Some(Simd::Portable),
         KernelPath::Portable | KernelPath::Stock => None,
     }
