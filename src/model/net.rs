@@ -291,9 +291,7 @@ impl Net {
             }
         );
         // `into_optimized` is declutter then codegen; our own kernels go in between.
-        model
-            .declutter()
-            .and_then(|()| super::rules::install(&mut model, path, forced))
+        super::rules::declutter_and_install(&mut model, path, forced)
             .and_then(|()| model.optimize())
             .map_err(model_err)
             .with_msg(|| format!("optimising {label}"))?;
