@@ -96,6 +96,46 @@ fn the_avx2_and_avx512_paths_give_the_same_logits() {
     }
 }
 
+/// FNV-1a (64 bits) of the logits' little-endian bytes.
+fn bits_hash(logits: &[f32]) -> u64 {
+    logits
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+#[test]
+fn the_avx512_avx2_and_neon_tiles_give_the_same_logit_bits_on_x86_64_and_aarch64() {
+    // Every 1x1 and first convolution sums bias then one fused multiply-add
+    // per input channel in order, on every tile path, and the other ops run
+    // the same code: the logits' bits do not depend on the architecture.
+    // Recorded from the AVX-512 path on x86_64 and the NEON path under
+    // qemu-aarch64 (docs/engine.md, "aarch64"); a change to the arithmetic
+    // of any op on these paths changes them.
+    const WANT: [(&str, u64); 3] = [
+        ("coffee", 0x072b_8ab5_8c68_cd57),
+        ("chelsea", 0x33d0_bf21_ed7e_3997),
+        ("rocket", 0xd3e2_803c_84d6_425a),
+    ];
+    let tiles = [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Neon];
+    let b = base();
+    for path in paths().into_iter().filter(|p| tiles.contains(p)) {
+        let mut full = b.cut_on(0, b.manifest.segments(), path).unwrap();
+        for (photo, want) in WANT {
+            let logits = run(&mut full, &fixture(&format!("{photo}.input.f32")));
+            let got = bits_hash(&logits);
+            assert_eq!(
+                got,
+                want,
+                "{} {photo}: logits hash {got:#018x}",
+                path.name()
+            );
+        }
+    }
+}
+
 #[test]
 fn every_split_point_reproduces_the_unsplit_network() {
     let b = base();
