@@ -4,10 +4,11 @@
 //! A child module of `pointwise` (declared there with `#[path]`), so that it
 //! reads the packed panels whose lengths its unsafe loads rely on without
 //! making them visible to anyone else. Per input channel a tile loads three
-//! q vectors of `X` (12 pixels, one `ld1` of three registers), the 8 weights
-//! of its panel (one `ld1` of two registers), and does 24 fused
-//! multiply-adds by element (`fmla v.4s, x.4s, w.s[r]`): 24 + 2 instructions
-//! for 96 multiply-adds, 29 of the 32 vector registers live. Each output is
+//! q vectors of `X` (12 pixels, `ldp` and `ldr`), the 8 weights
+//! of its panel (`ldp`, post-indexed), and does 24 fused multiply-adds by
+//! element (`fmla v.4s, x.4s, w.s[r]`): 30 instructions per input channel
+//! with the loads and the loop (24 of them `fmla`) for 96 multiply-adds,
+//! 29 of the 32 vector registers live. Each output is
 //! the bias then one fused multiply-add per input channel in order, then the
 //! residual and the clamp, as in the AVX-512F and AVX2 tiles, so the three
 //! give the same bits. Panels of 16 channels (the layout packed for small
@@ -15,6 +16,13 @@
 //!
 //! NEON has no masked loads: a tile's last vector, when it holds fewer than
 //! four pixels of the row, is read and written lane by lane.
+//!
+//! The loads and stores are one vector each, never the `vld1q_f32_x3` /
+//! `vst1q_f32_x3` register tuples: storing accumulator rows as tuples made
+//! LLVM keep them in consecutive registers through the loop, and it spilled
+//! half of them to the stack (0.71 instructions per multiply-add in the
+//! whole op against 0.32 now; `benches/aarch64-proxy.sh`). The panel step
+//! is a constant of the tile so that the weight loads post-increment.
 #![allow(
     unsafe_code,
     reason = "NEON intrinsics on raw pointers into the packed panels, X and the output"
@@ -36,11 +44,9 @@ struct Tile {
     /// Sum length (input channels).
     k: usize,
     /// Packed weights: row `r`'s weight for input channel `k` at
-    /// `w + k * wstep + r`.
+    /// `w + k * WSTEP + r`, `WSTEP` (the panel height, 8 or 16) a constant
+    /// of [`tile`].
     w: *const f32,
-    /// Floats between one input channel's weights and the next's (the panel
-    /// height, 8 or 16).
-    wstep: usize,
     /// One bias per row of the tile.
     bias: *const f32,
     /// `X[0, col]`; row `k` at `x + k * ldx`.
@@ -95,7 +101,6 @@ impl PackedGemm {
                         let t = Tile {
                             k: ci,
                             w: w.as_ptr(),
-                            wstep: mr,
                             bias: b.as_ptr(),
                             // SAFETY: col < p, inside `x` and `o`.
                             x: unsafe { x.as_ptr().add(col) },
@@ -114,15 +119,22 @@ impl PackedGemm {
                         // k < ci, l < n is inside `x` (col + n <= p);
                         // o[r * p + col + l] for r < rows, l < n is inside
                         // `o` (rows_total - q0 - g >= rows); the variant
-                        // matches n (NV vectors, FULL iff n == 4 * NV).
+                        // matches n (NV vectors, FULL iff n == 4 * NV) and
+                        // the panel step (`mr` is 8 or 16).
                         unsafe {
-                            match (n.div_ceil(4), n % 4 == 0) {
-                                (3, true) => tile::<3, true>(&t),
-                                (3, false) => tile::<3, false>(&t),
-                                (2, true) => tile::<2, true>(&t),
-                                (2, false) => tile::<2, false>(&t),
-                                (_, true) => tile::<1, true>(&t),
-                                (_, false) => tile::<1, false>(&t),
+                            match (mr == 16, n.div_ceil(4), n % 4 == 0) {
+                                (false, 3, true) => tile::<3, true, 8>(&t),
+                                (false, 3, false) => tile::<3, false, 8>(&t),
+                                (false, 2, true) => tile::<2, true, 8>(&t),
+                                (false, 2, false) => tile::<2, false, 8>(&t),
+                                (false, _, true) => tile::<1, true, 8>(&t),
+                                (false, _, false) => tile::<1, false, 8>(&t),
+                                (true, 3, true) => tile::<3, true, 16>(&t),
+                                (true, 3, false) => tile::<3, false, 16>(&t),
+                                (true, 2, true) => tile::<2, true, 16>(&t),
+                                (true, 2, false) => tile::<2, false, 16>(&t),
+                                (true, _, true) => tile::<1, true, 16>(&t),
+                                (true, _, false) => tile::<1, false, 16>(&t),
                             }
                         }
                         g += ROWS;
@@ -143,7 +155,7 @@ impl PackedGemm {
 ///
 /// # Safety
 ///
-/// NEON. `t.w + k * t.wstep + r` readable for `k < t.k`, `r < ROWS`;
+/// NEON. `t.w + k * WSTEP + r` readable for `k < t.k`, `r < ROWS`;
 /// `t.bias` for `ROWS`; `t.x + k * t.ldx + l` readable for `k < t.k`,
 /// `l < t.n`; `t.out + r * t.ldo + l` readable and writable for
 /// `r < t.rows`, `l < t.n`; `4 * (NV - 1) < t.n <= 4 * NV`, `t.rows <=
@@ -152,7 +164,7 @@ impl PackedGemm {
 // to itself.
 #[target_feature(enable = "neon")]
 #[inline(never)]
-unsafe fn tile<const NV: usize, const FULL: bool>(t: &Tile) {
+unsafe fn tile<const NV: usize, const FULL: bool, const WSTEP: usize>(t: &Tile) {
     // Lanes of the last vector that are pixels of the row (1..=4).
     let last = t.n - 4 * (NV - 1);
     // SAFETY: `t.bias` holds ROWS = 8 floats.
@@ -178,20 +190,20 @@ unsafe fn tile<const NV: usize, const FULL: bool>(t: &Tile) {
         // last, unless FULL, is read lane by lane below `last`.
         let xv: [float32x4_t; NV] = unsafe { load_row::<NV, FULL>(xp, last) };
         // SAFETY: ROWS = 8 weights of this input channel.
-        let w = unsafe { vld1q_f32_x2(wp) };
+        let (w0, w1) = unsafe { (vld1q_f32(wp), vld1q_f32(wp.add(4))) };
         for (j, &v) in xv.iter().enumerate() {
-            acc[0][j] = vfmaq_laneq_f32::<0>(acc[0][j], v, w.0);
-            acc[1][j] = vfmaq_laneq_f32::<1>(acc[1][j], v, w.0);
-            acc[2][j] = vfmaq_laneq_f32::<2>(acc[2][j], v, w.0);
-            acc[3][j] = vfmaq_laneq_f32::<3>(acc[3][j], v, w.0);
-            acc[4][j] = vfmaq_laneq_f32::<0>(acc[4][j], v, w.1);
-            acc[5][j] = vfmaq_laneq_f32::<1>(acc[5][j], v, w.1);
-            acc[6][j] = vfmaq_laneq_f32::<2>(acc[6][j], v, w.1);
-            acc[7][j] = vfmaq_laneq_f32::<3>(acc[7][j], v, w.1);
+            acc[0][j] = vfmaq_laneq_f32::<0>(acc[0][j], v, w0);
+            acc[1][j] = vfmaq_laneq_f32::<1>(acc[1][j], v, w0);
+            acc[2][j] = vfmaq_laneq_f32::<2>(acc[2][j], v, w0);
+            acc[3][j] = vfmaq_laneq_f32::<3>(acc[3][j], v, w0);
+            acc[4][j] = vfmaq_laneq_f32::<0>(acc[4][j], v, w1);
+            acc[5][j] = vfmaq_laneq_f32::<1>(acc[5][j], v, w1);
+            acc[6][j] = vfmaq_laneq_f32::<2>(acc[6][j], v, w1);
+            acc[7][j] = vfmaq_laneq_f32::<3>(acc[7][j], v, w1);
         }
         // After the last channel these point past the end, never read.
         xp = xp.wrapping_add(t.ldx);
-        wp = wp.wrapping_add(t.wstep);
+        wp = wp.wrapping_add(WSTEP);
     }
     for (r, row) in acc.iter().enumerate().take(t.rows) {
         let o = t.out.wrapping_add(r * t.ldo);
@@ -230,20 +242,9 @@ unsafe fn load_row<const NV: usize, const FULL: bool>(
 ) -> [float32x4_t; NV] {
     let mut v = [vdupq_n_f32(0.0); NV];
     let whole = if FULL { NV } else { NV - 1 };
-    // SAFETY: (all three) the first `whole` vectors are readable.
-    unsafe {
-        match whole {
-            3 => {
-                let a = vld1q_f32_x3(p);
-                (v[0], v[1], v[2]) = (a.0, a.1, a.2);
-            }
-            2 => {
-                let a = vld1q_f32_x2(p);
-                (v[0], v[1]) = (a.0, a.1);
-            }
-            1 => v[0] = vld1q_f32(p),
-            _ => {}
-        }
+    for (j, x) in v.iter_mut().enumerate().take(whole) {
+        // SAFETY: the first `whole` vectors are readable.
+        *x = unsafe { vld1q_f32(p.add(4 * j)) };
     }
     if !FULL {
         let p = p.wrapping_add(4 * whole);
@@ -278,14 +279,9 @@ unsafe fn store_row<const NV: usize, const FULL: bool>(
     last: usize,
 ) {
     let whole = if FULL { NV } else { NV - 1 };
-    // SAFETY: (all three) the first `whole` vectors are writable.
-    unsafe {
-        match whole {
-            3 => vst1q_f32_x3(p, float32x4x3_t(v[0], v[1], v[2])),
-            2 => vst1q_f32_x2(p, float32x4x2_t(v[0], v[1])),
-            1 => vst1q_f32(p, v[0]),
-            _ => {}
-        }
+    for (j, x) in v.iter().enumerate().take(whole) {
+        // SAFETY: the first `whole` vectors are writable.
+        unsafe { vst1q_f32(p.add(4 * j), *x) };
     }
     if !FULL {
         let p = p.wrapping_add(4 * whole);
