@@ -9,6 +9,8 @@
 # code paths, it does not predict milliseconds.
 #
 # Usage: benches/aarch64-proxy.sh [PATH...]     (default: stock portable neon)
+# Prints a table per kind of node and the frame; per node, in
+# target/aarch64-proxy/PATH.per-node.tsv (a node's op, MACs, instructions).
 # Environment: PROXY_CPU     qemu CPU model (default cortex-a72: the
 #                            Raspberry Pi 4's core; no SVE, no FP16)
 #              PROXY_PROFILE cargo profile (default appliance: the shipped
@@ -44,7 +46,7 @@ from collections import defaultdict
 
 out, cpu, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
 START, BETWEEN, END = 0, 0xFFFE, 0xFFFF
-per_kind, per_op, frame, classes = {}, {}, {}, {}
+insns, macs, frame, classes = {}, {}, {}, {}
 for p in paths:
     nodes, meta = {}, None
     for line in open(f"{out}/{p}.nodes"):
@@ -59,40 +61,50 @@ for p in paths:
         if code != "exit":
             marks.append((int(code), int(count)))
     # Instructions from one marker to the next belong to the first one's
-    # node; BETWEEN marks tract's own work between nodes.
-    kinds, ops = defaultdict(int), defaultdict(int)
+    # node; BETWEEN and START mark tract's own work between nodes.
+    ins, mac = defaultdict(int), defaultdict(int)
+    per_node = open(f"{out}/{p}.per-node.tsv", "w")
+    per_node.write("node\top\tkind\tmacs\tinsns\tinsns_per_mac\tname\tinfo\n")
     for (code, n0), (_, n1) in zip(marks, marks[1:]):
         if code == END:
             break
         if code in (START, BETWEEN):
-            kinds["tract between nodes"] += n1 - n0
+            ins["tract between nodes"] += n1 - n0
             continue
         node = nodes[code - 1]
-        kinds[node["kind"]] += n1 - n0
-        ops[node["op"]] += n1 - n0
-    total = dict(marks)[END] - dict(marks)[START]
-    per_kind[p], per_op[p], frame[p], classes[p] = kinds, ops, total, meta["class"]
+        ins[node["kind"]] += n1 - n0
+        mac[node["kind"]] += node["fmas"]
+        rate = f"{(n1 - n0) / node['fmas']:.3f}" if node["fmas"] else ""
+        per_node.write(f"{code - 1}\t{node['op']}\t{node['kind']}\t{node['fmas']}\t{n1 - n0}"
+                       f"\t{rate}\t{node['name']}\t{node['info']}\n")
+    per_node.close()
+    at = dict(marks)
+    insns[p], macs[p], frame[p], classes[p] = ins, mac, at[END] - at[START], meta["class"]
 
-print(f"instructions per frame (qemu-aarch64 -cpu {cpu}), MobileNetV2 224x224, coffee.jpg")
-head = "".join(f"{p:>16}" for p in paths)
 ref = "stock" if "stock" in paths else paths[0]
-ratios = [p for p in paths if p != ref]
-print(f"{'kind':<24}{head}" + "".join(f"{p + '/' + ref:>16}" for p in ratios))
-for k in sorted({k for p in paths for k in per_kind[p]}):
-    row = "".join(f"{per_kind[p].get(k, 0) / 1e6:>15.2f}M" for p in paths)
-    base = per_kind[ref].get(k, 0)
-    row += "".join(
-        f"{per_kind[p].get(k, 0) / base:>15.3f}x" if base else f"{'-':>16}" for p in ratios
-    )
-    print(f"{k:<24}{row}")
-row = "".join(f"{frame[p] / 1e6:>15.2f}M" for p in paths)
-row += "".join(f"{frame[p] / frame[ref]:>15.3f}x" for p in ratios)
-print(f"{'frame':<24}{row}")
+others = [p for p in paths if p != ref]
+print(f"guest instructions per MobileNetV2 frame (224x224, coffee), qemu-aarch64 -cpu {cpu}")
+print(f"(M = millions; /MAC: instructions per multiply-add of the kind)")
+head = "".join(f"{p:>10} {'/MAC':>5}" for p in paths) + "".join(f"{p + '/' + ref:>16}" for p in others)
+print(f"{'kind':<44}{'MMAC':>7}{head}")
+kinds = sorted({k for p in paths for k in insns[p]}, key=lambda k: -insns[ref].get(k, 0))
+for k in kinds:
+    m = max(macs[p].get(k, 0) for p in paths)
+    row = f"{k:<44}{m / 1e6:>7.1f}"
+    for p in paths:
+        n = insns[p].get(k, 0)
+        row += f"{n / 1e6:>9.2f}M" + (f"{n / m:>6.2f}" if m else f"{'':>6}")
+    base = insns[ref].get(k, 0)
+    for p in others:
+        row += f"{insns[p].get(k, 0) / base:>15.3f}x" if base else f"{'-':>16}"
+    print(row)
+m = max(sum(macs[p].values()) for p in paths)
+row = f"{'frame':<44}{m / 1e6:>7.1f}"
+for p in paths:
+    row += f"{frame[p] / 1e6:>9.2f}M{frame[p] / m:>6.2f}"
+row += "".join(f"{frame[p] / frame[ref]:>15.3f}x" for p in others)
+print(row)
 print("top-1 class: " + ", ".join(f"{p} {classes[p]}" for p in paths))
-print("\nby op:")
 for p in paths:
-    for op, n in sorted(per_op[p].items(), key=lambda kv: -kv[1]):
-        print(f"  {p:<9} {op:<28} {n / 1e6:>10.2f}M")
-for p in paths:
-    print(json.dumps({"path": p, "frame_insns": frame[p], "kinds": per_kind[p], "class": classes[p]}))
+    print(json.dumps({"path": p, "cpu": cpu, "frame_insns": frame[p], "kinds": insns[p]}))
 PY

@@ -48,24 +48,22 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// What a node of the optimised plan is, from its op's name and what it
-/// reports: ours are named, tract's told apart by their cost and shape.
-fn kind(op: &str, info: &str, fmas: u64) -> &'static str {
-    match op {
-        "MainstreamPointWise" => "conv 1x1",
-        "MainstreamConvIm2col" => "conv first (im2col)",
-        "MainstreamDepthWise3x3" => "conv depthwise",
-        _ if op.contains("DepthWise") => "conv depthwise",
-        _ if op.contains("Im2col") => "conv first (im2col)",
-        _ if fmas > 0 && (op.contains("MatMul") || op.contains("Conv")) => {
-            if info.contains("k=27") || info.contains("27") && info.contains("12544") {
-                "conv first (im2col)"
-            } else {
-                "conv 1x1 / matmul"
-            }
-        }
-        _ if op.contains("Pack") => "packing",
-        _ => "other",
+/// Which layer of MobileNetV2 a node of the optimised plan works for, so
+/// that both plans split the same way: ours fuse the bias, ReLU6 and
+/// residual into the convolutions, tract fuses some of them and packs the
+/// activations in nodes of their own. By the ONNX names tract keeps (the
+/// stem is `features.0`; the classifier `logits`, after the pooling).
+fn kind(name: &str, op: &str) -> &'static str {
+    if name.contains("features.0/") || name.contains("features.0.") {
+        "first conv (+ReLU6)"
+    } else if name.starts_with("logits") || name.starts_with("/GlobalAveragePool") {
+        "pool + classifier"
+    } else if op.contains("DepthWise") || op.starts_with("OptBinChain") {
+        "depthwise conv (+ReLU6)"
+    } else if op == "MainstreamPointWise" || op.starts_with("OptMatMul") {
+        "1x1 conv (+bias, ReLU6, residual, packing)"
+    } else {
+        "other"
     }
 }
 
@@ -108,7 +106,7 @@ fn run() -> Result<(), String> {
         let op = node.op.name();
         let line = serde_json::json!({
             "node": node.id, "name": node.name, "op": op, "fmas": fmas,
-            "kind": kind(&op, &info, fmas), "info": info,
+            "kind": kind(&node.name, &op), "info": info,
         });
         println!("{line}");
     }
