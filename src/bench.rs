@@ -104,6 +104,10 @@ pub struct BenchRow {
     /// The kernel path the networks ran (`avx512`, `avx2`, `neon`, `portable`,
     /// `stock`; `MAINSTREAM_KERNEL`).
     pub kernel: String,
+    /// `fixed` if every network ran on the fixed-buffer executor, else
+    /// `tract` (the stock path, `MAINSTREAM_EXECUTOR=tract`, or a node ours
+    /// does not cover).
+    pub executor: String,
 }
 
 /// The name of the kernel path networks built now run (what
@@ -111,6 +115,11 @@ pub struct BenchRow {
 fn kernel_name() -> Result<String> {
     let path = KernelPath::from_env()?.unwrap_or_else(KernelPath::best);
     Ok(path.name().to_string())
+}
+
+/// How `executor` in the JSON names what ran.
+fn executor_name(fixed: bool) -> String {
+    if fixed { "fixed" } else { "tract" }.to_string()
 }
 
 /// Resident set size of this process in MiB, from /proc.
@@ -261,6 +270,7 @@ pub fn measure(
         cameras,
         runs: fps_runs.iter().map(|f| f * streams).collect(),
         kernel: kernel_name()?,
+        executor: executor_name(trees.iter().all(StemTree::fixed_buffers)),
     })
 }
 
@@ -269,6 +279,7 @@ fn measure_processes(args: &BenchArgs, base: &BaseManifest, apps: usize) -> Resu
     let exe = std::env::current_exe().context(ErrorKind::Io, || "locating this binary".into())?;
     let mut fps_runs = Vec::new();
     let mut rss = 0.0;
+    let mut fixed = true;
     for _ in 0..args.runs {
         let mut children = Vec::new();
         for _ in 0..apps {
@@ -298,6 +309,7 @@ fn measure_processes(args: &BenchArgs, base: &BaseManifest, apps: usize) -> Resu
         }
         let mut total = 0.0;
         rss = 0.0;
+        fixed = true;
         for ch in children {
             let out = ch
                 .wait_with_output()
@@ -314,6 +326,8 @@ fn measure_processes(args: &BenchArgs, base: &BaseManifest, apps: usize) -> Resu
             })?;
             total += fps;
             rss += json_number(&text, "rss_mib").unwrap_or(0.0);
+            let v: Option<serde_json::Value> = serde_json::from_str(text.trim()).ok();
+            fixed &= v.as_ref().and_then(|v| v.get("executor")?.as_str()) == Some("fixed");
         }
         fps_runs.push(total);
     }
@@ -333,6 +347,7 @@ fn measure_processes(args: &BenchArgs, base: &BaseManifest, apps: usize) -> Resu
         cameras: 1,
         runs: fps_runs,
         kernel: kernel_name()?,
+        executor: executor_name(fixed),
     })
 }
 
@@ -428,11 +443,13 @@ mod tests {
             cameras: 1,
             runs: vec![31.25],
             kernel: "avx2".into(),
+            executor: "fixed".into(),
         };
         let line = serde_json::to_string(&row).unwrap();
         assert_eq!(json_number(&line, "aggregate_fps"), Some(31.25));
         assert_eq!(json_number(&line, "rss_mib"), Some(80.5));
         assert!(line.contains(r#""kernel":"avx2""#), "{line}");
+        assert!(line.contains(r#""executor":"fixed""#), "{line}");
     }
 
     #[test]

@@ -57,8 +57,12 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
         } => plan(&config, budget, json, out),
         Command::Profile { config, runs } => {
             let cfg = config::load_reporting(&config, DiagSink::Stderr)?;
-            let p =
-                crate::profile::measure_and_save(&cfg.device.base, &cfg.device.state_dir, runs)?;
+            let p = crate::profile::measure_and_save(
+                &cfg.device.base,
+                &cfg.device.state_dir,
+                runs,
+                &cfg.cameras,
+            )?;
             writeln!(
                 out,
                 "cost profile of {} on {} ({} runs per segment, median):",
@@ -73,6 +77,16 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<()> {
                     out,
                     "  segment {k:>2} -> {:>2}: {ms:>8.3} ms   (cumulative {total:>8.3} ms)",
                     k + 1
+                )?;
+            }
+            if !p.frames.is_empty() {
+                writeln!(out, "outside the network, per frame (median):")?;
+            }
+            for f in &p.frames {
+                writeln!(
+                    out,
+                    "  {}: preprocessing {:.3} ms, capture {:.3} ms",
+                    f.mode, f.preprocess_ms, f.capture_ms
                 )?;
             }
             writeln!(
@@ -231,19 +245,11 @@ pub fn simulate(args: &crate::cli::SimulateArgs, out: &mut dyn Write) -> Result<
 pub fn plan(config: &Path, budget: Option<f64>, json: bool, out: &mut dyn Write) -> Result<()> {
     use crate::planner::{report, Strategy};
     let cfg = config::load_reporting(config, DiagSink::Stderr)?;
-    let sha = crate::model::manifest::BaseManifest::load(&cfg.device.base)?.sha256;
-    let profile = match crate::profile::load(&cfg.device.state_dir, &sha)? {
-        Some(p) => p,
-        None => {
-            log::info!(
-                "no cost profile for this base and CPU in {}; measuring it now (`mainstream profile` does this ahead of time)",
-                cfg.device.state_dir.display()
-            );
-            crate::profile::measure_and_save(&cfg.device.base, &cfg.device.state_dir, 5)?
-        }
-    };
+    let profile = crate::profile::for_config(&cfg)?;
+    let costs = profile.camera_costs(&cfg);
     let problem = cfg.planning_problem(
         &profile.segment_ms,
+        &crate::profile::preprocess_ms(&costs),
         budget.unwrap_or(cfg.device.budget_cores),
     );
     let cmp = report::compare(&problem, Strategy::Auto)?;

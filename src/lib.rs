@@ -27,7 +27,8 @@
 //!   tree that runs shared segments once and each app's head at its stride.
 //! - [`package`]: M-Package metadata (one app's heads and curves).
 //! - [`bench`]: `mainstream bench`, stem-sharing throughput on this machine.
-//! - [`profile`]: the device cost profile (ms per base segment), measured with tract.
+//! - [`profile`]: the device cost profile (ms per base segment, measured with
+//!   tract, and per camera mode the decoding and capture of a frame).
 //! - [`rng`]: the one deterministic random generator (workloads, phases, bootstrap).
 //! - [`files`]: reading the files the configuration names: regular files of
 //!   bounded size only, never blocking.

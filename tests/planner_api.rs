@@ -36,10 +36,12 @@ fn two_camera_problem(budget: f64) -> Problem {
             StreamSpec {
                 name: "gate".into(),
                 fps: 10.0,
+                frame_cost: 0.0,
             },
             StreamSpec {
                 name: "yard".into(),
                 fps: 15.0,
+                frame_cost: 0.0,
             },
         ],
         apps: vec![

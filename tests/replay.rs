@@ -187,6 +187,43 @@ fn a_phase_seed_moves_each_apps_samples_and_is_reproducible() {
 }
 
 #[test]
+fn sharers_with_random_phases_are_analysed_only_on_the_fastest_apps_frames() {
+    // Issue 22: each app samples its parent's frames, so a frame is decoded
+    // (and the shared stem run) only when the fastest app is due, whatever
+    // the phases; before, every app's own phase added frames.
+    let dir = setup("grid");
+    let out = replay(
+        &dir,
+        &[
+            "--strategy",
+            "max-sharing,no-sharing",
+            "--budget",
+            "0.02,4",
+            "--phase-seed",
+            "11,12",
+            "--json",
+        ],
+    );
+    let runs = runs(&out);
+    assert_eq!(runs.len(), 8);
+    let mut slower_apps = 0;
+    for line in &runs {
+        let r = &line["run"];
+        assert_eq!(r["charge"], "all", "the budget pays for the decoding too");
+        let samples: Vec<u64> = r["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["samples"].as_u64().unwrap())
+            .collect();
+        let most = *samples.iter().max().unwrap();
+        assert_eq!(r["analysed"].as_u64().unwrap(), most, "{r}");
+        slower_apps += samples.iter().filter(|&&n| n < most).count();
+    }
+    assert!(slower_apps > 0, "some plan runs apps at different rates");
+}
+
+#[test]
 fn an_unknown_app_is_a_configuration_error_that_names_it() {
     let dir = setup("unknown");
     let out = replay(&dir, &["--apps", "birds,zebras"]);

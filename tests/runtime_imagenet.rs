@@ -115,24 +115,22 @@ fn the_avx512_avx2_and_neon_tiles_give_the_same_logit_bits_on_x86_64_and_aarch64
     // qemu-aarch64 (docs/engine.md, "aarch64"); a change to the arithmetic
     // of any op on these paths changes them.
     const WANT: [(&str, u64); 3] = [
-        ("coffee", 0x072b_8ab5_8c68_cd57),
-        ("chelsea", 0x33d0_bf21_ed7e_3997),
-        ("rocket", 0xd3e2_803c_84d6_425a),
+        ("coffee", 0x3aef_f5bb_ac98_8a3b),
+        ("chelsea", 0x83ac_f61c_f44a_0562),
+        ("rocket", 0xfbd4_4637_a9a7_79ac),
     ];
     let tiles = [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Neon];
     let b = base();
     for path in paths().into_iter().filter(|p| tiles.contains(p)) {
         let mut full = b.cut_on(0, b.manifest.segments(), path).unwrap();
-        for (photo, want) in WANT {
-            let logits = run(&mut full, &fixture(&format!("{photo}.input.f32")));
-            let got = bits_hash(&logits);
-            assert_eq!(
-                got,
-                want,
-                "{} {photo}: logits hash {got:#018x}",
-                path.name()
-            );
-        }
+        let got: Vec<(&str, u64)> = WANT
+            .iter()
+            .map(|&(photo, _)| {
+                let logits = run(&mut full, &fixture(&format!("{photo}.input.f32")));
+                (photo, bits_hash(&logits))
+            })
+            .collect();
+        assert_eq!(got, WANT, "{}: the logits' hashes (left)", path.name());
     }
 }
 

@@ -11,6 +11,9 @@ tools/setup.sh
 cargo build --release --locked
 bin=target/release/mainstream
 config=demo/config.toml
+# As the systemd unit: mimalloc keeps freed pages rather than faulting them in
+# again every frame (systemd/mainstream.service says why).
+export MIMALLOC_PURGE_DELAY=${MIMALLOC_PURGE_DELAY:--1}
 # MAINSTREAM_MQTT=HOST[:PORT]: the demo also publishes its events to that
 # broker (MAINSTREAM_MQTT_USER and MAINSTREAM_MQTT_PASSWORD_FILE if it needs
 # them). The config is a copy beside the demo's, so relative paths still hold.

@@ -4,7 +4,8 @@
 # run only checks. Used by tools/demo.sh, tools/test.sh and .ci/run.
 #
 #   tools/setup.sh            host build and tests
-#   tools/setup.sh --cross    also the musl/aarch64 cross toolchains and qemu-user
+#   tools/setup.sh --cross    also the musl, aarch64 and armv7 cross toolchains
+#                             and qemu-user
 #   tools/setup.sh --vivid    also qemu-system-x86, for the vivid camera VM
 #                             (tests/vivid/run.sh); combinable with --cross
 set -euo pipefail
@@ -29,8 +30,12 @@ sudo_cmd=()
 # loopback, its TLS certificates made on the fly).
 pkgs=(libclang-dev systemd file ca-certificates python3 mosquitto mosquitto-clients openssl)
 if [ "$cross" -eq 1 ]; then
-  # libc6-dev-arm64-cross: headers for bindgen (v4l2-sys) when targeting aarch64.
-  pkgs+=(musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross qemu-user)
+  # libc6-dev-*-cross and linux-libc-dev-*-cross: the headers bindgen
+  # (v4l2-sys) reads when targeting aarch64 and armv7. The armv7 build links
+  # glibc statically, so libc6-dev-armhf-cross also brings the libc.a it links.
+  pkgs+=(musl-tools qemu-user
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross
+    gcc-arm-linux-gnueabihf libc6-dev-armhf-cross linux-libc-dev-armhf-cross)
 fi
 if [ "$vivid" -eq 1 ]; then
   # tests/vivid/run.sh: the VM itself; binutils (strip) and gzip for the
@@ -54,6 +59,7 @@ if ! command -v cargo >/dev/null; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 if [ "$cross" -eq 1 ]; then
-  rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
+  rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl \
+    armv7-unknown-linux-gnueabihf >/dev/null
 fi
 echo "setup: ok"

@@ -12,6 +12,10 @@
 #   OUT/streams/cal24.ground_truth.toml   and validation-split objects (never the test split)
 #   <package>/calibration.toml every package's heads measured on cal24 by `mainstream calibrate`
 #                              (the eight: models/apps/{birds,vehicles,mammals} and OUT/apps/*)
+#   OUT/streams/fresh1-<camera>.mjpeg (+ .ground_truth.toml, fresh1.manifest.json)
+#                              the frozen evaluation streams of issue 22 (trainer/fresh1.toml,
+#                              trainer/fresh_streams.py): four new cameras, checked against the
+#                              sha256 in docs/eval/fresh1/manifest.json (about 2.5 minutes)
 # (Session 4's eval8 and cal8 are the same with 9 crossings per app and 2 per distractor
 # category: --eval-events 9 --eval-distractors 2, the mtrainer.py defaults.)
 #
@@ -20,13 +24,13 @@
 # app on 2 busy cores; the stream takes under a minute.
 #
 # Usage: bash trainer/build_eval.sh [OUT]          (default OUT: target/eval)
-#        STEPS="stream" bash trainer/build_eval.sh  (only some of: setup apps stream calibrate report)
+#        STEPS="stream" bash trainer/build_eval.sh  (only some of: setup apps stream fresh calibrate report)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 out=${1:-$root/target/eval}
-steps=${STEPS:-setup apps stream calibrate report}
+steps=${STEPS:-setup apps stream fresh calibrate report}
 demo_apps=birds,vehicles,mammals
 eval_apps=fruit,flowers,roadsigns,household,vegetables
 # Crossings per app and per distractor category in both streams (about 27 events per app).
@@ -49,6 +53,10 @@ if has stream; then
     nice -n 19 /usr/bin/python3 "$here/mtrainer.py" --eval-stream eval24 \
         --eval-events "$events" --eval-distractors "$distractors" \
         --apps "$demo_apps,$eval_apps" --out "$out" --work "$out/work"
+fi
+if has fresh; then
+    nice -n 19 /usr/bin/python3 "$here/fresh_streams.py" --out "$out" --work "$out/work" \
+        --check "$root/docs/eval/fresh1/manifest.json"
 fi
 if has apps; then
     nice -n 19 /usr/bin/python3 "$here/mtrainer.py" --apps "$eval_apps" --out "$out" \

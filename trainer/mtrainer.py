@@ -194,10 +194,12 @@ def select_heads(
 
 
 def stream_to_toml(
-    stream: C.Stream, clip: str, recipe: C.Recipe, apps: list[str], how: str, extra: list[str] = ()
+    stream: C.Stream, clip: str, recipe: C.Recipe, apps: list[str], how: str, extra: list[str] = (),
+    instance_of: dict[str, str] | None = None,
 ) -> str:
     """Ground-truth file of a labelled clip (format in models/README.md); `extra` lines go
-    after `made`."""
+    after `made`. `instance_of` maps each drawn stamp to its object instance (default: the
+    recipe's catalogue)."""
     vis = recipe.data["visible"]
     x0, y0, x1, y1 = C.crop_window(*stream.size)
     fp = recipe.footage[stream.footage]
@@ -227,7 +229,8 @@ def stream_to_toml(
             f'label = "{cat.label}"',
             "events = [" + ", ".join(f"[{a}, {b}]" for a, b in spans) + "]",
         ]
-    instance_of = {s.key: s.instance for s in C.catalogue(recipe)}
+    if instance_of is None:
+        instance_of = {s.key: s.instance for s in C.catalogue(recipe)}
     for i, t in enumerate(stream.tracks):
         on = np.nonzero(stream.visibility[i] >= vis)[0]
         lines += [

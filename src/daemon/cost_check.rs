@@ -1,11 +1,14 @@
 //! The cost model check: when the measured CPU use stays off the plan's
 //! prediction, measure the cost profile again (at most once per ten minutes).
 //!
-//! Every ten-second window the service compares the process's CPU use with
-//! the plan's predicted cost. Two windows in a row more than 20% off start a
-//! re-profile in the background, unless one started less than
-//! [`REPROFILE_EVERY`] ago. Time comes from a [`Clock`], so the rule is tested
-//! without waiting.
+//! Every ten-second window from the first analysed frame on, the service
+//! compares the process's CPU use with what it predicts: the plan's cost
+//! (each camera's decoding and preprocessing at its fastest app's rate, the
+//! networks) and the capture of the cameras it runs (both from the cost
+//! profile, `crate::profile`). Two windows in a row more than 20% off start
+//! a re-profile in the background, unless one started less than
+//! [`REPROFILE_EVERY`] ago. Time comes from a [`Clock`], so the rule is
+//! tested without waiting.
 
 use crate::camera::Clock;
 use std::time::Duration;

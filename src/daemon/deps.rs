@@ -12,7 +12,7 @@ use crate::camera::{Clock, SourceOpener, SpecOpener, SystemClock};
 use crate::config::CameraConfig;
 use crate::error::Result;
 use crate::model::net::Base;
-use crate::profile::Profile;
+use crate::profile::{FrameCost, Profile};
 use std::sync::Arc;
 
 /// Opens what the service reads from the outside world.
@@ -27,6 +27,9 @@ pub(crate) trait Opener: Send + Sync {
     /// Measures the cost profile of `base` (at boot when none is stored, and
     /// when the cost model check asks for it; called on a background thread).
     fn measure_profile(&self, base: &Base) -> Result<Profile>;
+    /// Times `camera`'s frames outside the networks (at boot for a camera
+    /// mode the profile lacks, and with every re-profile).
+    fn measure_frames(&self, base: &Base, camera: &CameraConfig) -> Result<FrameCost>;
 }
 
 /// The real thing: the configured source, the profile timed on this CPU.
@@ -48,6 +51,10 @@ impl Opener for RealOpener {
                 log::info!("profile: segment {done}/{total}");
             }
         })
+    }
+
+    fn measure_frames(&self, base: &Base, camera: &CameraConfig) -> Result<FrameCost> {
+        crate::profile::measure_frames(&base.manifest, camera)
     }
 }
 

@@ -51,12 +51,11 @@ use crate::camera::{Camera, CameraOptions, Clock, Pace};
 use crate::config::{self, Config, Source};
 use crate::error::{ErrorKind, Result, ResultExt};
 use crate::model::net::Base;
-use crate::pipeline::assignment::TreeKey;
 use crate::planner::{Plan, Problem, Strategy};
 use cost_check::Verdict;
 use deps::{Deps, Opener};
 use events::Event;
-use planning::{assignment_for, plan_for, threads_per_tree, Planned};
+use planning::{assignment_for, plan_for, predicted_load, CameraKey, Planned};
 use state::{State, Status};
 pub use status::status_line;
 use std::io::Write;
@@ -97,6 +96,9 @@ pub struct Summary {
     pub status: Status,
     /// The configuration.
     pub config: Config,
+    /// The process's CPU use from the first analysed frame to the end, in
+    /// cores (`None`: no frame was analysed).
+    pub run_cores: Option<f64>,
 }
 
 /// Loads the configuration and verifies its model files (as `check` does),
@@ -112,7 +114,7 @@ struct CameraHandle {
     heartbeat: Arc<AtomicU64>,
     capturing: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
-    key: TreeKey,
+    key: CameraKey,
     /// Generation of the last assignment sent to the camera thread.
     generation: u64,
     ended: bool,
@@ -126,7 +128,7 @@ struct CameraHandle {
 
 impl CameraHandle {
     /// A camera with fresh counters and no thread yet.
-    fn new(name: String, key: TreeKey, generation: u64) -> CameraHandle {
+    fn new(name: String, key: CameraKey, generation: u64) -> CameraHandle {
         CameraHandle {
             name,
             tx: None,
@@ -162,7 +164,10 @@ pub(crate) struct Service<'a> {
     opts: &'a RunOptions,
     cfg: Config,
     base: Arc<Base>,
-    segment_ms: Vec<f64>,
+    /// The cost profile the plan is made with.
+    profile: crate::profile::Profile,
+    /// Each camera's costs outside the networks, from the profile.
+    camera_costs: Vec<crate::profile::CameraCost>,
     planned: Planned,
     generation: u64,
     cameras: Vec<CameraHandle>,
@@ -172,6 +177,8 @@ pub(crate) struct Service<'a> {
     epoch: Instant,
     started_unix_ms: u64,
     first_frame_ms: u64,
+    /// When the first frame was analysed and the process's CPU time then.
+    first_frame_cpu: Option<(Instant, f64)>,
     state: State,
     log: eventlog::EventLog,
     /// The MQTT publisher (`[output.mqtt]`).
@@ -273,23 +280,26 @@ impl<'a> Service<'a> {
         };
         let manifest = crate::model::manifest::BaseManifest::load(&cfg.device.base)?;
         let base = Arc::new(Base::load(manifest)?);
-        let profile = match crate::profile::load(&dir, &base.manifest.sha256)? {
-            Some(p) => p,
+        let (mut profile, fresh) = match crate::profile::load(&dir, &base.manifest.sha256)? {
+            Some(p) => (p, false),
             None => {
                 log::info!(
                     "no cost profile for this base network and CPU in {}: measuring it now",
                     dir.display()
                 );
-                let p = opener.measure_profile(&base)?;
-                if let Err(e) = crate::profile::save(&dir, &p) {
-                    log::warn!("could not save the cost profile: {}", e.chain());
-                }
-                p
+                (opener.measure_profile(&base)?, true)
             }
         };
+        let added = profile.add_missing_frames(&cfg.cameras, |c| opener.measure_frames(&base, c));
+        if fresh || added > 0 {
+            if let Err(e) = crate::profile::save(&dir, &profile) {
+                log::warn!("could not save the cost profile: {}", e.chain());
+            }
+        }
+        let camera_costs = profile.camera_costs(&cfg);
         let budget = opts.budget.unwrap_or(cfg.device.budget_cores);
         let t_plan = Instant::now();
-        let planned = plan_for(&cfg, &profile.segment_ms, budget, opts.strategy)?;
+        let planned = plan_for(&cfg, &profile, &camera_costs, budget, opts.strategy)?;
         log::info!(
             "planned {} apps in {:.1} ms",
             planned.plan.apps.len(),
@@ -300,7 +310,8 @@ impl<'a> Service<'a> {
             opts,
             cfg,
             base,
-            segment_ms: profile.segment_ms,
+            profile,
+            camera_costs,
             planned,
             generation: 1,
             cameras: Vec::new(),
@@ -310,6 +321,7 @@ impl<'a> Service<'a> {
             epoch,
             started_unix_ms,
             first_frame_ms: 0,
+            first_frame_cpu: None,
             state: st,
             log,
             output,
@@ -351,6 +363,10 @@ impl<'a> Service<'a> {
     /// and 4).
     pub(crate) fn serve(mut self) -> Result<Summary> {
         let outcome = self.main_loop();
+        let run_cores = self.first_frame_cpu.and_then(|(t0, c0)| {
+            let dt = t0.elapsed().as_secs_f64();
+            (dt > 0.0).then(|| (state::process_cpu_seconds() - c0) / dt)
+        });
         self.shutdown();
         outcome?;
         Ok(Summary {
@@ -359,7 +375,14 @@ impl<'a> Service<'a> {
             events: std::mem::take(&mut self.events),
             status: self.status.clone(),
             config: self.cfg.clone(),
+            run_cores,
         })
+    }
+
+    /// What the service expects to use, in cores: the plan's cost and the
+    /// capture of the cameras it runs ([`predicted_load`]).
+    fn predicted_cores(&self) -> f64 {
+        predicted_load(&self.planned.plan, &self.camera_costs) / 1000.0
     }
 }
 
@@ -446,14 +469,12 @@ impl Service<'_> {
     }
 
     fn start_cameras(&mut self) -> Result<()> {
-        let threads = threads_per_tree(&self.cfg, &self.planned.plan);
         for (i, c) in self.cfg.cameras.iter().enumerate() {
             let (a, key) = assignment_for(
                 &self.cfg,
                 &self.base,
                 &self.planned.plan,
                 i,
-                threads,
                 self.generation,
                 Instant::now(),
             )?;
@@ -608,6 +629,7 @@ impl Service<'_> {
             CameraReport::FirstFrame { camera } => {
                 if self.first_frame_ms == 0 {
                     self.first_frame_ms = (self.epoch.elapsed().as_millis() as u64).max(1);
+                    self.first_frame_cpu = Some((Instant::now(), state::process_cpu_seconds()));
                     log::info!(
                         "first frame analysed {} ms after start (camera {})",
                         self.first_frame_ms,
@@ -659,7 +681,10 @@ impl Service<'_> {
         let mut last_status = Instant::now();
         let mut last_watch = Instant::now();
         let mut last_state = Instant::now();
-        let mut last_feedback = (Instant::now(), state::process_cpu_seconds());
+        // The cost model's windows start with the first analysed frame: before
+        // it the process loads, builds trees and opens cameras, which no plan
+        // predicts.
+        let mut last_feedback: Option<(Instant, f64)> = None;
         let mut last_watchdog = Instant::now();
         let mut stuck_reported = false;
         let mut watch_sig = self.watch_signature();
@@ -715,11 +740,16 @@ impl Service<'_> {
                 last_status = Instant::now();
                 self.update_status(dt);
             }
-            if last_feedback.0.elapsed() >= Duration::from_secs(10) {
-                let cpu = state::process_cpu_seconds();
-                let dt = last_feedback.0.elapsed().as_secs_f64();
-                self.feedback((cpu - last_feedback.1) / dt);
-                last_feedback = (Instant::now(), cpu);
+            if last_feedback.is_none() {
+                last_feedback = self.first_frame_cpu;
+            }
+            if let Some((t0, cpu0)) = last_feedback {
+                if t0.elapsed() >= Duration::from_secs(10) {
+                    let cpu = state::process_cpu_seconds();
+                    let dt = t0.elapsed().as_secs_f64();
+                    self.feedback((cpu - cpu0) / dt);
+                    last_feedback = Some((Instant::now(), cpu));
+                }
             }
             if last_state.elapsed() >= Duration::from_secs(60) {
                 last_state = Instant::now();
@@ -817,9 +847,10 @@ impl Service<'_> {
                 let total: f64 = p.segment_ms.iter().sum();
                 log::info!(
                     "re-profiled: full network {total:.1} ms per frame (was {:.1}); re-planning",
-                    self.segment_ms.iter().sum::<f64>()
+                    self.profile.segment_ms.iter().sum::<f64>()
                 );
-                self.segment_ms = p.segment_ms;
+                self.camera_costs = p.camera_costs(&self.cfg);
+                self.profile = p;
                 self.reload(Some(self.cfg.clone()));
             }
             Ok(Err(e)) => log::warn!("re-profiling failed: {}", e.chain()),
@@ -892,7 +923,13 @@ impl Service<'_> {
             log::warn!("[output] changed: restart the service to apply that (systemctl restart mainstream); the publisher keeps its settings");
         }
         let budget = self.opts.budget.unwrap_or(cfg.device.budget_cores);
-        let planned = match plan_for(&cfg, &self.segment_ms, budget, self.opts.strategy) {
+        let planned = match plan_for(
+            &cfg,
+            &self.profile,
+            &self.camera_costs,
+            budget,
+            self.opts.strategy,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 log::error!(
@@ -903,11 +940,10 @@ impl Service<'_> {
             }
         };
         let plan_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        let threads = threads_per_tree(&cfg, &planned.plan);
         let generation = self.generation + 1;
         let mut new = Vec::new();
         for i in 0..cfg.cameras.len() {
-            match assignment_for(&cfg, &self.base, &planned.plan, i, threads, generation, t0) {
+            match assignment_for(&cfg, &self.base, &planned.plan, i, generation, t0) {
                 Ok(x) => new.push(x),
                 Err(e) => {
                     log::error!(
@@ -960,7 +996,7 @@ impl Service<'_> {
 
     fn feedback(&mut self, measured_cores: f64) {
         self.measured_cores = measured_cores;
-        let predicted = self.planned.plan.cost / 1000.0;
+        let predicted = self.predicted_cores();
         let pacing = self
             .cfg
             .cameras
@@ -985,7 +1021,12 @@ impl Service<'_> {
             );
             let base = Arc::clone(&self.base);
             let opener = Arc::clone(&self.opener);
-            self.reprofiling = Some(std::thread::spawn(move || opener.measure_profile(&base)));
+            let cameras = self.cfg.cameras.clone();
+            self.reprofiling = Some(std::thread::spawn(move || {
+                let mut p = opener.measure_profile(&base)?;
+                p.add_missing_frames(&cameras, |c| opener.measure_frames(&base, c));
+                Ok(p)
+            }));
         }
     }
 

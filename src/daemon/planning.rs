@@ -6,8 +6,13 @@ use crate::config::Config;
 use crate::error::{ErrorKind, Result};
 use crate::model::net::Base;
 use crate::pipeline::assignment::TreeKey;
+
+/// What decides whether a re-plan must rebuild a camera's tree: its apps'
+/// key and its head threads.
+pub(super) type CameraKey = (TreeKey, usize);
 use crate::planner::table::PlannerTable;
 use crate::planner::{Plan, Problem, Strategy};
+use crate::profile::{CameraCost, Profile};
 use std::path::Path;
 use std::time::Instant;
 
@@ -48,14 +53,21 @@ fn table_for(problem: &Problem, state_dir: &Path) -> Result<PlannerTable> {
     Ok(table)
 }
 
-/// Plans the enabled apps of `cfg`: admission control, then `strategy`.
+/// Plans the enabled apps of `cfg` with the costs of `profile`'s segments
+/// and of each camera's frames (`cameras`, by camera index): admission
+/// control, then `strategy`.
 pub(super) fn plan_for(
     cfg: &Config,
-    segment_ms: &[f64],
+    profile: &Profile,
+    cameras: &[CameraCost],
     budget_cores: f64,
     strategy: Strategy,
 ) -> Result<Planned> {
-    let problem = cfg.planning_problem(segment_ms, budget_cores);
+    let problem = cfg.planning_problem(
+        &profile.segment_ms,
+        &crate::profile::preprocess_ms(cameras),
+        budget_cores,
+    );
     if problem.apps.is_empty() {
         return Ok(Planned {
             plan: Plan {
@@ -113,10 +125,10 @@ pub(super) fn assignment_for(
     base: &Base,
     plan: &Plan,
     cam: usize,
-    threads: usize,
     generation: u64,
     started: Instant,
-) -> Result<(Assignment, TreeKey)> {
+) -> Result<(Assignment, CameraKey)> {
+    let threads = threads_for(cfg, plan, cam);
     let work = crate::pipeline::assignment::for_camera(cfg, base, plan, cam, threads)?;
     Ok((
         Assignment {
@@ -125,13 +137,53 @@ pub(super) fn assignment_for(
             apps: work.apps,
             started,
         },
-        work.key,
+        (work.key, threads),
     ))
+}
+
+/// What the service expects to use, in core-ms per second: the plan's cost
+/// (preprocessing and networks) and the capture of every camera that has
+/// planned apps (its thread reads every frame; `cameras` by camera index,
+/// which are the plan's stream indices).
+pub(super) fn predicted_load(plan: &Plan, cameras: &[CameraCost]) -> f64 {
+    let capture: f64 = cameras
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| plan.apps.iter().any(|a| a.stream == *i))
+        .map(|(_, c)| c.capture_per_s())
+        .sum();
+    plan.cost + capture
+}
+
+/// Predicted work (cores) one thread carries for a camera before its heads
+/// get threads of their own.
+const ONE_THREAD_CORES: f64 = 0.5;
+
+/// Threads for camera `cam`'s heads (its own thread counts as the first):
+/// one while the camera's predicted work ([`Plan`]'s tree cost, with the
+/// preprocessing) is at most [`ONE_THREAD_CORES`], else as many as that
+/// work needs at that rate, at most the camera's share of the device's
+/// threads ([`threads_per_tree`]).
+///
+/// Head threads cost CPU beyond the networks' own: on the demo (4 apps,
+/// 6 head runs a second) the process used 0.067-0.071 cores with the heads on
+/// two threads against 0.058-0.059 on one (a second allocator heap faulting
+/// its pages in each frame, two networks contending for the caches), which
+/// the cost model does not count. They only buy latency, which a camera
+/// whose apps use half a core at most does not need.
+pub(super) fn threads_for(cfg: &Config, plan: &Plan, cam: usize) -> usize {
+    let load = plan
+        .trees
+        .iter()
+        .find(|t| t.stream == cam)
+        .map_or(0.0, |t| t.cost / 1000.0);
+    let needed = (load / ONE_THREAD_CORES).ceil() as usize;
+    needed.clamp(1, threads_per_tree(cfg, plan))
 }
 
 /// Camera threads per stem tree: the device's threads shared among the
 /// cameras that have planned apps.
-pub(super) fn threads_per_tree(cfg: &Config, plan: &Plan) -> usize {
+fn threads_per_tree(cfg: &Config, plan: &Plan) -> usize {
     let busy = cfg
         .cameras
         .iter()

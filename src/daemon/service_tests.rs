@@ -6,7 +6,7 @@
 use super::*;
 use crate::camera::{OpenStep, ScriptedOpener, SourceOpener, SystemClock};
 use crate::config::CameraConfig;
-use crate::profile::Profile;
+use crate::profile::{FrameCost, Profile};
 use std::sync::atomic::AtomicUsize;
 
 /// Serves the configured clip after `steps`; measures a profile instantly
@@ -39,6 +39,15 @@ impl Opener for TestOpener {
             cpu: crate::profile::cpu_model(),
             segment_ms: vec![ms; base.manifest.segments()],
             runs: 1,
+            frames: Vec::new(),
+        })
+    }
+
+    fn measure_frames(&self, _base: &Base, camera: &CameraConfig) -> Result<FrameCost> {
+        Ok(FrameCost {
+            mode: crate::profile::frames::mode_of(camera)?,
+            preprocess_ms: 0.5,
+            capture_ms: 0.05,
         })
     }
 }
@@ -210,15 +219,43 @@ fn a_cost_off_by_more_than_the_tolerance_twice_reprofiles_and_replans_and_less_d
     }
     assert_eq!(op.profiles.load(Ordering::SeqCst), 2);
     assert!(
-        svc.segment_ms.iter().all(|&ms| ms == 2.0),
+        svc.profile.segment_ms.iter().all(|&ms| ms == 2.0),
         "{:?}",
-        svc.segment_ms
+        svc.profile.segment_ms
     );
     assert_eq!(svc.generation, 2, "re-planned with the new profile");
     let stored = crate::profile::load(&svc.cfg.device.state_dir, &svc.base.manifest.sha256)
         .unwrap()
         .unwrap();
-    assert_eq!(stored.segment_ms, svc.segment_ms);
+    assert_eq!(stored.segment_ms, svc.profile.segment_ms);
+    svc.shutdown();
+}
+
+#[test]
+fn the_prediction_counts_each_cameras_decoding_and_capture_and_a_light_camera_keeps_one_thread() {
+    let (_dir, opts) = demo_setup("prediction");
+    let op = opener(Vec::new());
+    let mut out = Vec::new();
+    let mut svc = Service::start(&opts, deps(&op), &mut out).unwrap();
+    // The test profile: 0.5 ms to preprocess a frame, 0.05 ms to capture one.
+    assert_eq!(svc.camera_costs[0].preprocess_ms, 0.5);
+    let plan = &svc.planned.plan;
+    let fastest = plan.apps.iter().map(|a| a.fps).fold(0.0, f64::max);
+    let networks: f64 = plan.trees.iter().map(|t| t.stem_cost).sum::<f64>()
+        + plan.apps.iter().map(|a| a.branch_cost).sum::<f64>();
+    assert!((plan.cost - (networks + 0.5 * fastest)).abs() < 1e-9);
+    // The camera reads all 10 frames a second.
+    let want = (plan.cost + 0.05 * 10.0) / 1000.0;
+    assert!((svc.predicted_cores() - want).abs() < 1e-12);
+    assert!((svc.status.predicted_cores - want).abs() < 1e-12 || svc.status_ticks == 0);
+    // Far below half a core: the heads run on the camera's own thread.
+    assert!(svc.predicted_cores() < 0.5);
+    assert_eq!(svc.cameras[0].key.1, 1);
+    // The profile saved at boot holds the camera's frame costs.
+    let stored = crate::profile::load(&svc.cfg.device.state_dir, &svc.base.manifest.sha256)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.frames.len(), 1);
     svc.shutdown();
 }
 

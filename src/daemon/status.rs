@@ -99,7 +99,7 @@ impl Service<'_> {
             config: self.opts.config.display().to_string(),
             budget_cores: p.budget / 1000.0,
             strategy: p.strategy.name().to_owned(),
-            predicted_cores: p.cost / 1000.0,
+            predicted_cores: self.predicted_cores(),
             measured_cores: self.measured_cores,
             mean_f1: p.mean_f1,
             replans: self.replans,

@@ -41,8 +41,14 @@ pub struct DemoResult {
     pub strategy: String,
     /// Budget, cores.
     pub budget_cores: f64,
-    /// Predicted cost, cores.
+    /// Predicted CPU use, cores: the plan's cost (preprocessing and
+    /// networks) and the cameras' capture.
     pub predicted_cores: f64,
+    /// The process's measured CPU use from the first analysed frame to the
+    /// end, cores (`None`: nothing was analysed).
+    pub measured_cores: Option<f64>,
+    /// Times the cost model check measured the profile again.
+    pub reprofiles: u64,
     /// Mean predicted F1 of the plan.
     pub predicted_mean_f1: f64,
     /// Mean measured F1 over apps with ground truth.
@@ -105,7 +111,9 @@ pub fn score_demo(s: &Summary) -> DemoResult {
     DemoResult {
         strategy: plan.map_or("-".into(), |p| p.strategy.name().to_owned()),
         budget_cores: plan.map_or(0.0, |p| p.budget / 1000.0),
-        predicted_cores: plan.map_or(0.0, |p| p.cost / 1000.0),
+        predicted_cores: s.status.predicted_cores,
+        measured_cores: s.run_cores,
+        reprofiles: s.status.reprofiles,
         predicted_mean_f1: plan.map_or(0.0, |p| p.mean_f1),
         measured_mean_f1: (!scored.is_empty())
             .then(|| scored.iter().sum::<f64>() / scored.len() as f64),
@@ -127,9 +135,18 @@ pub fn render_demo(r: &DemoResult) -> String {
     let _ = writeln!(o);
     let _ = writeln!(
         o,
-        "plan ({}): budget {:.2} cores, predicted cost {:.2} cores, predicted mean event F1 {:.3}",
+        "plan ({}): budget {:.2} cores, predicted cost {:.3} cores, predicted mean event F1 {:.3}",
         r.strategy, r.budget_cores, r.predicted_cores, r.predicted_mean_f1
     );
+    if let Some(m) = r.measured_cores {
+        let _ = writeln!(
+            o,
+            "CPU: measured {m:.3} cores from the first analysed frame on ({:+.0}% of the prediction); {} re-profile{}",
+            (m / r.predicted_cores.max(1e-9) - 1.0) * 100.0,
+            r.reprofiles,
+            if r.reprofiles == 1 { "" } else { "s" }
+        );
+    }
     if r.truth.is_empty() {
         let _ = writeln!(
             o,

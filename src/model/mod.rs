@@ -7,7 +7,9 @@
 //! rewrites that install them between declutter and codegen) and `kernels`
 //! (the arithmetic, the only place here where `unsafe` is allowed).
 
+mod exec;
 mod kernels;
+mod mailbox;
 pub mod manifest;
 pub mod net;
 pub(crate) mod ops;

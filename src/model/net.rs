@@ -7,6 +7,7 @@
 //! and their weight tensors are `Arc`-shared with the loaded base until tract's
 //! optimiser repacks them for its kernels.
 
+use super::exec::Arena;
 use super::manifest::BaseManifest;
 use crate::error::{ErrorKind, Result, ResultExt};
 use sha2::{Digest, Sha256};
@@ -147,6 +148,18 @@ impl Base {
     /// says (for tests and benchmarks comparing paths in one process); a
     /// path this CPU lacks is a configuration error.
     pub fn cut_on(&self, from: usize, to: usize, path: KernelPath) -> Result<Net> {
+        self.cut_with(from, to, path, Executor::from_env()?)
+    }
+
+    /// [`Base::cut_on`] with `executor` whatever `MAINSTREAM_EXECUTOR`
+    /// says (for tests comparing the executors in one process).
+    pub fn cut_with(
+        &self,
+        from: usize,
+        to: usize,
+        path: KernelPath,
+        executor: Executor,
+    ) -> Result<Net> {
         if !path.supported() {
             crate::bail!(
                 InvalidConfig,
@@ -155,7 +168,7 @@ impl Base {
             );
         }
         let (typed, label) = self.segment(from, to)?;
-        Net::from_typed_on(typed, label, path, true)
+        Net::from_typed_on(typed, label, path, true, executor)
     }
 
     /// The typed model of the segment `from..to` and its label, before
@@ -253,12 +266,61 @@ fn extract(
     Ok(new)
 }
 
-pub use super::kernels::path::KernelPath;
+pub use super::kernels::path::{KernelPath, KERNEL_ENV};
+
+/// The environment variable that picks the executor: `tract` runs every
+/// network on tract's own (which allocates per frame), for comparisons;
+/// unset or `fixed`, our fixed-buffer executor runs every network it
+/// covers.
+pub const EXECUTOR_ENV: &str = "MAINSTREAM_EXECUTOR";
+
+/// Which executor runs a network's nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Executor {
+    /// Ours, in buffers planned once, where it covers every node (else
+    /// tract's, named in the log).
+    Fixed,
+    /// tract's, which allocates every node's output on every run.
+    Tract,
+}
+
+impl Executor {
+    /// The executor `MAINSTREAM_EXECUTOR` names (unset: [`Executor::Fixed`]);
+    /// an unknown value is a configuration error.
+    pub fn from_env() -> Result<Executor> {
+        match std::env::var(EXECUTOR_ENV) {
+            Err(_) => Ok(Executor::Fixed),
+            Ok(v) if v == "fixed" || v.is_empty() => Ok(Executor::Fixed),
+            Ok(v) if v == "tract" => Ok(Executor::Tract),
+            Ok(v) => crate::bail!(
+                InvalidConfig,
+                "{EXECUTOR_ENV}={v:?} is not an executor: use fixed (the default) or tract"
+            ),
+        }
+    }
+}
+
+/// What runs a network.
+enum Engine {
+    /// Our fixed-buffer executor (`model::exec`): no allocation per run.
+    /// The output tensor is allocated once; `value` shares it with readers
+    /// until [`Net::reset`].
+    Fixed {
+        exec: super::exec::Exec,
+        /// Its own buffers, made on its first [`Net::run`] (a network
+        /// that shares an arena, [`Net::share_buffers`], never makes them).
+        own: Option<Arena>,
+        out: Arc<Tensor>,
+        value: Option<TValue>,
+    },
+    /// tract's executor, for networks with a node ours does not cover.
+    Tract(TypedSimpleState),
+}
 
 /// A runnable network piece with its state, created once and reused.
 pub struct Net {
     plan: Arc<TypedSimplePlan>,
-    state: TypedSimpleState,
+    engine: Engine,
     input_shape: Vec<usize>,
     output_shape: Vec<usize>,
     label: String,
@@ -271,7 +333,7 @@ impl Net {
     fn from_typed(model: TypedModel, label: String) -> Result<Net> {
         let forced = KernelPath::from_env()?;
         let path = forced.unwrap_or_else(KernelPath::best);
-        Net::from_typed_on(model, label, path, forced.is_some())
+        Net::from_typed_on(model, label, path, forced.is_some(), Executor::from_env()?)
     }
 
     fn from_typed_on(
@@ -279,6 +341,7 @@ impl Net {
         label: String,
         path: KernelPath,
         forced: bool,
+        executor: Executor,
     ) -> Result<Net> {
         let tiles = super::rules::pointwise_tiles(path, forced);
         log::info!(
@@ -290,9 +353,31 @@ impl Net {
                 None => "tract's".to_string(),
             }
         );
-        // `into_optimized` is declutter then codegen; our own kernels go in between.
+        // `into_optimized` is declutter then codegen; our own kernels go in
+        // between, and the fixed-buffer plan is made from that model.
         super::rules::declutter_and_install(&mut model, path, forced)
-            .and_then(|()| model.optimize())
+            .map_err(model_err)
+            .with_msg(|| format!("optimising {label}"))?;
+        let fixed = if executor == Executor::Tract {
+            log::info!("{label}: tract's executor, forced by {EXECUTOR_ENV}=tract");
+            None
+        } else {
+            match super::exec::plan(&model) {
+                Ok(exec) => {
+                    log::info!("{label}: fixed-buffer executor, {}", exec.describe());
+                    Some(exec)
+                }
+                Err(refused) => {
+                    log::info!(
+                        "{label}: tract's executor (it allocates per frame); not covered by ours: {}",
+                        refused.join(", ")
+                    );
+                    None
+                }
+            }
+        };
+        model
+            .optimize()
             .map_err(model_err)
             .with_msg(|| format!("optimising {label}"))?;
         let concrete = |f: &TypedFact| f.shape.as_concrete().map(|s| s.to_vec());
@@ -301,10 +386,18 @@ impl Net {
         let output_shape = concrete(model.output_fact(0).map_err(model_err)?)
             .ok_or_else(|| crate::err!(Model, "{label}: output shape is not static"))?;
         let plan = model.into_runnable().map_err(model_err)?;
-        let state = plan.spawn().map_err(model_err)?;
+        let engine = match fixed {
+            Some(exec) => Engine::Fixed {
+                own: None,
+                exec,
+                out: Arc::new(Tensor::zero::<f32>(&output_shape).map_err(model_err)?),
+                value: None,
+            },
+            None => Engine::Tract(plan.spawn().map_err(model_err)?),
+        };
         Ok(Net {
             plan,
-            state,
+            engine,
             input_shape,
             output_shape,
             label,
@@ -315,6 +408,18 @@ impl Net {
     pub fn load_head(path: &Path, sha256: Option<&str>, input_shape: &[usize]) -> Result<Net> {
         let (model, label) = typed_head(path, sha256, input_shape)?;
         Net::from_typed(model, label)
+    }
+
+    /// [`Net::load_head`] on kernel path `kernels` with `executor`,
+    /// whatever the environment says (for tests).
+    pub fn load_head_with(
+        path: &Path,
+        input_shape: &[usize],
+        kernels: KernelPath,
+        executor: Executor,
+    ) -> Result<Net> {
+        let (model, label) = typed_head(path, None, input_shape)?;
+        Net::from_typed_on(model, label, kernels, true, executor)
     }
 
     /// Checks a head file as [`Net::load_head`] reads it (hash if given,
@@ -338,19 +443,89 @@ impl Net {
     /// Runs on `input`. The output stays readable with [`Net::output`] until
     /// [`Net::reset`] or the next run.
     pub fn run(&mut self, input: TValue) -> Result<()> {
-        self.state.set_input(0, input).map_err(model_err)?;
-        self.state.exec().map_err(model_err)
+        self.run_with(input, None)
+    }
+
+    /// Grows `arena` to fit this network, which then runs in it with
+    /// [`Net::run_in`] (its own buffers, if a [`Net::run`] made them, are
+    /// dropped): the networks that share an arena run one at a time.
+    pub(crate) fn share_buffers(&mut self, arena: &mut Arena) {
+        if let Engine::Fixed { exec, own, .. } = &mut self.engine {
+            arena.fit(exec);
+            *own = None;
+        }
+    }
+
+    /// [`Net::run`] with its values in `arena` (see [`Net::share_buffers`]).
+    pub(crate) fn run_in(&mut self, input: TValue, arena: &mut Arena) -> Result<()> {
+        self.run_with(input, Some(arena))
+    }
+
+    fn run_with(&mut self, input: TValue, shared: Option<&mut Arena>) -> Result<()> {
+        match &mut self.engine {
+            Engine::Tract(state) => {
+                state.set_input(0, input).map_err(model_err)?;
+                state.exec().map_err(model_err)
+            }
+            Engine::Fixed {
+                exec,
+                own,
+                out,
+                value,
+            } => {
+                *value = None;
+                let arena = match shared {
+                    Some(a) => a,
+                    None => own.get_or_insert_with(|| {
+                        let mut a = Arena::new();
+                        a.fit(exec);
+                        a
+                    }),
+                };
+                let x = f32_slice(&input)?;
+                let tensor = Arc::get_mut(out).ok_or_else(|| {
+                    crate::err!(
+                        Internal,
+                        "{}: the output of its last run is still in use",
+                        self.label
+                    )
+                })?;
+                let mut view = tensor.try_as_plain_ram_mut().map_err(model_err)?;
+                let o = view.as_slice_mut::<f32>().map_err(model_err)?;
+                exec.run(arena, x, o)
+                    .map_err(model_err)
+                    .with_msg(|| format!("running {}", self.label))?;
+                *value = Some(TValue::from_const(Arc::clone(out)));
+                Ok(())
+            }
+        }
     }
 
     /// The last run's output.
     pub fn output(&self) -> Result<&TValue> {
-        self.state.output(0).map_err(model_err)
+        match &self.engine {
+            Engine::Tract(state) => state.output(0).map_err(model_err),
+            Engine::Fixed { value, .. } => value.as_ref().ok_or_else(|| {
+                crate::err!(Internal, "{} has no output: it did not run", self.label)
+            }),
+        }
     }
 
     /// Drops the values of the last run (tract frees its tensors), so that
     /// inputs shared with this net are uniquely owned again.
     pub fn reset(&mut self) -> Result<()> {
-        self.state.reset_turn().map_err(model_err)
+        match &mut self.engine {
+            Engine::Tract(state) => state.reset_turn().map_err(model_err),
+            Engine::Fixed { value, .. } => {
+                *value = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the fixed-buffer executor runs it (else tract's does).
+    pub fn fixed_buffers(&self) -> bool {
+        matches!(self.engine, Engine::Fixed { .. })
     }
 
     /// Runs once with a fresh input tensor and returns a copy of the output
@@ -391,4 +566,30 @@ impl Net {
 /// Builds an input tensor from raw `f32` data of the given shape.
 pub fn tensor_from(shape: &[usize], data: &[f32]) -> Result<Tensor> {
     Tensor::from_shape(shape, data).map_err(model_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::tract_core::ops::math;
+
+    #[test]
+    fn a_network_with_a_node_the_fixed_executor_lacks_still_runs_on_tracts() {
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", f32::fact([1, 3])).unwrap();
+        let y = m.wire_node("the_exp", math::exp(), &[x]).unwrap()[0];
+        m.select_output_outlets(&[y]).unwrap();
+        let mut net =
+            Net::from_typed_on(m, "exp".into(), KernelPath::Portable, true, Executor::Fixed)
+                .expect("built on tract's executor");
+        assert!(!net.fixed_buffers());
+        let out = net
+            .run_once(tensor_from(&[1, 3], &[0.0, 1.0, 2.0]).unwrap())
+            .unwrap();
+        let want = [1.0f32, 1f32.exp(), 2f32.exp()];
+        assert!(
+            out.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{out:?}"
+        );
+    }
 }

@@ -7,11 +7,14 @@
 //! a segment runs only if some app at or below it is due, and each head only
 //! when its own app is due (frame number divisible by its stride).
 //!
-//! Everything is allocated when the tree is built: the input tensor, tract's
-//! plans and states, the per-app result slots. [`StemTree::run_frame`] itself
-//! allocates nothing; tract allocates its activation tensors inside `exec`,
-//! which `tests/alloc_runtime.rs` measures.
+//! Everything is allocated when the tree is built: the input tensor, every
+//! network's buffers (`model::exec`), the per-app result slots, so that
+//! [`StemTree::run_frame`] allocates nothing (`tests/alloc_runtime.rs`
+//! counts it), except where a network runs on tract's executor (the stock
+//! kernel path, or a node ours does not cover, named in the log).
 
+use super::exec::Arena;
+use super::mailbox::Mailbox;
 use super::net::{f32_slice, Base, Net};
 use crate::error::Result;
 use crate::package::HeadModel;
@@ -80,21 +83,30 @@ type Done = Result<heapless::Vec<(u16, AppResult), MAX_TREE_APPS>>;
 /// A thread that owns some heads for the tree's lifetime and runs them when
 /// asked, so that independent heads use another core.
 struct Worker {
-    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
-    done: std::sync::mpsc::Receiver<Done>,
+    jobs: Arc<Mailbox<Job>>,
+    done: Arc<Mailbox<Done>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Worker {
     fn spawn(mut heads: Vec<Head>, positive: Vec<Vec<usize>>, name: String) -> Result<Worker> {
-        // Capacity 1: at most one frame in flight; the arrays are preallocated here.
-        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Job>(1);
-        let (done_tx, done) = std::sync::mpsc::sync_channel::<Done>(1);
+        // The thread's heads run one after another: one arena for them all.
+        let mut arena = Arena::new();
+        for h in &mut heads {
+            h.net.share_buffers(&mut arena);
+        }
+        // At most one frame in flight; the messages are fixed-size.
+        let jobs = Arc::new(Mailbox::<Job>::new());
+        let done = Arc::new(Mailbox::<Done>::new());
+        let (job_rx, done_tx) = (Arc::clone(&jobs), Arc::clone(&done));
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
-                while let Ok(job) = job_rx.recv() {
-                    let out = run_heads(&mut heads, &positive, &job);
+                // However the loop ends (a panic included), the tree's
+                // thread waiting for this one's results is told.
+                let _closes = CloseOnDrop(Arc::clone(&done_tx));
+                while let Some(job) = job_rx.recv() {
+                    let out = run_heads(&mut heads, &positive, &job, &mut arena);
                     for h in &mut heads {
                         // Errors here resurface on the next run; the result below reports this one.
                         let _ = h.net.reset();
@@ -107,7 +119,7 @@ impl Worker {
             })
             .map_err(|e| crate::err!(Io, source = e, "starting a head worker thread"))?;
         Ok(Worker {
-            jobs: Some(jobs),
+            jobs,
             done,
             thread: Some(thread),
         })
@@ -116,16 +128,26 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        // Closing the job channel ends the thread's loop.
-        self.jobs.take();
+        // Closing the job mailbox ends the thread's loop.
+        self.jobs.close();
+        self.done.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
+/// Closes a mailbox when dropped.
+struct CloseOnDrop<T>(Arc<Mailbox<T>>);
+
+impl<T> Drop for CloseOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Runs the due heads of `heads` on the values in `job`.
-fn run_heads(heads: &mut [Head], positive: &[Vec<usize>], job: &Job) -> Done {
+fn run_heads(heads: &mut [Head], positive: &[Vec<usize>], job: &Job, arena: &mut Arena) -> Done {
     let mut out = heapless::Vec::new();
     for h in heads.iter_mut() {
         if !job.due[h.app] {
@@ -138,7 +160,7 @@ fn run_heads(heads: &mut [Head], positive: &[Vec<usize>], job: &Job) -> Done {
                 None => crate::bail!(Internal, "segment {p} did not run but app {} is due", h.app),
             },
         };
-        h.net.run(value)?;
+        h.net.run_in(value, arena)?;
         let scores = f32_slice(h.net.output()?)?;
         let r = decide(scores, &positive[h.app]);
         // Cannot overflow: at most MAX_TREE_APPS heads, checked at build.
@@ -164,6 +186,11 @@ pub struct StemTree {
     /// in the form the head runner takes).
     positive: Vec<Vec<usize>>,
     frame: u64,
+    /// Whether every network runs on the fixed-buffer executor.
+    fixed_buffers: bool,
+    /// The buffers of the networks run on the calling thread (the stem
+    /// segments and `heads`), which run one at a time.
+    arena: Arena,
 }
 
 impl StemTree {
@@ -253,6 +280,8 @@ impl StemTree {
                 parent,
             });
         }
+        let fixed_buffers = segments.iter().all(|s| s.net.fixed_buffers())
+            && heads.iter().all(|h| h.net.fixed_buffers());
         let input = Arc::new(
             Tensor::zero::<f32>(&base.manifest.input.shape)
                 .map_err(|e| crate::err!(Model, "allocating the input tensor: {e:#}"))?,
@@ -272,7 +301,19 @@ impl StemTree {
             shares[t].push(h);
         }
         let mut shares = shares.into_iter();
-        let heads = shares.next().unwrap_or_default();
+        let mut heads = shares.next().unwrap_or_default();
+        let mut arena = Arena::new();
+        for net in segments
+            .iter_mut()
+            .map(|s| &mut s.net)
+            .chain(heads.iter_mut().map(|h| &mut h.net))
+        {
+            net.share_buffers(&mut arena);
+        }
+        log::debug!(
+            "stem tree of {n_apps} apps: {:.1} MiB of buffers on the calling thread",
+            arena.bytes() as f64 / (1024.0 * 1024.0)
+        );
         let positive: Vec<Vec<usize>> = apps.iter().map(|a| a.positive.clone()).collect();
         let workers = shares
             .enumerate()
@@ -289,6 +330,8 @@ impl StemTree {
             workers,
             positive,
             frame: 0,
+            fixed_buffers,
+            arena,
         };
         // Run every net once on the zero input: tract finishes setting up a
         // state on its first run (and cannot reset one that never ran), and
@@ -311,6 +354,12 @@ impl StemTree {
             .as_slice_mut::<f32>()
             .map_err(|e| crate::err!(Internal, "input tensor: {e:#}"))?;
         Ok(fill(data))
+    }
+
+    /// Whether every network of the tree runs on the fixed-buffer
+    /// executor (`model::exec`), so a frame allocates nothing.
+    pub fn fixed_buffers(&self) -> bool {
+        self.fixed_buffers
     }
 
     /// Whether app `i` is due on frame `frame`.
@@ -375,7 +424,7 @@ impl StemTree {
             } else {
                 self.segments[i - 1].net.output()?.clone()
             };
-            self.segments[i].net.run(value)?;
+            self.segments[i].net.run_in(value, &mut self.arena)?;
             ran_to = i + 1;
         }
         let mut job = Job {
@@ -398,17 +447,17 @@ impl StemTree {
         // Hand the other threads their share first, then run ours.
         let mut sent = 0;
         for w in &self.workers {
-            let Some(tx) = &w.jobs else { continue };
             let j = Job {
                 input: job.input.clone(),
                 segments: job.segments.clone(),
                 due: job.due.clone(),
             };
-            tx.send(j)
+            w.jobs
+                .send(j)
                 .map_err(|_| crate::err!(Internal, "a head worker thread has stopped"))?;
             sent += 1;
         }
-        let mine = run_heads(&mut self.heads, &self.positive, &job);
+        let mine = run_heads(&mut self.heads, &self.positive, &job, &mut self.arena);
         drop(job);
         let mut first_err = None;
         match mine {
@@ -421,15 +470,15 @@ impl StemTree {
         }
         for w in self.workers.iter().take(sent) {
             match w.done.recv() {
-                Ok(Ok(results)) => {
+                Some(Ok(results)) => {
                     for (app, r) in results {
                         self.results[app as usize] = r;
                     }
                 }
-                Ok(Err(e)) => {
+                Some(Err(e)) => {
                     first_err.get_or_insert(e);
                 }
-                Err(_) => {
+                None => {
                     first_err
                         .get_or_insert(crate::err!(Internal, "a head worker thread has stopped"));
                 }

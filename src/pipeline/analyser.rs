@@ -2,8 +2,9 @@
 //!
 //! An [`Analyser`] owns what a camera's frames go through once a caller has
 //! decided to look at them: the preprocessor (rebuilt only when the frame
-//! size or format changes), the stem tree, one [`Sampler`] and one X-voting
-//! [`Detector`] per app. The service's camera thread, `replay` and
+//! size or format changes), the stem tree, the apps' [`Samplers`] (one
+//! nested grid, so that shared work runs at its fastest sharer's rate) and
+//! one X-voting [`Detector`] per app. The service's camera thread, `replay` and
 //! `calibrate` all call [`Analyser::analyse`]; each keeps only its own clock,
 //! its rule for dropping late frames and what it does with the results.
 //!
@@ -11,7 +12,7 @@
 //! allocates nothing: the per-app steps live in a vector sized when the apps
 //! are assigned.
 
-use super::sampler::Sampler;
+use super::sampler::Samplers;
 use super::voting::{Change, Closed, Detector};
 use crate::error::{ErrorKind, Result};
 use crate::frame::{FrameMeta, Reject};
@@ -100,7 +101,7 @@ pub struct Analyser {
     pre: Option<Preprocessor>,
     tree: Option<StemTree>,
     apps: Vec<AppRun>,
-    samplers: Vec<Sampler>,
+    samplers: Samplers,
     detectors: Vec<Detector>,
     due: Vec<bool>,
     steps: Vec<AppStep>,
@@ -117,7 +118,7 @@ impl Analyser {
             pre: None,
             tree: None,
             apps: Vec::new(),
-            samplers: Vec::new(),
+            samplers: Samplers::new(stream_fps, &[]),
             detectors: Vec::new(),
             due: Vec::new(),
             steps: Vec::new(),
@@ -125,10 +126,11 @@ impl Analyser {
     }
 
     /// Runs `apps` (in `tree`'s order) from the next frame on. Apps that stay
-    /// keep their sampling phase (if their rate is the same) and X-voting
-    /// state (if their count is the same); each app that goes away has its
-    /// open event closed, which `closed` is given (app index in the old
-    /// assignment, its name, the event). The old tree is dropped here.
+    /// keep their sampling phase (if their rate and their place on the
+    /// camera's sampling grid are the same) and X-voting state (if their
+    /// count is the same); each app that goes away has its open event closed,
+    /// which `closed` is given (app index in the old assignment, its name,
+    /// the event). The old tree is dropped here.
     pub fn assign(
         &mut self,
         tree: Option<StemTree>,
@@ -142,21 +144,31 @@ impl Analyser {
                 }
             }
         }
-        let mut samplers = Vec::with_capacity(apps.len());
+        // The grid follows the tree's branch points: apps that share a stem
+        // sample on their fastest sharer's frames.
+        let grid: Vec<(usize, f64)> = apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let branch = tree
+                    .as_ref()
+                    .and_then(|t| t.apps().get(i))
+                    .map_or(0, |p| p.branch);
+                (branch, a.fps)
+            })
+            .collect();
+        let old_of: Vec<Option<usize>> = apps
+            .iter()
+            .map(|a| self.apps.iter().position(|o| o.name == a.name))
+            .collect();
+        let mut samplers = Samplers::new(self.stream_fps, &grid);
+        samplers.inherit(&self.samplers, &old_of);
         let mut detectors = Vec::with_capacity(apps.len());
-        for app in &apps {
-            let old = self.apps.iter().position(|o| o.name == app.name);
-            let mut s = Sampler::new(self.stream_fps, app.fps);
-            let mut d = Detector::new(app.voting);
-            if let Some(i) = old {
-                if self.apps[i].fps == app.fps {
-                    s = self.samplers[i];
-                }
-                if self.apps[i].voting == app.voting {
-                    d = self.detectors[i];
-                }
-            }
-            samplers.push(s);
+        for (app, old) in apps.iter().zip(&old_of) {
+            let d = match old {
+                Some(i) if self.apps[*i].voting == app.voting => self.detectors[*i],
+                _ => Detector::new(app.voting),
+            };
             detectors.push(d);
         }
         let n = apps.len();
@@ -168,17 +180,17 @@ impl Analyser {
         self.steps = vec![AppStep::IDLE; n];
     }
 
-    /// Gives each app's sampler a phase: `phase(app, interval)` frames
-    /// (`interval`: frames between its samples) after the first frame seen.
-    /// Returns the phases, in app order.
+    /// Gives each app's sampler a phase: `phase(app, interval)` of its
+    /// sampler's positions after the first it sees (`interval`: positions
+    /// between its samples). The fastest app's positions are the stream's
+    /// frames; every other app's are the samples of its parent on the
+    /// camera's grid (see [`super::sampler`]), so a phase uniform in
+    /// `[0, interval)` is one uniform over the app's own sampling period
+    /// either way. Returns the phases in stream frames, in app order.
     pub fn set_phases(&mut self, phase: impl Fn(&AppRun, f64) -> f64) -> Vec<f64> {
-        let mut out = Vec::with_capacity(self.apps.len());
-        for (app, s) in self.apps.iter().zip(&mut self.samplers) {
-            let p = phase(app, s.interval());
-            *s = s.with_phase(p);
-            out.push(p);
-        }
-        out
+        let apps = &self.apps;
+        self.samplers
+            .set_phases(|i, interval| phase(&apps[i], interval))
     }
 
     /// The apps, in the tree's order.
@@ -204,9 +216,7 @@ impl Analyser {
     /// The source was reopened and its sequence numbers restarted: every
     /// sampler starts again from the next frame seen.
     pub fn restart(&mut self) {
-        for s in &mut self.samplers {
-            s.restart();
-        }
+        self.samplers.restart();
     }
 
     /// Closes every open event now (the stream ended, the service stops):
@@ -232,8 +242,7 @@ impl Analyser {
     ) -> Result<Frame> {
         let seq = meta.sequence;
         let mut any = false;
-        for (i, s) in self.samplers.iter_mut().enumerate() {
-            let (due, missed) = s.due(seq);
+        for (i, &(due, missed)) in self.samplers.due(seq).iter().enumerate() {
             self.due[i] = due;
             self.steps[i] = AppStep {
                 due,

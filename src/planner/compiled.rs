@@ -41,12 +41,18 @@ pub(crate) struct CStream {
     pub fps: f64,
     /// Branch points any app of the stream may use, ascending.
     pub levels: Vec<usize>,
-    /// `cum[k]`: cost of segments `[0, levels[k])` per frame.
+    /// `cum[k]`: cost per frame of the frame's preprocessing and segments
+    /// `[0, levels[k])`. The preprocessing ([`StreamSpec::frame_cost`](super::StreamSpec::frame_cost))
+    /// is the first part of the stem every app of the stream shares, so every
+    /// cost below counts it where the stem's first segment is counted.
     pub cum: Vec<f64>,
-    /// `seg[k]`: cost of segments `[levels[k-1], levels[k])` per frame.
+    /// `seg[k]`: cost of segments `[levels[k-1], levels[k])` per frame (for
+    /// `k = 0`, with the preprocessing).
     pub seg: Vec<f64>,
-    /// Cost of the whole network per frame.
+    /// Cost per frame of the preprocessing and the whole network.
     pub total: f64,
+    /// Cost per frame of the preprocessing alone (part of `cum` and `total`).
+    pub frame: f64,
     pub grid: Vec<GridFps>,
 }
 
@@ -118,8 +124,15 @@ impl Compiled {
                     .collect();
                 levels.sort_unstable();
                 levels.dedup();
-                let cum: Vec<f64> = levels.iter().map(|&b| cum_all[b]).collect();
-                CStream::new(s.name.clone(), s.fps, levels, cum, acc)
+                let cum: Vec<f64> = levels.iter().map(|&b| s.frame_cost + cum_all[b]).collect();
+                CStream::new(
+                    s.name.clone(),
+                    s.fps,
+                    levels,
+                    cum,
+                    s.frame_cost + acc,
+                    s.frame_cost,
+                )
             })
             .collect();
         let apps = p
@@ -330,6 +343,7 @@ impl CStream {
         levels: Vec<usize>,
         cum: Vec<f64>,
         total: f64,
+        frame: f64,
     ) -> CStream {
         let seg = cum
             .iter()
@@ -344,6 +358,7 @@ impl CStream {
             cum,
             seg,
             total,
+            frame,
         }
     }
 }

@@ -12,6 +12,21 @@
 //! which is the segment-by-segment formula of MAINSTREAM.md ([`schedule_cost`]
 //! is that formula, literally). The total cost of a plan is the sum over
 //! streams: stems are shared only among apps of the same stream.
+//!
+//! Issue 22 adds the work outside the networks: each frame an app analyses
+//! is decoded and preprocessed once (`frame` per frame,
+//! [`StreamSpec::frame_cost`](super::StreamSpec::frame_cost)), whoever else
+//! analyses it. The apps of a stream sample on one nested grid
+//! (`pipeline::sampler`), so the frames analysed are those of the fastest
+//! app, and the preprocessing is a stem segment before segment 0 that every
+//! app shares:
+//!
+//! ```text
+//! cost = frame * max{f_i} + sum_l lat[l] * ( max{f_i : b_i > l} + sum{f_i : b_i <= l} )
+//! ```
+//!
+//! The compiled form folds `frame` into each stream's prefix costs, so every
+//! planner counts it as it counts the first stem segment.
 
 use super::{CStream, Compiled, Opt, PlannedApp, PlannedTree, StemSegment};
 
@@ -31,9 +46,11 @@ pub(crate) fn fits(cost: f64, budget: f64) -> bool {
     cost <= budget + tolerance(budget)
 }
 
-/// MAINSTREAM.md's cost formula for one stream, literally: `schedule` holds
-/// (branch point, fps) per app; `lat` the per-frame cost of each segment.
-pub(crate) fn schedule_cost(lat: &[f64], schedule: &[(usize, f64)]) -> f64 {
+/// The cost formula for one stream, literally: `schedule` holds (branch
+/// point, fps) per app; `lat` the per-frame cost of each segment, `frame` the
+/// per-frame cost of the preprocessing (paid at the highest fps).
+pub(crate) fn schedule_cost(lat: &[f64], frame: f64, schedule: &[(usize, f64)]) -> f64 {
+    let fastest = schedule.iter().map(|&(_, f)| f).fold(0.0, f64::max);
     let mut points: Vec<usize> = schedule.iter().map(|&(b, _)| b.min(lat.len())).collect();
     points.sort_unstable();
     points.dedup();
@@ -55,7 +72,7 @@ pub(crate) fn schedule_cost(lat: &[f64], schedule: &[(usize, f64)]) -> f64 {
         cost += seg * (own + shared);
         start = end;
     }
-    cost
+    frame * fastest + cost
 }
 
 /// Cost of one stream's tree for the given options, using the compiled
@@ -95,10 +112,12 @@ pub(crate) fn trees(c: &Compiled, apps: &[PlannedApp]) -> Vec<PlannedTree> {
         if mine.is_empty() {
             continue;
         }
+        // Network cost per frame of segments `[0, b)` (without the
+        // preprocessing the prefix costs include).
         let cum_at = |b: usize| -> f64 {
             match st.levels.binary_search(&b) {
-                Ok(k) => st.cum[k],
-                Err(_) => 0.0,
+                Ok(k) if b > 0 => st.cum[k] - st.frame,
+                _ => 0.0,
             }
         };
         let mut points: Vec<usize> = mine.iter().map(|a| a.branch).filter(|&b| b > 0).collect();
@@ -122,13 +141,15 @@ pub(crate) fn trees(c: &Compiled, apps: &[PlannedApp]) -> Vec<PlannedTree> {
         // `+ 0.0`: an empty f64 sum is -0.0, which reports would print as "-0.00".
         let stem_cost: f64 = stem.iter().map(|s| s.cost).sum::<f64>() + 0.0;
         let branches: f64 = mine.iter().map(|a| a.branch_cost).sum();
+        // Every frame some app analyses is preprocessed once.
+        let fastest = mine.iter().map(|a| a.fps).fold(0.0, f64::max);
         out.push(PlannedTree {
             stream: si,
             name: st.name.clone(),
             stream_fps: st.fps,
             stem,
             stem_cost,
-            cost: stem_cost + branches,
+            cost: st.frame * fastest + stem_cost + branches,
         });
     }
     out
@@ -149,12 +170,16 @@ mod tests {
         // Segments 0-1 shared by both at 5 fps: 3 * 5 = 15.
         // Segment 2: A's own at 5 (15) + shared by B at 2 (6) = 21.
         // Segment 3: A's own 5*4 = 20 + B's own 2*4 = 8.
-        let c = schedule_cost(&lat, &[(2, 5.0), (3, 2.0)]);
+        let c = schedule_cost(&lat, 0.0, &[(2, 5.0), (3, 2.0)]);
         assert!((c - (15.0 + 21.0 + 28.0)).abs() < 1e-12, "{c}");
         // No sharing: each app runs the full network.
-        assert!((schedule_cost(&lat, &[(0, 1.0), (0, 2.0)]) - 30.0).abs() < 1e-12);
+        assert!((schedule_cost(&lat, 0.0, &[(0, 1.0), (0, 2.0)]) - 30.0).abs() < 1e-12);
+        // Preprocessing at 0.5 per frame is paid once per frame of the
+        // fastest app (5 fps), whoever else shares the frame.
+        let c2 = schedule_cost(&lat, 0.5, &[(2, 5.0), (3, 2.0)]);
+        assert!((c2 - (c + 2.5)).abs() < 1e-12, "{c2}");
         // Nothing to run costs nothing.
-        assert_eq!(schedule_cost(&lat, &[]), 0.0);
+        assert_eq!(schedule_cost(&lat, 0.0, &[]), 0.0);
     }
 
     #[test]
@@ -198,11 +223,18 @@ mod tests {
                 }
             })
             .collect();
+        // Half the problems preprocess their frames at a cost.
+        let frame_cost = if seed.is_multiple_of(2) {
+            rng.unit() * 2.0
+        } else {
+            0.0
+        };
         let p = Problem {
             segment_costs: lat.clone(),
             streams: vec![StreamSpec {
                 name: "s".into(),
                 fps: 4.0,
+                frame_cost,
             }],
             apps,
             budget: 1e9,
@@ -224,7 +256,7 @@ mod tests {
                 let plan = plan(&p, strategy).unwrap();
                 let sched: Vec<(usize, f64)> =
                     plan.apps.iter().map(|a| (a.branch, a.fps)).collect();
-                let want = schedule_cost(&lat, &sched);
+                let want = schedule_cost(&lat, p.streams[0].frame_cost, &sched);
                 assert!(
                     (plan.cost - want).abs() < 1e-9 * want.max(1.0),
                     "seed {seed}: {} vs {want}",
@@ -256,6 +288,7 @@ mod tests {
             streams: vec![StreamSpec {
                 name: "cam".into(),
                 fps: 10.0,
+                frame_cost: 0.0,
             }],
             apps: [(2usize, 0.9), (4, 0.8), (4, 0.85)]
                 .iter()

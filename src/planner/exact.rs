@@ -1165,6 +1165,7 @@ mod tests {
             .map(|i| StreamSpec {
                 name: format!("s{i}"),
                 fps: 2.0 + rng.below(2) as f64,
+                frame_cost: 0.0,
             })
             .collect();
         let n_apps = 1 + rng.below(5) as usize;

@@ -122,6 +122,7 @@ pub(crate) fn test_vector() -> Problem {
         streams: vec![StreamSpec {
             name: "stream".into(),
             fps: 15.0,
+            frame_cost: 0.0,
         }],
         apps: accs
             .iter()

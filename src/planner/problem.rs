@@ -96,6 +96,14 @@ pub struct StreamSpec {
     pub name: String,
     /// Stream frame rate F, in [1, [`MAX_STREAM_FPS`]].
     pub fps: f64,
+    /// Cost per analysed frame outside the networks, in the unit of the
+    /// segment costs: decoding the camera's frame and preprocessing it into
+    /// the network input. Every app of the stream shares it (the camera's
+    /// apps sample on one grid), so it is paid at the highest fps of the
+    /// stream's apps, like a stem segment before segment 0. `0` = not
+    /// counted (the paper's model).
+    #[serde(default)]
+    pub frame_cost: f64,
 }
 
 /// One app to plan.
@@ -265,6 +273,12 @@ impl Problem {
                     )
                 },
             )?;
+            check(s.frame_cost.is_finite() && s.frame_cost >= 0.0, || {
+                format!(
+                    "planner: stream {i} ({}) frame cost {} is not a finite non-negative number",
+                    s.name, s.frame_cost
+                )
+            })?;
         }
         check(self.apps.len() <= MAX_APPS, || {
             format!("planner: {} apps, at most {MAX_APPS}", self.apps.len())

@@ -167,9 +167,26 @@ pub fn render_text(problem: &Problem, cmp: &Comparison) -> String {
         }
         out.push_str("\nShared stems (segments [start..end) @ fps)\n");
         for t in &p.trees {
+            // Decoding and preprocessing: once per frame of the fastest app.
+            let frame = problem.streams.get(t.stream).map_or(0.0, |s| s.frame_cost);
+            let fastest = p
+                .apps
+                .iter()
+                .filter(|a| a.stream == t.stream)
+                .map(|a| a.fps)
+                .fold(0.0, f64::max);
+            let pre = if frame > 0.0 {
+                format!(
+                    ", preprocessing {:.2} ({frame:.2} per frame @ {} fps)",
+                    frame * fastest,
+                    fmt_fps(fastest)
+                )
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "  {} ({} fps): tree cost {:.2}, stem {:.2}",
+                "  {} ({} fps): tree cost {:.2}, stem {:.2}{pre}",
                 t.name,
                 fmt_fps(t.stream_fps),
                 t.cost,

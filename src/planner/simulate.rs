@@ -192,6 +192,7 @@ pub fn workload(
         streams: vec![StreamSpec {
             name: "stream".into(),
             fps: paper::STREAM_FPS,
+            frame_cost: 0.0,
         }],
         apps,
         budget,

@@ -18,7 +18,8 @@
 //! and F1 of a plan are recomputed from the model for the chosen options.
 //!
 //! Layout: `MAGIC`, [`VERSION`], then the [`PlannerTable`] fields in postcard.
-//! Version 2 added `share_margin`, version 3 the per-point `gain_sd`; an older
+//! Version 2 added `share_margin`, version 3 the per-point `gain_sd`, version
+//! 4 each stream's `frame_cost` (preprocessing, part of its prefix costs); an older
 //! table is refused like a damaged one, and the service compiles its table
 //! again (it is a cache of the apps).
 //! [`PlannerTable::from_bytes`] checks magic, version and every invariant and
@@ -35,7 +36,7 @@ use serde::{Deserialize, Serialize};
 /// First bytes of every table.
 pub(crate) const MAGIC: [u8; 4] = *b"MSPT";
 /// Format version; bump with an upgrade path when the layout changes.
-pub(crate) const VERSION: u16 = 3;
+pub(crate) const VERSION: u16 = 4;
 
 const Q: f64 = u16::MAX as f64;
 
@@ -48,10 +49,12 @@ pub struct TableStream {
     pub fps: f64,
     /// Branch points usable by the stream's apps, ascending.
     pub levels: Vec<u16>,
-    /// Cost per frame of segments `[0, levels[k])`.
+    /// Cost per frame of the preprocessing and segments `[0, levels[k])`.
     pub cum_cost: Vec<f64>,
-    /// Cost per frame of the whole network.
+    /// Cost per frame of the preprocessing and the whole network.
     pub total_cost: f64,
+    /// Cost per frame of the preprocessing alone (version 4 on).
+    pub frame_cost: f64,
 }
 
 /// One app's part of the table.
@@ -116,6 +119,7 @@ impl PlannerTable {
                 levels: s.levels.iter().map(|&b| b as u16).collect(),
                 cum_cost: s.cum.clone(),
                 total_cost: s.total,
+                frame_cost: s.frame,
             })
             .collect();
         let apps = c
@@ -195,6 +199,10 @@ impl PlannerTable {
                 && s.cum_cost.windows(2).all(|w| w[0] <= w[1])
                 && s.total_cost.is_finite()
                 && s.total_cost > 0.0
+                && s.frame_cost.is_finite()
+                && s.frame_cost >= 0.0
+                && s.cum_cost.first().is_none_or(|&c| c >= s.frame_cost)
+                && s.frame_cost < s.total_cost
                 && s.cum_cost.last().is_none_or(|&c| c <= s.total_cost);
             if !ok {
                 return Err(corrupt("inconsistent stream"));
@@ -248,6 +256,7 @@ impl PlannerTable {
                     s.levels.iter().map(|&l| l as usize).collect(),
                     s.cum_cost.clone(),
                     s.total_cost,
+                    s.frame_cost,
                 )
             })
             .collect();

@@ -11,6 +11,7 @@ pub(crate) fn tiny_problem() -> Problem {
         streams: vec![StreamSpec {
             name: "cam".into(),
             fps: 5.0,
+            frame_cost: 0.0,
         }],
         apps: vec![AppSpec {
             name: "a".into(),
@@ -535,6 +536,7 @@ fn streams_share_nothing_but_the_budget() {
     p.streams.push(StreamSpec {
         name: "cam2".into(),
         fps: 5.0,
+        frame_cost: 0.0,
     });
     p.apps[1].stream = 1;
     let two = plan(&p, Strategy::MaxSharing(BaselineFps::Uniform)).unwrap();

@@ -121,6 +121,28 @@ fn qos1() -> QoS {
     QoS::AtLeastOnce
 }
 
+/// This binary links its C library statically (every appliance build), so
+/// it looks host names up in /etc/hosts and DNS only. musl has nothing else;
+/// static glibc has those two built in, and any other name service
+/// `/etc/nsswitch.conf` lists (mDNS, systemd-resolved's nss-resolve, LDAP) is
+/// a shared module it loads from the board at run time: skipped when absent,
+/// and supported only with the very glibc version the binary was linked with.
+const STATIC_LIBC: bool = cfg!(target_feature = "crt-static");
+
+/// What to add to the I/O error `io` of a connection to `host` when the build
+/// cannot use every name service of the board (see [`STATIC_LIBC`]). An
+/// address is never looked up, and an error the kernel reported (refused,
+/// unreachable, reset) came after the name was found: neither needs the note.
+fn lookup_note(host: &str, io: &std::io::Error, static_libc: bool) -> &'static str {
+    if static_libc && io.raw_os_error().is_none() && host.parse::<std::net::IpAddr>().is_err() {
+        " (this static build can rely only on /etc/hosts and DNS to look a host \
+         name up: for a name that mDNS or another name service knows, give the \
+         broker's address or add the name to /etc/hosts)"
+    } else {
+        ""
+    }
+}
+
 /// The message of a connection error, in the operator's terms.
 fn explain(cfg: &Mqtt, e: &ConnectionError) -> String {
     let at = format!("{}:{}", cfg.host, cfg.port);
@@ -149,7 +171,10 @@ fn explain(cfg: &Mqtt, e: &ConnectionError) -> String {
                 .map_or("(none)".into(), |p| p.display().to_string()),
             cfg.host
         ),
-        ConnectionError::Io(io) => format!("cannot reach the broker at {at}: {io}"),
+        ConnectionError::Io(io) => format!(
+            "cannot reach the broker at {at}: {io}{}",
+            lookup_note(&cfg.host, io, STATIC_LIBC)
+        ),
         ConnectionError::NetworkTimeout => format!("no answer from the broker at {at}"),
         other => format!("connection to the broker at {at} lost: {other}"),
     }
@@ -686,4 +711,35 @@ pub(crate) fn tls_config(
         .map_err(|e| format!("TLS: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lookup_note;
+    use std::io;
+
+    /// What std reports when getaddrinfo finds no address for a name.
+    fn not_found() -> io::Error {
+        io::Error::other("failed to lookup address information: Name or service not known")
+    }
+
+    #[test]
+    fn a_static_build_says_which_name_services_it_uses_when_a_name_is_not_found() {
+        let note = lookup_note("broker.local", &not_found(), true);
+        assert!(note.contains("only on /etc/hosts and DNS"), "{note}");
+        assert_eq!(lookup_note("broker.local", &not_found(), false), "");
+    }
+
+    #[test]
+    fn an_address_needs_no_note_about_name_services() {
+        assert_eq!(lookup_note("192.168.1.5", &not_found(), true), "");
+        assert_eq!(lookup_note("fd00::5", &not_found(), true), "");
+    }
+
+    #[test]
+    fn a_refused_connection_to_a_name_needs_no_note_about_name_services() {
+        let refused = io::Error::from_raw_os_error(nix::libc::ECONNREFUSED);
+        assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+        assert_eq!(lookup_note("broker.local", &refused, true), "");
+    }
 }

@@ -136,7 +136,7 @@ impl Depthwise3x3 {
         // channel's `oh x ow` points) before anything reads them, or fails
         // before returning the tensor.
         let mut out = unsafe { Tensor::uninitialized::<f32>(shape)? };
-        self.run(input, out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?)?;
+        self.compute(input, out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?)?;
         Ok(out)
     }
 
@@ -291,9 +291,10 @@ impl Depthwise3x3 {
         self.run_channels(input, first, output, planes, acc)
     }
 
-    /// All channels; split across tract's executor when it has threads
+    /// All channels of `input` (`c * h * w`) into `output` (`c * oh * ow`,
+    /// fully written); split across tract's executor when it has threads
     /// (`multithread-mm`), inline otherwise.
-    fn run(&self, input: &[f32], output: &mut [f32]) -> TractResult<()> {
+    pub(crate) fn compute(&self, input: &[f32], output: &mut [f32]) -> TractResult<()> {
         let (oh, ow) = self.out_hw();
         ensure!(input.len() == self.c * self.h * self.w && output.len() == self.c * oh * ow);
         let total = output.len();
@@ -399,7 +400,7 @@ mod tests {
             let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
             let (oh, ow) = op.out_hw();
             let mut got = vec![f32::NAN; c * oh * ow];
-            op.run(&x, &mut got).expect("single-threaded run");
+            op.compute(&x, &mut got).expect("single-threaded run");
             let want = reference(&op, &x);
             for (i, (g, e)) in got.iter().zip(&want).enumerate() {
                 assert!(

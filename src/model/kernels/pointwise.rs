@@ -34,6 +34,8 @@
     reason = "AVX-512F and AVX2 intrinsics on raw pointers; uninitialised outputs it fully writes"
 )]
 
+mod gemv;
+
 // The NEON tiles, in a file of their own; a child module, so that they see
 // the private panels whose lengths their unsafe loads rely on.
 #[cfg(target_arch = "aarch64")]
@@ -244,6 +246,10 @@ impl PackedGemm {
     pub(crate) fn compute(&self, x: &[f32], out: &mut [f32]) -> TractResult<()> {
         ensure!(x.len() == self.ci * self.p && out.len() == self.co * self.p);
         let p = self.p;
+        if p == 1 {
+            self.gemv(x, out);
+            return Ok(());
+        }
         // Whole panels per chunk when the executor splits the work; one chunk
         // when the last panel is partial.
         let rows_per_chunk = if self.co.is_multiple_of(self.mr) {

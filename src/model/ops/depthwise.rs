@@ -31,6 +31,18 @@ impl DepthWise3x3 {
         }
     }
 
+    /// Elements of its input and of its output.
+    pub(crate) fn lens(&self) -> (usize, usize) {
+        let c = self.kernel.channels();
+        let ((h, w), (oh, ow)) = (self.kernel.in_hw(), self.kernel.out_hw());
+        (c * h * w, c * oh * ow)
+    }
+
+    /// Runs on `x` into `out` (the fixed-buffer executor, `model::exec`).
+    pub(crate) fn run_into(&self, x: &[f32], out: &mut [f32]) -> TractResult<()> {
+        self.kernel.compute(x, out)
+    }
+
     fn shape(&self, h: usize, w: usize) -> TVec<usize> {
         let c = self.kernel.channels();
         if self.batch {

@@ -120,6 +120,27 @@ impl PointWise {
         self.gemm.set_bias(bias)
     }
 
+    /// Elements of the input it reads.
+    pub(crate) fn in_len(&self) -> usize {
+        self.in_shape.iter().product()
+    }
+
+    /// Whether it takes a residual (its second input, added in place).
+    pub(crate) fn residual(&self) -> bool {
+        self.gemm.residual()
+    }
+
+    /// Runs on `x` into `out` (`co * pixels`), which holds the residual on
+    /// entry if the op has one; allocates nothing once this thread's im2col
+    /// matrix exists (the fixed-buffer executor, `model::exec`).
+    pub(crate) fn run_into(&self, x: &[f32], out: &mut [f32]) -> TractResult<()> {
+        ensure!(x.len() == self.in_len());
+        match &self.im2col {
+            None => self.gemm.compute(x, out),
+            Some(geo) => geo.with_matrix(x, |cols| self.gemm.compute(cols, out)),
+        }
+    }
+
     /// The same op with a clamp applied last.
     pub(crate) fn with_clamp(self, lo: f32, hi: f32) -> PointWise {
         PointWise {

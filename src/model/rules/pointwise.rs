@@ -84,11 +84,18 @@ struct Conv1x1Axes {
     c_out: usize,
     /// Input axes absent from the output (they must have extent 1).
     dropped: Vec<usize>,
+    /// Output axes absent from the input (they must have extent 1): a cut
+    /// segment's last convolution puts the batch axis back.
+    added: Vec<usize>,
+    /// Whether the weights are stored `W[i, o]` (a classifier's `Gemm`
+    /// without `transB`) rather than `W[o, i]`.
+    transposed: bool,
 }
 
 /// The axes of an `EinSum` that is a 1x1 convolution
-/// (`out[.., o, ..] = sum_i X[.., i, ..] * W[o, i]`, every other axis of `X`
-/// passed through in order or dropped), or `None`.
+/// (`out[.., o, ..] = sum_i X[.., i, ..] * W[o, i]` or `* W[i, o]`, every
+/// other axis of `X` passed through in order or dropped, unit axes added),
+/// or `None`.
 fn conv1x1_axes(op: &EinSum) -> Option<Conv1x1Axes> {
     if op.q_params.is_some() || op.operating_dt != f32::datum_type() {
         return None;
@@ -100,23 +107,31 @@ fn conv1x1_axes(op: &EinSum) -> Option<Conv1x1Axes> {
     let x: Vec<char> = ins[0].chars().collect();
     let w: Vec<char> = ins[1].chars().collect();
     let y: Vec<char> = outs[0].chars().collect();
-    let &[o, i] = w.as_slice() else {
+    let &[w0, w1] = w.as_slice() else {
         return None;
     };
+    // `W[o, i]`, or `W[i, o]` if its first axis is the input's.
+    let transposed = x.contains(&w0);
+    let (o, i) = if transposed { (w1, w0) } else { (w0, w1) };
     let distinct = |v: &[char]| v.iter().enumerate().all(|(a, c)| !v[..a].contains(c));
     if o == i || !distinct(&x) || !distinct(&y) || x.contains(&o) || y.contains(&i) {
         return None;
     }
     let c_in = x.iter().position(|&c| c == i)?;
     let c_out = y.iter().position(|&c| c == o)?;
-    // The output is the input with i renamed o, minus the dropped axes.
+    // The output is the input with i renamed o, minus the dropped axes,
+    // plus the added ones.
     let renamed: Vec<char> = x.iter().map(|&c| if c == i { o } else { c }).collect();
     let dropped: Vec<usize> = (0..x.len()).filter(|&a| !y.contains(&renamed[a])).collect();
+    let added: Vec<usize> = (0..y.len()).filter(|&a| !renamed.contains(&y[a])).collect();
     let kept: Vec<char> = renamed.iter().copied().filter(|c| y.contains(c)).collect();
-    (kept == y).then_some(Conv1x1Axes {
+    let common: Vec<char> = y.iter().copied().filter(|c| renamed.contains(c)).collect();
+    (kept == common).then_some(Conv1x1Axes {
         c_in,
         c_out,
         dropped,
+        added,
+        transposed,
     })
 }
 
@@ -136,27 +151,40 @@ fn for_einsum(
     ) else {
         return Ok(None);
     };
-    // Matrix-vector products (the classifier) and tiny planes stay with
-    // tract: a tile would use a few of its 16 lanes.
+    // Tiny planes stay with tract: a tile would use a few of its 16 lanes.
+    // One pixel (the classifier, a matrix-vector product) is ours: the
+    // kernel runs it along its weight panels instead.
     let pixels = shape
         .get(axes.c_in + 1..)
         .map(|s| s.iter().product::<usize>());
-    if pixels.is_none_or(|p| p < MIN_PIXELS)
+    if pixels.is_none_or(|p| p < MIN_PIXELS && p != 1)
         || x.datum_type != f32::datum_type()
         || axes.dropped.iter().any(|&a| shape.get(a) != Some(&1))
+        || axes.added.iter().any(|&a| out_shape.get(a) != Some(&1))
     {
         return Ok(None);
     }
     let Some(w) = konst_f32(model, node.inputs[1])? else {
         return Ok(None);
     };
-    let (&[co, ci], Some(&xc)) = (w.shape(), shape.get(axes.c_in)) else {
+    let (&[w0, w1], Some(&xc)) = (w.shape(), shape.get(axes.c_in)) else {
         return Ok(None);
     };
+    let (co, ci) = if axes.transposed { (w1, w0) } else { (w0, w1) };
     if ci != xc || out_shape.get(axes.c_out) != Some(&co) {
         return Ok(None);
     }
-    let weights = w.try_as_plain_ram()?.as_slice::<f32>()?;
+    let stored = w.try_as_plain_ram()?.as_slice::<f32>()?;
+    // `co x ci` row-major, as the op packs it.
+    let transposed: Vec<f32>;
+    let weights = if axes.transposed {
+        transposed = (0..co * ci)
+            .map(|j| stored[(j % ci) * co + j / ci])
+            .collect();
+        &transposed[..]
+    } else {
+        stored
+    };
     let Some(op) = PointWise::new(shape, axes.c_in, co, weights, &[]) else {
         return Ok(None);
     };
@@ -211,20 +239,37 @@ mod tests {
             operating_dt: f32::datum_type(),
             q_params: None,
         };
-        let axes = |c_in, c_out, dropped: &[usize]| {
+        let axes = |c_in, c_out, dropped: &[usize], added: &[usize], transposed| {
             Some(Conv1x1Axes {
                 c_in,
                 c_out,
                 dropped: dropped.to_vec(),
+                added: added.to_vec(),
+                transposed,
             })
         };
-        assert_eq!(conv1x1_axes(&es(&["abcd", "eb"], "aecd")), axes(1, 1, &[]));
-        assert_eq!(conv1x1_axes(&es(&["bcd", "eb"], "ecd")), axes(0, 0, &[]));
+        let plain = |c_in, c_out, dropped: &[usize]| axes(c_in, c_out, dropped, &[], false);
+        assert_eq!(conv1x1_axes(&es(&["abcd", "eb"], "aecd")), plain(1, 1, &[]));
+        assert_eq!(conv1x1_axes(&es(&["bcd", "eb"], "ecd")), plain(0, 0, &[]));
         // The batch axis dropped from the output (a cut at a branch point).
-        assert_eq!(conv1x1_axes(&es(&["NIHW", "OI"], "OHW")), axes(1, 0, &[0]));
-        assert_eq!(conv1x1_axes(&es(&["abcd", "ed"], "abce")), axes(3, 3, &[]));
-        // Transposed weights, a transposed output, the channel dropped.
-        assert_eq!(conv1x1_axes(&es(&["abcd", "be"], "aecd")), None);
+        assert_eq!(conv1x1_axes(&es(&["NIHW", "OI"], "OHW")), plain(1, 0, &[0]));
+        assert_eq!(conv1x1_axes(&es(&["abcd", "ed"], "abce")), plain(3, 3, &[]));
+        // The batch axis put back (a cut segment's last convolution).
+        assert_eq!(
+            conv1x1_axes(&es(&["IHW", "OI"], "NOHW")),
+            axes(0, 1, &[], &[0], false)
+        );
+        // Weights stored `W[i, o]`: a classifier `Gemm` without `transB`,
+        // and a convolution whose weights were stored transposed.
+        assert_eq!(
+            conv1x1_axes(&es(&["mk", "kn"], "mn")),
+            axes(1, 1, &[], &[], true)
+        );
+        assert_eq!(
+            conv1x1_axes(&es(&["abcd", "be"], "aecd")),
+            axes(1, 1, &[], &[], true)
+        );
+        // A transposed output, the channel dropped.
         assert_eq!(conv1x1_axes(&es(&["abcd", "eb"], "acde")), None);
         assert_eq!(conv1x1_axes(&es(&["abcd", "eb"], "acd")), None);
     }
