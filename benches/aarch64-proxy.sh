@@ -3,10 +3,12 @@
 # qemu-aarch64 for one MobileNetV2 frame, per kernel path and per kind of
 # node, counted by a qemu TCG plugin (benches/aarch64-proxy/insn_count.c)
 # between markers the example benches/aarch64-proxy/frame.rs makes around
-# every node. Deterministic: the same build gives the same counts on any
-# host, loaded or not. Instructions are not time (a NEON fmla and an add
-# count one each; caches and pipelines are not modelled), so this ranks
-# code paths, it does not predict milliseconds.
+# every node (each node run by tract's plan runner, so that both paths split
+# the same way), then the same frame through Net::run, the executor the
+# product runs (our fixed buffers on our paths). Deterministic: the same
+# build gives the same counts on any host, loaded or not. Instructions are
+# not time (a NEON fmla and an add count one each; caches and pipelines are
+# not modelled), so this ranks code paths, it does not predict milliseconds.
 #
 # Usage: benches/aarch64-proxy.sh [PATH...]     (default: stock portable neon)
 # Prints a table per kind of node and the frame; per node, in
@@ -45,8 +47,8 @@ import json, sys
 from collections import defaultdict
 
 out, cpu, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
-START, BETWEEN, END = 0, 0xFFFE, 0xFFFF
-insns, macs, frame, classes = {}, {}, {}, {}
+START, BETWEEN, END, RUN_START, RUN_END = 0, 0xFFFE, 0xFFFF, 0xFFFC, 0xFFFD
+insns, macs, frame, run, fixed, classes = {}, {}, {}, {}, {}, {}
 for p in paths:
     nodes, meta = {}, None
     for line in open(f"{out}/{p}.nodes"):
@@ -80,6 +82,7 @@ for p in paths:
     per_node.close()
     at = dict(marks)
     insns[p], macs[p], frame[p], classes[p] = ins, mac, at[END] - at[START], meta["class"]
+    run[p], fixed[p] = at[RUN_END] - at[RUN_START], meta["fixed_buffers"]
 
 ref = "stock" if "stock" in paths else paths[0]
 others = [p for p in paths if p != ref]
@@ -104,7 +107,15 @@ for p in paths:
     row += f"{frame[p] / 1e6:>9.2f}M{frame[p] / m:>6.2f}"
 row += "".join(f"{frame[p] / frame[ref]:>15.3f}x" for p in others)
 print(row)
+# The same frame through Net::run, the executor the product runs.
+row = f"{'frame, the product executor (Net::run)':<44}{m / 1e6:>7.1f}"
+for p in paths:
+    row += f"{run[p] / 1e6:>9.2f}M{run[p] / m:>6.2f}"
+row += "".join(f"{run[p] / run[ref]:>15.3f}x" for p in others)
+print(row)
+print("executor: " + ", ".join(f"{p} {'fixed buffers' if fixed[p] else 'tract'}" for p in paths))
 print("top-1 class: " + ", ".join(f"{p} {classes[p]}" for p in paths))
 for p in paths:
-    print(json.dumps({"path": p, "cpu": cpu, "frame_insns": frame[p], "kinds": insns[p]}))
+    print(json.dumps({"path": p, "cpu": cpu, "frame_insns": frame[p], "run_insns": run[p],
+                      "fixed_buffers": fixed[p], "kinds": insns[p]}))
 PY

@@ -11,7 +11,9 @@
 //! `stock`, ...), runs W frames (default 1: the first frame fills per-thread
 //! buffers), then one frame with a marker before every node and after it,
 //! and prints one JSON line per node of the plan (id, name, op, kind, FMAs)
-//! and one for the frame (the class it found). A marker is a `clock_getres`
+//! and one for the frame (the class it found). Then one more frame, after
+//! a warm-up one, through `Net::run`, the executor the product runs
+//! (between [`RUN_START`] and [`RUN_END`]). A marker is a `clock_getres`
 //! call on the invalid clock `MARK_BASE + code`: code 1 + id before node
 //! `id`, [`BETWEEN`] after it (tract's own work between nodes), [`START`]
 //! and [`END`] around the frame. The plugin prints the instruction count at
@@ -38,6 +40,11 @@ const START: i32 = 0;
 const BETWEEN: i32 = 0xfffe;
 /// Frame end.
 const END: i32 = 0xffff;
+/// Start and end of a frame through the product's executor
+/// ([`mainstream::model::net::Net::run`]: our fixed buffers where they
+/// cover the network, else tract's executor).
+const RUN_START: i32 = 0xfffc;
+const RUN_END: i32 = 0xfffd;
 
 /// A marker the plugin sees (the call fails: the clock does not exist).
 fn mark(code: i32) {
@@ -85,7 +92,7 @@ fn run() -> Result<(), String> {
     }
     let manifest = BaseManifest::load(&base_path).map_err(|e| e.to_string())?;
     let base = Base::load(manifest.clone()).map_err(|e| e.to_string())?;
-    let net = base
+    let mut net = base
         .cut_on(0, base.manifest.segments(), path)
         .map_err(|e| e.to_string())?;
     let plan = net.plan().clone();
@@ -149,9 +156,22 @@ fn run() -> Result<(), String> {
             .map(|(i, _)| i)
             .unwrap_or(0);
     }
+    // The product's executor, warmed up by one frame.
+    for marked in [false, true] {
+        let input = tensor.clone().into_tvalue();
+        if marked {
+            mark(RUN_START);
+        }
+        net.run(input).map_err(|e| e.to_string())?;
+        if marked {
+            mark(RUN_END);
+        }
+        net.reset().map_err(|e| e.to_string())?;
+    }
     println!(
         "{}",
-        serde_json::json!({"path": path.name(), "frame": true, "class": class, "warmup": warmup})
+        serde_json::json!({"path": path.name(), "frame": true, "class": class,
+            "warmup": warmup, "fixed_buffers": net.fixed_buffers()})
     );
     Ok(())
 }
