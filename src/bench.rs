@@ -101,7 +101,7 @@ pub struct BenchRow {
     pub cameras: usize,
     /// Every run's aggregate fps.
     pub runs: Vec<f64>,
-    /// The kernel path the networks ran (`avx512`, `avx2`, `portable`,
+    /// The kernel path the networks ran (`avx512`, `avx2`, `neon`, `portable`,
     /// `stock`; `MAINSTREAM_KERNEL`).
     pub kernel: String,
     /// `fixed` if every network ran on the fixed-buffer executor, else

@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn mainstream(args: &[&str]) -> Output {
+    mainstream_with_env(args, &[])
+}
+
+/// [`mainstream`] with environment variables set.
+fn mainstream_with_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
     let bin = std::env::var_os("MAINSTREAM_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mainstream")));
@@ -24,7 +29,10 @@ fn mainstream(args: &[&str]) -> Output {
         .current_dir(root())
         .env_remove("MAINSTREAM_LOG")
         .env_remove("JOURNAL_STREAM")
-        .env_remove("STATE_DIRECTORY");
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("MAINSTREAM_KERNEL")
+        .env_remove("MAINSTREAM_STOCK_ENGINE")
+        .envs(vars.iter().copied());
     cmd.output().expect("the binary runs")
 }
 
@@ -217,5 +225,50 @@ fn cameras_test_of_an_absent_device_fails_with_a_reason() {
         text(&out.stdout).contains("FAILED"),
         "{}",
         text(&out.stdout)
+    );
+}
+
+/// The kernel path the binary under test runs unforced: NEON for the
+/// aarch64 binary CI runs under qemu-aarch64, portable for another
+/// emulated one (armv7 under qemu-arm), else this CPU's best.
+fn expected_kernel() -> &'static str {
+    match std::env::var("MAINSTREAM_RUNNER").unwrap_or_default() {
+        r if r.contains("aarch64") => "neon",
+        r if !r.trim().is_empty() => "portable",
+        _ => mainstream::model::net::KernelPath::best().name(),
+    }
+}
+
+#[test]
+fn bench_json_names_the_kernel_path_it_ran_and_refuses_an_unknown_one() {
+    let args = [
+        "bench",
+        "--apps",
+        "1",
+        "--sharing",
+        "none",
+        "--frames",
+        "1",
+        "--runs",
+        "1",
+        "--json",
+    ];
+    let out = mainstream(&args);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let want = format!(r#""kernel":"{}""#, expected_kernel());
+    assert!(stdout.contains(&want), "{want} in {stdout}");
+    // A path no CPU has: a configuration error, exit 78, never a run.
+    let out = mainstream_with_env(&args, &[("MAINSTREAM_KERNEL", "sve")]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("MAINSTREAM_KERNEL=sve"),
+        "{}",
+        text(&out.stderr)
     );
 }

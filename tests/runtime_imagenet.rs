@@ -96,6 +96,44 @@ fn the_avx2_and_avx512_paths_give_the_same_logits() {
     }
 }
 
+/// FNV-1a (64 bits) of the logits' little-endian bytes.
+fn bits_hash(logits: &[f32]) -> u64 {
+    logits
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+#[test]
+fn the_avx512_avx2_and_neon_tiles_give_the_same_logit_bits_on_x86_64_and_aarch64() {
+    // Every 1x1 and first convolution sums bias then one fused multiply-add
+    // per input channel in order, on every tile path, and the other ops run
+    // the same code: the logits' bits do not depend on the architecture.
+    // Recorded from the AVX-512 path on x86_64 and the NEON path under
+    // qemu-aarch64 (docs/engine.md, "aarch64"); a change to the arithmetic
+    // of any op on these paths changes them.
+    const WANT: [(&str, u64); 3] = [
+        ("coffee", 0x3aef_f5bb_ac98_8a3b),
+        ("chelsea", 0x83ac_f61c_f44a_0562),
+        ("rocket", 0xfbd4_4637_a9a7_79ac),
+    ];
+    let tiles = [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Neon];
+    let b = base();
+    for path in paths().into_iter().filter(|p| tiles.contains(p)) {
+        let mut full = b.cut_on(0, b.manifest.segments(), path).unwrap();
+        let got: Vec<(&str, u64)> = WANT
+            .iter()
+            .map(|&(photo, _)| {
+                let logits = run(&mut full, &fixture(&format!("{photo}.input.f32")));
+                (photo, bits_hash(&logits))
+            })
+            .collect();
+        assert_eq!(got, WANT, "{}: the logits' hashes (left)", path.name());
+    }
+}
+
 #[test]
 fn every_split_point_reproduces_the_unsplit_network() {
     let b = base();

@@ -355,9 +355,7 @@ impl Net {
         );
         // `into_optimized` is declutter then codegen; our own kernels go in
         // between, and the fixed-buffer plan is made from that model.
-        model
-            .declutter()
-            .and_then(|()| super::rules::install(&mut model, path, forced))
+        super::rules::declutter_and_install(&mut model, path, forced)
             .map_err(model_err)
             .with_msg(|| format!("optimising {label}"))?;
         let fixed = if executor == Executor::Tract {

@@ -1,16 +1,19 @@
 //! Which kernels a network runs (issue 23): our AVX-512F tiles, our
-//! AVX2+FMA tiles, our portable rows, or tract's stock kernels only.
+//! AVX2+FMA tiles, our NEON tiles, our portable rows, or tract's stock
+//! kernels only.
 //!
-//! The best path this CPU runs is chosen at run time (AVX-512F first, then
-//! AVX2 with FMA, else portable); `MAINSTREAM_KERNEL=avx512|avx2|portable|
-//! stock` forces one, read once per network build. `MAINSTREAM_STOCK_ENGINE=1`
-//! (the older switch) is an alias of `stock`. A forced path the CPU lacks is
-//! refused with a configuration error, never run.
+//! The best path this CPU runs is chosen at run time (on x86_64 AVX-512F
+//! first, then AVX2 with FMA, else portable; on aarch64 NEON);
+//! `MAINSTREAM_KERNEL=avx512|avx2|neon|portable|stock` forces one, read once
+//! per network build. `MAINSTREAM_STOCK_ENGINE=1` (the older switch) is an
+//! alias of `stock`. A forced path the CPU lacks is refused with a
+//! configuration error, never run.
 //!
-//! On a CPU with neither AVX-512F nor AVX2+FMA the unforced choice is
-//! `portable`, which there keeps tract's kernels for the 1x1 and first
-//! convolutions (tract has its own SIMD ones, e.g. NEON) and runs only our
-//! depthwise op; forced `portable` runs our portable pointwise rows too.
+//! On a CPU with none of those (an x86_64 without AVX2+FMA, another
+//! architecture) the unforced choice is `portable`, which there keeps
+//! tract's kernels for the 1x1 and first convolutions (tract has its own
+//! SIMD ones) and runs only our depthwise op; forced `portable` runs our
+//! portable pointwise rows too.
 
 use crate::error::Result;
 
@@ -24,6 +27,8 @@ pub enum KernelPath {
     Avx512,
     /// Our ops, pointwise and im2col tiles in AVX2 with FMA (x86_64).
     Avx2,
+    /// Our ops, pointwise and im2col tiles in NEON (aarch64).
+    Neon,
     /// Our ops, plain Rust rows (any CPU).
     Portable,
     /// tract's own kernels, none of our rewrites.
@@ -32,9 +37,10 @@ pub enum KernelPath {
 
 impl KernelPath {
     /// Every path, fastest first.
-    pub const ALL: [KernelPath; 4] = [
+    pub const ALL: [KernelPath; 5] = [
         KernelPath::Avx512,
         KernelPath::Avx2,
+        KernelPath::Neon,
         KernelPath::Portable,
         KernelPath::Stock,
     ];
@@ -44,6 +50,7 @@ impl KernelPath {
         match self {
             KernelPath::Avx512 => "avx512",
             KernelPath::Avx2 => "avx2",
+            KernelPath::Neon => "neon",
             KernelPath::Portable => "portable",
             KernelPath::Stock => "stock",
         }
@@ -59,6 +66,7 @@ impl KernelPath {
         match self {
             KernelPath::Avx512 => avx512(),
             KernelPath::Avx2 => avx2_fma(),
+            KernelPath::Neon => neon(),
             KernelPath::Portable | KernelPath::Stock => true,
         }
     }
@@ -89,7 +97,8 @@ impl KernelPath {
             Some(name) => KernelPath::parse(name).ok_or_else(|| {
                 crate::err!(
                     InvalidConfig,
-                    "{KERNEL_ENV}={name}: unknown kernel path (one of avx512, avx2, portable, stock)"
+                    "{KERNEL_ENV}={name}: unknown kernel path (one of {})",
+                    KernelPath::ALL.map(KernelPath::name).join(", ")
                 )
             })?,
             None if stock => KernelPath::Stock,
@@ -102,6 +111,7 @@ impl KernelPath {
                 asked.name(),
                 match asked {
                     KernelPath::Avx512 => "AVX-512F",
+                    KernelPath::Neon => "NEON (an aarch64 CPU)",
                     _ => "AVX2 with FMA",
                 },
                 KernelPath::ALL
@@ -140,9 +150,35 @@ fn avx2_fma() -> bool {
     }
 }
 
+/// aarch64 with NEON (every aarch64 Linux CPU has it; asked anyway).
+fn neon() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("neon")
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neon_is_the_best_path_on_aarch64_and_refused_elsewhere() {
+        let neon = KernelPath::choose(Some("neon"), false);
+        if cfg!(target_arch = "aarch64") {
+            assert_eq!(KernelPath::best(), KernelPath::Neon);
+            assert_eq!(neon.unwrap(), Some(KernelPath::Neon));
+        } else {
+            assert_ne!(KernelPath::best(), KernelPath::Neon);
+            let e = neon.unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig);
+            assert!(e.to_string().contains("this CPU lacks NEON"), "{e}");
+        }
+    }
 
     #[test]
     fn every_path_is_named_and_parsed_back() {
@@ -172,9 +208,10 @@ mod tests {
 
     #[test]
     fn an_unknown_or_unsupported_path_is_a_config_error() {
-        let e = KernelPath::choose(Some("neon"), false).unwrap_err();
+        let e = KernelPath::choose(Some("sve"), false).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig);
-        assert!(e.to_string().contains("MAINSTREAM_KERNEL=neon"), "{e}");
+        assert!(e.to_string().contains("MAINSTREAM_KERNEL=sve"), "{e}");
+        assert!(e.to_string().contains("avx2, neon, portable"), "{e}");
         for p in KernelPath::ALL {
             match KernelPath::choose(Some(p.name()), false) {
                 Ok(got) => assert!(p.supported() && got == Some(p)),

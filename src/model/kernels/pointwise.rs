@@ -23,9 +23,10 @@
 //! multiply-adds, bias first); the logits stay within 1e-4 of tract's
 //! (docs/engine.md, "Checks"). x86_64 with AVX-512F runs the tiles above;
 //! with AVX2+FMA only, a 4-channel x 24-pixel tile of 12 ymm accumulators
-//! (same order of the sum, so the same bits); anything else, or a forced
-//! `MAINSTREAM_KERNEL=portable`, the portable rows ([`Simd`],
-//! `kernels::path`).
+//! (same order of the sum, so the same bits); aarch64 an 8-channel x
+//! 12-pixel NEON tile of 24 q accumulators (same order again; `neon.rs`);
+//! anything else, or a forced `MAINSTREAM_KERNEL=portable`, the portable
+//! rows ([`Simd`], `kernels::path`).
 // The AVX-512F tiles take raw pointers, and the output tensor is allocated
 // uninitialised because the kernel writes every element.
 #![allow(
@@ -35,18 +36,25 @@
 
 mod gemv;
 
+// The NEON tiles, in a file of their own; a child module, so that they see
+// the private panels whose lengths their unsafe loads rely on.
+#[cfg(target_arch = "aarch64")]
+#[path = "neon.rs"]
+mod neon;
+
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
 /// Output channels per weight panel: the rows of one microkernel tile.
 const MR: usize = 8;
-/// Pixels per full microkernel tile (three 16-lane vectors).
-#[cfg(target_arch = "x86_64")]
+/// Pixels per full microkernel tile (three 16-lane vectors); blocks of
+/// pixels are whole multiples of it, so of the AVX2 and NEON tiles' too.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const NR: usize = 48;
 /// Bytes of `X` one block of pixels may occupy (about a quarter of Zen 4's
 /// L2, leaving room for the weights and the output tiles).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const BLOCK_BYTES: usize = 256 * 1024;
 /// Planes smaller than this (MobileNetV2's 7x7 = 49 pixels) use the
 /// transposed kernel when `co` is a multiple of 16: vectors along output
@@ -63,6 +71,8 @@ pub(crate) enum Simd {
     Avx512,
     /// The AVX2+FMA tiles (4 output channels x 24 pixels).
     Avx2,
+    /// The NEON tiles (8 output channels x 12 pixels, aarch64).
+    Neon,
     /// Plain Rust rows.
     Portable,
 }
@@ -281,13 +291,20 @@ impl PackedGemm {
                     }
                     _ => {}
                 }
+                #[cfg(target_arch = "aarch64")]
+                if self.simd == Simd::Neon && std::arch::is_aarch64_feature_detected!("neon") {
+                    // SAFETY: the CPU has NEON (checked just above); lengths
+                    // and the panel boundary as above.
+                    unsafe { self.rows_neon(x, first_row, chunk) };
+                    return Ok(());
+                }
                 self.rows_portable(x, first_row, chunk);
                 Ok(())
             },
         )
     }
 
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     /// Pixels per block: the block's slice of `X` fits in [`BLOCK_BYTES`],
     /// blocks are whole tiles except the last.
     fn block_pixels(&self) -> usize {
@@ -938,6 +955,7 @@ pub(crate) mod tests {
         for (path, simd) in [
             (KernelPath::Avx512, Simd::Avx512),
             (KernelPath::Avx2, Simd::Avx2),
+            (KernelPath::Neon, Simd::Neon),
         ] {
             if path.supported() {
                 v.push(simd);

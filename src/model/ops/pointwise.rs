@@ -332,6 +332,7 @@ mod tests {
             for (path, simd) in [
                 (KernelPath::Avx512, Simd::Avx512),
                 (KernelPath::Avx2, Simd::Avx2),
+                (KernelPath::Neon, Simd::Neon),
                 (KernelPath::Portable, Simd::Portable),
             ] {
                 if path.supported() {

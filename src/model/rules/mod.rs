@@ -6,8 +6,8 @@
 //! A `Conv` becomes `MainstreamDepthWise3x3` if it is a 3x3 depthwise
 //! convolution, else `MainstreamConvIm2col` if it is a full convolution the
 //! pointwise kernel covers; an `EinSum` that is a 1x1 convolution becomes
-//! `MainstreamPointWise`. The pointwise rules run on the AVX-512F and
-//! AVX2+FMA paths, and on the portable path only where it was forced
+//! `MainstreamPointWise`. The pointwise rules run on the AVX-512F, AVX2+FMA
+//! and NEON paths, and on the portable path only where it was forced
 //! (`kernels::path`): elsewhere tract's own SIMD kernels are faster than
 //! our portable rows.
 
@@ -20,6 +20,7 @@ use crate::model::kernels::pointwise::Simd;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::optim::Optimizer;
 
 /// What the rules may install on this machine.
 #[derive(Default)]
@@ -34,18 +35,41 @@ pub(crate) fn pointwise_tiles(path: KernelPath, forced: bool) -> Option<Simd> {
     match path {
         KernelPath::Avx512 => Some(Simd::Avx512),
         KernelPath::Avx2 => Some(Simd::Avx2),
+        KernelPath::Neon => Some(Simd::Neon),
         KernelPath::Portable if forced => Some(Simd::Portable),
         KernelPath::Portable | KernelPath::Stock => None,
     }
 }
 
-/// Replaces every node our ops cover on `path` (see [`pointwise_tiles`]),
-/// with the bias, ReLU6 and residual nodes fused into them. `Stock`
-/// installs nothing.
-pub(crate) fn install(model: &mut TypedModel, path: KernelPath, forced: bool) -> TractResult<()> {
+/// Declutters `model` and replaces every node our ops cover on `path` (see
+/// [`pointwise_tiles`]), with the bias, ReLU6 and residual nodes fused into
+/// them; `Stock` is tract's declutter alone.
+///
+/// The rules see the model decluttered without tract's `ChangeAxes` pass:
+/// where tract has a channel-last depthwise kernel (aarch64), that pass
+/// moves every depthwise convolution to channels-last, and with them the
+/// 1x1 convolutions between them, layouts our ops do not take (only the
+/// stem would be ours). The whole declutter runs after the rules; axis
+/// changes stop at our ops.
+pub(crate) fn declutter_and_install(
+    model: &mut TypedModel,
+    path: KernelPath,
+    forced: bool,
+) -> TractResult<()> {
     if path == KernelPath::Stock {
-        return Ok(());
+        return model.declutter();
     }
+    let mut keep_axes = Optimizer::declutter();
+    keep_axes
+        .passes
+        .retain(|pass| format!("{pass:?}") != "ChangeAxes");
+    keep_axes.optimize(model)?;
+    install(model, path, forced)?;
+    model.declutter()
+}
+
+/// Replaces every node our ops cover on `path` in a decluttered model.
+fn install(model: &mut TypedModel, path: KernelPath, forced: bool) -> TractResult<()> {
     let ctx = Kernels {
         pointwise: pointwise_tiles(path, forced),
     };
