@@ -11,6 +11,7 @@ mod exec;
 mod kernels;
 pub mod manifest;
 pub mod net;
+pub use kernels::pool;
 pub(crate) mod ops;
 mod rules;
 pub mod tree;

@@ -9,8 +9,8 @@
 //! `stride x stride` zero-padded phase planes (row and column phase: at
 //! stride 2 the copy de-interleaves rows and columns), so that every tap is
 //! one contiguous multiply-add over a flattened block of output rows and
-//! only the kept outputs are computed. Channels are split over tract's
-//! executor when it has threads. Its scratch is per thread, allocated once.
+//! only the kept outputs are computed. Channels are split over the intra-op
+//! pool (`kernels::pool`) when one is installed. Its scratch is per thread, allocated once.
 //!
 //! Arithmetic per output point is tract's: the bias, then one multiply and
 //! one add per tap in row-major order (no fused multiply-add); the logits
@@ -132,7 +132,7 @@ impl Depthwise3x3 {
     pub(crate) fn compute_new(&self, input: &[f32], shape: &[usize]) -> TractResult<Tensor> {
         let (oh, ow) = self.out_hw();
         ensure!(shape.iter().product::<usize>() == self.c * oh * ow);
-        // SAFETY: `run` writes every element of every output plane (each
+        // SAFETY: `compute` writes every element of every output plane (each
         // channel's `oh x ow` points) before anything reads them, or fails
         // before returning the tensor.
         let mut out = unsafe { Tensor::uninitialized::<f32>(shape)? };
@@ -291,44 +291,39 @@ impl Depthwise3x3 {
         self.run_channels(input, first, output, planes, acc)
     }
 
-    /// All channels of `input` (`c * h * w`) into `output` (`c * oh * ow`,
-    /// fully written); split across tract's executor when it has threads
-    /// (`multithread-mm`), inline otherwise.
+    /// The output for `input` (`c * h * w`) into `output` (`c * oh * ow`,
+    /// fully written); channels split over the intra-op pool installed on
+    /// this thread (`kernels::pool`), inline when there is none.
     pub(crate) fn compute(&self, input: &[f32], output: &mut [f32]) -> TractResult<()> {
         let (oh, ow) = self.out_hw();
         ensure!(input.len() == self.c * self.h * self.w && output.len() == self.c * oh * ow);
         let total = output.len();
         let (planes_len, acc_len) = self.scratch_lens();
-        tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
-            output,
-            oh * ow,
-            total,
-            |first, chunk| {
-                SCRATCH.with_borrow_mut(|scratch| {
-                    // Grows to the largest layer once per thread, then is
-                    // reused: no allocation per frame.
-                    if scratch.len() < planes_len + acc_len {
-                        scratch.resize(planes_len + acc_len, 0.0);
-                    }
-                    let (planes, rest) = scratch.split_at_mut(planes_len);
-                    let acc = &mut rest[..acc_len];
-                    // An earlier layer of another geometry may have left
-                    // values anywhere.
-                    planes.fill(0.0);
-                    // (The kernels are called from here, not from inside a
-                    // closure of theirs: closures do not inherit
-                    // `target_feature`.)
-                    #[cfg(target_arch = "x86_64")]
-                    if std::arch::is_x86_feature_detected!("avx2") {
-                        // SAFETY: the CPU has AVX2 (checked just above).
-                        unsafe { self.run_channels_avx2(input, first, chunk, planes, acc) };
-                        return Ok(());
-                    }
-                    self.run_channels(input, first, chunk, planes, acc);
-                    Ok(())
-                })
-            },
-        )
+        super::pool::par_chunks_mut(output, oh * ow, total * 9, |first, chunk| {
+            SCRATCH.with_borrow_mut(|scratch| {
+                // Grows to the largest layer once per thread, then is
+                // reused: no allocation per frame.
+                if scratch.len() < planes_len + acc_len {
+                    scratch.resize(planes_len + acc_len, 0.0);
+                }
+                let (planes, rest) = scratch.split_at_mut(planes_len);
+                let acc = &mut rest[..acc_len];
+                // An earlier layer of another geometry may have left
+                // values anywhere.
+                planes.fill(0.0);
+                // (The kernels are called from here, not from inside a
+                // closure of theirs: closures do not inherit
+                // `target_feature`.)
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked just above).
+                    unsafe { self.run_channels_avx2(input, first, chunk, planes, acc) };
+                    return Ok(());
+                }
+                self.run_channels(input, first, chunk, planes, acc);
+                Ok(())
+            })
+        })
     }
 }
 

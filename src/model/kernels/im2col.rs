@@ -104,57 +104,67 @@ impl Im2Col {
         })
     }
 
-    /// Writes the matrix for input `x` (`c x h x w`) into `col` (`len()`).
+    /// Writes the matrix for input `x` (`c x h x w`) into `col` (`len()`),
+    /// its rows split over the intra-op pool installed on this thread
+    /// (`kernels::pool`), inline when there is none.
     fn fill(&self, x: &[f32], col: &mut [f32]) {
-        let (p, ow) = (self.oh * self.ow, self.ow);
-        for c in 0..self.c {
-            let plane = &x[c * self.h * self.w..][..self.h * self.w];
-            for ky in 0..self.kh {
-                for kx in 0..self.kw {
-                    let k = (c * self.kh + ky) * self.kw + kx;
-                    let dst = &mut col[k * p..][..p];
-                    // Output columns whose input column is inside the plane:
-                    // lo <= ox < hi.
-                    let lo = self.pl.saturating_sub(kx).div_ceil(self.sx).min(ow);
-                    let hi = match (self.w - 1 + self.pl).checked_sub(kx) {
-                        Some(last) => (last / self.sx + 1).min(ow),
-                        None => 0,
-                    }
-                    .max(lo);
-                    for (oy, row) in dst.chunks_exact_mut(ow).enumerate() {
-                        let iy = (oy * self.sy + ky).checked_sub(self.pt);
-                        let Some(iy) = iy.filter(|&iy| iy < self.h) else {
-                            row.fill(0.0);
-                            continue;
-                        };
-                        row[..lo].fill(0.0);
-                        row[hi..].fill(0.0);
-                        if hi > lo {
-                            let start = lo * self.sx + kx - self.pl;
-                            let src = &plane[iy * self.w..][..self.w];
-                            let dst = &mut row[lo..hi];
-                            if self.sx == 1 {
-                                dst.copy_from_slice(&src[start..][..dst.len()]);
-                            } else {
-                                // Whole strides first (the compiler vectorises a
-                                // zip over chunks, not a `step_by`), then the
-                                // last point, whose stride may be cut short.
-                                let last = dst.len() - 1;
-                                let (body, tail) = dst.split_at_mut(last);
-                                let from = &src[start..];
-                                if self.sx == 2 {
-                                    for (d, c) in body.iter_mut().zip(from.chunks_exact(2)) {
-                                        *d = c[0];
-                                    }
-                                } else {
-                                    for (d, c) in body.iter_mut().zip(from.chunks_exact(self.sx)) {
-                                        *d = c[0];
-                                    }
-                                }
-                                tail[0] = src[start + last * self.sx];
-                            }
+        let p = self.oh * self.ow;
+        // Rows are independent copies; the work counts one per element,
+        // like a multiply-add. (The closure never fails: nothing to return.)
+        let _ = super::pool::par_chunks_mut(col, p, col.len(), |first, rows| {
+            for (i, dst) in rows.chunks_exact_mut(p).enumerate() {
+                self.fill_row(x, first + i, dst);
+            }
+            Ok(())
+        });
+    }
+
+    /// Writes row `k = (c * kh + ky) * kw + kx` of the matrix into `dst`
+    /// (`oh * ow`).
+    fn fill_row(&self, x: &[f32], k: usize, dst: &mut [f32]) {
+        let ow = self.ow;
+        let (c, kyx) = (k / (self.kh * self.kw), k % (self.kh * self.kw));
+        let (ky, kx) = (kyx / self.kw, kyx % self.kw);
+        let plane = &x[c * self.h * self.w..][..self.h * self.w];
+        // Output columns whose input column is inside the plane:
+        // lo <= ox < hi.
+        let lo = self.pl.saturating_sub(kx).div_ceil(self.sx).min(ow);
+        let hi = match (self.w - 1 + self.pl).checked_sub(kx) {
+            Some(last) => (last / self.sx + 1).min(ow),
+            None => 0,
+        }
+        .max(lo);
+        for (oy, row) in dst.chunks_exact_mut(ow).enumerate() {
+            let iy = (oy * self.sy + ky).checked_sub(self.pt);
+            let Some(iy) = iy.filter(|&iy| iy < self.h) else {
+                row.fill(0.0);
+                continue;
+            };
+            row[..lo].fill(0.0);
+            row[hi..].fill(0.0);
+            if hi > lo {
+                let start = lo * self.sx + kx - self.pl;
+                let src = &plane[iy * self.w..][..self.w];
+                let dst = &mut row[lo..hi];
+                if self.sx == 1 {
+                    dst.copy_from_slice(&src[start..][..dst.len()]);
+                } else {
+                    // Whole strides first (the compiler vectorises a
+                    // zip over chunks, not a `step_by`), then the
+                    // last point, whose stride may be cut short.
+                    let last = dst.len() - 1;
+                    let (body, tail) = dst.split_at_mut(last);
+                    let from = &src[start..];
+                    if self.sx == 2 {
+                        for (d, c) in body.iter_mut().zip(from.chunks_exact(2)) {
+                            *d = c[0];
+                        }
+                    } else {
+                        for (d, c) in body.iter_mut().zip(from.chunks_exact(self.sx)) {
+                            *d = c[0];
                         }
                     }
+                    tail[0] = src[start + last * self.sx];
                 }
             }
         }

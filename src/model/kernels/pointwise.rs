@@ -240,18 +240,18 @@ impl PackedGemm {
             self.gemv(x, out);
             return Ok(());
         }
-        // Whole panels per chunk when the executor splits the work; one chunk
+        // Whole panels per chunk when the pool splits the work; one chunk
         // when the last panel is partial.
         let rows_per_chunk = if self.co.is_multiple_of(self.mr) {
             self.mr
         } else {
             self.co
         };
-        let total = out.len() * self.ci;
-        tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
+        let multiply_adds = out.len() * self.ci;
+        crate::model::kernels::pool::par_chunks_mut(
             out,
             rows_per_chunk * p,
-            total,
+            multiply_adds,
             |first, chunk| {
                 let first_row = first * rows_per_chunk;
                 #[cfg(target_arch = "x86_64")]

@@ -1,0 +1,673 @@
+//! An allocation-free fork-join pool that splits one op over the cores
+//! (intra-op parallelism, issue 23): `threads - 1` persistent workers and
+//! the calling thread each run one part of a job.
+//!
+//! A job is handed over by bumping a generation counter: a worker that has
+//! just finished one spins on it for [`WORKER_SPIN`] (a network's ops follow
+//! each other within microseconds), then parks until it is unparked (by a
+//! job, or by [`Pool::install`] ahead of a network's first op); the
+//! caller runs part 0, then spins and finally sleeps on a condition variable
+//! until every worker has finished. Nothing is allocated per job: the job is
+//! a pointer to a closure on the caller's stack, the counters are atomics
+//! allocated with the pool.
+//!
+//! A pool is installed on the calling thread around a network's run
+//! ([`Pool::install`]); the kernels call [`par_chunks_mut`], which splits
+//! over the installed pool and runs inline when there is none (workers and
+//! other threads) or the op is too small to pay. The kernels' thread-local
+//! scratch (the depthwise planes) lives on in each worker, so after
+//! warm-up nothing is allocated there either.
+//!
+//! A panicking part is caught where it ran; the caller waits for every part
+//! to finish, then resumes the panic, and the pool stays usable. (The
+//! appliance build aborts on panic, so this matters for tests and for
+//! builds that unwind.)
+#![allow(
+    unsafe_code,
+    reason = "a job borrowed from the caller's stack is run by the workers; disjoint chunks of one slice are handed to them"
+)]
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+use tract_onnx::prelude::TractResult;
+
+/// How long a worker that has finished a part keeps spinning for the next
+/// one before it parks (a network's ops follow each other within a few
+/// microseconds; frames are milliseconds apart).
+const WORKER_SPIN: Duration = Duration::from_micros(200);
+/// How long the caller, its own part done, spins for the workers' parts
+/// before it sleeps.
+const CALLER_SPIN: Duration = Duration::from_micros(500);
+
+/// Work (in multiply-adds, or the kernel's equivalent) below which
+/// [`par_chunks_mut`] runs inline: splitting costs a hand-off (about a
+/// microsecond with hot workers) and the split ops' caches; measured in
+/// docs/engine.md ("Two cores: our fork-join pool").
+pub const MIN_PARALLEL_WORK: usize = 1 << 18;
+
+/// One job: the closure each participant calls with its part's index.
+/// Lives on the caller's stack for the duration of [`Pool::run`].
+struct Job<'a> {
+    f: &'a (dyn Fn(usize) + Sync),
+}
+
+/// What the caller and the workers share.
+struct Shared {
+    /// Bumped once per job (and once more to stop); workers wait for it to
+    /// move past the last value they saw.
+    generation: AtomicUsize,
+    /// The current job, a `*const Job` on the caller's stack; valid from the
+    /// bump of `generation` until `pending` reaches zero.
+    job: AtomicPtr<()>,
+    /// Workers that have not yet finished the current job.
+    pending: AtomicUsize,
+    /// Whether the caller sleeps on `done` (or is about to).
+    caller_sleeps: AtomicBool,
+    /// Guards the caller's sleep on `done`.
+    lock: Mutex<()>,
+    done: Condvar,
+    /// The first panic of a worker's part of the current job, resumed by
+    /// the caller.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    /// Set when the pool is dropped: workers return.
+    stop: AtomicBool,
+    /// Whether a thread is running a job on this pool (a second caller, or
+    /// a part that splits again, runs every part itself instead).
+    busy: AtomicBool,
+    /// The workers, to unpark; set once they have all started.
+    workers: OnceLock<Box<[Thread]>>,
+    /// Work below which [`par_chunks_mut`] runs inline.
+    min_work: usize,
+}
+
+/// A fork-join pool of `threads` threads: the caller and `threads - 1`
+/// workers named `ms-intra-1`, ... . Dropping it stops and joins them.
+pub struct Pool {
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("threads", &self.threads())
+            .finish()
+    }
+}
+
+thread_local! {
+    /// The pool installed on this thread ([`Pool::install`]), if any.
+    static CURRENT: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+}
+
+impl Pool {
+    /// A pool running jobs on `threads` threads (the caller's and
+    /// `threads - 1` workers; 0 counts as 1) that splits ops of at least
+    /// [`MIN_PARALLEL_WORK`].
+    pub fn new(threads: usize) -> crate::Result<Pool> {
+        Pool::with_min_work(threads, MIN_PARALLEL_WORK)
+    }
+
+    /// A pool like [`Pool::new`]'s that splits ops of at least `min_work`
+    /// (0: every op of two rows or more).
+    pub fn with_min_work(threads: usize, min_work: usize) -> crate::Result<Pool> {
+        let shared = Arc::new(Shared {
+            generation: AtomicUsize::new(0),
+            job: AtomicPtr::new(std::ptr::null_mut()),
+            pending: AtomicUsize::new(0),
+            caller_sleeps: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            done: Condvar::new(),
+            panic: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
+            workers: OnceLock::new(),
+            min_work,
+        });
+        // On an early return the pool's drop stops the workers started so far.
+        let mut pool = Pool {
+            shared,
+            handles: Vec::with_capacity(threads.saturating_sub(1)),
+        };
+        for part in 1..threads.max(1) {
+            let shared = Arc::clone(&pool.shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("ms-intra-{part}"))
+                .spawn(move || worker(&shared, part))
+                .map_err(|e| {
+                    crate::err!(Io, source = e, "starting intra-op worker thread {part}")
+                })?;
+            pool.handles.push(handle);
+        }
+        let threads: Box<[Thread]> = pool.handles.iter().map(|h| h.thread().clone()).collect();
+        let _ = pool.shared.workers.set(threads);
+        Ok(pool)
+    }
+
+    /// Threads a job runs on, the caller's included.
+    pub fn threads(&self) -> usize {
+        self.shared.threads()
+    }
+
+    /// Runs `f` with this pool installed on the calling thread: the
+    /// kernels' [`par_chunks_mut`] calls inside split over it. Restores
+    /// what was installed before, also when `f` panics.
+    pub fn install<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<Arc<Shared>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let prev = self.0.take();
+                CURRENT.with_borrow_mut(|c| *c = prev);
+            }
+        }
+        let prev = CURRENT.with_borrow_mut(|c| c.replace(Arc::clone(&self.shared)));
+        let _restore = Restore(prev);
+        // Wakes sleeping workers now, so that they spin, not sleep, when the
+        // network's first op arrives.
+        for t in self.shared.workers.get().into_iter().flatten() {
+            t.unpark();
+        }
+        f()
+    }
+
+    /// Calls `f(part)` for every part `0..threads()`, part 0 on the calling
+    /// thread, the others on the workers, and returns when all have
+    /// finished. A panic in a part is resumed here once every part has
+    /// finished. If the pool is already running a job (another caller, or
+    /// `f` itself splitting again), every part runs here, in order.
+    pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
+        self.shared.run(f)
+    }
+}
+
+impl Shared {
+    /// Workers plus the caller.
+    fn threads(&self) -> usize {
+        self.workers.get().map_or(0, |w| w.len()) + 1
+    }
+
+    /// [`Pool::run`].
+    fn run(&self, f: &(dyn Fn(usize) + Sync)) {
+        let workers: &[Thread] = self.workers.get().map_or(&[], |w| w);
+        if workers.is_empty()
+            || self
+                .busy
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            (0..=workers.len()).for_each(f);
+            return;
+        }
+        let job = Job { f };
+        self.job
+            .store(&job as *const Job as *mut (), Ordering::Relaxed);
+        self.pending.store(workers.len(), Ordering::Relaxed);
+        // Publishes the job and `pending` (workers load the generation with
+        // Acquire).
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for t in workers {
+            // Cheap when the worker is spinning (it leaves a token that its
+            // next park consumes); a futex wake when it sleeps.
+            t.unpark();
+        }
+        let own = catch_unwind(AssertUnwindSafe(|| f(0)));
+        self.wait_for_workers();
+        // Every worker is done with `job`: it may go out of scope.
+        self.job.store(std::ptr::null_mut(), Ordering::Relaxed);
+        let theirs = self.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.busy.store(false, Ordering::Release);
+        if let Err(p) = own {
+            resume_unwind(p);
+        }
+        if let Some(p) = theirs {
+            resume_unwind(p);
+        }
+    }
+
+    /// Returns once `pending` is zero: spins for [`CALLER_SPIN`], then
+    /// sleeps on `done` (the last worker wakes it).
+    fn wait_for_workers(&self) {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while self.pending.load(Ordering::Acquire) != 0 {
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) && start.elapsed() > CALLER_SPIN {
+                let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+                // SeqCst with the workers' decrement of `pending` and load
+                // of `caller_sleeps`: either the last worker sees this flag
+                // and notifies (under the lock, so once the wait has
+                // started), or this thread sees `pending` at zero.
+                self.caller_sleeps.store(true, Ordering::SeqCst);
+                while self.pending.load(Ordering::SeqCst) != 0 {
+                    guard = self.done.wait(guard).unwrap_or_else(|e| e.into_inner());
+                }
+                self.caller_sleeps.store(false, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+/// A worker's loop: wait for a new generation, run part `part` of its job,
+/// report it done; return when the pool stops.
+fn worker(shared: &Shared, part: usize) {
+    // No job is published before `Pool::new` returns, which is after this
+    // thread was spawned: generation 0 is the one before the first job,
+    // however late this thread starts.
+    let mut seen = 0;
+    loop {
+        let mut start = Instant::now();
+        let mut spins = 0u32;
+        let mut now = shared.generation.load(Ordering::Acquire);
+        while now == seen {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) && start.elapsed() > WORKER_SPIN {
+                // Returns on an unpark: a job, or [`Pool::install`] waking
+                // the workers ahead of one (a token left by an earlier
+                // unpark makes it return at once). Either way, spin again.
+                std::thread::park();
+                start = Instant::now();
+            } else {
+                std::hint::spin_loop();
+            }
+            now = shared.generation.load(Ordering::Acquire);
+        }
+        seen = now;
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let job = shared.job.load(Ordering::Relaxed) as *const Job;
+        // SAFETY: `job` was stored before the generation bump this thread
+        // acquired and points to a `Job` on the caller's stack, which stays
+        // alive (and `job` unchanged) until `pending` reaches zero, which
+        // needs this worker's decrement below.
+        let f = unsafe { (*job).f };
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(part))) {
+            let mut slot = shared.panic.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert(p);
+        }
+        if shared.pending.fetch_sub(1, Ordering::SeqCst) == 1
+            && shared.caller_sleeps.load(Ordering::SeqCst)
+        {
+            let _guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+            shared.done.notify_one();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        for handle in self.handles.drain(..) {
+            handle.thread().unpark();
+            // A worker cannot panic outside a part (parts are caught);
+            // whatever join says, never panic in drop.
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A pointer to the start of the slice [`par_chunks_mut`] splits, shared by
+/// the parts; each makes its own disjoint chunks from it.
+struct Base<T>(*mut T);
+
+// SAFETY: the parts only ever form disjoint chunks from the pointer (part
+// `k` forms chunk `k` only), and `T: Send` lets those
+// chunks be used on other threads, as `<[T]>::par_chunks_mut` would.
+unsafe impl<T: Send> Sync for Base<T> {}
+
+/// Processes `out` in parallel over its rows of `row_len` elements on the
+/// pool installed on this thread, part `k` of [`Pool::run`] taking the
+/// `k`-th of `threads` balanced blocks; the contract of tract-linalg's
+/// `multithread::par_chunks_mut`: `f(first_row, chunk)` is called on
+/// disjoint contiguous blocks of whole rows covering `out` (never splitting
+/// a row, so results are bit-identical to `f(0, out)`); `work` is the
+/// size of the whole job (multiply-adds, or the kernel's equivalent). Runs
+/// `f(0, out)` inline when no pool is installed, `out` has fewer than two
+/// rows, or `work` is below the pool's minimum ([`MIN_PARALLEL_WORK`]
+/// unless [`Pool::with_min_work`] set another). The first error of a chunk
+/// is returned (other chunks may still have run).
+pub fn par_chunks_mut<T: Send>(
+    out: &mut [T],
+    row_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T]) -> TractResult<()> + Sync,
+) -> TractResult<()> {
+    let row_len = row_len.max(1);
+    debug_assert!(out.len().is_multiple_of(row_len));
+    let rows = out.len() / row_len;
+    if rows < 2 {
+        return f(0, out);
+    }
+    let Some(shared) = CURRENT.with_borrow(|c| c.clone()) else {
+        return f(0, out);
+    };
+    let threads = shared.threads();
+    if threads < 2 || work < shared.min_work {
+        return f(0, out);
+    }
+    // Part k takes chunk k, always the same one: a worker's thread-local
+    // scratch is warm after one run of each op, and the rows (and weights)
+    // it handles stay in its core's caches from one frame to the next.
+    let chunks = threads.min(rows);
+    let error = Mutex::new(None);
+    let base = Base(out.as_mut_ptr());
+    let base = &base;
+    shared.run(&|k| {
+        if k >= chunks {
+            return;
+        }
+        // Rows k * rows / chunks .. (k + 1) * rows / chunks: balanced,
+        // disjoint, covering every row.
+        let (r0, r1) = (k * rows / chunks, (k + 1) * rows / chunks);
+        // SAFETY: rows r0..r1 lie inside `out` (r1 <= rows); `run` calls
+        // each part index once, so chunk `k` is formed by this call alone,
+        // chunks of different `k` do not overlap, and `out` stays mutably
+        // borrowed by this function until every part has finished (`run`
+        // returns after them).
+        let chunk = unsafe {
+            std::slice::from_raw_parts_mut(base.0.add(r0 * row_len), (r1 - r0) * row_len)
+        };
+        if let Err(e) = f(r0, chunk) {
+            error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(e);
+        }
+    });
+    match error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::kernels::depthwise::Depthwise3x3;
+    use crate::model::kernels::im2col::Im2Col;
+    use crate::model::kernels::pointwise::tests::Rng;
+    use crate::model::kernels::pointwise::{PackedGemm, Simd};
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// `run` inline, then with pools of 2 and 3 threads that split every
+    /// op; every output must have the same bits.
+    fn same_bits_split_or_not(what: &str, run: impl Fn() -> Vec<f32>) {
+        let alone = run();
+        for threads in [2, 3] {
+            let pool = Pool::with_min_work(threads, 0).expect("pool");
+            // Twice: the second job finds the workers warm.
+            for round in 0..2 {
+                let split = pool.install(&run);
+                assert_eq!(
+                    bits(&split),
+                    bits(&alone),
+                    "{what}: {threads} threads, round {round}"
+                );
+            }
+        }
+    }
+
+    fn simd_paths() -> Vec<Simd> {
+        use crate::model::kernels::path::KernelPath;
+        let mut v = vec![Simd::Portable];
+        if KernelPath::Avx512.supported() {
+            v.push(Simd::Avx512);
+        }
+        if KernelPath::Avx2.supported() {
+            v.push(Simd::Avx2);
+        }
+        v
+    }
+
+    #[test]
+    fn pointwise_results_are_bit_identical_split_or_not() {
+        let mut rng = Rng(crate::rng::Rng::new(0x51_17));
+        // MobileNetV2 layers (3 panels at 56x56, the 7x7 transposed
+        // tiles, the 112x112 expansion) and odd ones (a partial last panel
+        // is one chunk; fewer panels than threads).
+        let shapes = [
+            (96, 24, 3136),
+            (16, 96, 12544),
+            (160, 960, 49),
+            (960, 160, 49),
+            (32, 16, 97),
+            (17, 13, 48),
+            (8, 8, 300),
+        ];
+        for (ci, co, p) in shapes {
+            let x = rng.vec(ci * p);
+            let w = rng.vec(co * ci);
+            let b = rng.vec(co);
+            let r = rng.vec(co * p);
+            for simd in simd_paths() {
+                let op = PackedGemm::new(ci, co, p, &w, &b)
+                    .expect("valid shape")
+                    .with_simd(simd)
+                    .with_clamp(0.0, 6.0);
+                same_bits_split_or_not(&format!("{simd:?} {ci}x{co}x{p}"), || {
+                    let mut out = vec![f32::NAN; co * p];
+                    op.compute(&x, &mut out).expect("shapes match");
+                    out
+                });
+                let op = op.with_residual();
+                same_bits_split_or_not(&format!("{simd:?} {ci}x{co}x{p} residual"), || {
+                    let mut out = r.clone();
+                    op.compute(&x, &mut out).expect("shapes match");
+                    out
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn depthwise_results_are_bit_identical_split_or_not() {
+        let mut rng = Rng(crate::rng::Rng::new(0xd3_97));
+        for (c, h, w, stride) in [
+            (32, 112, 112, 1),
+            (96, 112, 112, 2),
+            (144, 28, 28, 1),
+            (960, 7, 7, 1),
+            (5, 9, 8, 2),
+            (3, 1, 1, 1),
+        ] {
+            let op = Depthwise3x3::new((c, h, w), stride, rng.vec(c * 9), rng.vec(c))
+                .expect("valid shape")
+                .with_clamp(0.0, 6.0);
+            let x = rng.vec(c * h * w);
+            let (oh, ow) = op.out_hw();
+            same_bits_split_or_not(&format!("depthwise {c}x{h}x{w} stride {stride}"), || {
+                let mut out = vec![f32::NAN; c * oh * ow];
+                op.compute(&x, &mut out).expect("shapes match");
+                out
+            });
+        }
+    }
+
+    #[test]
+    fn im2col_stem_results_are_bit_identical_split_or_not() {
+        let mut rng = Rng(crate::rng::Rng::new(0x57e3));
+        // MobileNetV2's first convolution: 3x224x224, 3x3 stride 2, 32 out.
+        let geo = Im2Col::new((3, 224, 224), (3, 3), (2, 2), (1, 1), (112, 112)).expect("fits");
+        let x = rng.vec(3 * 224 * 224);
+        let w = rng.vec(32 * geo.rows());
+        let b = rng.vec(32);
+        for simd in simd_paths() {
+            let op = PackedGemm::new(geo.rows(), 32, 112 * 112, &w, &b)
+                .expect("valid shape")
+                .with_simd(simd)
+                .with_clamp(0.0, 6.0);
+            same_bits_split_or_not(&format!("{simd:?} stem"), || {
+                let mut out = vec![f32::NAN; 32 * 112 * 112];
+                geo.with_matrix(&x, |cols| op.compute(cols, &mut out))
+                    .expect("shapes match");
+                out
+            });
+        }
+    }
+
+    #[test]
+    fn every_row_is_visited_once_in_whole_chunks() {
+        let pool = Pool::with_min_work(3, 0).expect("pool");
+        for rows in [1, 2, 3, 4, 7, 100] {
+            let mut out = vec![0usize; rows * 5];
+            pool.install(|| {
+                par_chunks_mut(&mut out, 5, usize::MAX, |first, chunk| {
+                    assert_eq!(chunk.len() % 5, 0);
+                    for (i, v) in chunk.iter_mut().enumerate() {
+                        *v += first * 5 + i + 1;
+                    }
+                    Ok(())
+                })
+            })
+            .expect("no error");
+            let want: Vec<usize> = (1..=rows * 5).collect();
+            assert_eq!(out, want, "{rows} rows");
+        }
+    }
+
+    #[test]
+    fn without_a_pool_or_below_its_minimum_work_the_op_runs_inline_in_one_call() {
+        let calls = AtomicUsize::new(0);
+        let mut out = vec![0u8; 64];
+        let once = |first: usize, chunk: &mut [u8]| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            assert_eq!((first, chunk.len()), (0, 64));
+            Ok(())
+        };
+        par_chunks_mut(&mut out, 1, usize::MAX, once).expect("inline");
+        let pool = Pool::with_min_work(2, 1000).expect("pool");
+        pool.install(|| par_chunks_mut(&mut out, 1, 999, once))
+            .expect("inline");
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
+        // Installed, above the minimum: split.
+        pool.install(|| par_chunks_mut(&mut out, 1, 1000, |_, _| Ok(())))
+            .expect("split");
+        // And uninstalled again afterwards.
+        par_chunks_mut(&mut out, 1, usize::MAX, once).expect("inline");
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn the_first_error_of_a_chunk_is_returned() {
+        let pool = Pool::with_min_work(2, 0).expect("pool");
+        let mut out = vec![0f32; 8];
+        let e = pool
+            .install(|| {
+                par_chunks_mut(&mut out, 1, 8, |first, _| {
+                    tract_onnx::tract_core::internal::ensure!(
+                        first == 0,
+                        "chunk at {first} failed"
+                    );
+                    Ok(())
+                })
+            })
+            .expect_err("the second chunk fails");
+        assert!(e.to_string().contains("failed"), "{e}");
+    }
+
+    #[test]
+    fn a_panicking_part_neither_hangs_nor_loses_the_pool() {
+        let pool = Pool::with_min_work(3, 0).expect("pool");
+        for bad in 0..3 {
+            let caught = catch_unwind(AssertUnwindSafe(|| {
+                pool.run(&|part| {
+                    if part == bad {
+                        panic!("part {part} fails");
+                    }
+                })
+            }));
+            let payload = caught.expect_err("the panic reaches the caller");
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(msg, format!("part {bad} fails"));
+            // The pool still runs every part, and the kernels' entry too.
+            let ran = AtomicUsize::new(0);
+            pool.run(&|_| {
+                ran.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(ran.load(Ordering::Relaxed), 3, "after part {bad} panicked");
+            let mut out = vec![0u32; 30];
+            pool.install(|| {
+                par_chunks_mut(&mut out, 10, usize::MAX, |first, chunk| {
+                    chunk.fill(first as u32 + 1);
+                    Ok(())
+                })
+            })
+            .expect("no error");
+            assert!(out.iter().all(|&v| v != 0));
+        }
+        // A panic inside an installed pool leaves nothing installed.
+        let _ = catch_unwind(AssertUnwindSafe(|| pool.install(|| panic!("in install"))));
+        assert!(CURRENT.with_borrow(|c| c.is_none()));
+    }
+
+    #[test]
+    fn a_part_that_splits_again_or_a_second_caller_runs_inline() {
+        let pool = Pool::with_min_work(2, 0).expect("pool");
+        let total = AtomicUsize::new(0);
+        // Nested: part 0 (the caller, pool installed) splits again.
+        pool.install(|| {
+            pool.run(&|_| {
+                let mut v = vec![1u64; 40];
+                par_chunks_mut(&mut v, 4, usize::MAX, |_, c| {
+                    total.fetch_add(c.iter().sum::<u64>() as usize, Ordering::Relaxed);
+                    Ok(())
+                })
+                .expect("no error");
+            })
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 80);
+        // Two threads sharing one pool at once: each job still runs whole.
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..200 {
+                        let mut v = vec![0u32; 64];
+                        pool.install(|| {
+                            par_chunks_mut(&mut v, 8, usize::MAX, |first, c| {
+                                c.fill(first as u32 + 1);
+                                Ok(())
+                            })
+                        })
+                        .expect("no error");
+                        assert!(v.iter().all(|&x| x != 0));
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn dropping_the_pool_joins_its_workers() {
+        let pool = Pool::new(3).expect("pool");
+        assert_eq!(pool.threads(), 3);
+        let shared = Arc::downgrade(&pool.shared);
+        // Workers asleep (parked) and just after a job.
+        std::thread::sleep(Duration::from_millis(5));
+        pool.run(&|_| {});
+        drop(pool);
+        // Each worker held the shared state until its thread ended.
+        assert!(shared.upgrade().is_none(), "a worker outlived the pool");
+        let single = Pool::new(1).expect("pool");
+        assert_eq!(single.threads(), 1);
+        let ran = AtomicUsize::new(0);
+        single.run(&|part| {
+            assert_eq!(part, 0);
+            ran.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(ran.load(Ordering::Relaxed), 1);
+    }
+}
