@@ -1,26 +1,33 @@
 //! An allocation-free fork-join pool that splits one op over the cores
 //! (intra-op parallelism, issue 23): `threads - 1` persistent workers and
-//! the calling thread each run one part of a job.
+//! the calling thread share the chunks of a job.
 //!
-//! A job is handed over by bumping a generation counter: a worker that has
-//! just finished one spins on it for [`WORKER_SPIN`] (a network's ops follow
-//! each other within microseconds), then parks until it is unparked (by a
-//! job, or by [`Pool::install`] ahead of a network's first op); the
-//! caller runs part 0, then spins and finally sleeps on a condition variable
-//! until every worker has finished. Nothing is allocated per job: the job is
-//! a pointer to a closure on the caller's stack, the counters are atomics
-//! allocated with the pool.
+//! A job is `chunks` calls `f(0)`, `f(1)`, ...: the caller takes chunk 0,
+//! worker `k` chunk `k`, and whoever finishes early takes any chunk still
+//! unclaimed, so a worker the scheduler has not run yet delays nothing (on
+//! a busy machine the caller ends up doing the whole job, as if alone).
+//! A job is handed over by bumping a generation counter: a worker spins on
+//! it for [`WORKER_SPIN`] after its last job (a network's ops follow each
+//! other within microseconds), then parks until it is unparked (by a job,
+//! or by [`Pool::install`] ahead of a network's first op). The caller, its
+//! chunks done, closes the job, then waits (spinning, then on a condition
+//! variable) for the workers still inside it to leave; a worker that
+//! arrives after the close never touches it. Nothing is allocated per job:
+//! the job lives on the caller's stack, the counters are atomics allocated
+//! with the pool.
 //!
 //! A pool is installed on the calling thread around a network's run
 //! ([`Pool::install`]); the kernels call [`par_chunks_mut`], which splits
 //! over the installed pool and runs inline when there is none (workers and
 //! other threads) or the op is too small to pay. The kernels' thread-local
 //! scratch (the depthwise planes) lives on in each worker, so after
-//! warm-up nothing is allocated there either.
+//! warm-up nothing is allocated there either (a worker that has always
+//! been too late for a layer grows its scratch the first time it takes a
+//! chunk of it, once).
 //!
-//! A panicking part is caught where it ran; the caller waits for every part
-//! to finish, then resumes the panic, and the pool stays usable. (The
-//! appliance build aborts on panic, so this matters for tests and for
+//! A panicking chunk is caught where it ran; the caller waits for every
+//! chunk to finish, then resumes the panic, and the pool stays usable.
+//! (The appliance build aborts on panic, so this matters for tests and for
 //! builds that unwind.)
 #![allow(
     unsafe_code,
@@ -30,19 +37,21 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::TractResult;
 
-/// How long a worker that has finished a part keeps spinning for the next
+/// How long a worker that has finished a job keeps spinning for the next
 /// one before it parks (a network's ops follow each other within a few
 /// microseconds; frames are milliseconds apart).
 const WORKER_SPIN: Duration = Duration::from_micros(200);
-/// How long the caller, its own part done, spins for the workers' parts
-/// before it sleeps.
-const CALLER_SPIN: Duration = Duration::from_micros(500);
+/// How long the caller, its chunks done, spins for the workers' before it
+/// sleeps.
+const CALLER_SPIN: Duration = Duration::from_micros(200);
+/// Most threads a pool runs a job on (chunks are claimed in a 64-bit mask).
+pub const MAX_THREADS: usize = 64;
 
 /// Work (in multiply-adds, or the kernel's equivalent) below which
 /// [`par_chunks_mut`] runs inline: splitting costs a hand-off (about a
@@ -50,10 +59,43 @@ const CALLER_SPIN: Duration = Duration::from_micros(500);
 /// docs/engine.md ("Two cores: our fork-join pool").
 pub const MIN_PARALLEL_WORK: usize = 1 << 18;
 
-/// One job: the closure each participant calls with its part's index.
-/// Lives on the caller's stack for the duration of [`Pool::run`].
+/// One job, on the caller's stack for the duration of [`Pool::run`]:
+/// `chunks` calls of `f`, each claimed by exactly one thread.
 struct Job<'a> {
     f: &'a (dyn Fn(usize) + Sync),
+    chunks: usize,
+    /// Bit `k`: chunk `k` has been claimed.
+    claimed: AtomicU64,
+    /// Chunks run to their end (or to a panic).
+    finished: AtomicUsize,
+    /// The first panic of a chunk, resumed by the caller.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+impl Job<'_> {
+    /// Runs chunk `first` if still unclaimed, then every other unclaimed
+    /// chunk; returns whether this call finished the last chunk.
+    fn work(&self, first: usize) -> bool {
+        let mut last = false;
+        for k in (first..self.chunks).chain(0..first.min(self.chunks)) {
+            let bit = 1u64 << k;
+            if self.claimed.load(Ordering::Relaxed) & bit != 0
+                || self.claimed.fetch_or(bit, Ordering::Relaxed) & bit != 0
+            {
+                continue;
+            }
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| (self.f)(k))) {
+                let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
+                slot.get_or_insert(p);
+            }
+            last = self.finished.fetch_add(1, Ordering::SeqCst) + 1 == self.chunks;
+        }
+        last
+    }
+
+    fn all_finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst) == self.chunks
+    }
 }
 
 /// What the caller and the workers share.
@@ -61,23 +103,21 @@ struct Shared {
     /// Bumped once per job (and once more to stop); workers wait for it to
     /// move past the last value they saw.
     generation: AtomicUsize,
-    /// The current job, a `*const Job` on the caller's stack; valid from the
-    /// bump of `generation` until `pending` reaches zero.
+    /// The current job, a `*const Job` on the caller's stack, while `open`.
     job: AtomicPtr<()>,
-    /// Workers that have not yet finished the current job.
-    pending: AtomicUsize,
-    /// Whether the caller sleeps on `done` (or is about to).
+    /// Whether a worker may enter the current job.
+    open: AtomicBool,
+    /// Workers inside the current job (entered and not yet left).
+    active: AtomicUsize,
+    /// Whether the caller sleeps on `wake` (or is about to).
     caller_sleeps: AtomicBool,
-    /// Guards the caller's sleep on `done`.
+    /// Guards the caller's sleep on `wake`.
     lock: Mutex<()>,
-    done: Condvar,
-    /// The first panic of a worker's part of the current job, resumed by
-    /// the caller.
-    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    wake: Condvar,
     /// Set when the pool is dropped: workers return.
     stop: AtomicBool,
     /// Whether a thread is running a job on this pool (a second caller, or
-    /// a part that splits again, runs every part itself instead).
+    /// a chunk that splits again, runs every chunk itself instead).
     busy: AtomicBool,
     /// The workers, to unpark; set once they have all started.
     workers: OnceLock<Box<[Thread]>>,
@@ -107,8 +147,8 @@ thread_local! {
 
 impl Pool {
     /// A pool running jobs on `threads` threads (the caller's and
-    /// `threads - 1` workers; 0 counts as 1) that splits ops of at least
-    /// [`MIN_PARALLEL_WORK`].
+    /// `threads - 1` workers; 0 counts as 1, more than [`MAX_THREADS`] as
+    /// that) that splits ops of at least [`MIN_PARALLEL_WORK`].
     pub fn new(threads: usize) -> crate::Result<Pool> {
         Pool::with_min_work(threads, MIN_PARALLEL_WORK)
     }
@@ -116,14 +156,15 @@ impl Pool {
     /// A pool like [`Pool::new`]'s that splits ops of at least `min_work`
     /// (0: every op of two rows or more).
     pub fn with_min_work(threads: usize, min_work: usize) -> crate::Result<Pool> {
+        let threads = threads.clamp(1, MAX_THREADS);
         let shared = Arc::new(Shared {
             generation: AtomicUsize::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),
-            pending: AtomicUsize::new(0),
+            open: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
             caller_sleeps: AtomicBool::new(false),
             lock: Mutex::new(()),
-            done: Condvar::new(),
-            panic: Mutex::new(None),
+            wake: Condvar::new(),
             stop: AtomicBool::new(false),
             busy: AtomicBool::new(false),
             workers: OnceLock::new(),
@@ -132,16 +173,14 @@ impl Pool {
         // On an early return the pool's drop stops the workers started so far.
         let mut pool = Pool {
             shared,
-            handles: Vec::with_capacity(threads.saturating_sub(1)),
+            handles: Vec::with_capacity(threads - 1),
         };
-        for part in 1..threads.max(1) {
+        for part in 1..threads {
             let shared = Arc::clone(&pool.shared);
             let handle = std::thread::Builder::new()
                 .name(format!("ms-intra-{part}"))
                 .spawn(move || worker(&shared, part))
-                .map_err(|e| {
-                    crate::err!(Io, source = e, "starting intra-op worker thread {part}")
-                })?;
+                .map_err(|e| crate::err!(Io, source = e, "starting intra-op worker thread {part}"))?;
             pool.handles.push(handle);
         }
         let threads: Box<[Thread]> = pool.handles.iter().map(|h| h.thread().clone()).collect();
@@ -175,13 +214,13 @@ impl Pool {
         f()
     }
 
-    /// Calls `f(part)` for every part `0..threads()`, part 0 on the calling
-    /// thread, the others on the workers, and returns when all have
-    /// finished. A panic in a part is resumed here once every part has
-    /// finished. If the pool is already running a job (another caller, or
-    /// `f` itself splitting again), every part runs here, in order.
+    /// Calls `f(k)` once for every chunk `k` in `0..threads()`, spread over
+    /// the caller and the workers, and returns when all have finished. A
+    /// panic in a chunk is resumed here once every chunk has finished. If
+    /// the pool is already running a job (another caller, or `f` itself
+    /// splitting again), every chunk runs here, in order.
     pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
-        self.shared.run(f)
+        self.shared.run(self.threads(), f)
     }
 }
 
@@ -191,71 +230,90 @@ impl Shared {
         self.workers.get().map_or(0, |w| w.len()) + 1
     }
 
-    /// [`Pool::run`].
-    fn run(&self, f: &(dyn Fn(usize) + Sync)) {
+    /// [`Pool::run`] with `chunks` (at most [`MAX_THREADS`]) chunks.
+    fn run(&self, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+        debug_assert!(chunks <= MAX_THREADS);
         let workers: &[Thread] = self.workers.get().map_or(&[], |w| w);
         if workers.is_empty()
+            || chunks < 2
             || self
                 .busy
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_err()
         {
-            (0..=workers.len()).for_each(f);
+            (0..chunks).for_each(f);
             return;
         }
-        let job = Job { f };
+        let job = Job {
+            f,
+            chunks,
+            claimed: AtomicU64::new(0),
+            finished: AtomicUsize::new(0),
+            panic: Mutex::new(None),
+        };
         self.job
             .store(&job as *const Job as *mut (), Ordering::Relaxed);
-        self.pending.store(workers.len(), Ordering::Relaxed);
-        // Publishes the job and `pending` (workers load the generation with
-        // Acquire).
+        // SeqCst: publishes the job to a worker that sees `open` (the
+        // workers' own loads are SeqCst), and orders it with their `active`.
+        self.open.store(true, Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
-        for t in workers {
+        for t in workers.iter().take(chunks - 1) {
             // Cheap when the worker is spinning (it leaves a token that its
             // next park consumes); a futex wake when it sleeps.
             t.unpark();
         }
-        let own = catch_unwind(AssertUnwindSafe(|| f(0)));
-        self.wait_for_workers();
-        // Every worker is done with `job`: it may go out of scope.
+        job.work(0);
+        self.wait_until(|| job.all_finished());
+        // SeqCst with the workers' increment of `active` then load of
+        // `open`: a worker either saw the job open and is counted in
+        // `active`, or sees it closed and leaves without touching it.
+        self.open.store(false, Ordering::SeqCst);
+        self.wait_until(|| self.active.load(Ordering::SeqCst) == 0);
         self.job.store(std::ptr::null_mut(), Ordering::Relaxed);
-        let theirs = self.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.busy.store(false, Ordering::Release);
-        if let Err(p) = own {
-            resume_unwind(p);
-        }
-        if let Some(p) = theirs {
+        if let Some(p) = job.panic.into_inner().unwrap_or_else(|e| e.into_inner()) {
             resume_unwind(p);
         }
     }
 
-    /// Returns once `pending` is zero: spins for [`CALLER_SPIN`], then
-    /// sleeps on `done` (the last worker wakes it).
-    fn wait_for_workers(&self) {
+    /// Returns once `done()` holds: spins for [`CALLER_SPIN`], then sleeps
+    /// on `wake`, which a worker notifies after any change `done` reads
+    /// when it sees `caller_sleeps`.
+    fn wait_until(&self, done: impl Fn() -> bool) {
         let start = Instant::now();
         let mut spins = 0u32;
-        while self.pending.load(Ordering::Acquire) != 0 {
+        while !done() {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(64) && start.elapsed() > CALLER_SPIN {
                 let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-                // SeqCst with the workers' decrement of `pending` and load
-                // of `caller_sleeps`: either the last worker sees this flag
-                // and notifies (under the lock, so once the wait has
-                // started), or this thread sees `pending` at zero.
+                // SeqCst with the workers' updates (SeqCst) and their load
+                // of `caller_sleeps`: either a worker sees this flag after
+                // its update and notifies (under the lock, so once the wait
+                // has started), or `done()` below sees the update.
                 self.caller_sleeps.store(true, Ordering::SeqCst);
-                while self.pending.load(Ordering::SeqCst) != 0 {
-                    guard = self.done.wait(guard).unwrap_or_else(|e| e.into_inner());
+                while !done() {
+                    guard = self.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
                 }
                 self.caller_sleeps.store(false, Ordering::Relaxed);
                 return;
             }
         }
     }
+
+    /// Wakes the caller if it sleeps in [`Shared::wait_until`]; called by a
+    /// worker after each update the caller waits on.
+    fn notify_caller(&self) {
+        if self.caller_sleeps.load(Ordering::SeqCst) {
+            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.wake.notify_one();
+        }
+    }
 }
 
-/// A worker's loop: wait for a new generation, run part `part` of its job,
-/// report it done; return when the pool stops.
+/// A worker's loop: wait for a new generation, enter the job if it is
+/// still open, run chunk `part` and any unclaimed one, leave; return when
+/// the pool stops.
 fn worker(shared: &Shared, part: usize) {
     // No job is published before `Pool::new` returns, which is after this
     // thread was spawned: generation 0 is the one before the first job,
@@ -268,7 +326,7 @@ fn worker(shared: &Shared, part: usize) {
         while now == seen {
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(64) && start.elapsed() > WORKER_SPIN {
-                // Returns on an unpark: a job, or [`Pool::install`] waking
+                // Returns on an unpark: a job, or `Pool::install` waking
                 // the workers ahead of one (a token left by an earlier
                 // unpark makes it return at once). Either way, spin again.
                 std::thread::park();
@@ -282,21 +340,21 @@ fn worker(shared: &Shared, part: usize) {
         if shared.stop.load(Ordering::Acquire) {
             return;
         }
-        let job = shared.job.load(Ordering::Relaxed) as *const Job;
-        // SAFETY: `job` was stored before the generation bump this thread
-        // acquired and points to a `Job` on the caller's stack, which stays
-        // alive (and `job` unchanged) until `pending` reaches zero, which
-        // needs this worker's decrement below.
-        let f = unsafe { (*job).f };
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(part))) {
-            let mut slot = shared.panic.lock().unwrap_or_else(|e| e.into_inner());
-            slot.get_or_insert(p);
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        if shared.open.load(Ordering::SeqCst) {
+            let job = shared.job.load(Ordering::Relaxed) as *const Job;
+            // SAFETY: the job is open and this worker is counted in
+            // `active`, so `job` points to the `Job` on the caller's stack
+            // published before `open` was set, and the caller neither
+            // returns nor stores another job until `active` is back to
+            // zero, which needs this worker's decrement below.
+            let job = unsafe { &*job };
+            if job.work(part) {
+                shared.notify_caller();
+            }
         }
-        if shared.pending.fetch_sub(1, Ordering::SeqCst) == 1
-            && shared.caller_sleeps.load(Ordering::SeqCst)
-        {
-            let _guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-            shared.done.notify_one();
+        if shared.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            shared.notify_caller();
         }
     }
 }
@@ -307,7 +365,7 @@ impl Drop for Pool {
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
         for handle in self.handles.drain(..) {
             handle.thread().unpark();
-            // A worker cannot panic outside a part (parts are caught);
+            // A worker cannot panic outside a chunk (chunks are caught);
             // whatever join says, never panic in drop.
             let _ = handle.join();
         }
@@ -315,25 +373,25 @@ impl Drop for Pool {
 }
 
 /// A pointer to the start of the slice [`par_chunks_mut`] splits, shared by
-/// the parts; each makes its own disjoint chunks from it.
+/// the chunks; each makes its own disjoint part from it.
 struct Base<T>(*mut T);
 
-// SAFETY: the parts only ever form disjoint chunks from the pointer (part
-// `k` forms chunk `k` only), and `T: Send` lets those
-// chunks be used on other threads, as `<[T]>::par_chunks_mut` would.
+// SAFETY: the chunks only ever form disjoint parts of the slice from the
+// pointer (chunk `k`, run once, forms part `k` only), and `T: Send` lets
+// those parts be used on other threads, as `<[T]>::par_chunks_mut` would.
 unsafe impl<T: Send> Sync for Base<T> {}
 
 /// Processes `out` in parallel over its rows of `row_len` elements on the
-/// pool installed on this thread, part `k` of [`Pool::run`] taking the
-/// `k`-th of `threads` balanced blocks; the contract of tract-linalg's
-/// `multithread::par_chunks_mut`: `f(first_row, chunk)` is called on
-/// disjoint contiguous blocks of whole rows covering `out` (never splitting
-/// a row, so results are bit-identical to `f(0, out)`); `work` is the
-/// size of the whole job (multiply-adds, or the kernel's equivalent). Runs
-/// `f(0, out)` inline when no pool is installed, `out` has fewer than two
-/// rows, or `work` is below the pool's minimum ([`MIN_PARALLEL_WORK`]
-/// unless [`Pool::with_min_work`] set another). The first error of a chunk
-/// is returned (other chunks may still have run).
+/// pool installed on this thread, cut into one balanced block of rows per
+/// thread; the contract of tract-linalg's `multithread::par_chunks_mut`:
+/// `f(first_row, chunk)` is called on disjoint contiguous blocks of whole
+/// rows covering `out` (never splitting a row, so results are
+/// bit-identical to `f(0, out)`); `work` is the size of the whole job
+/// (multiply-adds, or the kernel's equivalent). Runs `f(0, out)` inline
+/// when no pool is installed, `out` has fewer than two rows, or `work` is
+/// below the pool's minimum ([`MIN_PARALLEL_WORK`] unless
+/// [`Pool::with_min_work`] set another). The first error of a block is
+/// returned (other blocks may still have run).
 pub fn par_chunks_mut<T: Send>(
     out: &mut [T],
     row_len: usize,
@@ -353,29 +411,27 @@ pub fn par_chunks_mut<T: Send>(
     if threads < 2 || work < shared.min_work {
         return f(0, out);
     }
-    // Part k takes chunk k, always the same one: a worker's thread-local
-    // scratch is warm after one run of each op, and the rows (and weights)
-    // it handles stay in its core's caches from one frame to the next.
+    // One block per thread: worker k's block is block k unless the caller
+    // got there first, so a worker's thread-local scratch is warm after one
+    // run of each op, and the rows (and weights) it handles stay in its
+    // core's caches from one frame to the next.
     let chunks = threads.min(rows);
     let error = Mutex::new(None);
     let base = Base(out.as_mut_ptr());
     let base = &base;
-    shared.run(&|k| {
-        if k >= chunks {
-            return;
-        }
+    shared.run(chunks, &|k| {
         // Rows k * rows / chunks .. (k + 1) * rows / chunks: balanced,
         // disjoint, covering every row.
         let (r0, r1) = (k * rows / chunks, (k + 1) * rows / chunks);
         // SAFETY: rows r0..r1 lie inside `out` (r1 <= rows); `run` calls
-        // each part index once, so chunk `k` is formed by this call alone,
-        // chunks of different `k` do not overlap, and `out` stays mutably
-        // borrowed by this function until every part has finished (`run`
+        // each chunk index once, so this part is formed by this call alone,
+        // parts of different `k` do not overlap, and `out` stays mutably
+        // borrowed by this function until every chunk has finished (`run`
         // returns after them).
-        let chunk = unsafe {
+        let part = unsafe {
             std::slice::from_raw_parts_mut(base.0.add(r0 * row_len), (r1 - r0) * row_len)
         };
-        if let Err(e) = f(r0, chunk) {
+        if let Err(e) = f(r0, part) {
             error
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -533,6 +589,23 @@ mod tests {
             .expect("no error");
             let want: Vec<usize> = (1..=rows * 5).collect();
             assert_eq!(out, want, "{rows} rows");
+        }
+    }
+
+    #[test]
+    fn many_short_jobs_each_run_every_chunk_exactly_once() {
+        // Workers arrive early, late (after the caller took their chunk)
+        // or after the close; every chunk must still run once per job.
+        let pool = Pool::with_min_work(3, 0).expect("pool");
+        let counts: Vec<AtomicUsize> = (0..3).map(|_| AtomicUsize::new(0)).collect();
+        let jobs = 20_000;
+        for _ in 0..jobs {
+            pool.run(&|k| {
+                counts[k].fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        for (k, c) in counts.iter().enumerate() {
+            assert_eq!(c.load(Ordering::Relaxed), jobs, "chunk {k}");
         }
     }
 
