@@ -33,6 +33,22 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Scratch floats an intra-op worker reserves when it starts
+/// ([`reserve_scratch`]): a 3x3 layer on planes up to 224x224 needs no more,
+/// so a worker that first takes a chunk of a layer late (the caller took
+/// its chunks until then) does not allocate in the middle of a frame.
+const WORKER_SCRATCH: usize = 1 << 16;
+
+/// Grows this thread's scratch to [`WORKER_SCRATCH`] floats (256 KiB);
+/// `kernels::pool` calls it when a worker starts.
+pub(crate) fn reserve_scratch() {
+    SCRATCH.with_borrow_mut(|scratch| {
+        if scratch.len() < WORKER_SCRATCH {
+            scratch.resize(WORKER_SCRATCH, 0.0);
+        }
+    });
+}
+
 /// One depthwise layer's taps, biases and geometry.
 #[derive(Debug, Clone)]
 pub(crate) struct Depthwise3x3 {

@@ -20,10 +20,10 @@
 //! ([`Pool::install`]); the kernels call [`par_chunks_mut`], which splits
 //! over the installed pool and runs inline when there is none (workers and
 //! other threads) or the op is too small to pay. The kernels' thread-local
-//! scratch (the depthwise planes) lives on in each worker, so after
-//! warm-up nothing is allocated there either (a worker that has always
-//! been too late for a layer grows its scratch the first time it takes a
-//! chunk of it, once).
+//! scratch (the depthwise planes, reserved when a worker starts for planes
+//! up to 224x224) lives on in each worker, so after warm-up nothing is
+//! allocated there either (a larger layer grows it once, the first time
+//! the worker takes a chunk of it).
 //!
 //! A panicking chunk is caught where it ran; the caller waits for every
 //! chunk to finish, then resumes the panic, and the pool stays usable.
@@ -123,6 +123,9 @@ struct Shared {
     workers: OnceLock<Box<[Thread]>>,
     /// Work below which [`par_chunks_mut`] runs inline.
     min_work: usize,
+    /// Workers that have started (`Pool::new` waits for all of them, so
+    /// that what a thread allocates when it starts is part of building).
+    started: AtomicUsize,
 }
 
 /// A fork-join pool of `threads` threads: the caller and `threads - 1`
@@ -169,6 +172,7 @@ impl Pool {
             busy: AtomicBool::new(false),
             workers: OnceLock::new(),
             min_work,
+            started: AtomicUsize::new(0),
         });
         // On an early return the pool's drop stops the workers started so far.
         let mut pool = Pool {
@@ -180,11 +184,16 @@ impl Pool {
             let handle = std::thread::Builder::new()
                 .name(format!("ms-intra-{part}"))
                 .spawn(move || worker(&shared, part))
-                .map_err(|e| crate::err!(Io, source = e, "starting intra-op worker thread {part}"))?;
+                .map_err(|e| {
+                    crate::err!(Io, source = e, "starting intra-op worker thread {part}")
+                })?;
             pool.handles.push(handle);
         }
         let threads: Box<[Thread]> = pool.handles.iter().map(|h| h.thread().clone()).collect();
         let _ = pool.shared.workers.set(threads);
+        while pool.shared.started.load(Ordering::Acquire) < pool.handles.len() {
+            std::thread::sleep(Duration::from_micros(50));
+        }
         Ok(pool)
     }
 
@@ -319,6 +328,8 @@ fn worker(shared: &Shared, part: usize) {
     // thread was spawned: generation 0 is the one before the first job,
     // however late this thread starts.
     let mut seen = 0;
+    super::depthwise::reserve_scratch();
+    shared.started.fetch_add(1, Ordering::Release);
     loop {
         let mut start = Instant::now();
         let mut spins = 0u32;
