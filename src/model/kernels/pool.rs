@@ -6,10 +6,14 @@
 //! worker `k` chunk `k`, and whoever finishes early takes any chunk still
 //! unclaimed, so a worker the scheduler has not run yet delays nothing (on
 //! a busy machine the caller ends up doing the whole job, as if alone).
-//! A job is handed over by bumping a generation counter: a worker spins on
-//! it for [`WORKER_SPIN`] after its last job (a network's ops follow each
-//! other within microseconds), then parks until it is unparked (by a job,
-//! or by [`Pool::install`] ahead of a network's first op). The caller, its
+//! A job is handed over by bumping a generation counter: while a network
+//! runs ([`Pool::install`]) the workers spin on it, then for
+//! [`WORKER_SPIN`] more, then park until unparked (by a job, or by the next
+//! `install`). Spinning through the whole run matters: a worker that parks
+//! between two ops wakes tens of microseconds late, the caller takes its
+//! chunk meanwhile, the op lasts longer than the spin, and the worker is
+//! late again for the next one (measured: a third of the jobs seen, most
+//! chunks run by the caller, no gain). The caller, its
 //! chunks done, closes the job, then waits (spinning, then on a condition
 //! variable) for the workers still inside it to leave; a worker that
 //! arrives after the close never touches it. Nothing is allocated per job:
@@ -43,13 +47,13 @@ use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::TractResult;
 
-/// How long a worker that has finished a job keeps spinning for the next
-/// one before it parks (a network's ops follow each other within a few
-/// microseconds; frames are milliseconds apart).
+/// How long a worker keeps spinning for the next job after the last
+/// network run on the pool has ended, before it parks.
 const WORKER_SPIN: Duration = Duration::from_micros(200);
 /// How long the caller, its chunks done, spins for the workers' before it
-/// sleeps.
-const CALLER_SPIN: Duration = Duration::from_micros(200);
+/// sleeps (a worker's chunk is about as long as the caller's; one that takes
+/// much longer was preempted).
+const CALLER_SPIN: Duration = Duration::from_micros(1000);
 /// Most threads a pool runs a job on (chunks are claimed in a 64-bit mask).
 pub const MAX_THREADS: usize = 64;
 
@@ -123,6 +127,9 @@ struct Shared {
     workers: OnceLock<Box<[Thread]>>,
     /// Work below which [`par_chunks_mut`] runs inline.
     min_work: usize,
+    /// Threads inside [`Pool::install`] (a network running): workers spin
+    /// for the next job as long as it is not zero.
+    installed: AtomicUsize,
     /// Workers that have started (`Pool::new` waits for all of them, so
     /// that what a thread allocates when it starts is part of building).
     started: AtomicUsize,
@@ -172,6 +179,7 @@ impl Pool {
             busy: AtomicBool::new(false),
             workers: OnceLock::new(),
             min_work,
+            installed: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
         });
         // On an early return the pool's drop stops the workers started so far.
@@ -206,17 +214,19 @@ impl Pool {
     /// kernels' [`par_chunks_mut`] calls inside split over it. Restores
     /// what was installed before, also when `f` panics.
     pub fn install<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Restore(Option<Arc<Shared>>);
-        impl Drop for Restore {
+        struct Restore<'a>(Option<Arc<Shared>>, &'a Shared);
+        impl Drop for Restore<'_> {
             fn drop(&mut self) {
                 let prev = self.0.take();
                 CURRENT.with_borrow_mut(|c| *c = prev);
+                self.1.installed.fetch_sub(1, Ordering::SeqCst);
             }
         }
         let prev = CURRENT.with_borrow_mut(|c| c.replace(Arc::clone(&self.shared)));
-        let _restore = Restore(prev);
-        // Wakes sleeping workers now, so that they spin, not sleep, when the
-        // network's first op arrives.
+        self.shared.installed.fetch_add(1, Ordering::SeqCst);
+        let _restore = Restore(prev, &self.shared);
+        // Wakes sleeping workers now: they spin, not sleep, while the
+        // network runs, so that each op finds them ready.
         for t in self.shared.workers.get().into_iter().flatten() {
             t.unpark();
         }
@@ -336,7 +346,10 @@ fn worker(shared: &Shared, part: usize) {
         let mut now = shared.generation.load(Ordering::Acquire);
         while now == seen {
             spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(64) && start.elapsed() > WORKER_SPIN {
+            if spins.is_multiple_of(64)
+                && shared.installed.load(Ordering::Relaxed) == 0
+                && start.elapsed() > WORKER_SPIN
+            {
                 // Returns on an unpark: a job, or `Pool::install` waking
                 // the workers ahead of one (a token left by an earlier
                 // unpark makes it return at once). Either way, spin again.
