@@ -396,66 +396,85 @@ impl Drop for Pool {
     }
 }
 
-/// A pointer to the start of the slice [`par_chunks_mut`] splits, shared by
-/// the chunks; each makes its own disjoint part from it.
-struct Base<T>(*mut T);
+/// A slice that the parts of one job write through, each into elements no
+/// other part touches (rows of channels, columns of pixels: shapes that are
+/// not contiguous blocks of the slice, so `chunks_mut` cannot hand them
+/// out). Borrows the slice mutably for its lifetime.
+pub(crate) struct SharedSlice<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [T]>,
+}
 
-// SAFETY: the chunks only ever form disjoint parts of the slice from the
-// pointer (chunk `k`, run once, forms part `k` only), and `T: Send` lets
-// those parts be used on other threads, as `<[T]>::par_chunks_mut` would.
-unsafe impl<T: Send> Sync for Base<T> {}
+// SAFETY: a `SharedSlice` only gives out parts of the slice through
+// `part` and `ptr`, whose callers promise that no two threads access the
+// same element; `T: Send` lets those elements be used on other threads, as
+// `<[T]>::chunks_mut` handed to scoped threads would.
+unsafe impl<T: Send> Sync for SharedSlice<'_, T> {}
 
-/// Processes `out` in parallel over its rows of `row_len` elements on the
-/// pool installed on this thread, cut into one balanced block of rows per
-/// thread; the contract of tract-linalg's `multithread::par_chunks_mut`:
-/// `f(first_row, chunk)` is called on disjoint contiguous blocks of whole
-/// rows covering `out` (never splitting a row, so results are
-/// bit-identical to `f(0, out)`); `work` is the size of the whole job
-/// (multiply-adds, or the kernel's equivalent). Runs `f(0, out)` inline
-/// when no pool is installed, `out` has fewer than two rows, or `work` is
-/// below the pool's minimum ([`MIN_PARALLEL_WORK`] unless
-/// [`Pool::with_min_work`] set another). The first error of a block is
-/// returned (other blocks may still have run).
-pub fn par_chunks_mut<T: Send>(
-    out: &mut [T],
-    row_len: usize,
+impl<'a, T> SharedSlice<'a, T> {
+    pub(crate) fn new(slice: &'a mut [T]) -> SharedSlice<'a, T> {
+        SharedSlice {
+            ptr: slice.as_mut_ptr(),
+            len: slice.len(),
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// The first element, for kernels that write through raw pointers (the
+    /// same promise as [`SharedSlice::part`] for what they write).
+    pub(crate) fn ptr(&self) -> *mut T {
+        self.ptr
+    }
+
+    /// Elements `range` (checked to lie inside the slice).
+    ///
+    /// # Safety
+    ///
+    /// No other thread reads or writes any element of `range` while the
+    /// returned slice lives, and this thread holds no other reference to
+    /// them.
+    pub(crate) unsafe fn part(&self, range: std::ops::Range<usize>) -> &mut [T] {
+        assert!(range.start <= range.end && range.end <= self.len);
+        // SAFETY: inside the borrowed slice (checked just above); exclusive
+        // for as long as the result lives by the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
+    }
+}
+
+/// Calls `f(range)` for ranges that cover `0..n` without overlapping, one
+/// balanced range per thread of the pool installed on this thread, every
+/// boundary a multiple of `align`; `f(0..n)` inline when no pool is
+/// installed, `n` has fewer than two `align` units, or `work` (the whole
+/// job's multiply-adds, or the kernel's equivalent) is below the pool's
+/// minimum ([`MIN_PARALLEL_WORK`] unless [`Pool::with_min_work`] set
+/// another). Range `k` goes to thread `k` unless another got there first,
+/// so from one op to the next, and one frame to the next, a core mostly
+/// handles the same part of each tensor (the data stays in its caches).
+/// The first error of a range is returned (the others may still have run).
+pub fn par_ranges(
+    n: usize,
+    align: usize,
     work: usize,
-    f: impl Fn(usize, &mut [T]) -> TractResult<()> + Sync,
+    f: impl Fn(std::ops::Range<usize>) -> TractResult<()> + Sync,
 ) -> TractResult<()> {
-    let row_len = row_len.max(1);
-    debug_assert!(out.len().is_multiple_of(row_len));
-    let rows = out.len() / row_len;
-    if rows < 2 {
-        return f(0, out);
+    let align = align.max(1);
+    let units = n.div_ceil(align);
+    if units < 2 {
+        return f(0..n);
     }
     let Some(shared) = CURRENT.with_borrow(|c| c.clone()) else {
-        return f(0, out);
+        return f(0..n);
     };
     let threads = shared.threads();
     if threads < 2 || work < shared.min_work {
-        return f(0, out);
+        return f(0..n);
     }
-    // One block per thread: worker k's block is block k unless the caller
-    // got there first, so a worker's thread-local scratch is warm after one
-    // run of each op, and the rows (and weights) it handles stay in its
-    // core's caches from one frame to the next.
-    let chunks = threads.min(rows);
+    let chunks = threads.min(units);
     let error = Mutex::new(None);
-    let base = Base(out.as_mut_ptr());
-    let base = &base;
     shared.run(chunks, &|k| {
-        // Rows k * rows / chunks .. (k + 1) * rows / chunks: balanced,
-        // disjoint, covering every row.
-        let (r0, r1) = (k * rows / chunks, (k + 1) * rows / chunks);
-        // SAFETY: rows r0..r1 lie inside `out` (r1 <= rows); `run` calls
-        // each chunk index once, so this part is formed by this call alone,
-        // parts of different `k` do not overlap, and `out` stays mutably
-        // borrowed by this function until every chunk has finished (`run`
-        // returns after them).
-        let part = unsafe {
-            std::slice::from_raw_parts_mut(base.0.add(r0 * row_len), (r1 - r0) * row_len)
-        };
-        if let Err(e) = f(r0, part) {
+        let (u0, u1) = (k * units / chunks, (k + 1) * units / chunks);
+        if let Err(e) = f(u0 * align..(u1 * align).min(n)) {
             error
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -466,6 +485,32 @@ pub fn par_chunks_mut<T: Send>(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Processes `out` in parallel over its rows of `row_len` elements on the
+/// pool installed on this thread, as [`par_ranges`] splits the rows; the
+/// contract of tract-linalg's `multithread::par_chunks_mut`:
+/// `f(first_row, chunk)` is called on disjoint contiguous blocks of whole
+/// rows covering `out` (never splitting a row, so results are
+/// bit-identical to `f(0, out)`); `work` is the size of the whole job.
+/// Runs `f(0, out)` inline where [`par_ranges`] would.
+pub fn par_chunks_mut<T: Send>(
+    out: &mut [T],
+    row_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T]) -> TractResult<()> + Sync,
+) -> TractResult<()> {
+    let row_len = row_len.max(1);
+    debug_assert!(out.len().is_multiple_of(row_len));
+    let rows = out.len() / row_len;
+    let out = SharedSlice::new(out);
+    par_ranges(rows, 1, work, |r| {
+        // SAFETY: `par_ranges` hands out ranges of rows that do not
+        // overlap, each to one call, and `out` stays borrowed until every
+        // call has returned.
+        let part = unsafe { out.part(r.start * row_len..r.end * row_len) };
+        f(r.start, part)
+    })
 }
 
 #[cfg(test)]
@@ -513,17 +558,22 @@ mod tests {
     #[test]
     fn pointwise_results_are_bit_identical_split_or_not() {
         let mut rng = Rng(crate::rng::Rng::new(0x51_17));
-        // MobileNetV2 layers (3 panels at 56x56, the 7x7 transposed
-        // tiles, the 112x112 expansion) and odd ones (a partial last panel
-        // is one chunk; fewer panels than threads).
+        // Split by pixels (196 and more): MobileNetV2's 56x56 projection,
+        // 112x112 expansion, 14x14, and odd ones (a partial last tile or
+        // panel, fewer tiles than threads); by output channels (fewer
+        // pixels): the 7x7 transposed tiles, a partial last panel (one
+        // chunk), fewer panels than threads.
         let shapes = [
             (96, 24, 3136),
             (16, 96, 12544),
+            (96, 576, 196),
+            (7, 3, 1000),
+            (8, 8, 300),
+            (5, 13, 97 + 196),
             (160, 960, 49),
             (960, 160, 49),
             (32, 16, 97),
             (17, 13, 48),
-            (8, 8, 300),
         ];
         for (ci, co, p) in shapes {
             let x = rng.vec(ci * p);
@@ -553,11 +603,17 @@ mod tests {
     #[test]
     fn depthwise_results_are_bit_identical_split_or_not() {
         let mut rng = Rng(crate::rng::Rng::new(0xd3_97));
+        // Split by rows (14 output rows and more, odd counts included) and
+        // by channels (fewer rows).
         for (c, h, w, stride) in [
             (32, 112, 112, 1),
             (96, 112, 112, 2),
             (144, 28, 28, 1),
+            (7, 29, 31, 2),
+            (4, 14, 14, 1),
+            (3, 15, 2, 1),
             (960, 7, 7, 1),
+            (576, 14, 14, 2),
             (5, 9, 8, 2),
             (3, 1, 1, 1),
         ] {
