@@ -30,8 +30,13 @@ use tract_onnx::tract_core::internal::*;
 const BLOCK_POINTS: usize = 2048;
 /// Planes of at least this many output rows are split over the intra-op
 /// pool by rows (each thread every channel of its rows), smaller ones by
-/// channels; docs/engine.md, "Two cores: our fork-join pool".
-const SPLIT_ROWS_FROM: usize = 14;
+/// channels. Measured on MobileNetV2 (docs/engine.md, "Two cores: our
+/// fork-join pool"): by rows the 14x14 layers ran 1.25x faster on two
+/// cores, by channels 1.72x (a channel's fixed cost, copying it into the
+/// padded planes, is not halved by rows); the 28x28 ones 1.5x against
+/// 1.74x; at 56x56 and 112x112 rows keep each core on its own half of the
+/// 1x1 ops' tensors.
+const SPLIT_ROWS_FROM: usize = 56;
 
 thread_local! {
     /// Per-thread scratch: the phase planes, then one block's

@@ -48,13 +48,16 @@ const NR: usize = 48;
 /// L2, leaving room for the weights and the output tiles).
 #[cfg(target_arch = "x86_64")]
 const BLOCK_BYTES: usize = 256 * 1024;
-/// Planes of at least this many pixels are split over the intra-op pool
-/// by pixels, each thread computing every output channel of its columns:
-/// it reads only its columns of `X` and writes only its columns of `out`,
-/// the parts of the neighbouring ops' tensors its core already holds.
-/// Smaller planes are split by output channels (each thread reads all of
-/// `X`, small there). docs/engine.md, "Two cores: our fork-join pool".
-const SPLIT_PIXELS_FROM: usize = 196;
+/// Planes of at least this many pixels (56x56) are split over the
+/// intra-op pool by pixels, each thread computing every output channel of
+/// its columns: it reads only its columns of `X` and writes only its
+/// columns of `out`, the parts of the neighbouring ops' tensors its core
+/// already holds (the depthwise op splits the same planes by rows). Split
+/// by output channels instead, every thread reads all of `X`, half of it
+/// from the other core's cache: on MobileNetV2 two threads were then slower
+/// than one. Smaller planes are split by output channels, like the
+/// depthwise op's there (docs/engine.md, "Two cores: our fork-join pool").
+const SPLIT_PIXELS_FROM: usize = 3136;
 /// Boundaries of a split by pixels: whole tiles of every kernel (48 pixels
 /// AVX-512F, 24 AVX2, 8 transposed).
 pub(crate) const SPLIT_ALIGN: usize = 48;
@@ -247,11 +250,19 @@ impl PackedGemm {
         ensure!(x.len() == self.ci * self.p && out.len() == self.co * self.p);
         let p = self.p;
         if p == 1 {
-            self.gemv(x, out);
-            return Ok(());
+            // A classifier: its weight panels split over the pool (each
+            // thread reads half of them, the product being memory-bound).
+            let rows = if self.co.is_multiple_of(self.mr) {
+                self.mr
+            } else {
+                self.co
+            };
+            return super::pool::par_chunks_mut(out, rows, self.co * self.ci, |first, chunk| {
+                self.gemv(x, first * rows, chunk);
+                Ok(())
+            });
         }
-        if p >= SPLIT_PIXELS_FROM
-            && matches!(self.simd, Simd::Avx512 | Simd::Avx2 | Simd::Portable)
+        if p >= SPLIT_PIXELS_FROM && matches!(self.simd, Simd::Avx512 | Simd::Avx2 | Simd::Portable)
         {
             return self.compute_by_pixels(x, out);
         }

@@ -57,11 +57,14 @@ const CALLER_SPIN: Duration = Duration::from_micros(1000);
 /// Most threads a pool runs a job on (chunks are claimed in a 64-bit mask).
 pub const MAX_THREADS: usize = 64;
 
-/// Work (in multiply-adds, or the kernel's equivalent) below which
-/// [`par_chunks_mut`] runs inline: splitting costs a hand-off (about a
-/// microsecond with hot workers) and the split ops' caches; measured in
-/// docs/engine.md ("Two cores: our fork-join pool").
-pub const MIN_PARALLEL_WORK: usize = 1 << 18;
+/// Work (multiply-adds: a depthwise output counts 9) below which
+/// [`par_ranges`] and [`par_chunks_mut`] run inline. A hand-off costs about
+/// a microsecond with hot workers; 2^17 multiply-adds are 2-3 us of a 1x1
+/// convolution on one core, about where halving it stops paying. Every
+/// MobileNetV2 op is above (the smallest, a 7x7 depthwise layer, has 254 K
+/// and ran 1.85x faster on two cores; docs/engine.md, "Two cores: our
+/// fork-join pool").
+pub const MIN_PARALLEL_WORK: usize = 1 << 17;
 
 /// One job, on the caller's stack for the duration of [`Pool::run`]:
 /// `chunks` calls of `f`, each claimed by exactly one thread.
@@ -558,22 +561,24 @@ mod tests {
     #[test]
     fn pointwise_results_are_bit_identical_split_or_not() {
         let mut rng = Rng(crate::rng::Rng::new(0x51_17));
-        // Split by pixels (196 and more): MobileNetV2's 56x56 projection,
-        // 112x112 expansion, 14x14, and odd ones (a partial last tile or
-        // panel, fewer tiles than threads); by output channels (fewer
-        // pixels): the 7x7 transposed tiles, a partial last panel (one
-        // chunk), fewer panels than threads.
+        // Split by pixels (56x56 and more): MobileNetV2's 56x56
+        // projection, 112x112 expansion, and odd ones (a partial last tile
+        // or panel); by output channels (fewer pixels): 14x14, the 7x7
+        // transposed tiles, a partial last panel (one chunk), fewer panels
+        // than threads; the classifier's panels (one pixel).
         let shapes = [
             (96, 24, 3136),
             (16, 96, 12544),
+            (7, 3, 3137),
+            (5, 13, 3136 + 97),
             (96, 576, 196),
-            (7, 3, 1000),
-            (8, 8, 300),
-            (5, 13, 97 + 196),
             (160, 960, 49),
             (960, 160, 49),
             (32, 16, 97),
             (17, 13, 48),
+            (1280, 1000, 1),
+            (24, 32, 1),
+            (7, 13, 1),
         ];
         for (ci, co, p) in shapes {
             let x = rng.vec(ci * p);
@@ -603,15 +608,14 @@ mod tests {
     #[test]
     fn depthwise_results_are_bit_identical_split_or_not() {
         let mut rng = Rng(crate::rng::Rng::new(0xd3_97));
-        // Split by rows (14 output rows and more, odd counts included) and
+        // Split by rows (56 output rows and more, odd counts included) and
         // by channels (fewer rows).
         for (c, h, w, stride) in [
             (32, 112, 112, 1),
             (96, 112, 112, 2),
+            (7, 113, 31, 2),
+            (3, 57, 2, 1),
             (144, 28, 28, 1),
-            (7, 29, 31, 2),
-            (4, 14, 14, 1),
-            (3, 15, 2, 1),
             (960, 7, 7, 1),
             (576, 14, 14, 2),
             (5, 9, 8, 2),
