@@ -227,6 +227,7 @@ fn time(a: &Args, alloc: &str) -> AnyResult<()> {
             .map_err(|e| e.to_string())?
             .unwrap_or_else(mainstream::model::net::KernelPath::best)
             .name(),
+        "executor": if tree.fixed_buffers() { "fixed" } else { "tract" },
         "label": a.label,
         "target": target,
         "allocator": alloc,
