@@ -4,12 +4,21 @@
 //! an FMA micro-benchmark for the core's peak.
 //!
 //! ```text
-//! engine time    [--tract-threads K] [--head-threads T] [--apps N] [--sharing none|mid|max]
-//!                [--frames F] [--reps R] [--warmup W] [--label L] [--base M] [--input F.f32 ...]
-//! engine profile [--frames F] [--tract-threads K] [--base M] [--input F.f32]
-//! engine check   [--save DIR] [--against DIR] [--tract-threads K] [--base M]
+//! engine time    [--tract-threads K] [--intra-threads K] [--intra-min-work W] [--head-threads T]
+//!                [--apps N] [--sharing none|mid|max] [--frames F] [--reps R] [--warmup W]
+//!                [--label L] [--base M] [--input F.f32 ...]
+//! engine profile [--frames F] [--tract-threads K] [--intra-threads K] [--intra-min-work W]
+//!                [--base M] [--input F.f32]
+//! engine check   [--save DIR] [--against DIR] [--tract-threads K] [--intra-threads K] [--base M]
 //! engine peak
 //! ```
+//!
+//! `--intra-threads K` (K > 1) installs our fork-join pool of K threads
+//! (`mainstream::model::pool`) around every run on the calling thread, so
+//! our kernels split each op over K cores; `--intra-min-work W` sets the
+//! work below which an op stays on one thread (default
+//! `pool::MIN_PARALLEL_WORK`). `--tract-threads K` is tract's own rayon
+//! executor, which now only splits the ops tract still runs itself.
 //!
 //! Every command prints JSON lines on stdout (one per result); `profile` also
 //! prints a table on stderr.
@@ -17,6 +26,7 @@
 use mainstream::bench::{bench_apps, run_frames, Sharing};
 use mainstream::model::manifest::BaseManifest;
 use mainstream::model::net::{f32_slice, tensor_from, Base};
+use mainstream::model::pool::{Pool, MIN_PARALLEL_WORK};
 use mainstream::model::tree::StemTree;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +49,8 @@ struct Args {
     reps: usize,
     warmup: usize,
     tract_threads: usize,
+    intra_threads: usize,
+    intra_min_work: usize,
     head_threads: usize,
     apps: usize,
     sharing: Sharing,
@@ -63,6 +75,8 @@ fn parse(mut it: impl Iterator<Item = String>) -> AnyResult<Args> {
         reps: 3,
         warmup: 3,
         tract_threads: 1,
+        intra_threads: 1,
+        intra_min_work: MIN_PARALLEL_WORK,
         head_threads: 1,
         apps: 1,
         sharing: Sharing::None,
@@ -80,6 +94,8 @@ fn parse(mut it: impl Iterator<Item = String>) -> AnyResult<Args> {
             "--reps" => a.reps = num(value()?)?.max(1),
             "--warmup" => a.warmup = num(value()?)?,
             "--tract-threads" => a.tract_threads = num(value()?)?.max(1),
+            "--intra-threads" => a.intra_threads = num(value()?)?.max(1),
+            "--intra-min-work" => a.intra_min_work = num(value()?)?,
             "--head-threads" => a.head_threads = num(value()?)?.max(1),
             "--apps" => a.apps = num(value()?)?.max(1),
             "--sharing" => {
@@ -139,6 +155,24 @@ fn set_tract_threads(k: usize) {
     }
 }
 
+/// Our intra-op pool of `--intra-threads` threads (none for 1).
+fn intra_pool(a: &Args) -> AnyResult<Option<Pool>> {
+    if a.intra_threads < 2 {
+        return Ok(None);
+    }
+    Pool::with_min_work(a.intra_threads, a.intra_min_work)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Runs `f` with `pool` installed on this thread, if there is one.
+fn with_pool<R>(pool: &Option<Pool>, f: impl FnOnce() -> R) -> R {
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
+
 fn allocator_and_target(alloc: &str) -> (String, String) {
     let target = if cfg!(target_env = "musl") {
         "musl"
@@ -173,8 +207,9 @@ fn time(a: &Args, alloc: &str) -> AnyResult<()> {
         StemTree::build_threaded(&base, plans, a.head_threads).map_err(|e| e.to_string())?;
     let build_s = t0.elapsed().as_secs_f64();
     let mut frame = 0u64;
+    let pool = intra_pool(a)?;
     let mut frames = |tree: &mut StemTree, n: u64| -> AnyResult<()> {
-        run_frames(tree, &inputs, frame, n).map_err(|e| e.to_string())?;
+        with_pool(&pool, || run_frames(tree, &inputs, frame, n)).map_err(|e| e.to_string())?;
         frame += n;
         Ok(())
     };
@@ -192,10 +227,13 @@ fn time(a: &Args, alloc: &str) -> AnyResult<()> {
             .map_err(|e| e.to_string())?
             .unwrap_or_else(mainstream::model::net::KernelPath::best)
             .name(),
+        "executor": if tree.fixed_buffers() { "fixed" } else { "tract" },
         "label": a.label,
         "target": target,
         "allocator": alloc,
         "tract_threads": a.tract_threads,
+        "intra_threads": a.intra_threads,
+        "intra_min_work": a.intra_min_work,
         "head_threads": a.head_threads,
         "apps": a.apps,
         "sharing": format!("{:?}", a.sharing).to_lowercase(),
@@ -287,13 +325,14 @@ fn profile(a: &Args) -> AnyResult<()> {
         }));
     }
     let mut state = plan.spawn().map_err(|e| format!("{e:#}"))?;
+    let pool = intra_pool(a)?;
     let mut whole = Vec::new();
     for f in 0..(a.warmup + a.frames) {
         let timing = f >= a.warmup;
         let t_frame = Instant::now();
         let mut times: Vec<(usize, f64)> = Vec::with_capacity(stats.len());
-        state
-            .run_plan_with_eval(
+        with_pool(&pool, || {
+            state.run_plan_with_eval(
                 tvec!(tensor.clone().into_tvalue()),
                 |ctx, st, node, inputs| {
                     let t = Instant::now();
@@ -302,7 +341,8 @@ fn profile(a: &Args) -> AnyResult<()> {
                     r
                 },
             )
-            .map_err(|e| format!("{e:#}"))?;
+        })
+        .map_err(|e| format!("{e:#}"))?;
         if timing {
             whole.push(t_frame.elapsed().as_secs_f64() * 1000.0);
             for (id, s) in times {
@@ -432,11 +472,12 @@ fn check(a: &Args) -> AnyResult<()> {
     let base = Base::load(manifest).map_err(|e| e.to_string())?;
     let n = base.manifest.segments();
     let mut net = base.cut(0, n).map_err(|e| e.to_string())?;
+    let pool = intra_pool(a)?;
     let mut ok = true;
     for (photo, class) in PHOTOS.iter().zip(PHOTO_CLASSES) {
         let input = read_f32(&fixture(&format!("{photo}.input.f32")))?;
         let t = tensor_from(net.input_shape(), &input).map_err(|e| e.to_string())?;
-        net.run(t.into_tvalue()).map_err(|e| e.to_string())?;
+        with_pool(&pool, || net.run(t.into_tvalue())).map_err(|e| e.to_string())?;
         let logits = f32_slice(net.output().map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?
             .to_vec();

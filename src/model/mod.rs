@@ -12,6 +12,7 @@ mod kernels;
 mod mailbox;
 pub mod manifest;
 pub mod net;
+pub use kernels::pool;
 pub(crate) mod ops;
 mod rules;
 pub mod tree;

@@ -2,7 +2,7 @@
 //! CI instead of one per file). Each file under tests/ stays where it is and
 //! is a module here, so `cargo test --test it cli::` runs the CLI tests.
 //! Tests that count allocations with their own `#[global_allocator]`
-//! (alloc_runtime, camera_alloc, preprocess_alloc) and the trainer's smoke
+//! (alloc_runtime, alloc_pool, camera_alloc, preprocess_alloc) and the trainer's smoke
 //! test (run by name from tools/test.sh) are binaries of their own.
 
 #[path = "../common/mod.rs"]

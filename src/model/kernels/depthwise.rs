@@ -9,8 +9,9 @@
 //! `stride x stride` zero-padded phase planes (row and column phase: at
 //! stride 2 the copy de-interleaves rows and columns), so that every tap is
 //! one contiguous multiply-add over a flattened block of output rows and
-//! only the kept outputs are computed. Channels are split over tract's
-//! executor when it has threads. Its scratch is per thread, allocated once.
+//! only the kept outputs are computed. Rows (large planes) or channels (small
+//! ones) are split over the intra-op pool (`kernels::pool`) when one is
+//! installed. Its scratch is per thread, allocated once.
 //!
 //! Arithmetic per output point is tract's: the bias, then one multiply and
 //! one add per tap in row-major order (no fused multiply-add); the logits
@@ -21,16 +22,42 @@
     reason = "calls its AVX2 build after detection; uninitialised outputs it fully writes"
 )]
 
+use super::pool::SharedSlice;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
 /// Output points computed per block (the block's accumulator stays in L1).
 const BLOCK_POINTS: usize = 2048;
+/// Planes of at least this many output rows are split over the intra-op
+/// pool by rows (each thread every channel of its rows), smaller ones by
+/// channels. Measured on MobileNetV2 (docs/engine.md, "Two cores: our
+/// fork-join pool"): by rows the 14x14 layers ran 1.25x faster on two
+/// cores, by channels 1.72x (a channel's fixed cost, copying it into the
+/// padded planes, is not halved by rows); the 28x28 ones 1.5x against
+/// 1.74x; at 56x56 and 112x112 rows keep each core on its own half of the
+/// 1x1 ops' tensors.
+const SPLIT_ROWS_FROM: usize = 56;
 
 thread_local! {
     /// Per-thread scratch: the phase planes, then one block's
     /// accumulator. Kept around to re-use the backing allocation.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Scratch floats an intra-op worker reserves when it starts
+/// ([`reserve_scratch`]): a 3x3 layer on planes up to 224x224 needs no more,
+/// so a worker that first takes a chunk of a layer late (the caller took
+/// its chunks until then) does not allocate in the middle of a frame.
+const WORKER_SCRATCH: usize = 1 << 16;
+
+/// Grows this thread's scratch to [`WORKER_SCRATCH`] floats (256 KiB);
+/// `kernels::pool` calls it when a worker starts.
+pub(crate) fn reserve_scratch() {
+    SCRATCH.with_borrow_mut(|scratch| {
+        if scratch.len() < WORKER_SCRATCH {
+            scratch.resize(WORKER_SCRATCH, 0.0);
+        }
+    });
 }
 
 /// One depthwise layer's taps, biases and geometry.
@@ -132,7 +159,7 @@ impl Depthwise3x3 {
     pub(crate) fn compute_new(&self, input: &[f32], shape: &[usize]) -> TractResult<Tensor> {
         let (oh, ow) = self.out_hw();
         ensure!(shape.iter().product::<usize>() == self.c * oh * ow);
-        // SAFETY: `run` writes every element of every output plane (each
+        // SAFETY: `compute` writes every element of every output plane (each
         // channel's `oh x ow` points) before anything reads them, or fails
         // before returning the tensor.
         let mut out = unsafe { Tensor::uninitialized::<f32>(shape)? };
@@ -150,24 +177,31 @@ impl Depthwise3x3 {
         (ph, pw, ph * pw + 2 * pw + 2)
     }
 
-    /// One channel: `input` is its `h x w` plane, `output` its `oh x ow`
-    /// plane. `planes` (`stride * stride` phase planes of the
-    /// zero-padded input) must be zero wherever this function does not
-    /// write, which it never changes: pass the same zeroed buffer for
-    /// every channel. `acc` holds one block of points (rows of `pw`, the
-    /// last `pw - ow` of each junk).
+    /// Output rows `rows` of one channel: `input` is its `h x w` plane,
+    /// `output` those rows of its `oh x ow` plane. `planes` (`stride *
+    /// stride` phase planes of the zero-padded input) must be zero
+    /// wherever this function does not write, which it never changes: pass
+    /// the same zeroed buffer for every channel, with the same `rows`.
+    /// `acc` holds one block of points (rows of `pw`, the last `pw - ow` of
+    /// each junk).
     #[inline(always)]
     fn channel(
         &self,
         ch: usize,
         input: &[f32],
         output: &mut [f32],
+        rows: std::ops::Range<usize>,
         planes: &mut [f32],
         acc: &mut [f32],
     ) {
         let s = self.stride;
-        let (oh, ow) = self.out_hw();
+        let ow = self.out_hw().1;
         let (ph, pw, plane) = self.planes_geo();
+        // Output rows oy read plane rows oy .. oy + 2 / s (and the junk
+        // points past a block's last row a little more, whatever they
+        // hold): only those are copied.
+        let plane_rows = rows.start..ph.min(rows.end + 2 / s);
+        let rows_start = rows.start;
         // Plane (ry, rx) holds padded pixel (s*r + ry, s*c + rx) at
         // r * pw + c; padded pixel (py, px) is input pixel (py - 1,
         // px - 1). At stride 2 the columns are de-interleaved here, so
@@ -177,7 +211,7 @@ impl Depthwise3x3 {
         for ry in 0..s {
             // Planes (ry, 0) and (ry, 1) (only the first at stride 1).
             let (p0, p1) = planes[ry * s * plane..][..s * plane].split_at_mut(plane);
-            for r in 0..ph {
+            for r in plane_rows.clone() {
                 let py = s * r + ry;
                 if py == 0 || py > self.h {
                     continue;
@@ -205,9 +239,9 @@ impl Depthwise3x3 {
         let t = &self.kernel[ch * 9..][..9];
         let bias = self.bias[ch];
         let rows_per_block = acc.len() / pw;
-        let mut oy = 0;
-        while oy < oh {
-            let rows = rows_per_block.min(oh - oy);
+        let mut oy = rows.start;
+        while oy < rows.end {
+            let rows = rows_per_block.min(rows.end - oy);
             let n = rows * pw;
             // Point i = r * pw + x of the block (output column x when
             // x < ow, junk otherwise) reads tap (ky, kx) at offset
@@ -235,7 +269,7 @@ impl Depthwise3x3 {
             }
             let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
             for r in 0..rows {
-                let dst = &mut output[(oy + r) * ow..][..ow];
+                let dst = &mut output[(oy - rows_start + r) * ow..][..ow];
                 for (o, a) in dst.iter_mut().zip(&acc[r * pw..][..ow]) {
                     *o = a.max(lo).min(hi);
                 }
@@ -253,82 +287,112 @@ impl Depthwise3x3 {
         )
     }
 
+    /// Channels `chs`, output rows `rows` of each, into `out` (the whole
+    /// output). `planes` must be zero (`channel` keeps it so outside what
+    /// it writes); both scratch slices have the lengths of `scratch_lens`.
+    ///
+    /// # Safety
+    ///
+    /// `chs` inside `0..c`, `rows` inside `0..oh`, `out` the whole output
+    /// (`c * oh * ow`); no other thread touches rows `rows` of channels
+    /// `chs` of it during the call.
     #[inline(always)]
-    /// Channels `first..` (as many as `output` holds planes for).
-    /// `planes` must be zero (`channel` keeps it so outside what it
-    /// writes); both scratch slices have the lengths of `scratch_lens`.
-    fn run_channels(
+    unsafe fn run_part(
         &self,
         input: &[f32],
-        first: usize,
-        output: &mut [f32],
+        chs: std::ops::Range<usize>,
+        rows: std::ops::Range<usize>,
+        out: &SharedSlice<f32>,
         planes: &mut [f32],
         acc: &mut [f32],
     ) {
         let (oh, ow) = self.out_hw();
-        for (i, out) in output.chunks_exact_mut(oh * ow).enumerate() {
-            let ch = first + i;
+        for ch in chs {
+            let first = ch * oh * ow;
+            // SAFETY: rows `rows` of channel `ch`, inside the output
+            // (checked by `part`), are this call's alone (the caller's
+            // promise).
+            let output = unsafe { out.part(first + rows.start * ow..first + rows.end * ow) };
             self.channel(
                 ch,
                 &input[ch * self.h * self.w..][..self.h * self.w],
-                out,
+                output,
+                rows.clone(),
                 planes,
                 acc,
             );
         }
     }
 
+    /// [`Depthwise3x3::run_part`] built for AVX2.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX2; as for [`Depthwise3x3::run_part`].
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn run_channels_avx2(
+    unsafe fn run_part_avx2(
         &self,
         input: &[f32],
-        first: usize,
-        output: &mut [f32],
+        chs: std::ops::Range<usize>,
+        rows: std::ops::Range<usize>,
+        out: &SharedSlice<f32>,
         planes: &mut [f32],
         acc: &mut [f32],
     ) {
-        self.run_channels(input, first, output, planes, acc)
+        // SAFETY: the caller's promises.
+        unsafe { self.run_part(input, chs, rows, out, planes, acc) }
     }
 
-    /// All channels of `input` (`c * h * w`) into `output` (`c * oh * ow`,
-    /// fully written); split across tract's executor when it has threads
-    /// (`multithread-mm`), inline otherwise.
+    /// The output for `input` (`c * h * w`) into `output` (`c * oh * ow`,
+    /// fully written), split over the intra-op pool installed on this
+    /// thread (`kernels::pool`), inline when there is none: by output rows
+    /// where the plane has at least [`SPLIT_ROWS_FROM`] of them (each core
+    /// reads and writes the rows of every channel that it handled in the
+    /// ops before and after, plus a row at the edges), else by channels.
     pub(crate) fn compute(&self, input: &[f32], output: &mut [f32]) -> TractResult<()> {
         let (oh, ow) = self.out_hw();
         ensure!(input.len() == self.c * self.h * self.w && output.len() == self.c * oh * ow);
-        let total = output.len();
+        let multiply_adds = output.len() * 9;
         let (planes_len, acc_len) = self.scratch_lens();
-        tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
-            output,
-            oh * ow,
-            total,
-            |first, chunk| {
-                SCRATCH.with_borrow_mut(|scratch| {
-                    // Grows to the largest layer once per thread, then is
-                    // reused: no allocation per frame.
-                    if scratch.len() < planes_len + acc_len {
-                        scratch.resize(planes_len + acc_len, 0.0);
-                    }
-                    let (planes, rest) = scratch.split_at_mut(planes_len);
-                    let acc = &mut rest[..acc_len];
-                    // An earlier layer of another geometry may have left
-                    // values anywhere.
-                    planes.fill(0.0);
-                    // (The kernels are called from here, not from inside a
-                    // closure of theirs: closures do not inherit
-                    // `target_feature`.)
-                    #[cfg(target_arch = "x86_64")]
-                    if std::arch::is_x86_feature_detected!("avx2") {
-                        // SAFETY: the CPU has AVX2 (checked just above).
-                        unsafe { self.run_channels_avx2(input, first, chunk, planes, acc) };
-                        return Ok(());
-                    }
-                    self.run_channels(input, first, chunk, planes, acc);
-                    Ok(())
-                })
-            },
-        )
+        let by_rows = oh >= SPLIT_ROWS_FROM;
+        let out = SharedSlice::new(output);
+        let n = if by_rows { oh } else { self.c };
+        super::pool::par_ranges(n, 1, multiply_adds, |range| {
+            let (chs, rows) = if by_rows {
+                (0..self.c, range)
+            } else {
+                (range, 0..oh)
+            };
+            SCRATCH.with_borrow_mut(|scratch| {
+                // Grows to the largest layer once per thread, then is
+                // reused: no allocation per frame.
+                if scratch.len() < planes_len + acc_len {
+                    scratch.resize(planes_len + acc_len, 0.0);
+                }
+                let (planes, rest) = scratch.split_at_mut(planes_len);
+                let acc = &mut rest[..acc_len];
+                // An earlier layer of another geometry (or rows) may have
+                // left values anywhere.
+                planes.fill(0.0);
+                // (The kernels are called from here, not from inside a
+                // closure of theirs: closures do not inherit
+                // `target_feature`.)
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked just above); `chs`
+                    // and `rows` are inside the output, and `par_ranges`
+                    // gives each call a range no other call gets (rows of
+                    // every channel, or channels), `out` borrowed until all
+                    // have returned.
+                    unsafe { self.run_part_avx2(input, chs, rows, &out, planes, acc) };
+                    return Ok(());
+                }
+                // SAFETY: as just above, without AVX2.
+                unsafe { self.run_part(input, chs, rows, &out, planes, acc) };
+                Ok(())
+            })
+        })
     }
 }
 

@@ -1,6 +1,13 @@
 //! im2col: a 2D convolution's input laid out as the `(c * kh * kw) x
 //! (oh * ow)` matrix that the pointwise kernel multiplies, written into a
 //! per-thread buffer allocated once.
+#![allow(
+    unsafe_code,
+    reason = "the parts of a split fill write disjoint columns of one matrix"
+)]
+
+use super::pointwise::SPLIT_ALIGN;
+use super::pool::{par_ranges, SharedSlice};
 
 /// A 2D convolution's input as a matrix: row `(c * kh + ky) * kw + kx`,
 /// column `oy * ow + ox` holds input pixel `(c, oy * sy + ky - pt,
@@ -104,58 +111,87 @@ impl Im2Col {
         })
     }
 
-    /// Writes the matrix for input `x` (`c x h x w`) into `col` (`len()`).
+    /// Writes the matrix for input `x` (`c x h x w`) into `col` (`len()`),
+    /// its columns split over the intra-op pool installed on this thread
+    /// (`kernels::pool`) as the pointwise kernel it feeds splits them (by
+    /// pixels, whole tiles), so that each core writes the columns it then
+    /// reads; inline when there is no pool.
     fn fill(&self, x: &[f32], col: &mut [f32]) {
         let (p, ow) = (self.oh * self.ow, self.ow);
-        for c in 0..self.c {
-            let plane = &x[c * self.h * self.w..][..self.h * self.w];
-            for ky in 0..self.kh {
-                for kx in 0..self.kw {
-                    let k = (c * self.kh + ky) * self.kw + kx;
-                    let dst = &mut col[k * p..][..p];
-                    // Output columns whose input column is inside the plane:
-                    // lo <= ox < hi.
-                    let lo = self.pl.saturating_sub(kx).div_ceil(self.sx).min(ow);
-                    let hi = match (self.w - 1 + self.pl).checked_sub(kx) {
-                        Some(last) => (last / self.sx + 1).min(ow),
-                        None => 0,
+        let rows = self.rows();
+        let col = SharedSlice::new(col);
+        // The work of the product it feeds with 32 output channels (a
+        // network's first convolution); the closure never fails.
+        let _ = par_ranges(p, SPLIT_ALIGN, self.len() * 32, |cols| {
+            for k in 0..rows {
+                let mut c = cols.start;
+                while c < cols.end {
+                    let (oy, x0) = (c / ow, c % ow);
+                    let x1 = ow.min(x0 + cols.end - c);
+                    // SAFETY: columns `cols` of row `k`, inside the matrix
+                    // (checked by `part`); `par_ranges` gives each call
+                    // columns no other call gets, `col` borrowed until all
+                    // have returned.
+                    let dst = unsafe { col.part(k * p + c..k * p + c + (x1 - x0)) };
+                    self.fill_segment(x, k, oy, x0..x1, dst);
+                    c += x1 - x0;
+                }
+            }
+            Ok(())
+        });
+    }
+
+    /// Writes output columns `xs` of output row `oy` of matrix row
+    /// `k = (c * kh + ky) * kw + kx` into `dst` (`xs.len()`).
+    fn fill_segment(
+        &self,
+        x: &[f32],
+        k: usize,
+        oy: usize,
+        xs: std::ops::Range<usize>,
+        dst: &mut [f32],
+    ) {
+        let (c, kyx) = (k / (self.kh * self.kw), k % (self.kh * self.kw));
+        let (ky, kx) = (kyx / self.kw, kyx % self.kw);
+        let iy = (oy * self.sy + ky).checked_sub(self.pt);
+        let Some(iy) = iy.filter(|&iy| iy < self.h) else {
+            dst.fill(0.0);
+            return;
+        };
+        // Output columns whose input column is inside the plane:
+        // lo <= ox < hi, then cut to `xs`.
+        let lo = self.pl.saturating_sub(kx).div_ceil(self.sx);
+        let hi = match (self.w - 1 + self.pl).checked_sub(kx) {
+            Some(last) => last / self.sx + 1,
+            None => 0,
+        };
+        let lo = lo.clamp(xs.start, xs.end);
+        let hi = hi.clamp(lo, xs.end);
+        dst[..lo - xs.start].fill(0.0);
+        dst[hi - xs.start..].fill(0.0);
+        if hi > lo {
+            let start = lo * self.sx + kx - self.pl;
+            let src = &x[(c * self.h + iy) * self.w..][..self.w];
+            let dst = &mut dst[lo - xs.start..hi - xs.start];
+            if self.sx == 1 {
+                dst.copy_from_slice(&src[start..][..dst.len()]);
+            } else {
+                // Whole strides first (the compiler vectorises a zip over
+                // chunks, not a `step_by`), then the last point, whose
+                // stride may be cut short.
+                let last = dst.len() - 1;
+                let (body, tail) = dst.split_at_mut(last);
+                let from = &src[start..];
+                if self.sx == 2 {
+                    for (d, c) in body.iter_mut().zip(from.chunks_exact(2)) {
+                        *d = c[0];
                     }
-                    .max(lo);
-                    for (oy, row) in dst.chunks_exact_mut(ow).enumerate() {
-                        let iy = (oy * self.sy + ky).checked_sub(self.pt);
-                        let Some(iy) = iy.filter(|&iy| iy < self.h) else {
-                            row.fill(0.0);
-                            continue;
-                        };
-                        row[..lo].fill(0.0);
-                        row[hi..].fill(0.0);
-                        if hi > lo {
-                            let start = lo * self.sx + kx - self.pl;
-                            let src = &plane[iy * self.w..][..self.w];
-                            let dst = &mut row[lo..hi];
-                            if self.sx == 1 {
-                                dst.copy_from_slice(&src[start..][..dst.len()]);
-                            } else {
-                                // Whole strides first (the compiler vectorises a
-                                // zip over chunks, not a `step_by`), then the
-                                // last point, whose stride may be cut short.
-                                let last = dst.len() - 1;
-                                let (body, tail) = dst.split_at_mut(last);
-                                let from = &src[start..];
-                                if self.sx == 2 {
-                                    for (d, c) in body.iter_mut().zip(from.chunks_exact(2)) {
-                                        *d = c[0];
-                                    }
-                                } else {
-                                    for (d, c) in body.iter_mut().zip(from.chunks_exact(self.sx)) {
-                                        *d = c[0];
-                                    }
-                                }
-                                tail[0] = src[start + last * self.sx];
-                            }
-                        }
+                } else {
+                    for (d, c) in body.iter_mut().zip(from.chunks_exact(self.sx)) {
+                        *d = c[0];
                     }
                 }
+                tail[0] = src[start + last * self.sx];
             }
         }
     }

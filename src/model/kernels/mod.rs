@@ -8,3 +8,4 @@ pub(crate) mod depthwise;
 pub(crate) mod im2col;
 pub(crate) mod path;
 pub(crate) mod pointwise;
+pub mod pool;

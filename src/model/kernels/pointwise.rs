@@ -56,6 +56,19 @@ const NR: usize = 48;
 /// L2, leaving room for the weights and the output tiles).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const BLOCK_BYTES: usize = 256 * 1024;
+/// Planes of at least this many pixels (56x56) are split over the
+/// intra-op pool by pixels, each thread computing every output channel of
+/// its columns: it reads only its columns of `X` and writes only its
+/// columns of `out`, the parts of the neighbouring ops' tensors its core
+/// already holds (the depthwise op splits the same planes by rows). Split
+/// by output channels instead, every thread reads all of `X`, half of it
+/// from the other core's cache: on MobileNetV2 two threads were then slower
+/// than one. Smaller planes are split by output channels, like the
+/// depthwise op's there (docs/engine.md, "Two cores: our fork-join pool").
+const SPLIT_PIXELS_FROM: usize = 3136;
+/// Boundaries of a split by pixels: whole tiles of every kernel (48 pixels
+/// AVX-512F, 24 AVX2, 8 transposed).
+pub(crate) const SPLIT_ALIGN: usize = 48;
 /// Planes smaller than this (MobileNetV2's 7x7 = 49 pixels) use the
 /// transposed kernel when `co` is a multiple of 16: vectors along output
 /// channels instead of pixels, so no lane is idle at the plane's edge.
@@ -247,21 +260,34 @@ impl PackedGemm {
         ensure!(x.len() == self.ci * self.p && out.len() == self.co * self.p);
         let p = self.p;
         if p == 1 {
-            self.gemv(x, out);
-            return Ok(());
+            // A classifier: its weight panels split over the pool (each
+            // thread reads half of them, the product being memory-bound).
+            let rows = if self.co.is_multiple_of(self.mr) {
+                self.mr
+            } else {
+                self.co
+            };
+            return super::pool::par_chunks_mut(out, rows, self.co * self.ci, |first, chunk| {
+                self.gemv(x, first * rows, chunk);
+                Ok(())
+            });
         }
-        // Whole panels per chunk when the executor splits the work; one chunk
+        if p >= SPLIT_PIXELS_FROM && matches!(self.simd, Simd::Avx512 | Simd::Avx2 | Simd::Portable)
+        {
+            return self.compute_by_pixels(x, out);
+        }
+        // Whole panels per chunk when the pool splits the work; one chunk
         // when the last panel is partial.
         let rows_per_chunk = if self.co.is_multiple_of(self.mr) {
             self.mr
         } else {
             self.co
         };
-        let total = out.len() * self.ci;
-        tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
+        let multiply_adds = out.len() * self.ci;
+        crate::model::kernels::pool::par_chunks_mut(
             out,
             rows_per_chunk * p,
-            total,
+            multiply_adds,
             |first, chunk| {
                 let first_row = first * rows_per_chunk;
                 #[cfg(target_arch = "x86_64")]
@@ -304,13 +330,80 @@ impl PackedGemm {
         )
     }
 
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    /// Pixels per block: the block's slice of `X` fits in [`BLOCK_BYTES`],
-    /// blocks are whole tiles except the last.
+    #[cfg(target_arch = "aarch64")]
+    /// Pixels per block of the whole plane (the NEON rows).
     fn block_pixels(&self) -> usize {
-        let bytes = self.ci * self.p * 4;
+        self.block_pixels_of(self.p)
+    }
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    /// Pixels per block of a range of `n`: the block's slice of `X` fits in
+    /// [`BLOCK_BYTES`], blocks are whole tiles except the last.
+    fn block_pixels_of(&self, n: usize) -> usize {
+        let bytes = self.ci * n * 4;
         let blocks = bytes.div_ceil(BLOCK_BYTES).max(1);
-        self.p.div_ceil(blocks).div_ceil(NR) * NR
+        n.div_ceil(blocks).div_ceil(NR) * NR
+    }
+
+    /// [`PackedGemm::compute`] split over the intra-op pool by pixels
+    /// ([`SPLIT_PIXELS_FROM`]): each part computes every output channel of
+    /// its columns, whole tiles ([`SPLIT_ALIGN`]). The same sums in the same
+    /// order per output as a split by channels or none: the same bits.
+    fn compute_by_pixels(&self, x: &[f32], out: &mut [f32]) -> TractResult<()> {
+        let out = super::pool::SharedSlice::new(out);
+        let multiply_adds = self.co * self.p * self.ci;
+        super::pool::par_ranges(self.p, SPLIT_ALIGN, multiply_adds, |cols| {
+            let b = Block {
+                first_row: 0,
+                rows: self.co,
+                cols,
+                out: out.ptr(),
+            };
+            // SAFETY: `x` and `out` have the lengths `compute` checked; the
+            // block is every row, columns inside `0..p`; `par_ranges` hands
+            // each call columns no other call gets, so no other thread
+            // touches this block's elements, and `out` stays borrowed until
+            // every call has returned.
+            unsafe { self.block(x, b) };
+            Ok(())
+        })
+    }
+
+    /// Dispatches a block to the tiles `simd` names (the portable rows
+    /// where the CPU lacks them).
+    ///
+    /// # Safety
+    ///
+    /// As for [`PackedGemm::block_portable`], and `b.first_row` a multiple
+    /// of `mr`.
+    unsafe fn block(&self, x: &[f32], b: Block) {
+        #[cfg(target_arch = "x86_64")]
+        match self.simd {
+            Simd::Avx512 if std::arch::is_x86_feature_detected!("avx512f") => {
+                // SAFETY: the CPU has AVX-512F (checked just above); the
+                // block's promises are the caller's.
+                unsafe {
+                    if self.mr == 16 {
+                        self.block_avx512_transposed(x, b)
+                    } else {
+                        self.block_avx512(x, b)
+                    }
+                };
+                return;
+            }
+            Simd::Avx2
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma") =>
+            {
+                // SAFETY: the CPU has AVX2 and FMA (checked just above);
+                // the block's promises are the caller's.
+                unsafe { self.block_avx2(x, b) };
+                return;
+            }
+            _ => {}
+        }
+        // SAFETY: the caller's promises.
+        unsafe { self.block_portable(x, b) }
     }
 
     /// Output rows `first_row..first_row + out.len() / p` in plain Rust
@@ -318,19 +411,40 @@ impl PackedGemm {
     /// kernel, but without fused multiply-adds and with the residual added
     /// first, so results differ from it by rounding).
     fn rows_portable(&self, x: &[f32], first_row: usize, out: &mut [f32]) {
+        assert!(x.len() == self.ci * self.p && first_row + out.len() / self.p <= self.co);
+        let b = Block::rows(first_row, out, self.p);
+        // SAFETY: lengths checked just above; the block is exactly `out`,
+        // which this call borrows mutably.
+        unsafe { self.block_portable(x, b) }
+    }
+
+    /// [`PackedGemm::rows_portable`] on a block.
+    ///
+    /// # Safety
+    ///
+    /// `x.len() == ci * p`; `b.first_row + b.rows <= co`; `b.cols` inside
+    /// `0..p`; `b.out + r * p + c` valid for reads and writes for
+    /// `r < b.rows`, `c` in `b.cols`, and no other thread or reference
+    /// touches those elements during the call.
+    unsafe fn block_portable(&self, x: &[f32], b: Block) {
         let (ci, p) = (self.ci, self.p);
-        for (i, o) in out.chunks_exact_mut(p).enumerate() {
-            let row = first_row + i;
+        for i in 0..b.rows {
+            let row = b.first_row + i;
+            // SAFETY: row `i`'s columns `b.cols` of the block: valid and
+            // ours alone (the caller's promise).
+            let o = unsafe {
+                std::slice::from_raw_parts_mut(b.out.add(i * p + b.cols.start), b.cols.len())
+            };
             let (q, r) = (row / self.mr, row % self.mr);
-            let b = self.bias[row];
+            let bias = self.bias[row];
             if self.residual {
-                o.iter_mut().for_each(|v| *v += b);
+                o.iter_mut().for_each(|v| *v += bias);
             } else {
-                o.fill(b);
+                o.fill(bias);
             }
             for (k, xr) in x.chunks_exact(p).enumerate().take(ci) {
                 let w = self.packed[(q * ci + k) * self.mr + r];
-                for (v, &xv) in o.iter_mut().zip(xr) {
+                for (v, &xv) in o.iter_mut().zip(&xr[b.cols.clone()]) {
                     *v += w * xv;
                 }
             }
@@ -350,20 +464,33 @@ impl PackedGemm {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn rows_avx512(&self, x: &[f32], first_row: usize, out: &mut [f32]) {
+        // SAFETY: the caller's promises; the block is exactly `out`.
+        unsafe { self.block_avx512(x, Block::rows(first_row, out, self.p)) }
+    }
+
+    /// [`PackedGemm::rows_avx512`] on a block.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX-512F; `b.first_row` a multiple of [`MR`]; the
+    /// rest as for [`PackedGemm::block_portable`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn block_avx512(&self, x: &[f32], b: Block) {
         let (ci, p) = (self.ci, self.p);
-        let rows_total = out.len() / p;
-        let panels = rows_total.div_ceil(MR);
-        let block = self.block_pixels();
-        let first_panel = first_row / MR;
-        let mut p0 = 0;
-        while p0 < p {
-            let pn = block.min(p - p0);
+        let panels = b.rows.div_ceil(MR);
+        let block = self.block_pixels_of(b.cols.len());
+        let first_panel = b.first_row / MR;
+        let mut p0 = b.cols.start;
+        while p0 < b.cols.end {
+            let pn = block.min(b.cols.end - p0);
             for q in 0..panels {
-                let rows = MR.min(rows_total - q * MR);
+                let rows = MR.min(b.rows - q * MR);
                 let panel = first_panel + q;
                 let w = &self.packed[panel * ci * MR..][..ci * MR];
-                let b = &self.bias[panel * MR..][..MR];
-                let o = &mut out[q * MR * p..][..rows * p];
+                let bias = &self.bias[panel * MR..][..MR];
+                // Row q * MR of the block, column 0.
+                let o = b.out.wrapping_add(q * MR * p);
                 let mut j = 0;
                 while j < pn {
                     let n = NR.min(pn - j);
@@ -372,22 +499,22 @@ impl PackedGemm {
                         k: ci,
                         w: w.as_ptr(),
                         wstep: MR,
-                        bias: b.as_ptr(),
-                        // SAFETY: col < p, so the pointers stay inside `x`
-                        // and `o` (rows of length p).
+                        bias: bias.as_ptr(),
+                        // SAFETY: col < p, so the pointer stays inside `x`.
                         x: unsafe { x.as_ptr().add(col) },
                         ldx: p,
                         n,
-                        out: unsafe { o.as_mut_ptr().add(col) },
+                        out: o.wrapping_add(col),
                         ldo: p,
                         rows,
                         accumulate: self.residual,
                         clamp: self.clamp,
                     };
-                    // SAFETY: `w` holds `ci * MR` weights and `b` MR biases;
-                    // for k < ci, l < n: x[k * p + col + l] is inside `x`
-                    // (col + n <= p, ci rows); for r < rows, l < n:
-                    // o[r * p + col + l] is inside `o` (rows rows of p).
+                    // SAFETY: `w` holds `ci * MR` weights and `bias` MR
+                    // biases; for k < ci, l < n: x[k * p + col + l] is
+                    // inside `x` (col + n <= p, ci rows); for r < rows,
+                    // l < n: row q * MR + r, column col + l is in the block
+                    // (col + n <= b.cols.end), which is ours to write.
                     unsafe {
                         match n.div_ceil(16) {
                             3 => avx512::tile::<3>(&t),
@@ -418,51 +545,65 @@ impl PackedGemm {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn rows_avx2(&self, x: &[f32], first_row: usize, out: &mut [f32]) {
+        // SAFETY: the caller's promises; the block is exactly `out`.
+        unsafe { self.block_avx2(x, Block::rows(first_row, out, self.p)) }
+    }
+
+    /// [`PackedGemm::rows_avx2`] on a block.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX2 and FMA; `b.first_row` a multiple of `mr`;
+    /// the rest as for [`PackedGemm::block_portable`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block_avx2(&self, x: &[f32], b: Block) {
         let (ci, p, mr) = (self.ci, self.p, self.mr);
-        let rows_total = out.len() / p;
-        let block = self.block_pixels();
-        let mut p0 = 0;
-        while p0 < p {
-            let pn = block.min(p - p0);
+        let block = self.block_pixels_of(b.cols.len());
+        let mut p0 = b.cols.start;
+        while p0 < b.cols.end {
+            let pn = block.min(b.cols.end - p0);
             let mut q0 = 0;
-            while q0 < rows_total {
-                let panel_rows = mr.min(rows_total - q0);
+            while q0 < b.rows {
+                let panel_rows = mr.min(b.rows - q0);
                 let mut j = 0;
                 while j < pn {
                     let n = avx2::NR.min(pn - j);
                     let col = p0 + j;
                     let mut g = 0;
                     while g < panel_rows {
-                        let row = first_row + q0 + g;
+                        let row = b.first_row + q0 + g;
                         let (q, r) = (row / mr, row % mr);
                         // `r` is a multiple of 4 (so is `mr`): the group's 4
                         // weights per input channel and 4 biases stay
                         // inside panel `q` (zero-padded past `co`).
                         let w = &self.packed[q * ci * mr + r..][..(ci - 1) * mr + avx2::ROWS];
-                        let b = &self.bias[row..][..avx2::ROWS];
-                        let o = &mut out[(q0 + g) * p..];
+                        let bias = &self.bias[row..][..avx2::ROWS];
+                        // Row q0 + g of the block, column 0.
+                        let o = b.out.wrapping_add((q0 + g) * p);
                         let t = Tile {
                             k: ci,
                             w: w.as_ptr(),
                             wstep: mr,
-                            bias: b.as_ptr(),
-                            // SAFETY: col < p, inside `x` and `o`.
+                            bias: bias.as_ptr(),
+                            // SAFETY: col < p, inside `x`.
                             x: unsafe { x.as_ptr().add(col) },
                             ldx: p,
                             n,
-                            out: unsafe { o.as_mut_ptr().add(col) },
+                            out: o.wrapping_add(col),
                             ldo: p,
                             rows: avx2::ROWS.min(panel_rows - g),
                             accumulate: self.residual,
                             clamp: self.clamp,
                         };
                         // SAFETY: `w` holds the group's weights for every
-                        // input channel at a step of `mr`, `b` 4 biases;
+                        // input channel at a step of `mr`, `bias` 4 biases;
                         // x[k * p + col + l] for k < ci, l < n is inside `x`
-                        // (col + n <= p); o[r * p + col + l] for r < rows,
-                        // l < n is inside `o` (rows_total - q0 - g >= rows).
+                        // (col + n <= p); rows q0 + g + r < b.rows for
+                        // r < rows, columns col + l < b.cols.end: in the
+                        // block, ours to write.
                         unsafe {
-                            match (n.div_ceil(8), n % 8 == 0) {
+                            match (n.div_ceil(8), n.is_multiple_of(8)) {
                                 (3, true) => avx2::tile::<3, true>(&t),
                                 (3, false) => avx2::tile::<3, false>(&t),
                                 (2, true) => avx2::tile::<2, true>(&t),
@@ -493,27 +634,42 @@ impl PackedGemm {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn rows_avx512_transposed(&self, x: &[f32], first_row: usize, out: &mut [f32]) {
+        // SAFETY: the caller's promises; the block is exactly `out`.
+        unsafe { self.block_avx512_transposed(x, Block::rows(first_row, out, self.p)) }
+    }
+
+    /// [`PackedGemm::rows_avx512_transposed`] on a block.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX-512F; `self.mr == 16`; `b.first_row` and
+    /// `b.rows` multiples of 16; the rest as for
+    /// [`PackedGemm::block_portable`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn block_avx512_transposed(&self, x: &[f32], b: Block) {
         let (ci, p) = (self.ci, self.p);
-        let groups = out.len() / p / 16;
-        let g0 = first_row / 16;
+        let groups = b.rows / 16;
+        let g0 = b.first_row / 16;
         let mut g = 0;
         while g < groups {
             let nv = (groups - g).min(3);
             let w = &self.packed[(g0 + g) * ci * 16..][..nv * ci * 16];
-            let b = &self.bias[(g0 + g) * 16..][..nv * 16];
-            let o = &mut out[g * 16 * p..][..nv * 16 * p];
-            let mut p0 = 0;
-            while p0 < p {
-                let mp = (p - p0).min(8);
+            let bias = &self.bias[(g0 + g) * 16..][..nv * 16];
+            // Row 16 * g of the block, column 0.
+            let o = b.out.wrapping_add(g * 16 * p);
+            let mut p0 = b.cols.start;
+            while p0 < b.cols.end {
+                let mp = (b.cols.end - p0).min(8);
                 let t = TileT {
                     k: ci,
                     w: w.as_ptr(),
                     wstride: ci * 16,
-                    bias: b.as_ptr(),
-                    // SAFETY: p0 < p: inside row 0 of `x` and of `o`.
+                    bias: bias.as_ptr(),
+                    // SAFETY: p0 < p: inside row 0 of `x`.
                     x: unsafe { x.as_ptr().add(p0) },
                     ldx: p,
-                    out: unsafe { o.as_mut_ptr().add(p0) },
+                    out: o.wrapping_add(p0),
                     ldo: p,
                     accumulate: self.residual,
                     clamp: self.clamp,
@@ -532,10 +688,11 @@ impl PackedGemm {
                         }
                     };
                 }
-                // SAFETY: `w` holds nv groups of ci * 16 weights, `b` nv * 16
-                // biases; x[k * p + p0 + i] for k < ci, i < mp <= p - p0 is
-                // inside `x`; o[(16 * j + l) * p + p0 + i] for j < nv,
-                // l < 16, i < mp is inside `o` (nv * 16 rows of p); the
+                // SAFETY: `w` holds nv groups of ci * 16 weights, `bias`
+                // nv * 16 biases; x[k * p + p0 + i] for k < ci,
+                // i < mp <= b.cols.end - p0 is inside `x`; rows
+                // 16 * (g + j) + l < b.rows for j < nv, l < 16, columns
+                // p0 + i < b.cols.end: in the block, ours to write; the
                 // offsets (< 48 * 64) fit the gathers' i32 indices.
                 unsafe {
                     match nv {
@@ -547,6 +704,29 @@ impl PackedGemm {
                 p0 += mp;
             }
             g += nv;
+        }
+    }
+}
+
+/// The part of the output one kernel call writes: rows `first_row` to
+/// `first_row + rows`, columns `cols` of each; `out` points at row
+/// `first_row`, column 0 (rows of `p` floats). Raw, because the parts of a split by pixels
+/// interleave within every row.
+struct Block {
+    first_row: usize,
+    rows: usize,
+    cols: std::ops::Range<usize>,
+    out: *mut f32,
+}
+
+impl Block {
+    /// Every column of the whole rows `out` holds, the first being `first_row`.
+    fn rows(first_row: usize, out: &mut [f32], p: usize) -> Block {
+        Block {
+            first_row,
+            rows: out.len() / p,
+            cols: 0..p,
+            out: out.as_mut_ptr(),
         }
     }
 }

@@ -11,9 +11,11 @@ use super::PackedGemm;
 use super::Simd;
 
 impl PackedGemm {
-    /// `out = clamp(W x + b [+ out])` for one pixel. `x.len() == ci`,
-    /// `out.len() == co` (checked by the caller).
-    pub(super) fn gemv(&self, x: &[f32], out: &mut [f32]) {
+    /// `out = clamp(W x + b [+ out])` for one pixel, output rows
+    /// `first_row..first_row + out.len()` (`first_row` a multiple of `mr`).
+    /// `x.len() == ci`, `first_row + out.len() <= co` (checked by the
+    /// caller).
+    pub(super) fn gemv(&self, x: &[f32], first_row: usize, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if self.simd != Simd::Portable
             && std::arch::is_x86_feature_detected!("avx2")
@@ -21,38 +23,44 @@ impl PackedGemm {
         {
             // SAFETY: the CPU has AVX2 and FMA (checked just above); the
             // function only compiles the safe code below for them.
-            unsafe { self.gemv_fma(x, out) };
+            unsafe { self.gemv_fma(x, first_row, out) };
             return;
         }
         #[cfg(target_arch = "aarch64")]
         if self.simd != Simd::Portable {
             // aarch64 always has NEON with fused multiply-adds.
-            self.gemv_panels::<true>(x, out);
+            self.gemv_panels::<true>(x, first_row, out);
             return;
         }
-        self.gemv_panels::<false>(x, out)
+        self.gemv_panels::<false>(x, first_row, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn gemv_fma(&self, x: &[f32], out: &mut [f32]) {
-        self.gemv_panels::<true>(x, out)
+    unsafe fn gemv_fma(&self, x: &[f32], first_row: usize, out: &mut [f32]) {
+        self.gemv_panels::<true>(x, first_row, out)
     }
 
     /// Every panel; `FUSED`: one fused multiply-add per term (the tiles'
     /// rounding), else a multiply and an add (the portable rows').
     #[inline(always)]
-    fn gemv_panels<const FUSED: bool>(&self, x: &[f32], out: &mut [f32]) {
+    fn gemv_panels<const FUSED: bool>(&self, x: &[f32], first_row: usize, out: &mut [f32]) {
         match self.mr {
-            16 => self.gemv_mr::<16, FUSED>(x, out),
-            _ => self.gemv_mr::<{ super::MR }, FUSED>(x, out),
+            16 => self.gemv_mr::<16, FUSED>(x, first_row / 16, out),
+            _ => self.gemv_mr::<{ super::MR }, FUSED>(x, first_row / super::MR, out),
         }
     }
 
     #[inline(always)]
-    fn gemv_mr<const MR: usize, const FUSED: bool>(&self, x: &[f32], out: &mut [f32]) {
+    fn gemv_mr<const MR: usize, const FUSED: bool>(
+        &self,
+        x: &[f32],
+        first_panel: usize,
+        out: &mut [f32],
+    ) {
         let ci = self.ci;
-        for (q, o) in out.chunks_mut(MR).enumerate() {
+        for (i, o) in out.chunks_mut(MR).enumerate() {
+            let q = first_panel + i;
             let mut acc = [0f32; MR];
             acc.copy_from_slice(&self.bias[q * MR..][..MR]);
             let panel = &self.packed[q * ci * MR..][..ci * MR];
