@@ -1,17 +1,25 @@
-//! The 3x3 depthwise convolution kernel (padding 1, stride 1 or 2) over
-//! zero-padded phase planes, vectorised by the compiler (AVX2 where the CPU
-//! has it, chosen at run time).
+//! The 3x3 depthwise convolution kernel (padding 1, stride 1 or 2),
+//! vectorised by the compiler (AVX2 where the CPU has it, chosen at run
+//! time).
 //!
 //! tract 0.23.9's x86_64 depthwise kernel is vectorised only along output
 //! rows at stride 1 and at least 32 points wide; stride-2 layers and the
 //! 14x14 and 7x7 planes run its scalar loop (0.6-6 GFLOP/s, half of a
-//! MobileNetV2 frame; docs/engine.md). This kernel copies each channel into
-//! `stride x stride` zero-padded phase planes (row and column phase: at
-//! stride 2 the copy de-interleaves rows and columns), so that every tap is
-//! one contiguous multiply-add over a flattened block of output rows and
-//! only the kept outputs are computed. Rows (large planes) or channels (small
-//! ones) are split over the intra-op pool (`kernels::pool`) when one is
-//! installed. Its scratch is per thread, allocated once.
+//! MobileNetV2 frame; docs/engine.md). At stride 1 this kernel treats a
+//! channel's plane as one flat row of `h * w` points: a tap is the plane
+//! shifted by a constant (`±w` for a row, `±1` for a column), the row above
+//! the first and below the last are a zero margin, and the left and right
+//! neighbours that would wrap round to the previous or next row are
+//! multiplied by a 0/1 column mask. Every output point is then the same
+//! nine multiply-adds over contiguous memory, however small the plane
+//! (MobileNetV2's 7x7 and 14x14 planes are most of its depthwise channels),
+//! written straight into the output with the clamp. At stride 2 it copies
+//! each channel into `2 x 2` zero-padded phase planes (the copy
+//! de-interleaves rows and columns), so that every tap is one contiguous
+//! multiply-add over a flattened block of output rows and only the kept
+//! outputs are computed. Rows (large planes) or channels (small ones) are
+//! split over the intra-op pool (`kernels::pool`) when one is installed.
+//! Its scratch is per thread, allocated once.
 //!
 //! Arithmetic per output point is tract's: the bias, then one multiply and
 //! one add per tap in row-major order (no fused multiply-add); the logits
@@ -177,15 +185,84 @@ impl Depthwise3x3 {
         (ph, pw, ph * pw + 2 * pw + 2)
     }
 
-    /// Output rows `rows` of one channel: `input` is its `h x w` plane,
-    /// `output` those rows of its `oh x ow` plane. `planes` (`stride *
-    /// stride` phase planes of the zero-padded input) must be zero
-    /// wherever this function does not write, which it never changes: pass
-    /// the same zeroed buffer for every channel, with the same `rows`.
+    /// Output rows `rows` of one channel at stride 1: `input` is its
+    /// `h x w` plane, `output` those rows of its (equally sized) output
+    /// plane. `plane` holds the input plane flat after a margin of `w + 1`
+    /// points and before one of `w + 1`; the margins must be zero, and stay
+    /// so (this function writes only the plane rows that `rows` read).
+    /// `masks` are the column masks of [`Depthwise3x3::column_masks`].
+    #[inline(always)]
+    fn channel_s1(
+        &self,
+        ch: usize,
+        input: &[f32],
+        output: &mut [f32],
+        rows: std::ops::Range<usize>,
+        plane: &mut [f32],
+        masks: &[f32],
+    ) {
+        let (h, w) = (self.h, self.w);
+        let margin = w + 1;
+        // Output rows `rows` read input rows rows.start - 1 ..= rows.end.
+        let (y0, y1) = (rows.start.saturating_sub(1), (rows.end + 1).min(h));
+        plane[margin + y0 * w..margin + y1 * w].copy_from_slice(&input[y0 * w..y1 * w]);
+        let first = rows.start * w;
+        let n = rows.len() * w;
+        // Point i of the plane is at `margin + i`; its tap (ky, kx) at
+        // `margin + i + (ky - 1) * w + kx - 1`, i.e. `i + ky * w + kx` from
+        // the start of `plane`.
+        let tap = |ky: usize, kx: usize| &plane[first + ky * w + kx..][..n];
+        let (a0, a1, a2) = (tap(0, 0), tap(0, 1), tap(0, 2));
+        let (a3, a4, a5) = (tap(1, 0), tap(1, 1), tap(1, 2));
+        let (a6, a7, a8) = (tap(2, 0), tap(2, 1), tap(2, 2));
+        let (left, right) = masks.split_at(h * w);
+        let (left, right) = (&left[first..][..n], &right[first..][..n]);
+        let t = &self.kernel[ch * 9..][..9];
+        let bias = self.bias[ch];
+        let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let out = &mut output[..n];
+        for i in 0..n {
+            // A left tap of column 0 and a right tap of column w - 1 would
+            // read the neighbouring row's end: masked to zero, as the
+            // padding would be.
+            let (l, r) = (left[i], right[i]);
+            let mut v = bias;
+            v += t[0] * (a0[i] * l);
+            v += t[1] * a1[i];
+            v += t[2] * (a2[i] * r);
+            v += t[3] * (a3[i] * l);
+            v += t[4] * a4[i];
+            v += t[5] * (a5[i] * r);
+            v += t[6] * (a6[i] * l);
+            v += t[7] * a7[i];
+            v += t[8] * (a8[i] * r);
+            out[i] = v.max(lo).min(hi);
+        }
+    }
+
+    /// The stride-1 column masks, `2 * h * w` floats: 1.0 where point `i`
+    /// of the flat plane has a left neighbour (column above 0), then 1.0
+    /// where it has a right one (column below `w - 1`), 0.0 elsewhere.
+    fn column_masks(&self, masks: &mut [f32]) {
+        let (h, w) = (self.h, self.w);
+        let (left, right) = masks[..2 * h * w].split_at_mut(h * w);
+        for (l, r) in left.chunks_exact_mut(w).zip(right.chunks_exact_mut(w)) {
+            l.fill(1.0);
+            r.fill(1.0);
+            l[0] = 0.0;
+            r[w - 1] = 0.0;
+        }
+    }
+
+    /// Output rows `rows` of one channel at stride 2: `input` is its
+    /// `h x w` plane, `output` those rows of its `oh x ow` plane. `planes`
+    /// (`stride * stride` phase planes of the zero-padded input) must be
+    /// zero wherever this function does not write, which it never changes:
+    /// pass the same zeroed buffer for every channel, with the same `rows`.
     /// `acc` holds one block of points (rows of `pw`, the last `pw - ow` of
     /// each junk).
     #[inline(always)]
-    fn channel(
+    fn channel_s2(
         &self,
         ch: usize,
         input: &[f32],
@@ -278,8 +355,14 @@ impl Depthwise3x3 {
         }
     }
 
-    /// Scratch lengths: the phase planes, one block's accumulator.
+    /// Scratch lengths: at stride 1 the plane with its margins, then the
+    /// column masks; at stride 2 the phase planes, then one block's
+    /// accumulator.
     fn scratch_lens(&self) -> (usize, usize) {
+        if self.stride == 1 {
+            let (h, w) = (self.h, self.w);
+            return (h * w + 2 * (w + 1), 2 * h * w);
+        }
         let (_, pw, plane) = self.planes_geo();
         (
             plane * self.stride * self.stride,
@@ -288,8 +371,9 @@ impl Depthwise3x3 {
     }
 
     /// Channels `chs`, output rows `rows` of each, into `out` (the whole
-    /// output). `planes` must be zero (`channel` keeps it so outside what
-    /// it writes); both scratch slices have the lengths of `scratch_lens`.
+    /// output). `planes` must be zero (the channel functions keep it so
+    /// outside what they write); both scratch slices have the lengths of
+    /// `scratch_lens`, the second holding the column masks at stride 1.
     ///
     /// # Safety
     ///
@@ -313,14 +397,12 @@ impl Depthwise3x3 {
             // (checked by `part`), are this call's alone (the caller's
             // promise).
             let output = unsafe { out.part(first + rows.start * ow..first + rows.end * ow) };
-            self.channel(
-                ch,
-                &input[ch * self.h * self.w..][..self.h * self.w],
-                output,
-                rows.clone(),
-                planes,
-                acc,
-            );
+            let input = &input[ch * self.h * self.w..][..self.h * self.w];
+            if self.stride == 1 {
+                self.channel_s1(ch, input, output, rows.clone(), planes, acc);
+            } else {
+                self.channel_s2(ch, input, output, rows.clone(), planes, acc);
+            }
         }
     }
 
@@ -375,6 +457,9 @@ impl Depthwise3x3 {
                 // An earlier layer of another geometry (or rows) may have
                 // left values anywhere.
                 planes.fill(0.0);
+                if self.stride == 1 {
+                    self.column_masks(acc);
+                }
                 // (The kernels are called from here, not from inside a
                 // closure of theirs: closures do not inherit
                 // `target_feature`.)
@@ -430,7 +515,7 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_definition_at_both_strides_on_odd_and_tiny_planes() {
+    fn matches_the_definition_bit_for_bit_at_both_strides_on_odd_and_tiny_planes() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
             seed ^= seed << 13;
@@ -450,6 +535,11 @@ mod tests {
             (2, 3, 112, 2, None),
             (6, 7, 7, 1, None),
             (3, 15, 14, 2, Some((-0.25, 0.25))),
+            (2, 1, 9, 1, None),
+            (2, 9, 1, 1, Some((0.0, 0.5))),
+            (3, 2, 2, 1, None),
+            (2, 2, 17, 1, None),
+            (4, 56, 56, 1, Some((0.0, 6.0))),
         ];
         for (c, h, w, stride, clamp) in cases {
             let op = Depthwise3x3 {
@@ -466,9 +556,12 @@ mod tests {
             let mut got = vec![f32::NAN; c * oh * ow];
             op.compute(&x, &mut got).expect("single-threaded run");
             let want = reference(&op, &x);
+            // The same operations in the same order: the same bits (a
+            // padding tap adds a zero, which changes no sum that is not
+            // itself zero).
             for (i, (g, e)) in got.iter().zip(&want).enumerate() {
                 assert!(
-                    (g - e).abs() <= 1e-6,
+                    g.to_bits() == e.to_bits(),
                     "{c}x{h}x{w} stride {stride}: output {i}: got {g}, want {e}"
                 );
             }
