@@ -13,11 +13,11 @@
 //! multiplied by a 0/1 column mask. Every output point is then the same
 //! nine multiply-adds over contiguous memory, however small the plane
 //! (MobileNetV2's 7x7 and 14x14 planes are most of its depthwise channels),
-//! written straight into the output with the clamp. At stride 2 it copies
-//! each channel into `2 x 2` zero-padded phase planes (the copy
-//! de-interleaves rows and columns), so that every tap is one contiguous
-//! multiply-add over a flattened block of output rows and only the kept
-//! outputs are computed. Rows (large planes) or channels (small ones) are
+//! written straight into the output with the clamp. At stride 2 it first
+//! copies each channel into `2 x 2` phase planes of the output's size (the
+//! copy de-interleaves rows and columns), after which the taps are again
+//! constant shifts of flat planes and only the kept outputs are computed.
+//! Rows (large planes) or channels (small ones) are
 //! split over the intra-op pool (`kernels::pool`) when one is installed.
 //! Its scratch is per thread, allocated once.
 //!
@@ -34,8 +34,6 @@ use super::pool::SharedSlice;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-/// Output points computed per block (the block's accumulator stays in L1).
-const BLOCK_POINTS: usize = 2048;
 /// Planes of at least this many output rows are split over the intra-op
 /// pool by rows (each thread every channel of its rows), smaller ones by
 /// channels. Measured on MobileNetV2 (docs/engine.md, "Two cores: our
@@ -175,16 +173,6 @@ impl Depthwise3x3 {
         Ok(out)
     }
 
-    /// Row-phase plane geometry: (rows, row pitch, plane length with slack).
-    fn planes_geo(&self) -> (usize, usize, usize) {
-        let (oh, ow) = self.out_hw();
-        // Taps reach 2 / stride rows and columns past an output's own.
-        let reach = 2 / self.stride;
-        let (ph, pw) = (oh + reach, ow + reach);
-        // Slack: a block's taps read up to 2 rows + 2 points past its end.
-        (ph, pw, ph * pw + 2 * pw + 2)
-    }
-
     /// Output rows `rows` of one channel at stride 1: `input` is its
     /// `h x w` plane, `output` those rows of its (equally sized) output
     /// plane. `plane` holds the input plane flat after a margin of `w + 1`
@@ -240,27 +228,27 @@ impl Depthwise3x3 {
         }
     }
 
-    /// The stride-1 column masks, `2 * h * w` floats: 1.0 where point `i`
-    /// of the flat plane has a left neighbour (column above 0), then 1.0
-    /// where it has a right one (column below `w - 1`), 0.0 elsewhere.
+    /// The column masks over the flat output plane, `2 * oh * ow` floats:
+    /// 1.0 where point `i` has a left neighbour (column above 0), then 1.0
+    /// where it has a right one (column below `ow - 1`), 0.0 elsewhere.
     fn column_masks(&self, masks: &mut [f32]) {
-        let (h, w) = (self.h, self.w);
-        let (left, right) = masks[..2 * h * w].split_at_mut(h * w);
-        for (l, r) in left.chunks_exact_mut(w).zip(right.chunks_exact_mut(w)) {
+        let (oh, ow) = self.out_hw();
+        let (left, right) = masks[..2 * oh * ow].split_at_mut(oh * ow);
+        for (l, r) in left.chunks_exact_mut(ow).zip(right.chunks_exact_mut(ow)) {
             l.fill(1.0);
             r.fill(1.0);
             l[0] = 0.0;
-            r[w - 1] = 0.0;
+            r[ow - 1] = 0.0;
         }
     }
 
     /// Output rows `rows` of one channel at stride 2: `input` is its
     /// `h x w` plane, `output` those rows of its `oh x ow` plane. `planes`
-    /// (`stride * stride` phase planes of the zero-padded input) must be
-    /// zero wherever this function does not write, which it never changes:
-    /// pass the same zeroed buffer for every channel, with the same `rows`.
-    /// `acc` holds one block of points (rows of `pw`, the last `pw - ow` of
-    /// each junk).
+    /// holds four phase planes (input rows even/odd x columns even/odd),
+    /// each `oh x ow` flat after a margin of `ow + 1` points; everything
+    /// this function does not write must be zero (margins, and an odd plane's
+    /// last row or column when `h` or `w` is odd), and stays so. `masks` are
+    /// the column masks of [`Depthwise3x3::column_masks`].
     #[inline(always)]
     fn channel_s2(
         &self,
@@ -269,105 +257,76 @@ impl Depthwise3x3 {
         output: &mut [f32],
         rows: std::ops::Range<usize>,
         planes: &mut [f32],
-        acc: &mut [f32],
+        masks: &[f32],
     ) {
-        let s = self.stride;
-        let ow = self.out_hw().1;
-        let (ph, pw, plane) = self.planes_geo();
-        // Output rows oy read plane rows oy .. oy + 2 / s (and the junk
-        // points past a block's last row a little more, whatever they
-        // hold): only those are copied.
-        let plane_rows = rows.start..ph.min(rows.end + 2 / s);
-        let rows_start = rows.start;
-        // Plane (ry, rx) holds padded pixel (s*r + ry, s*c + rx) at
-        // r * pw + c; padded pixel (py, px) is input pixel (py - 1,
-        // px - 1). At stride 2 the columns are de-interleaved here, so
-        // every tap below reads contiguous points and only the kept
-        // outputs are computed.
-        let w = self.w;
-        for ry in 0..s {
-            // Planes (ry, 0) and (ry, 1) (only the first at stride 1).
-            let (p0, p1) = planes[ry * s * plane..][..s * plane].split_at_mut(plane);
-            for r in plane_rows.clone() {
-                let py = s * r + ry;
-                if py == 0 || py > self.h {
-                    continue;
-                }
-                let src = &input[(py - 1) * w..][..w];
-                if s == 1 {
-                    p0[r * pw + 1..][..w].copy_from_slice(src);
-                    continue;
-                }
-                // Input column 2i is padded column 2i + 1: plane
-                // (ry, 1), c = i; column 2i + 1 is padded 2i + 2: plane
-                // (ry, 0), c = i + 1. (Written as a zip over pairs so
-                // that the compiler vectorises the de-interleave.)
-                let even = &mut p1[r * pw..][..w.div_ceil(2)];
-                let odd = &mut p0[r * pw + 1..][..w / 2];
-                for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(src.chunks_exact(2)) {
-                    *e = pair[0];
-                    *o = pair[1];
-                }
-                if w % 2 == 1 {
-                    even[w / 2] = src[w - 1];
-                }
+        let (h, w) = (self.h, self.w);
+        let (oh, ow) = self.out_hw();
+        let margin = ow + 1;
+        let plane = margin + oh * ow;
+        // Output row oy reads input rows 2 oy - 1 ..= 2 oy + 1. Input row y
+        // goes to row y / 2 of the even or odd row planes; its even columns
+        // 2 i to column i of the even column plane, odd ones 2 i + 1 to
+        // column i of the odd one (de-interleaved as a zip over pairs, which
+        // the compiler vectorises).
+        let (y0, y1) = ((2 * rows.start).saturating_sub(1), (2 * rows.end).min(h));
+        for y in y0..y1 {
+            let src = &input[y * w..][..w];
+            let at = (y % 2) * 2 * plane + margin + (y / 2) * ow;
+            let (even, odd) = planes[at..].split_at_mut(plane);
+            let (even, odd) = (&mut even[..w.div_ceil(2)], &mut odd[..w / 2]);
+            for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(src.chunks_exact(2)) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            if w % 2 == 1 {
+                even[w / 2] = src[w - 1];
             }
         }
+        let first = rows.start * ow;
+        let n = rows.len() * ow;
+        // Tap (ky, kx) of output point j reads row phase 1, 0, 1 (ky = 0,
+        // 1, 2) one row up for ky = 0, and column phase 1, 0, 1 one column
+        // left for kx = 0: plane (ry, rx) from `margin + j - up * ow - left`.
+        let tap = |ry: usize, rx: usize, up: usize, left: usize| {
+            &planes[(ry * 2 + rx) * plane + margin + first - up * ow - left..][..n]
+        };
+        let (a0, a1, a2) = (tap(1, 1, 1, 1), tap(1, 0, 1, 0), tap(1, 1, 1, 0));
+        let (a3, a4, a5) = (tap(0, 1, 0, 1), tap(0, 0, 0, 0), tap(0, 1, 0, 0));
+        let (a6, a7, a8) = (tap(1, 1, 0, 1), tap(1, 0, 0, 0), tap(1, 1, 0, 0));
+        let left = &masks[first..][..n];
         let t = &self.kernel[ch * 9..][..9];
         let bias = self.bias[ch];
-        let rows_per_block = acc.len() / pw;
-        let mut oy = rows.start;
-        while oy < rows.end {
-            let rows = rows_per_block.min(rows.end - oy);
-            let n = rows * pw;
-            // Point i = r * pw + x of the block (output column x when
-            // x < ow, junk otherwise) reads tap (ky, kx) at offset
-            // (oy + r + ky / s) * pw + x + kx / s of plane (ky % s, kx % s).
-            let src = |ky: usize, kx: usize| {
-                let p = &planes[((ky % s) * s + kx % s) * plane..][..plane];
-                &p[(oy + ky / s) * pw + kx / s..][..n]
-            };
-            let (s0, s1, s2) = (src(0, 0), src(0, 1), src(0, 2));
-            let (s3, s4, s5) = (src(1, 0), src(1, 1), src(1, 2));
-            let (s6, s7, s8) = (src(2, 0), src(2, 1), src(2, 2));
-            let acc = &mut acc[..n];
-            for i in 0..n {
-                let mut v = bias;
-                v += t[0] * s0[i];
-                v += t[1] * s1[i];
-                v += t[2] * s2[i];
-                v += t[3] * s3[i];
-                v += t[4] * s4[i];
-                v += t[5] * s5[i];
-                v += t[6] * s6[i];
-                v += t[7] * s7[i];
-                v += t[8] * s8[i];
-                acc[i] = v;
-            }
-            let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
-            for r in 0..rows {
-                let dst = &mut output[(oy - rows_start + r) * ow..][..ow];
-                for (o, a) in dst.iter_mut().zip(&acc[r * pw..][..ow]) {
-                    *o = a.max(lo).min(hi);
-                }
-            }
-            oy += rows;
+        let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let out = &mut output[..n];
+        for i in 0..n {
+            // A left tap of column 0 would read the row above's end: masked
+            // to zero, as the padding would be. A right tap past the input
+            // reads the zero column of an odd width.
+            let l = left[i];
+            let mut v = bias;
+            v += t[0] * (a0[i] * l);
+            v += t[1] * a1[i];
+            v += t[2] * a2[i];
+            v += t[3] * (a3[i] * l);
+            v += t[4] * a4[i];
+            v += t[5] * a5[i];
+            v += t[6] * (a6[i] * l);
+            v += t[7] * a7[i];
+            v += t[8] * a8[i];
+            out[i] = v.max(lo).min(hi);
         }
     }
 
-    /// Scratch lengths: at stride 1 the plane with its margins, then the
-    /// column masks; at stride 2 the phase planes, then one block's
-    /// accumulator.
+    /// Scratch lengths: the input plane(s) with their margins (one at
+    /// stride 1, four phase planes at stride 2), then the column masks.
     fn scratch_lens(&self) -> (usize, usize) {
-        if self.stride == 1 {
-            let (h, w) = (self.h, self.w);
-            return (h * w + 2 * (w + 1), 2 * h * w);
-        }
-        let (_, pw, plane) = self.planes_geo();
-        (
-            plane * self.stride * self.stride,
-            (BLOCK_POINTS / pw).max(1) * pw,
-        )
+        let (oh, ow) = self.out_hw();
+        let planes = if self.stride == 1 {
+            self.h * self.w + 2 * (self.w + 1)
+        } else {
+            4 * (ow + 1 + oh * ow)
+        };
+        (planes, 2 * oh * ow)
     }
 
     /// Channels `chs`, output rows `rows` of each, into `out` (the whole
@@ -388,7 +347,7 @@ impl Depthwise3x3 {
         rows: std::ops::Range<usize>,
         out: &SharedSlice<f32>,
         planes: &mut [f32],
-        acc: &mut [f32],
+        masks: &[f32],
     ) {
         let (oh, ow) = self.out_hw();
         for ch in chs {
@@ -399,9 +358,9 @@ impl Depthwise3x3 {
             let output = unsafe { out.part(first + rows.start * ow..first + rows.end * ow) };
             let input = &input[ch * self.h * self.w..][..self.h * self.w];
             if self.stride == 1 {
-                self.channel_s1(ch, input, output, rows.clone(), planes, acc);
+                self.channel_s1(ch, input, output, rows.clone(), planes, masks);
             } else {
-                self.channel_s2(ch, input, output, rows.clone(), planes, acc);
+                self.channel_s2(ch, input, output, rows.clone(), planes, masks);
             }
         }
     }
@@ -420,10 +379,10 @@ impl Depthwise3x3 {
         rows: std::ops::Range<usize>,
         out: &SharedSlice<f32>,
         planes: &mut [f32],
-        acc: &mut [f32],
+        masks: &[f32],
     ) {
         // SAFETY: the caller's promises.
-        unsafe { self.run_part(input, chs, rows, out, planes, acc) }
+        unsafe { self.run_part(input, chs, rows, out, planes, masks) }
     }
 
     /// The output for `input` (`c * h * w`) into `output` (`c * oh * ow`,
@@ -436,7 +395,7 @@ impl Depthwise3x3 {
         let (oh, ow) = self.out_hw();
         ensure!(input.len() == self.c * self.h * self.w && output.len() == self.c * oh * ow);
         let multiply_adds = output.len() * 9;
-        let (planes_len, acc_len) = self.scratch_lens();
+        let (planes_len, masks_len) = self.scratch_lens();
         let by_rows = oh >= SPLIT_ROWS_FROM;
         let out = SharedSlice::new(output);
         let n = if by_rows { oh } else { self.c };
@@ -449,17 +408,15 @@ impl Depthwise3x3 {
             SCRATCH.with_borrow_mut(|scratch| {
                 // Grows to the largest layer once per thread, then is
                 // reused: no allocation per frame.
-                if scratch.len() < planes_len + acc_len {
-                    scratch.resize(planes_len + acc_len, 0.0);
+                if scratch.len() < planes_len + masks_len {
+                    scratch.resize(planes_len + masks_len, 0.0);
                 }
                 let (planes, rest) = scratch.split_at_mut(planes_len);
-                let acc = &mut rest[..acc_len];
+                let masks = &mut rest[..masks_len];
                 // An earlier layer of another geometry (or rows) may have
                 // left values anywhere.
                 planes.fill(0.0);
-                if self.stride == 1 {
-                    self.column_masks(acc);
-                }
+                self.column_masks(masks);
                 // (The kernels are called from here, not from inside a
                 // closure of theirs: closures do not inherit
                 // `target_feature`.)
@@ -470,11 +427,11 @@ impl Depthwise3x3 {
                     // gives each call a range no other call gets (rows of
                     // every channel, or channels), `out` borrowed until all
                     // have returned.
-                    unsafe { self.run_part_avx2(input, chs, rows, &out, planes, acc) };
+                    unsafe { self.run_part_avx2(input, chs, rows, &out, planes, masks) };
                     return Ok(());
                 }
                 // SAFETY: as just above, without AVX2.
-                unsafe { self.run_part(input, chs, rows, &out, planes, acc) };
+                unsafe { self.run_part(input, chs, rows, &out, planes, masks) };
                 Ok(())
             })
         })
