@@ -95,8 +95,11 @@ pub struct BenchRow {
     pub gflops: f64,
     /// Resident memory after the run, MiB (for `processes`: summed).
     pub rss_mib: f64,
-    /// Threads running heads (per camera).
+    /// Threads per camera's tree (`--threads`).
     pub threads: usize,
+    /// How the tree used them: `split_ops` (every op over all of them, the
+    /// intra-op pool) or `heads` (heads on worker threads; also for one).
+    pub threads_use: String,
     /// Cameras, each with its own tree and thread.
     pub cameras: usize,
     /// Every run's aggregate fps.
@@ -115,6 +118,17 @@ pub struct BenchRow {
 fn kernel_name() -> Result<String> {
     let path = KernelPath::from_env()?.unwrap_or_else(KernelPath::best);
     Ok(path.name().to_string())
+}
+
+/// How `threads_use` in the JSON names what the trees did with their
+/// threads, from the most any split an op over.
+fn threads_use(intra_threads: Option<usize>) -> String {
+    if intra_threads.unwrap_or(1) > 1 {
+        "split_ops"
+    } else {
+        "heads"
+    }
+    .to_string()
 }
 
 /// How `executor` in the JSON names what ran.
@@ -267,6 +281,7 @@ pub fn measure(
         gflops: 2.0 * macs * per_app_fps / 1e9,
         rss_mib: rss_mib(),
         threads,
+        threads_use: threads_use(trees.iter().map(StemTree::intra_threads).max()),
         cameras,
         runs: fps_runs.iter().map(|f| f * streams).collect(),
         kernel: kernel_name()?,
@@ -344,6 +359,7 @@ fn measure_processes(args: &BenchArgs, base: &BaseManifest, apps: usize) -> Resu
         gflops: 2.0 * macs * aggregate / 1e9,
         rss_mib: rss,
         threads: 1,
+        threads_use: threads_use(None),
         cameras: 1,
         runs: fps_runs,
         kernel: kernel_name()?,
@@ -440,6 +456,7 @@ mod tests {
             gflops: 18.8,
             rss_mib: 80.5,
             threads: 1,
+            threads_use: "heads".into(),
             cameras: 1,
             runs: vec![31.25],
             kernel: "avx2".into(),

@@ -1,7 +1,7 @@
 //! Allocation discipline of the stem tree, measured with a counting global
 //! allocator: after warm-up, a frame through trees of 1, 3 and 8 apps (real
-//! head files and base remainders, one and two head threads) allocates
-//! nothing on every kernel path of ours, engine included (the fixed-buffer
+//! head files and base remainders; two threads used for heads or to split
+//! every op) allocates nothing on every kernel path of ours, engine included (the fixed-buffer
 //! executor, `model::exec`); tract's executor, which the stock path runs,
 //! is shown to allocate. Counts per frame are printed.
 
@@ -80,10 +80,26 @@ fn apps(n: usize) -> Vec<AppPlan> {
         .collect()
 }
 
-/// Allocations and bytes over 5 frames of a tree of `n` apps (`threads`
-/// head threads) after warm-up, on the kernel path the environment names.
-fn per_frame(base: &Base, n: usize, threads: usize) -> (u64, u64) {
-    let mut tree = StemTree::build_threaded(base, apps(n), threads).unwrap();
+/// How a tree uses its threads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Use {
+    /// Heads on worker threads.
+    Heads,
+    /// Every op split over the intra-op pool.
+    SplitOps,
+}
+
+/// Allocations and bytes over 5 frames of a tree of `n` apps on `threads`
+/// threads used as `how`, after warm-up, on the kernel path the environment
+/// names.
+fn per_frame(base: &Base, n: usize, threads: usize, how: Use) -> (u64, u64) {
+    let mut tree = match how {
+        Use::Heads => StemTree::build_head_threads(base, apps(n), threads).unwrap(),
+        Use::SplitOps => StemTree::build_threaded(base, apps(n), threads).unwrap(),
+    };
+    if how == Use::SplitOps {
+        assert_eq!(tree.intra_threads(), threads, "{n} apps: not split");
+    }
     for f in 0..3 {
         tree.fill_input(|d| d.fill(0.5)).unwrap();
         tree.run_frame(f).unwrap();
@@ -114,10 +130,17 @@ fn a_steady_frame_allocates_nothing_for_1_3_and_8_apps_on_every_kernel_path() {
         }
         // Read once per network build; this binary's tests take turns.
         std::env::set_var(KERNEL_ENV, path.name());
-        for (n, threads) in [(1, 1), (3, 1), (8, 1), (8, 2)] {
-            let (allocs, bytes) = per_frame(&base, n, threads);
+        let cases = [
+            (1, 1, Use::Heads),
+            (3, 1, Use::Heads),
+            (8, 1, Use::Heads),
+            (8, 2, Use::Heads),
+            (8, 2, Use::SplitOps),
+        ];
+        for (n, threads, how) in cases {
+            let (allocs, bytes) = per_frame(&base, n, threads, how);
             eprintln!(
-                "{}: {n} apps, {threads} head thread(s): {} allocations / {} bytes per frame",
+                "{}: {n} apps, {threads} thread(s), {how:?}: {} allocations / {} bytes per frame",
                 path.name(),
                 allocs / 5,
                 bytes / 5
@@ -133,7 +156,7 @@ fn a_steady_frame_allocates_nothing_for_1_3_and_8_apps_on_every_kernel_path() {
                 assert_eq!(
                     (allocs, bytes),
                     (0, 0),
-                    "{}: {n} apps, {threads} thread(s)",
+                    "{}: {n} apps, {threads} thread(s), {how:?}",
                     path.name()
                 );
             }
@@ -141,7 +164,7 @@ fn a_steady_frame_allocates_nothing_for_1_3_and_8_apps_on_every_kernel_path() {
         }
     }
     std::env::remove_var(KERNEL_ENV);
-    assert!(ran >= 8, "at least one of our paths and stock ran");
+    assert!(ran >= 10, "at least one of our paths and stock ran");
 }
 
 /// The service's clocks stand-in: a counter for the work, no wall time.

@@ -204,7 +204,7 @@ fn time(a: &Args, alloc: &str) -> AnyResult<()> {
     let plans = bench_apps(&base, a.sharing, a.apps);
     let t0 = Instant::now();
     let mut tree =
-        StemTree::build_threaded(&base, plans, a.head_threads).map_err(|e| e.to_string())?;
+        StemTree::build_head_threads(&base, plans, a.head_threads).map_err(|e| e.to_string())?;
     let build_s = t0.elapsed().as_secs_f64();
     let mut frame = 0u64;
     let pool = intra_pool(a)?;

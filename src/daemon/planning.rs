@@ -159,7 +159,9 @@ pub(super) fn predicted_load(plan: &Plan, cameras: &[CameraCost]) -> f64 {
 /// get threads of their own.
 const ONE_THREAD_CORES: f64 = 0.5;
 
-/// Threads for camera `cam`'s heads (its own thread counts as the first):
+/// Threads for camera `cam`'s tree (its own thread counts as the first;
+/// the tree gives the others heads, or splits every op over all of them
+/// when its shared stem is most of the work, `model::tree`):
 /// one while the camera's predicted work ([`Plan`]'s tree cost, with the
 /// preprocessing) is at most [`ONE_THREAD_CORES`], else as many as that
 /// work needs at that rate, at most the camera's share of the device's

@@ -7,6 +7,11 @@
 //! a segment runs only if some app at or below it is due, and each head only
 //! when its own app is due (frame number divisible by its stride).
 //!
+//! A tree given more than one thread uses them in one of two ways, chosen
+//! when it is built from the multiply-adds on a frame's critical path:
+//! heads on worker threads, or every op of every network split over an
+//! intra-op pool (`kernels::pool`) when the shared stem is most of the work.
+//!
 //! Everything is allocated when the tree is built: the input tensor, every
 //! network's buffers (`model::exec`), the per-app result slots, so that
 //! [`StemTree::run_frame`] allocates nothing (`tests/alloc_runtime.rs`
@@ -14,6 +19,7 @@
 //! kernel path, or a node ours does not cover, named in the log).
 
 use super::exec::Arena;
+use super::kernels::pool::Pool;
 use super::mailbox::Mailbox;
 use super::net::{f32_slice, Base, Net};
 use crate::error::Result;
@@ -67,6 +73,11 @@ struct Head {
 
 /// Most apps one tree serves (bounds the fixed-size messages to head workers).
 const MAX_TREE_APPS: usize = 128;
+
+/// The speed-up of a stem tree split op by op over two cores by the
+/// intra-op pool, per core: 1.81-1.83x on two (`benches/engine-compare.sh
+/// --two-cores`, docs/engine.md "Two cores: our fork-join pool").
+const POOL_EFFICIENCY: f64 = 0.9;
 /// Most stem segments in one tree.
 pub(crate) const MAX_SEGMENTS: usize = 64;
 
@@ -195,6 +206,9 @@ pub struct StemTree {
     /// The buffers of the networks run on the calling thread (the stem
     /// segments and `heads`), which run one at a time.
     arena: Arena,
+    /// When the tree's threads split every op instead of owning heads: the
+    /// intra-op pool installed around each frame's run.
+    pool: Option<Pool>,
 }
 
 impl StemTree {
@@ -203,10 +217,30 @@ impl StemTree {
         Self::build_threaded(base, apps, 1)
     }
 
-    /// Builds the tree with `threads` threads for heads: the calling thread
-    /// runs the stem and its share of the heads; `threads - 1` worker threads
-    /// own the others, balanced by their multiply-adds.
+    /// Builds the tree to run on `threads` threads, in one of two ways,
+    /// whichever leaves fewer multiply-adds on a frame's critical path
+    /// (every app due): the calling thread runs the stem and its share of
+    /// the heads while `threads - 1` worker threads own the others,
+    /// balanced by their multiply-adds (many or large heads); or the
+    /// calling thread runs everything with every op split over an intra-op
+    /// pool of `threads` (a large shared stem, which head threads cannot
+    /// share out).
     pub fn build_threaded(base: &Base, apps: Vec<AppPlan>, threads: usize) -> Result<StemTree> {
+        Self::build_inner(base, apps, threads, true)
+    }
+
+    /// Builds the tree with `threads - 1` head worker threads beside the
+    /// calling one, never an intra-op pool (benchmarks compare the two).
+    pub fn build_head_threads(base: &Base, apps: Vec<AppPlan>, threads: usize) -> Result<StemTree> {
+        Self::build_inner(base, apps, threads, false)
+    }
+
+    fn build_inner(
+        base: &Base,
+        apps: Vec<AppPlan>,
+        threads: usize,
+        may_split_ops: bool,
+    ) -> Result<StemTree> {
         let n = base.manifest.segments();
         if apps.len() > MAX_TREE_APPS {
             crate::bail!(
@@ -293,10 +327,32 @@ impl StemTree {
         let n_apps = apps.len();
         // Share heads out by their multiply-adds, largest first, each to the
         // least loaded thread; thread 0 is the caller's.
-        let threads = threads.clamp(1, heads.len().max(1));
+        let cores = threads.max(1);
         let total = base.manifest.points[n].macs_to_here;
         let cost = |h: &Head| total - base.manifest.points[apps[h.app].branch].macs_to_here;
+        let stem = base.manifest.points[segments.last().map_or(0, |s| s.end)].macs_to_here;
+        let all_heads: u64 = heads.iter().map(cost).sum();
         heads.sort_by_key(|h| std::cmp::Reverse(cost(h)));
+        let lpt = |threads: usize| {
+            let mut load = vec![0u64; threads];
+            for h in &heads {
+                let t = (0..threads).min_by_key(|&t| load[t]).unwrap_or(0);
+                load[t] += cost(h);
+            }
+            load.into_iter().max().unwrap_or(0)
+        };
+        let threaded_path = (stem + lpt(cores.clamp(1, heads.len().max(1)))) as f64;
+        let pooled_path = (stem + all_heads) as f64 / (cores as f64 * POOL_EFFICIENCY);
+        let pool = if may_split_ops && cores > 1 && pooled_path < threaded_path {
+            Some(Pool::new(cores)?)
+        } else {
+            None
+        };
+        let threads = if pool.is_some() {
+            1
+        } else {
+            cores.clamp(1, heads.len().max(1))
+        };
         let mut load = vec![0u64; threads];
         let mut shares: Vec<Vec<Head>> = (0..threads).map(|_| Vec::new()).collect();
         for h in heads {
@@ -315,8 +371,12 @@ impl StemTree {
             net.share_buffers(&mut arena);
         }
         log::debug!(
-            "stem tree of {n_apps} apps: {:.1} MiB of buffers on the calling thread",
-            arena.bytes() as f64 / (1024.0 * 1024.0)
+            "stem tree of {n_apps} apps: {:.1} MiB of buffers on the calling thread; {}",
+            arena.bytes() as f64 / (1024.0 * 1024.0),
+            match &pool {
+                Some(p) => format!("every op split over {} threads", p.threads()),
+                None => format!("heads on {threads} thread(s)"),
+            }
         );
         let positive: Vec<Vec<usize>> = apps.iter().map(|a| a.positive.clone()).collect();
         let workers = shares
@@ -336,6 +396,7 @@ impl StemTree {
             frame: 0,
             fixed_buffers,
             arena,
+            pool,
         };
         // Run every net once on the zero input: tract finishes setting up a
         // state on its first run (and cannot reset one that never ran), and
@@ -358,6 +419,12 @@ impl StemTree {
             .as_slice_mut::<f32>()
             .map_err(|e| crate::err!(Internal, "input tensor: {e:#}"))?;
         Ok(fill(data))
+    }
+
+    /// Threads every op is split over (the intra-op pool's), 1 when the
+    /// tree's threads own heads instead (or it has one).
+    pub fn intra_threads(&self) -> usize {
+        self.pool.as_ref().map_or(1, Pool::threads)
     }
 
     /// Whether every network of the tree runs on the fixed-buffer
@@ -401,7 +468,13 @@ impl StemTree {
         for r in &mut self.results {
             *r = AppResult::default();
         }
-        let outcome = self.run_due();
+        // (The pool is taken out for the run, which borrows the tree.)
+        let pool = self.pool.take();
+        let outcome = match &pool {
+            Some(p) => p.install(|| self.run_due()),
+            None => self.run_due(),
+        };
+        self.pool = pool;
         // Whatever happened, drop this frame's tensors so that the input is
         // uniquely owned again and the next frame starts clean.
         for s in &mut self.segments {
