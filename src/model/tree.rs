@@ -78,6 +78,7 @@ const MAX_TREE_APPS: usize = 128;
 /// intra-op pool, per core: 1.81-1.83x on two (`benches/engine-compare.sh
 /// --two-cores`, docs/engine.md "Two cores: our fork-join pool").
 const POOL_EFFICIENCY: f64 = 0.9;
+
 /// Most stem segments in one tree.
 pub(crate) const MAX_SEGMENTS: usize = 64;
 
