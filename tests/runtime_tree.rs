@@ -106,14 +106,7 @@ fn a_tree_that_is_mostly_shared_stem_splits_every_op_over_its_threads_with_the_s
     let mut two = StemTree::build_threaded(base(), apps(), 2).unwrap();
     assert_eq!(two.intra_threads(), 2);
     assert_eq!(one.intra_threads(), 1);
-    for (frame, name) in ["coffee", "chelsea", "rocket", "coffee"].iter().enumerate() {
-        let input = photo(name);
-        one.fill_input(|d| d.copy_from_slice(&input)).unwrap();
-        two.fill_input(|d| d.copy_from_slice(&input)).unwrap();
-        let a = one.run_frame(frame as u64).unwrap().to_vec();
-        let b = two.run_frame(frame as u64).unwrap().to_vec();
-        assert_eq!(a, b, "frame {frame}");
-    }
+    assert_same_answers(&mut one, &mut two);
 }
 
 #[test]
@@ -132,6 +125,12 @@ fn heads_on_worker_threads_give_the_same_answers() {
     // and two over the threads, each frame's work is about halved, as it
     // would be by splitting every op (at some loss), so heads get threads.
     assert_eq!(two.intra_threads(), 1);
+    assert_same_answers(&mut one, &mut two);
+}
+
+/// Runs both trees on the same photos, frame by frame, and compares every
+/// app's result (bit for bit: scores are `f32`s compared with `==`).
+fn assert_same_answers(one: &mut StemTree, two: &mut StemTree) {
     for (frame, name) in ["coffee", "chelsea", "rocket", "coffee"].iter().enumerate() {
         let input = photo(name);
         one.fill_input(|d| d.copy_from_slice(&input)).unwrap();
