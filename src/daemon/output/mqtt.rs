@@ -48,9 +48,9 @@ const POLL: Duration = Duration::from_millis(20);
 /// for every app the configuration allows.
 const REQUESTS: usize = WINDOW + 2 * crate::config::MAX_APPS + 64;
 /// At a stop, how long events already in the log may take to go out
-/// before `offline` is published and the connection closed. The events that
-/// close at the stop are logged then, so a replayed clip's last events go out
-/// in this time; on a loaded box a few hundred milliseconds were too few.
+/// before `offline` is published and the connection closed (the events
+/// that close at the stop, a replayed clip's last ones, are among them; on
+/// a loaded box their acknowledgements take a while).
 pub const STOP_FLUSH: Duration = Duration::from_secs(2);
 /// Largest snapshot published (a bigger JPEG stays on disk only).
 const MAX_SNAPSHOT_PUBLISH: usize = 4 << 20;
@@ -459,25 +459,6 @@ impl Publisher {
                     }
                 }
             }
-            // Stopping: the events already logged go out first (briefly).
-            if self.stopping && stop_at.is_none() {
-                stop_at = Some(Instant::now());
-            }
-            let flushed = drained && window.is_empty();
-            if stop_at.is_some_and(|t| flushed || t.elapsed() > STOP_FLUSH) && stop_sent.is_none() {
-                let mut link = Link {
-                    client: &client,
-                    sent: &mut sent,
-                };
-                for ((c, a), on) in &self.sensors {
-                    if *on {
-                        link.other(payload::app_topic(&self.cfg, c, a, "state"), true, "OFF");
-                    }
-                }
-                link.other(payload::status_topic(&self.cfg), true, "offline");
-                let _ = client.try_disconnect();
-                stop_sent = Some(Instant::now());
-            }
             // Events from the log, while the window has room.
             if stop_sent.is_none() {
                 let end = self.end.get();
@@ -519,6 +500,29 @@ impl Publisher {
                     ));
                     seq += 1;
                 }
+            }
+            // Stopping: the events already logged go out first (briefly).
+            // `drained` is from the read just above, against the log's end
+            // as it is now: the events that closed at the stop were appended
+            // moments before the stop notice, and a `drained` from the
+            // previous turn would not have seen them.
+            if self.stopping && stop_at.is_none() {
+                stop_at = Some(Instant::now());
+            }
+            let flushed = drained && window.is_empty();
+            if stop_at.is_some_and(|t| flushed || t.elapsed() > STOP_FLUSH) && stop_sent.is_none() {
+                let mut link = Link {
+                    client: &client,
+                    sent: &mut sent,
+                };
+                for ((c, a), on) in &self.sensors {
+                    if *on {
+                        link.other(payload::app_topic(&self.cfg, c, a, "state"), true, "OFF");
+                    }
+                }
+                link.other(payload::status_topic(&self.cfg), true, "offline");
+                let _ = client.try_disconnect();
+                stop_sent = Some(Instant::now());
             }
             match conn.recv_timeout(POLL) {
                 // A publish whose packet id was still in flight is held
