@@ -228,17 +228,22 @@ impl Depthwise3x3 {
         }
     }
 
-    /// The column masks over the flat output plane, `2 * oh * ow` floats:
-    /// 1.0 where point `i` has a left neighbour (column above 0), then 1.0
-    /// where it has a right one (column below `ow - 1`), 0.0 elsewhere.
+    /// The column masks over the flat output plane, `oh * ow` floats each:
+    /// 1.0 where point `i` has a left neighbour (column above 0), then, at
+    /// stride 1 only (stride 2 reads no right neighbour past the input),
+    /// 1.0 where it has a right one (column below `ow - 1`); 0.0 elsewhere.
     fn column_masks(&self, masks: &mut [f32]) {
         let (oh, ow) = self.out_hw();
-        let (left, right) = masks[..2 * oh * ow].split_at_mut(oh * ow);
-        for (l, r) in left.chunks_exact_mut(ow).zip(right.chunks_exact_mut(ow)) {
+        let (left, right) = masks.split_at_mut(oh * ow);
+        for l in left.chunks_exact_mut(ow) {
             l.fill(1.0);
-            r.fill(1.0);
             l[0] = 0.0;
-            r[ow - 1] = 0.0;
+        }
+        if self.stride == 1 {
+            for r in right[..oh * ow].chunks_exact_mut(ow) {
+                r.fill(1.0);
+                r[ow - 1] = 0.0;
+            }
         }
     }
 
@@ -318,15 +323,15 @@ impl Depthwise3x3 {
     }
 
     /// Scratch lengths: the input plane(s) with their margins (one at
-    /// stride 1, four phase planes at stride 2), then the column masks.
+    /// stride 1, four phase planes at stride 2), then the column masks
+    /// (left and right at stride 1, left only at stride 2).
     fn scratch_lens(&self) -> (usize, usize) {
         let (oh, ow) = self.out_hw();
-        let planes = if self.stride == 1 {
-            self.h * self.w + 2 * (self.w + 1)
+        if self.stride == 1 {
+            (self.h * self.w + 2 * (self.w + 1), 2 * oh * ow)
         } else {
-            4 * (ow + 1 + oh * ow)
-        };
-        (planes, 2 * oh * ow)
+            (4 * (ow + 1 + oh * ow), oh * ow)
+        }
     }
 
     /// Channels `chs`, output rows `rows` of each, into `out` (the whole
