@@ -1110,6 +1110,11 @@ pub(crate) mod tests {
             (96, 24, 3136),
             (16, 96, 12544),
             (7, 3, 1000),
+            // Classifiers (one pixel): panels side by side and left over.
+            (1280, 1000, 1),
+            (37, 77, 1),
+            (19, 96, 1),
+            (5, 208, 1),
         ];
         for (ci, co, p) in shapes {
             let x = rng.vec(ci * p);
@@ -1247,6 +1252,33 @@ pub(crate) mod tests {
                 let want = reference(ci, co, p, &x, &w, &b, Some(&r), Some((0.0, 0.5)));
                 assert_close(&got, &want, ci, &format!("{simd:?} residual then clamp"));
                 assert!(got.iter().all(|v| (0.0..=0.5).contains(v)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_classifier_gives_the_bits_of_the_tiles() {
+        // One pixel runs the matrix-vector code (panels side by side on
+        // x86_64); the same input as two equal pixels runs the tiles. Both
+        // sum bias then input channels in order with fused multiply-adds.
+        let mut rng = Rng(crate::rng::Rng::new(0x51de_b1de));
+        for (ci, co) in [(1280, 1000), (37, 77), (19, 96), (5, 208)] {
+            let x = rng.vec(ci);
+            let w = rng.vec(co * ci);
+            let b = rng.vec(co);
+            let one = PackedGemm::new(ci, co, 1, &w, &b).expect("valid shape");
+            let two = PackedGemm::new(ci, co, 2, &w, &b).expect("valid shape");
+            let x2: Vec<f32> = x.iter().flat_map(|&v| [v, v]).collect();
+            for simd in simd_paths() {
+                let got = run_op(&one.clone().with_simd(simd), &x, None);
+                let tiles = run_op(&two.clone().with_simd(simd), &x2, None);
+                for (o, (g, t)) in got.iter().zip(tiles.chunks_exact(2)).enumerate() {
+                    assert!(
+                        g.to_bits() == t[0].to_bits(),
+                        "{simd:?} {ci}x{co}: output {o}: {g} against the tiles' {}",
+                        t[0]
+                    );
+                }
             }
         }
     }
