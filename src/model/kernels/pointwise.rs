@@ -14,7 +14,8 @@
 //! panel of 8 output channels passes over it. Planes under 64 pixels
 //! (MobileNetV2's 7x7) with whole vectors of output channels use a
 //! transposed tile instead: 48 output channels x 8 pixels, vectors along
-//! the channels, results scattered, so no lane idles at the plane's edge.
+//! the channels, results transposed in registers and stored as rows of
+//! pixels, so no lane idles at the plane's edge.
 //!
 //! A clamp (ReLU6) and a residual (added in place into `out`) are applied
 //! in the tile, before the store.
@@ -658,11 +659,21 @@ impl PackedGemm {
             let bias = &self.bias[(g0 + g) * 16..][..nv * 16];
             // Row 16 * g of the block, column 0.
             let o = b.out.wrapping_add(g * 16 * p);
+            // The next groups' weights, fetched towards L2 during the first
+            // pixel tile (read from L3 otherwise when their turn comes:
+            // MobileNetV2's 7x7 layers hold 0.6-1.6 MB of weights each).
+            let next = (groups - g - nv).min(3) * ci;
             let mut p0 = b.cols.start;
             while p0 < b.cols.end {
                 let mp = (b.cols.end - p0).min(8);
                 let t = TileT {
                     k: ci,
+                    prefetch: if p0 == b.cols.start {
+                        self.packed[(g0 + g + nv) * ci * 16..].as_ptr()
+                    } else {
+                        std::ptr::null()
+                    },
+                    prefetch_lines: if p0 == b.cols.start { next } else { 0 },
                     w: w.as_ptr(),
                     wstride: ci * 16,
                     bias: bias.as_ptr(),
@@ -692,8 +703,7 @@ impl PackedGemm {
                 // nv * 16 biases; x[k * p + p0 + i] for k < ci,
                 // i < mp <= b.cols.end - p0 is inside `x`; rows
                 // 16 * (g + j) + l < b.rows for j < nv, l < 16, columns
-                // p0 + i < b.cols.end: in the block, ours to write; the
-                // offsets (< 48 * 64) fit the gathers' i32 indices.
+                // p0 + i < b.cols.end: in the block, ours to write.
                 unsafe {
                     match nv {
                         3 => by_pixels!(3),
@@ -737,6 +747,10 @@ impl Block {
 struct TileT {
     /// Sum length (input channels).
     k: usize,
+    /// Cache lines (16 floats) from `prefetch` to fetch towards L2 while
+    /// computing, up to three per input channel (a hint: never faults).
+    prefetch: *const f32,
+    prefetch_lines: usize,
     /// Group `j`'s weights for input channel `k`: 16 floats at
     /// `w + j * wstride + k * 16`.
     w: *const f32,
@@ -761,6 +775,7 @@ struct TileT {
 struct Tile {
     /// Sum length (input channels).
     k: usize,
+
     /// Packed weights: row `r`'s weight for input channel `k` at
     /// `w + k * wstep + r`.
     w: *const f32,
@@ -966,15 +981,18 @@ mod avx512 {
 
     /// `MP` pixels times `16 * NV` output channels: accumulators start at
     /// the biases, one fused multiply-add per input channel with the pixel
-    /// broadcast; the vectors run down output channels, so results are
-    /// scattered (and residuals gathered) with a stride of `ldo`.
+    /// broadcast; the vectors run down output channels, so results (and
+    /// residuals) are transposed in registers to rows of up to 8 pixels.
+    /// While it computes, it fetches `t.prefetch_lines` cache lines from
+    /// `t.prefetch` towards L2 (the next weight groups: a hint, which never
+    /// faults).
     ///
     /// # Safety
     ///
     /// AVX-512F. `t.w + j * t.wstride + k * 16 + l` readable for `j < NV`,
     /// `k < t.k`, `l < 16`; `t.bias` for `16 * NV`; `t.x + k * t.ldx + i`
     /// for `k < t.k`, `i < MP`; `t.out + r * t.ldo + i` readable and
-    /// writable for `r < 16 * NV`, `i < MP`; `15 * t.ldo` fits an `i32`.
+    /// writable for `r < 16 * NV`, `i < MP`.
     #[target_feature(enable = "avx512f")]
     #[inline]
     pub(super) unsafe fn tile_transposed<const MP: usize, const NV: usize>(t: &super::TileT) {
@@ -988,7 +1006,13 @@ mod avx512 {
         }
         let mut xp = t.x;
         let mut wp = t.w;
-        for _ in 0..t.k {
+        for k in 0..t.k {
+            for m in 0..3 {
+                let line = 3 * k + m;
+                if line < t.prefetch_lines {
+                    _mm_prefetch::<_MM_HINT_T1>(t.prefetch.wrapping_add(16 * line) as *const i8);
+                }
+            }
             let mut wv = [_mm512_setzero_ps(); NV];
             for (j, v) in wv.iter_mut().enumerate() {
                 // SAFETY: group j's 16 weights of this input channel.
@@ -1005,21 +1029,72 @@ mod avx512 {
             xp = xp.wrapping_add(t.ldx);
             wp = wp.wrapping_add(16);
         }
-        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        let idx = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(t.ldo as i32));
-        for (i, row) in acc.iter().enumerate() {
-            for (j, &sum) in row.iter().enumerate() {
-                let base = t.out.wrapping_add(16 * j * t.ldo + i);
-                let mut v = sum;
-                if t.accumulate {
-                    // SAFETY: rows 16j..16j+16 of pixel i are valid.
-                    v = _mm512_add_ps(v, unsafe { _mm512_i32gather_ps::<4>(idx, base) });
+        // Transposed in registers, 16 channels x 8 pixels at a time, and
+        // stored (residuals loaded) as rows of 8 pixels, two channels per
+        // vector: gathers and scatters cost Zen 4 several times more.
+        let zero = _mm512_setzero_ps();
+        // Pixel lanes `0..MP` of a channel's 8 (the low half of a vector)
+        // and the same of the high half.
+        let lo = ((1u32 << MP) - 1) as u16;
+        let hi = lo << 8;
+        // From `u[c]` (pixels 0-3) and `u[c + 4]` (pixels 4-7), lane L
+        // holding channel 4L + c: `first` joins lanes 0 and 1 (channels c
+        // and c + 4, 8 pixels each), `second` lanes 2 and 3 (c + 8, c + 12).
+        let first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+        let second =
+            _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+        for j in 0..NV {
+            let mut r = [zero; 8];
+            for (i, row) in acc.iter().enumerate() {
+                r[i] = row[j];
+            }
+            // Per 128-bit lane L (channels 4L..4L+3): pairs of pixels,
+            // then quads: u[c] lane L = channel 4L + c, pixels 0-3;
+            // u[c + 4] the same, pixels 4-7.
+            let mut t2 = [zero; 8];
+            for q in 0..4 {
+                t2[2 * q] = _mm512_unpacklo_ps(r[2 * q], r[2 * q + 1]);
+                t2[2 * q + 1] = _mm512_unpackhi_ps(r[2 * q], r[2 * q + 1]);
+            }
+            let mut u = [zero; 8];
+            for half in 0..2 {
+                let (a, b) = (4 * half, 4 * half + 2);
+                u[4 * half] = _mm512_shuffle_ps::<0x44>(t2[a], t2[b]);
+                u[4 * half + 1] = _mm512_shuffle_ps::<0xEE>(t2[a], t2[b]);
+                u[4 * half + 2] = _mm512_shuffle_ps::<0x44>(t2[a + 1], t2[b + 1]);
+                u[4 * half + 3] = _mm512_shuffle_ps::<0xEE>(t2[a + 1], t2[b + 1]);
+            }
+            for c in 0..4 {
+                for (v, ch) in [
+                    (_mm512_permutex2var_ps(u[c], first, u[c + 4]), c),
+                    (_mm512_permutex2var_ps(u[c], second, u[c + 4]), c + 8),
+                ] {
+                    // Channel `ch` in the low half, `ch + 4` in the high.
+                    let low = t.out.wrapping_add((16 * j + ch) * t.ldo);
+                    // Lane 8 of `high` is pixel 0 of channel ch + 4; lanes
+                    // below 8 are masked off in every access through it.
+                    let high = t
+                        .out
+                        .wrapping_add((16 * j + ch + 4) * t.ldo)
+                        .wrapping_sub(8);
+                    let mut v = v;
+                    if t.accumulate {
+                        // SAFETY: pixels 0..MP of two valid rows; masked-off
+                        // lanes are not accessed (no fault).
+                        let prev = unsafe {
+                            _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo, low), hi, high)
+                        };
+                        v = _mm512_add_ps(v, prev);
+                    }
+                    if let Some((lo, hi)) = t.clamp {
+                        v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+                    }
+                    // SAFETY: as for the load.
+                    unsafe {
+                        _mm512_mask_storeu_ps(low, lo, v);
+                        _mm512_mask_storeu_ps(high, hi, v);
+                    }
                 }
-                if let Some((lo, hi)) = t.clamp {
-                    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
-                }
-                // SAFETY: as above.
-                unsafe { _mm512_i32scatter_ps::<4>(base, idx, v) };
             }
         }
     }
@@ -1227,7 +1302,7 @@ pub(crate) mod tests {
     fn residual_is_added_before_the_clamp() {
         let mut rng = Rng(crate::rng::Rng::new(42));
         // Pixel-vector kernel (co 24, 13) and channel-vector kernel (co 32, 48
-        // on small planes, whose residual is gathered and scattered).
+        // on small planes, whose residual is transposed in registers).
         for (ci, co, p) in [
             (24, 24, 49),
             (9, 13, 50),
