@@ -37,7 +37,7 @@ const UNSAFE_ALLOWED: [(&str, &str); 9] = [
     ("src/model/kernels/neon.rs", "NEON tiles on raw pointers"),
     (
         "src/model/kernels/depthwise.rs",
-        "its AVX2 build, chosen at run time",
+        "its AVX-512F and AVX2 builds, chosen at run time",
     ),
     (
         "src/model/kernels/im2col.rs",

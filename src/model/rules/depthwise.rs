@@ -10,13 +10,15 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// The patch installing the op for `conv` (node `node`), if it is a case
-/// the op covers exactly.
+/// the op covers exactly. `wide`: the AVX-512F build of the op (the avx512 path), else AVX2 where
+/// the CPU has it.
 pub(super) fn rule(
     model: &TypedModel,
     node: &TypedNode,
     conv: &Conv,
+    wide: bool,
 ) -> TractResult<Option<TypedModelPatch>> {
-    let Some(op) = for_conv(model, node, conv)? else {
+    let Some(op) = for_conv(model, node, conv, wide)? else {
         return Ok(None);
     };
     let mut patch = TypedModelPatch::default();
@@ -37,6 +39,7 @@ fn for_conv(
     model: &TypedModel,
     node: &TypedNode,
     conv: &Conv,
+    wide: bool,
 ) -> TractResult<Option<DepthWise3x3>> {
     let ps = &conv.pool_spec;
     let c = ps.input_channels;
@@ -97,5 +100,5 @@ fn for_conv(
         _ => return Ok(None),
     };
     Ok(Depthwise3x3::new((c, chw[1], chw[2]), stride, kernel, bias)
-        .map(|k| DepthWise3x3::new(batch, k)))
+        .map(|k| DepthWise3x3::new(batch, k.with_avx512(wide))))
 }

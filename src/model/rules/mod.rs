@@ -77,7 +77,8 @@ fn install(model: &mut TypedModel, path: KernelPath, forced: bool) -> TractResul
         // One rule for both `Conv` replacements, depthwise first: a rule
         // after a successful one would see the replaced node again.
         .with_rule_for::<Conv>("mainstream-conv", |ctx, model, node, _, conv| {
-            if let Some(patch) = depthwise::rule(model, node, conv)? {
+            let wide = ctx.pointwise == Some(Simd::Avx512);
+            if let Some(patch) = depthwise::rule(model, node, conv, wide)? {
                 return Ok(Some(patch));
             }
             let Some(simd) = ctx.pointwise else {
