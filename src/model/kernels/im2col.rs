@@ -30,6 +30,17 @@ pub(crate) struct Im2Col {
 /// Largest im2col matrix we build (bytes); bigger convolutions keep tract's.
 const IM2COL_MAX_BYTES: usize = 8 << 20;
 
+/// One matrix row's input channel, tap, and the output columns `lo..hi`
+/// whose input column is inside the plane.
+#[derive(Clone, Copy)]
+struct RowTap {
+    c: usize,
+    ky: usize,
+    kx: usize,
+    lo: usize,
+    hi: usize,
+}
+
 thread_local! {
     /// Per-thread im2col matrix, grown to the largest layer once and then
     /// kept around to re-use the backing allocation (no allocation per frame).
@@ -117,54 +128,77 @@ impl Im2Col {
     /// pixels, whole tiles), so that each core writes the columns it then
     /// reads; inline when there is no pool.
     fn fill(&self, x: &[f32], col: &mut [f32]) {
-        let (p, ow) = (self.oh * self.ow, self.ow);
+        let p = self.oh * self.ow;
         let rows = self.rows();
         let col = SharedSlice::new(col);
         // The work of the product it feeds with 32 output channels (a
         // network's first convolution); the closure never fails.
-        let _ = par_ranges(p, SPLIT_ALIGN, self.len() * 32, |cols| {
-            for k in 0..rows {
-                let mut c = cols.start;
-                while c < cols.end {
-                    let (oy, x0) = (c / ow, c % ow);
-                    let x1 = ow.min(x0 + cols.end - c);
-                    // SAFETY: columns `cols` of row `k`, inside the matrix
-                    // (checked by `part`); `par_ranges` gives each call
-                    // columns no other call gets, `col` borrowed until all
-                    // have returned.
-                    let dst = unsafe { col.part(k * p + c..k * p + c + (x1 - x0)) };
-                    self.fill_segment(x, k, oy, x0..x1, dst);
-                    c += x1 - x0;
-                }
-            }
+        let _ = par_ranges(p, SPLIT_ALIGN, rows * p * 32, |cols| {
+            // SAFETY: `par_ranges` gives each call columns no other call
+            // gets, `col` borrowed until all have returned.
+            unsafe { self.fill_part(x, &col, cols) };
             Ok(())
         });
     }
 
-    /// Writes output columns `xs` of output row `oy` of matrix row
-    /// `k = (c * kh + ky) * kw + kx` into `dst` (`xs.len()`).
+    /// Columns `cols` of every row of the matrix `col`.
+    ///
+    /// # Safety
+    ///
+    /// No other thread touches columns `cols` of `col` during the call.
+    #[inline(always)]
+    unsafe fn fill_part(&self, x: &[f32], col: &SharedSlice<f32>, cols: std::ops::Range<usize>) {
+        let (p, ow) = (self.oh * self.ow, self.ow);
+        for k in 0..self.rows() {
+            let tap = self.row_tap(k);
+            let mut c = cols.start;
+            while c < cols.end {
+                let (oy, x0) = (c / ow, c % ow);
+                let x1 = ow.min(x0 + cols.end - c);
+                // SAFETY: columns `cols` of row `k`, inside the matrix
+                // (checked by `part`), this call's alone (the caller's
+                // promise).
+                let dst = unsafe { col.part(k * p + c..k * p + c + (x1 - x0)) };
+                self.fill_segment(x, &tap, oy, x0..x1, dst);
+                c += x1 - x0;
+            }
+        }
+    }
+
+    /// Matrix row `k = (c * kh + ky) * kw + kx`'s channel, tap and the
+    /// output columns whose input column is inside the plane (computed once
+    /// per row, not per segment: divisions).
+    #[inline(always)]
+    fn row_tap(&self, k: usize) -> RowTap {
+        let (c, kyx) = (k / (self.kh * self.kw), k % (self.kh * self.kw));
+        let (ky, kx) = (kyx / self.kw, kyx % self.kw);
+        let lo = self.pl.saturating_sub(kx).div_ceil(self.sx);
+        let hi = match (self.w - 1 + self.pl).checked_sub(kx) {
+            Some(last) => last / self.sx + 1,
+            None => 0,
+        };
+        RowTap { c, ky, kx, lo, hi }
+    }
+
+    /// Writes output columns `xs` of output row `oy` of the matrix row
+    /// `tap` describes into `dst` (`xs.len()`).
+    #[inline(always)]
     fn fill_segment(
         &self,
         x: &[f32],
-        k: usize,
+        tap: &RowTap,
         oy: usize,
         xs: std::ops::Range<usize>,
         dst: &mut [f32],
     ) {
-        let (c, kyx) = (k / (self.kh * self.kw), k % (self.kh * self.kw));
-        let (ky, kx) = (kyx / self.kw, kyx % self.kw);
+        let RowTap { c, ky, kx, lo, hi } = *tap;
         let iy = (oy * self.sy + ky).checked_sub(self.pt);
         let Some(iy) = iy.filter(|&iy| iy < self.h) else {
             dst.fill(0.0);
             return;
         };
         // Output columns whose input column is inside the plane:
-        // lo <= ox < hi, then cut to `xs`.
-        let lo = self.pl.saturating_sub(kx).div_ceil(self.sx);
-        let hi = match (self.w - 1 + self.pl).checked_sub(kx) {
-            Some(last) => last / self.sx + 1,
-            None => 0,
-        };
+        // lo <= ox < hi, cut to `xs`.
         let lo = lo.clamp(xs.start, xs.end);
         let hi = hi.clamp(lo, xs.end);
         dst[..lo - xs.start].fill(0.0);
