@@ -20,12 +20,11 @@
 //! each; the script subtracts.
 
 use mainstream::model::manifest::BaseManifest;
-use mainstream::model::net::{f32_slice, tensor_from, Base, KernelPath};
+use mainstream::model::net::{f32_slice, node_multiply_adds, tensor_from, Base, KernelPath};
 use nix::time::{clock_getres, ClockId};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::Cost;
 
 // The allocator of the shipped binary (src/main.rs), so that tract's
 // per-frame allocations cost what they cost there.
@@ -98,17 +97,7 @@ fn run() -> Result<(), String> {
     let plan = net.plan().clone();
     let model = plan.model();
     for node in model.nodes() {
-        let facts = model
-            .node_input_facts(node.id)
-            .map_err(|e| format!("{e:#}"))?;
-        let fmas: u64 = node
-            .op
-            .cost(&facts)
-            .map_err(|e| format!("{e:#}"))?
-            .iter()
-            .filter(|(c, _)| matches!(c, Cost::FMA(_)))
-            .map(|(_, n)| n.to_i64().unwrap_or(0).max(0) as u64)
-            .sum();
+        let fmas = node_multiply_adds(model, node.id).map_err(|e| e.to_string())?;
         let info = node.op.info().unwrap_or_default().join("; ");
         let op = node.op.name();
         let line = serde_json::json!({

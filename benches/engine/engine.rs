@@ -25,7 +25,7 @@
 
 use mainstream::bench::{bench_apps, run_frames, Sharing};
 use mainstream::model::manifest::BaseManifest;
-use mainstream::model::net::{f32_slice, tensor_from, Base};
+use mainstream::model::net::{f32_slice, node_multiply_adds, tensor_from, Base};
 use mainstream::model::pool::{Pool, MIN_PARALLEL_WORK};
 use mainstream::model::tree::StemTree;
 use std::collections::BTreeMap;
@@ -33,7 +33,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::Cost;
 
 type AnyResult<T> = std::result::Result<T, String>;
 
@@ -298,17 +297,7 @@ fn profile(a: &Args) -> AnyResult<()> {
     let tensor = tensor_from(&manifest.input.shape, &input).map_err(|e| e.to_string())?;
     let mut stats: Vec<Option<NodeStat>> = Vec::new();
     for node in model.nodes() {
-        let facts = model
-            .node_input_facts(node.id)
-            .map_err(|e| format!("{e:#}"))?;
-        let fmas: u64 = node
-            .op
-            .cost(&facts)
-            .map_err(|e| format!("{e:#}"))?
-            .iter()
-            .filter(|(c, _)| matches!(c, Cost::FMA(_)))
-            .map(|(_, n)| n.to_i64().unwrap_or(0).max(0) as u64)
-            .sum();
+        let fmas = node_multiply_adds(model, node.id).map_err(|e| e.to_string())?;
         let info = node.op.info().unwrap_or_default().join("; ");
         let out_shape = node
             .outputs

@@ -563,6 +563,24 @@ impl Net {
     }
 }
 
+/// The multiply-adds one run of node `id` of `model` does, by its op's
+/// own cost model (tract's `Cost::FMA` terms; symbolic ones count as 0):
+/// what the engine and aarch64-proxy benches divide time and instructions
+/// by.
+pub fn node_multiply_adds(model: &TypedModel, id: usize) -> Result<u64> {
+    use tract_onnx::tract_core::ops::Cost;
+    let node = model.node(id);
+    let facts = model.node_input_facts(id).map_err(model_err)?;
+    Ok(node
+        .op
+        .cost(&facts)
+        .map_err(model_err)?
+        .iter()
+        .filter(|(c, _)| matches!(c, Cost::FMA(_)))
+        .map(|(_, n)| n.to_i64().unwrap_or(0).max(0) as u64)
+        .sum())
+}
+
 /// Builds an input tensor from raw `f32` data of the given shape.
 pub fn tensor_from(shape: &[usize], data: &[f32]) -> Result<Tensor> {
     Tensor::from_shape(shape, data).map_err(model_err)
