@@ -486,8 +486,8 @@ impl Depthwise3x3 {
 /// test and a blend each there); elsewhere `f32::max` and `min` (aarch64's
 /// `fmaxnm` and `fminnm` are single instructions; the compare and select
 /// cost the depthwise op 4% more instructions under the aarch64 proxy).
-/// The same value either way for every `v` but NaN (`lo` with both) and
-/// signed zeros (`-0.0` against a bound of `0.0` may come out either way).
+/// The same value either way, NaN included (`lo` with both), but for the
+/// sign of a zero (`-0.0` against a bound of `0.0` may come out either way).
 #[inline(always)]
 fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
     if cfg!(target_arch = "x86_64") {

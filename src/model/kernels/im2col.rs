@@ -128,41 +128,29 @@ impl Im2Col {
     /// pixels, whole tiles), so that each core writes the columns it then
     /// reads; inline when there is no pool.
     fn fill(&self, x: &[f32], col: &mut [f32]) {
-        let p = self.oh * self.ow;
+        let (p, ow) = (self.oh * self.ow, self.ow);
         let rows = self.rows();
         let col = SharedSlice::new(col);
         // The work of the product it feeds with 32 output channels (a
         // network's first convolution); the closure never fails.
-        let _ = par_ranges(p, SPLIT_ALIGN, rows * p * 32, |cols| {
-            // SAFETY: `par_ranges` gives each call columns no other call
-            // gets, `col` borrowed until all have returned.
-            unsafe { self.fill_part(x, &col, cols) };
+        let _ = par_ranges(p, SPLIT_ALIGN, self.len() * 32, |cols| {
+            for k in 0..rows {
+                let tap = self.row_tap(k);
+                let mut c = cols.start;
+                while c < cols.end {
+                    let (oy, x0) = (c / ow, c % ow);
+                    let x1 = ow.min(x0 + cols.end - c);
+                    // SAFETY: columns `cols` of row `k`, inside the matrix
+                    // (checked by `part`); `par_ranges` gives each call
+                    // columns no other call gets, `col` borrowed until all
+                    // have returned.
+                    let dst = unsafe { col.part(k * p + c..k * p + c + (x1 - x0)) };
+                    self.fill_segment(x, &tap, oy, x0..x1, dst);
+                    c += x1 - x0;
+                }
+            }
             Ok(())
         });
-    }
-
-    /// Columns `cols` of every row of the matrix `col`.
-    ///
-    /// # Safety
-    ///
-    /// No other thread touches columns `cols` of `col` during the call.
-    #[inline(always)]
-    unsafe fn fill_part(&self, x: &[f32], col: &SharedSlice<f32>, cols: std::ops::Range<usize>) {
-        let (p, ow) = (self.oh * self.ow, self.ow);
-        for k in 0..self.rows() {
-            let tap = self.row_tap(k);
-            let mut c = cols.start;
-            while c < cols.end {
-                let (oy, x0) = (c / ow, c % ow);
-                let x1 = ow.min(x0 + cols.end - c);
-                // SAFETY: columns `cols` of row `k`, inside the matrix
-                // (checked by `part`), this call's alone (the caller's
-                // promise).
-                let dst = unsafe { col.part(k * p + c..k * p + c + (x1 - x0)) };
-                self.fill_segment(x, &tap, oy, x0..x1, dst);
-                c += x1 - x0;
-            }
-        }
     }
 
     /// Matrix row `k = (c * kh + ky) * kw + kx`'s channel, tap and the

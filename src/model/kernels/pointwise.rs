@@ -775,7 +775,6 @@ struct TileT {
 struct Tile {
     /// Sum length (input channels).
     k: usize,
-
     /// Packed weights: row `r`'s weight for input channel `k` at
     /// `w + k * wstep + r`.
     w: *const f32,
