@@ -167,3 +167,24 @@ fn a_base_file_that_does_not_match_its_manifest_is_refused() {
     assert_eq!(e.kind(), mainstream::ErrorKind::Model);
     assert!(e.to_string().contains("has SHA-256 893bfc8f"), "{e}");
 }
+
+#[test]
+fn a_plans_nodes_count_the_multiply_adds_the_manifest_states_on_every_path() {
+    // What the engine and aarch64-proxy benches divide by: tract's cost
+    // model for its own ops, ours for ours, summed over the optimised plan.
+    let b = base();
+    let want = b.manifest.points.last().unwrap().macs_to_here as f64;
+    for path in paths() {
+        let net = b.cut_on(0, b.manifest.segments(), path).unwrap();
+        let model = net.plan().model();
+        let got: u64 = (0..model.nodes().len())
+            .map(|id| mainstream::model::net::node_multiply_adds(model, id).unwrap())
+            .sum();
+        let off = (got as f64 - want).abs() / want;
+        assert!(
+            off < 0.005,
+            "{}: {got} multiply-adds in the plan against {want} in the manifest",
+            path.name()
+        );
+    }
+}
