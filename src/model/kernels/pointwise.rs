@@ -665,7 +665,10 @@ impl PackedGemm {
             let next = (groups - g - nv).min(3) * ci;
             let mut p0 = b.cols.start;
             while p0 < b.cols.end {
-                let mp = (b.cols.end - p0).min(8);
+                // Tiles of equal width (7 x 7 for 49 pixels, not 6 x 8 and
+                // a 1-pixel tile whose 3 accumulator chains wait on latency).
+                let left = b.cols.end - p0;
+                let mp = left.div_ceil(left.div_ceil(8));
                 let t = TileT {
                     k: ci,
                     prefetch: if p0 == b.cols.start {
