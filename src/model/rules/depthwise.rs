@@ -10,8 +10,8 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// The patch installing the op for `conv` (node `node`), if it is a case
-/// the op covers exactly. `wide`: the AVX-512F build of the op (the avx512 path), else AVX2 where
-/// the CPU has it.
+/// the op covers exactly; `wide` selects its AVX-512F build (the avx512
+/// path), else its AVX2 build where the CPU has it.
 pub(super) fn rule(
     model: &TypedModel,
     node: &TypedNode,
