@@ -21,8 +21,11 @@
 //! - the miss correlation inside events, pooled over the package's heads
 //!   (`c` from `P(miss | miss) = (1 - p) + p c`);
 //!
-//! and per package the mean labelled event length and the fraction of
-//! event-length windows tiling the clip that overlap an event; and, per head
+//! and per package the mean labelled event length, the fraction of
+//! event-length windows tiling the clip that overlap an event, and the
+//! quantiles of the windows in which a detection finds an event (each
+//! labelled event plus `tolerance` frames on each side, as `replay` scores;
+//! recall is predicted over them, not over the mean alone); and, per head
 //! but the least-shared, how uncertain its predicted F1 gain over that head
 //! is (`gain_sd`: a bootstrap over the object instances that cross the clip
 //! and blocks of the scene between them, see [`resampling_units`]),
@@ -40,7 +43,7 @@ use crate::model::net::Base;
 use crate::model::tree::{AppPlan as TreeApp, StemTree};
 use crate::package::{EventDefaults, Package};
 use crate::pipeline::{Analyser, AnalysisClock, AppRun, BadFrames, Frame};
-use crate::planner::{event_f1, EventParams, Units};
+use crate::planner::{event_f1, EventLengths, EventParams, Units, MAX_EVENT_LENGTHS};
 use crate::replay::ReplayArgs;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -104,6 +107,9 @@ pub struct PackageCalibration {
     pub length_ms: f64,
     /// Fraction of event-length windows overlapping an event.
     pub frequency: f64,
+    /// Quantiles of the windows in which a detection finds an event (the
+    /// labelled event and `tolerance` frames on each side), ms ascending.
+    pub lengths_ms: Vec<f64>,
     /// Miss correlation pooled over the heads (`None`: no misses to measure
     /// it on; the package's value is kept).
     pub correlation: Option<f64>,
@@ -327,6 +333,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
             );
         }
         let (length_ms, frequency) = event_shape(&spans, frames, fps);
+        let lengths_ms = window_quantiles(&spans, a.tolerance, fps);
         let mut heads = Vec::new();
         for (k, &(owner, hi)) in owners.iter().enumerate() {
             if owner != pi {
@@ -350,6 +357,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
         let correlation = pooled_correlation(&heads);
         let event = EventParams {
             length_ms,
+            lengths: EventLengths::new(&lengths_ms),
             frequency: frequency.max(1e-4),
             correlation: correlation
                 .or(app_of(p).map(|app| app.event.correlation))
@@ -380,6 +388,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
             events: spans.len(),
             length_ms,
             frequency,
+            lengths_ms,
             correlation,
             trained_event: p.calibration.as_ref().map_or(p.event, |c| c.trained_event),
             heads,
@@ -445,6 +454,28 @@ fn event_shape(spans: &[[u64; 2]], frames: u64, fps: f64) -> (f64, f64) {
         hit as f64 / windows as f64
     };
     (mean_frames / fps * 1000.0, frequency)
+}
+
+/// The `min(events, MAX_EVENT_LENGTHS)` quantiles, at the middles of equal
+/// shares, of the windows in which a detection finds each event as the
+/// scorer counts it (`crate::truth::score`: the span widened by `tolerance`
+/// frames on each side), in ms, ascending; interpolated between events.
+fn window_quantiles(spans: &[[u64; 2]], tolerance: u64, fps: f64) -> Vec<f64> {
+    let mut frames: Vec<f64> = spans
+        .iter()
+        .map(|s| (s[1] - s[0] + 1 + 2 * tolerance) as f64)
+        .collect();
+    frames.sort_by(f64::total_cmp);
+    let n = frames.len();
+    let k = n.min(MAX_EVENT_LENGTHS);
+    (0..k)
+        .map(|i| {
+            let at = ((i as f64 + 0.5) / k as f64 * n as f64 - 0.5).clamp(0.0, (n - 1) as f64);
+            let (lo, w) = (at.floor() as usize, at.fract());
+            let hi = (lo + 1).min(n - 1);
+            (frames[lo] * (1.0 - w) + frames[hi] * w) / fps * 1000.0
+        })
+        .collect()
 }
 
 /// Whether frame `f` is within `tolerance` frames of a span (or in one):
@@ -786,6 +817,13 @@ fn calibration_toml(
     if let Some(c) = p.correlation {
         let _ = writeln!(s, "correlation = {c:.4}");
     }
+    let _ = writeln!(
+        s,
+        "# Quantiles of the windows in which a detection finds an event (each event plus\n\
+         # `tolerance` frames on each side): predicted recall is their mean."
+    );
+    let lengths: Vec<String> = p.lengths_ms.iter().map(|m| format!("{m:.1}")).collect();
+    let _ = writeln!(s, "lengths_ms = [{}]", lengths.join(", "));
     for h in &p.heads {
         let _ = writeln!(s, "\n[[head]]");
         let _ = writeln!(s, "branch = {}", h.branch);
@@ -923,6 +961,25 @@ mod tests {
     }
 
     #[test]
+    fn window_quantiles_widen_each_event_by_the_tolerance_and_split_them_into_equal_shares() {
+        // Two events of 4 and 8 frames, tolerance 2, 10 fps: windows of 8
+        // and 12 frames; two quantiles, one per event.
+        assert_eq!(
+            window_quantiles(&[[0, 3], [10, 17]], 2, 10.0),
+            [800.0, 1200.0]
+        );
+        // 16 events of 1..=16 frames, tolerance 0: 8 quantiles at the
+        // middles of 8 equal shares, between the 2k-th and (2k+1)-th event.
+        let spans: Vec<[u64; 2]> = (0..16u64).map(|i| [100 * i, 100 * i + i]).collect();
+        let q = window_quantiles(&spans, 0, 10.0);
+        let want: Vec<f64> = (0..8).map(|k| (2 * k) as f64 * 100.0 + 150.0).collect();
+        assert_eq!(q.len(), 8);
+        for (a, b) in q.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-9, "{q:?} vs {want:?}");
+        }
+    }
+
+    #[test]
     fn bootstrap_blocks_tile_the_clip_and_never_cut_an_event() {
         // Events of 4 frames: blocks of 5 * 4 = 20 frames, moved past events.
         let spans = [[18, 21], [40, 43], [95, 98]];
@@ -946,6 +1003,7 @@ mod tests {
         assert_eq!(blocks.len(), 40);
         let event = EventParams {
             length_ms: 1000.0,
+            lengths: Default::default(),
             frequency: 0.2,
             correlation: 0.5,
             voting: 2,

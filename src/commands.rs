@@ -155,7 +155,7 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<()> {
     for a in &cfg.apps {
         writeln!(
             out,
-            "  {:<16} camera {}, package {} ({} branch points, {}), event {} ms / freq {} / corr {}, voting {}{}",
+            "  {:<16} camera {}, package {} ({} branch points, {}), event {} ms{} / freq {} / corr {}, voting {}{}",
             a.name,
             cfg.cameras[a.camera].name,
             a.package.name,
@@ -166,6 +166,10 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<()> {
                 None => "trained values, not calibrated".into(),
             },
             a.event.length_ms,
+            match a.event.lengths.as_slice() {
+                [] => String::new(),
+                l => format!(" ({:.0}-{:.0} ms windows)", l[0], l[l.len() - 1]),
+            },
             a.event.frequency,
             a.event.correlation,
             a.voting,

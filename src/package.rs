@@ -17,6 +17,7 @@
 //! refused (run `calibrate` again or delete the file).
 
 use crate::diag::{Diagnostics, Position, SourceFile};
+use crate::planner::{EventLengths, MAX_EVENT_LENGTHS};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -53,6 +54,8 @@ struct RawPackage {
 #[serde(deny_unknown_fields)]
 struct RawEvent {
     length_ms: Option<Spanned<f64>>,
+    #[serde(default)]
+    lengths_ms: Option<Spanned<Vec<f64>>>,
     frequency: Option<Spanned<f64>>,
     correlation: Option<Spanned<f64>>,
     #[serde(default)]
@@ -127,6 +130,9 @@ pub struct Calibration {
 pub struct EventDefaults {
     /// Typical event duration, ms.
     pub length_ms: Option<f64>,
+    /// Quantiles of the windows in which a detection finds an event
+    /// (`calibration.toml`; empty when not measured).
+    pub lengths: EventLengths,
     /// Fraction of windows that hold an event.
     pub frequency: Option<f64>,
     /// Inter-frame correlation of detections.
@@ -256,6 +262,8 @@ pub(crate) fn apply_calibration(
     let mut event = pkg.event;
     if let Some(ev) = &raw.event {
         event.assumed = false;
+        // Measured lengths replace the trained ones, or none are left.
+        event.lengths = checked_lengths(src, diags, &ev.lengths_ms);
         let mut set = |v: &Option<Spanned<f64>>, what, lo, hi, slot: &mut Option<f64>| {
             if let Some(x) = checked(src, diags, v, what, lo, hi) {
                 *slot = Some(x);
@@ -388,6 +396,7 @@ pub fn parse(src: &SourceFile, dir: &Path, diags: &mut Diagnostics) -> Option<Pa
     let mut event = EventDefaults::default();
     if let Some(ev) = &raw.event {
         event.length_ms = checked(src, diags, &ev.length_ms, "event.length_ms", 1.0, 3.6e6);
+        event.lengths = checked_lengths(src, diags, &ev.lengths_ms);
         event.frequency = checked(src, diags, &ev.frequency, "event.frequency", 0.0, 1.0);
         event.correlation = checked(src, diags, &ev.correlation, "event.correlation", 0.0, 1.0);
         event.assumed = ev.assumed;
@@ -555,6 +564,37 @@ fn checked(
     }
 }
 
+/// `event.lengths_ms`: 1 to [`MAX_EVENT_LENGTHS`] lengths, each between 1 ms
+/// and an hour (absent: none).
+fn checked_lengths(
+    src: &SourceFile,
+    diags: &mut Diagnostics,
+    v: &Option<Spanned<Vec<f64>>>,
+) -> EventLengths {
+    let Some(v) = v else {
+        return EventLengths::default();
+    };
+    let ms = v.get_ref();
+    let bad = ms
+        .iter()
+        .find(|&&x| !(x.is_finite() && (1.0..=3.6e6).contains(&x)));
+    if ms.is_empty() || ms.len() > MAX_EVENT_LENGTHS || bad.is_some() {
+        let what = match bad {
+            Some(x) => format!("holds {x}"),
+            None => format!("has {} values", ms.len()),
+        };
+        diags.at(
+            src,
+            v.span(),
+            format!(
+                "event.lengths_ms must list 1 to {MAX_EVENT_LENGTHS} lengths between 1 and 3600000 ms; it {what}"
+            ),
+        );
+        return EventLengths::default();
+    }
+    EventLengths::new(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,6 +683,38 @@ fpr = 0.2
         let cal = SourceFile::new("p/calibration.toml", cal.into());
         let ok = apply_calibration(&mut p, &cal, &mut d);
         (ok.map(|()| p), d)
+    }
+
+    #[test]
+    fn a_calibrations_length_quantiles_reach_the_event_defaults_sorted() {
+        let cal = CALIBRATION.replace(
+            "frequency = 0.12",
+            "frequency = 0.12\nlengths_ms = [1900.0, 1100.0, 1500.0]",
+        );
+        let (p, d) = calibrated(&cal);
+        assert!(d.is_empty(), "{d:?}");
+        let p = p.expect("applies");
+        assert_eq!(p.event.lengths.as_slice(), [1100.0, 1500.0, 1900.0]);
+        // Without them (an older calibration) there are none.
+        let (p, _) = calibrated(CALIBRATION);
+        assert!(p.expect("applies").event.lengths.is_empty());
+    }
+
+    #[test]
+    fn a_length_quantile_out_of_range_is_reported_at_its_line() {
+        let cal = CALIBRATION.replace(
+            "frequency = 0.12",
+            "frequency = 0.12\nlengths_ms = [1100.0, -5.0]",
+        );
+        let (p, d) = calibrated(&cal);
+        assert!(p.is_none());
+        let msg = d.iter().next().unwrap().to_string();
+        assert!(
+            msg.starts_with("p/calibration.toml:10:")
+                && msg.contains("event.lengths_ms must list 1 to 8 lengths")
+                && msg.contains("holds -5"),
+            "{msg}"
+        );
     }
 
     #[test]

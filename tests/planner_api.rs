@@ -24,6 +24,7 @@ fn two_camera_problem(budget: f64) -> Problem {
         curve: pick(curve),
         event: EventParams {
             length_ms,
+            lengths: Default::default(),
             frequency: 0.3,
             correlation: 0.4,
             voting: 1,

@@ -8,6 +8,7 @@ use super::{
     Diagnostics, SourceFile, DEFAULT_VOTING,
 };
 use crate::package::{self, Package};
+use crate::planner::EventLengths;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -237,6 +238,10 @@ pub(super) fn validate_app(
         package: package?,
         event: AppEvents {
             length_ms: length_ms?,
+            lengths: match &a.event_length_ms {
+                Some(_) => EventLengths::default(),
+                None => defaults.lengths,
+            },
             frequency: frequency?,
             correlation: correlation?,
         },

@@ -135,6 +135,9 @@ pub struct CameraConfig {
 pub struct AppEvents {
     /// Typical event duration in ms.
     pub length_ms: f64,
+    /// The M-Package's measured event length quantiles, unless the app sets
+    /// `event_length_ms` itself (then none: every event is that long).
+    pub lengths: crate::planner::EventLengths,
     /// Fraction of event-length windows containing an event, in (0, 1].
     pub frequency: f64,
     /// Inter-frame correlation, in [0, 1].

@@ -47,6 +47,7 @@ impl Config {
                         .collect(),
                     event: crate::planner::EventParams {
                         length_ms: a.event.length_ms,
+                        lengths: a.event.lengths,
                         frequency: a.event.frequency,
                         correlation: a.event.correlation,
                         voting: a.voting,

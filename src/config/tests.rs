@@ -128,6 +128,26 @@ fn a_valid_config_loads_with_defaults_from_the_package_and_the_file_name() {
 }
 
 #[test]
+fn an_app_that_sets_its_event_length_drops_the_packages_length_quantiles() {
+    let s = Scratch::new("lengths");
+    let path = valid(&s);
+    s.write(
+        "pkg/vans/package.toml",
+        &package(&base_sha()).replace(
+            "length_ms = 4000",
+            "length_ms = 4000\nlengths_ms = [5000.0, 3000.0]",
+        ),
+    );
+    let (cfg, _) = load(&path).unwrap_or_else(|r| panic!("{:#?}", r.errors));
+    // The inline app says its events last 2500 ms: all of them, then.
+    assert_eq!(cfg.apps[0].event.length_ms, 2500.0);
+    assert!(cfg.apps[0].event.lengths.is_empty());
+    // The drop-in takes the package's length and its quantiles.
+    assert_eq!(cfg.apps[1].event.length_ms, 4000.0);
+    assert_eq!(cfg.apps[1].event.lengths.as_slice(), [3000.0, 5000.0]);
+}
+
+#[test]
 fn every_problem_in_every_file_is_reported_at_once_with_positions() {
     let s = Scratch::new("many");
     let path = valid(&s);

@@ -488,6 +488,7 @@ mod tests {
                         curve,
                         event: EventParams {
                             length_ms: 1000.0 + 2000.0 * rng.unit(),
+                            lengths: Default::default(),
                             frequency: 0.2,
                             correlation: 0.5,
                             voting: 1 + rng.below(2) as u32,

@@ -215,6 +215,7 @@ mod tests {
                         .collect(),
                     event: EventParams {
                         length_ms: 500.0,
+                        lengths: Default::default(),
                         frequency: 0.5,
                         correlation: 0.3,
                         voting: 1,
@@ -304,6 +305,7 @@ mod tests {
                     }],
                     event: EventParams {
                         length_ms: 1000.0,
+                        lengths: Default::default(),
                         frequency: 0.5,
                         correlation: 0.1,
                         voting: 1,

@@ -12,7 +12,10 @@
 //!     d < s : 1 - (d / s) * p
 //!     else  : m = d mod s, r1 = floor(d/s), r2 = ceil(d/s)
 //!             ((s - m)/s) (1 - p) cp^(r1-1) + (m/s) (1 - p) cp^(r2-1)
-//! R  = 1 - MissRate(p, d, s)       recall
+//! R  = 1 - MissRate(p, d, s)       recall; with event length quantiles
+//!                                   d_1..d_K (windows in which the scorer
+//!                                   accepts a detection), the mean of
+//!                                   1 - MissRate(p, d_k, s)
 //! NR = 1 - MissRate(q, d, s)       a non-event window fires
 //! P  = phi R / (phi R + (1 - phi) NR)   (1 if the denominator is 0)
 //! F1 = 2 / (1/R + 1/P)             (0 if R or P is within 1e-8 of 0)
@@ -189,6 +192,15 @@ pub(crate) fn miss_rate_voting(p: f64, d: f64, s: f64, c: f64, x: u32) -> f64 {
     unit((1.0 - w2) * miss1 + w2 * miss2)
 }
 
+/// The stream rate the model counts with (1 if not a positive number).
+fn stream_rate(stream_fps: f64) -> f64 {
+    if stream_fps.is_finite() && stream_fps > 0.0 {
+        stream_fps
+    } else {
+        1.0
+    }
+}
+
 /// Event length in stream frames and stride for `units`.
 pub(crate) fn geometry(
     event: &EventParams,
@@ -196,11 +208,7 @@ pub(crate) fn geometry(
     app_fps: f64,
     units: Units,
 ) -> (f64, f64) {
-    let big_f = if stream_fps.is_finite() && stream_fps > 0.0 {
-        stream_fps
-    } else {
-        1.0
-    };
+    let big_f = stream_rate(stream_fps);
     let f = if app_fps.is_finite() && app_fps > 0.0 {
         app_fps.min(big_f)
     } else {
@@ -217,6 +225,23 @@ pub(crate) fn geometry(
         Units::PaperCompat => len / 1000.0 * f,
     };
     (d, stride)
+}
+
+/// Recall at stride `s`: over the event length quantiles if there are any
+/// (physical units only; the paper's figures use one length), else over one
+/// event of `d` stream frames.
+fn recall(p: f64, event: &EventParams, d: f64, stream_fps: f64, s: f64, units: Units) -> f64 {
+    let hit = |d: f64| 1.0 - miss_rate_voting(p, d, s, event.correlation, event.voting);
+    let lengths = event.lengths.as_slice();
+    if lengths.is_empty() || units == Units::PaperCompat {
+        return unit(hit(d));
+    }
+    let big_f = stream_rate(stream_fps);
+    let sum: f64 = lengths
+        .iter()
+        .map(|&ms| hit(ms.max(0.0) / 1000.0 * big_f))
+        .sum();
+    unit(sum / lengths.len() as f64)
 }
 
 /// Predicts recall, precision and F1 of an app whose classifier has per-frame
@@ -238,7 +263,7 @@ pub(crate) fn predict(
             f1: 0.0,
         };
     }
-    let recall = unit(1.0 - miss_rate_voting(accuracy, d, s, event.correlation, event.voting));
+    let recall = recall(accuracy, event, d, stream_fps, s, units);
     let false_fire = unit(1.0 - miss_rate_voting(fpr, d, s, event.correlation, event.voting));
     let phi = unit(event.frequency);
     let tp = phi * recall;
@@ -263,10 +288,12 @@ pub(crate) fn predict(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::planner::EventLengths;
 
     fn ev(length_ms: f64, frequency: f64, correlation: f64, voting: u32) -> EventParams {
         EventParams {
             length_ms,
+            lengths: Default::default(),
             frequency,
             correlation,
             voting,
@@ -275,6 +302,37 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn recall_over_length_quantiles_is_the_mean_of_each_lengths_recall() {
+        // Stream 10 fps, app 1 fps (stride 10), 2-voting.
+        let mut e = ev(1500.0, 0.2, 0.5, 2);
+        e.lengths = EventLengths::new(&[700.0, 1500.0, 3100.0]);
+        let one = |ms: f64| predict(0.8, 0.05, &ev(ms, 0.2, 0.5, 2), 10.0, 1.0, Units::Physical);
+        let mixed = predict(0.8, 0.05, &e, 10.0, 1.0, Units::Physical);
+        let mean = (one(700.0).recall + one(1500.0).recall + one(3100.0).recall) / 3.0;
+        assert!(close(mixed.recall, mean), "{} vs {mean}", mixed.recall);
+        // False triggers keep the mean length's windows, so precision moves
+        // with recall alone.
+        let tp = 0.2 * mixed.recall;
+        let fp = 0.8 * (1.0 - miss_rate_voting(0.05, 15.0, 10.0, 0.5, 2));
+        assert!(close(mixed.precision, tp / (tp + fp)));
+        // Short events that fit under one sample are missed by 2-voting,
+        // long ones are not: the mixture differs from the mean length's.
+        assert_eq!(one(700.0).recall, 0.0);
+        assert!(mixed.recall > 0.0 && (mixed.recall - one(1500.0).recall).abs() > 0.01);
+        // The paper's units ignore the quantiles.
+        let paper = predict(0.8, 0.05, &e, 10.0, 1.0, Units::PaperCompat);
+        let paper_one = predict(
+            0.8,
+            0.05,
+            &ev(1500.0, 0.2, 0.5, 2),
+            10.0,
+            1.0,
+            Units::PaperCompat,
+        );
+        assert_eq!(paper, paper_one);
     }
 
     #[test]

@@ -1196,6 +1196,7 @@ mod tests {
                     curve,
                     event: EventParams {
                         length_ms: [300.0, 800.0, 2000.0][rng.below(3) as usize],
+                        lengths: Default::default(),
                         frequency: 0.1 + 0.9 * rng.unit(),
                         correlation: rng.unit(),
                         voting: 1 + rng.below(2) as u32,

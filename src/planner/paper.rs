@@ -142,6 +142,7 @@ pub(crate) fn test_vector() -> Problem {
                     .collect(),
                 event: EventParams {
                     length_ms: 5000.0,
+                    lengths: Default::default(),
                     frequency: 0.3,
                     correlation: 0.1,
                     voting: 1,

@@ -57,11 +57,64 @@ impl FpsGrid {
     }
 }
 
+/// Most quantiles an [`EventLengths`] holds.
+pub const MAX_EVENT_LENGTHS: usize = 8;
+
+/// How long events are, as equally likely quantiles (ms, ascending): the
+/// lengths of the windows in which a positive sample finds an event, as the
+/// scorer counts it (the labelled event plus its tolerance on each side),
+/// measured by `mainstream calibrate`. Empty: every event is one window of
+/// [`EventParams::length_ms`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventLengths {
+    len: u8,
+    ms: [f64; MAX_EVENT_LENGTHS],
+}
+
+impl EventLengths {
+    /// The quantiles in `ms` (at most [`MAX_EVENT_LENGTHS`]; the rest are
+    /// ignored), sorted ascending. Values are checked by
+    /// [`Problem::validate`], not here.
+    pub fn new(ms: &[f64]) -> EventLengths {
+        let mut e = EventLengths::default();
+        for &m in ms.iter().take(MAX_EVENT_LENGTHS) {
+            e.ms[e.len as usize] = m;
+            e.len += 1;
+        }
+        e.ms[..e.len as usize].sort_by(f64::total_cmp);
+        e
+    }
+
+    /// The quantiles, ms.
+    pub fn as_slice(&self) -> &[f64] {
+        &self.ms[..(self.len as usize).min(MAX_EVENT_LENGTHS)]
+    }
+
+    /// Whether there are none (one window of the mean length).
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    /// Whether every quantile is a valid event length.
+    pub(crate) fn valid(&self) -> bool {
+        (self.len as usize) <= MAX_EVENT_LENGTHS
+            && self
+                .as_slice()
+                .iter()
+                .all(|&m| m.is_finite() && m > 0.0 && m <= MAX_EVENT_MS)
+    }
+}
+
 /// An app's event parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventParams {
-    /// Event length L in ms, in (0, [`MAX_EVENT_MS`]].
+    /// Event length L in ms, in (0, [`MAX_EVENT_MS`]]: the mean labelled
+    /// length. It sizes the windows of [`frequency`](Self::frequency) and of
+    /// false triggers, and the events when [`lengths`](Self::lengths) is empty.
     pub length_ms: f64,
+    /// The distribution recall integrates over (empty: `length_ms` alone).
+    #[serde(default)]
+    pub lengths: EventLengths,
     /// Event frequency phi: fraction of event-length windows holding an event, in [0, 1].
     pub frequency: f64,
     /// Inter-frame correlation c, in [0, 1].
@@ -336,6 +389,13 @@ impl Problem {
                     )
                 },
             )?;
+            check(e.lengths.valid(), || {
+                format!(
+                    "{}: event lengths {:?} ms must each lie in (0, {MAX_EVENT_MS}]",
+                    who(),
+                    e.lengths.as_slice()
+                )
+            })?;
             check(in_unit(e.frequency), || {
                 format!(
                     "{}: event frequency {} is outside [0, 1]",

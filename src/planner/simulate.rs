@@ -12,8 +12,8 @@
 //! the exact optimiser (physical units, exact baselines).
 
 use super::{
-    exact, json::to_json, paper, plan, AppSpec, BaselineFps, Compiled, EventParams, FpsGrid,
-    Problem, Strategy, StreamSpec, Units,
+    exact, json::to_json, paper, plan, AppSpec, BaselineFps, Compiled, EventLengths, EventParams,
+    FpsGrid, Problem, Strategy, StreamSpec, Units,
 };
 use crate::error::Result;
 use crate::rng::Rng;
@@ -179,6 +179,7 @@ pub fn workload(
                 curve: paper::monotone(&curve.points),
                 event: EventParams {
                     length_ms,
+                    lengths: EventLengths::default(),
                     frequency,
                     correlation,
                     voting: 1,

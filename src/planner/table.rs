@@ -19,8 +19,8 @@
 //!
 //! Layout: `MAGIC`, [`VERSION`], then the [`PlannerTable`] fields in postcard.
 //! Version 2 added `share_margin`, version 3 the per-point `gain_sd`, version
-//! 4 each stream's `frame_cost` (preprocessing, part of its prefix costs); an older
-//! table is refused like a damaged one, and the service compiles its table
+//! 4 each stream's `frame_cost` (preprocessing, part of its prefix costs),
+//! version 5 each app's event length quantiles; an older table is refused like a damaged one, and the service compiles its table
 //! again (it is a cache of the apps).
 //! [`PlannerTable::from_bytes`] checks magic, version and every invariant and
 //! answers [`ErrorKind::CorruptState`](crate::ErrorKind::CorruptState) for
@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 /// First bytes of every table.
 pub(crate) const MAGIC: [u8; 4] = *b"MSPT";
 /// Format version; bump with an upgrade path when the layout changes.
-pub(crate) const VERSION: u16 = 4;
+pub(crate) const VERSION: u16 = 5;
 
 const Q: f64 = u16::MAX as f64;
 
@@ -228,6 +228,7 @@ impl PlannerTable {
                 && e.length_ms.is_finite()
                 && e.length_ms > 0.0
                 && e.length_ms <= super::MAX_EVENT_MS
+                && e.lengths.valid()
                 && (0.0..=1.0).contains(&e.frequency)
                 && (0.0..=1.0).contains(&e.correlation)
                 && (1..=event_f1::MAX_VOTING).contains(&e.voting);

@@ -32,6 +32,7 @@ pub(crate) fn tiny_problem() -> Problem {
             ],
             event: EventParams {
                 length_ms: 1000.0,
+                lengths: Default::default(),
                 frequency: 0.3,
                 correlation: 0.2,
                 voting: 1,
