@@ -63,8 +63,13 @@ pub struct ReplayArgs {
     pub clip: Option<PathBuf>,
     /// Ground truth (default: beside the clip).
     pub truth: Option<PathBuf>,
-    /// Only these apps (default: every enabled app of the camera).
+    /// Only these apps (default: every enabled app of the camera, or of
+    /// every camera with `all_cameras`).
     pub apps: Option<Vec<String>>,
+    /// Plan every camera's apps under the one budget, as the service does,
+    /// and replay `camera`'s frames with its share of that budget (see
+    /// [`RunOutcome::camera_share`]).
+    pub all_cameras: bool,
     /// Budgets in cores, one set of runs each (default: the config's).
     pub budgets: Vec<f64>,
     /// Planners to run, one replay each.
@@ -148,10 +153,16 @@ pub struct RunOutcome {
     pub strategy: String,
     /// Phase seed (`None`: every app sampled the first frame).
     pub phase_seed: Option<u64>,
-    /// Budget, cores.
+    /// Budget, cores (of the whole box: every camera's, with
+    /// `--all-cameras`).
     pub budget_cores: f64,
-    /// The plan's predicted cost, cores.
+    /// The plan's predicted cost, cores (every camera's).
     pub predicted_cores: f64,
+    /// The replayed camera's part of the plan: its tree's predicted cost
+    /// over the plan's (1 with one camera planned). With `--all-cameras`
+    /// the simulated analyser of this camera has this share of the budget:
+    /// its planned work and the budget's unplanned rest in proportion.
+    pub camera_share: f64,
     /// Mean predicted F1.
     pub predicted_mean_f1: f64,
     /// The baseline whose plan the planner ran instead of its own, if it
@@ -315,7 +326,7 @@ pub(crate) fn select(cfg: &Config, args: &ReplayArgs) -> Result<(Config, usize)>
                         .join(", ")
                 );
             };
-            if a.camera != cam {
+            if a.camera != cam && !args.all_cameras {
                 crate::bail!(
                     InvalidConfig,
                     "--apps: app {n:?} watches camera {:?}, not {:?}",
@@ -328,10 +339,12 @@ pub(crate) fn select(cfg: &Config, args: &ReplayArgs) -> Result<(Config, usize)>
             a.enabled = names.contains(&a.name);
         }
     }
-    for a in &mut out.apps {
-        a.enabled &= a.camera == cam;
+    if !args.all_cameras {
+        for a in &mut out.apps {
+            a.enabled &= a.camera == cam;
+        }
     }
-    if out.enabled_apps().next().is_none() {
+    if !out.enabled_apps().any(|a| a.camera == cam) {
         crate::bail!(
             InvalidConfig,
             "no enabled app watches camera {:?} in {}",
@@ -407,16 +420,18 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
     let manifest = crate::model::manifest::BaseManifest::load(&cfg.device.base)?;
     let base = Base::load(manifest)?;
     // The profile's frame costs of the clip replayed (not of the camera's
-    // own source: decoding depends on the frames), on the replayed camera.
+    // own source: decoding depends on the frames), on the replayed camera;
+    // with --all-cameras the other cameras' from their own sources.
     let mut timed = cfg.clone();
-    timed.cameras = vec![crate::config::CameraConfig {
-        source: Source::Replay(clip.clone()),
-        ..camera.clone()
-    }];
+    timed.cameras[cam].source = Source::Replay(clip.clone());
+    let planned: Vec<usize> = (0..cfg.cameras.len())
+        .filter(|&i| i == cam || args.all_cameras)
+        .collect();
+    timed.cameras = planned.iter().map(|&i| timed.cameras[i].clone()).collect();
     let profile = crate::profile::for_config(&timed)?;
     let mut frame_ms = vec![0.0; cfg.cameras.len()];
-    if let Some(c) = profile.camera_costs(&timed).first() {
-        frame_ms[cam] = c.preprocess_ms;
+    for (&i, c) in planned.iter().zip(profile.camera_costs(&timed)) {
+        frame_ms[i] = c.preprocess_ms;
     }
     let budgets = if args.budgets.is_empty() {
         vec![cfg.device.budget_cores]
@@ -482,7 +497,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                             tree = Some((work.apps, Some(t)));
                         }
                         let (apps, t) = tree.as_mut().expect("built above");
-                        replay_plan(&ctx, &plan, apps, t, seed).with_msg(|| {
+                        replay_plan(&ctx, &plan, cam, apps, t, seed).with_msg(|| {
                             format!("replaying {} under {}", clip.display(), strategy.name())
                         })?
                     }
@@ -602,6 +617,7 @@ struct Ctx<'a> {
 fn replay_plan(
     ctx: &Ctx<'_>,
     plan: &Plan,
+    cam: usize,
     apps: &[AppRun],
     slot: &mut Option<StemTree>,
     phase_seed: Option<u64>,
@@ -619,7 +635,8 @@ fn replay_plan(
     let wall = Instant::now();
     let stream_fps = spec.fps;
     let budget = plan.budget / 1000.0;
-    let mut clock = BudgetClock::new(stream_fps, budget);
+    let share = camera_share(plan, cam);
+    let mut clock = BudgetClock::new(stream_fps, budget * share);
     let input = &base.manifest.input;
     let mut analyser = Analyser::new(input.preprocess_spec(), input.fit(), stream_fps);
     analyser.assign(Some(tree), apps.to_vec(), |_, _, _| {});
@@ -768,6 +785,7 @@ fn replay_plan(
         phase_seed,
         budget_cores: budget,
         predicted_cores: plan.cost / 1000.0,
+        camera_share: share,
         predicted_mean_f1: plan.mean_f1,
         fallback: fallback_name(plan),
         measured_mean_f1: mean(|s| s.f1),
@@ -791,6 +809,22 @@ fn replay_plan(
         replayed: true,
         apps: outcomes,
     })
+}
+
+/// Camera `cam`'s part of `plan`: its tree's cost over the plan's (1 if
+/// the plan costs nothing or has no other camera).
+fn camera_share(plan: &Plan, cam: usize) -> f64 {
+    let own: f64 = plan
+        .trees
+        .iter()
+        .filter(|t| t.stream == cam)
+        .map(|t| t.cost)
+        .sum();
+    if plan.cost > 0.0 && plan.trees.iter().any(|t| t.stream != cam) {
+        (own / plan.cost).clamp(0.0, 1.0)
+    } else {
+        1.0
+    }
 }
 
 /// The baseline a plan fell back to, by name.
@@ -817,10 +851,18 @@ pub fn render(o: &Outcome) -> String {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{}{}: budget {:.2} cores, predicted {:.3}, used {:.3} (charged {:.2} s of CPU for {:.1} s of video; decode {:.2} s)",
+            "{}{}: budget {:.2} cores{}, predicted {:.3}, used {:.3} (charged {:.2} s of CPU for {:.1} s of video; decode {:.2} s)",
             r.strategy,
             r.phase_seed.map_or(String::new(), |s| format!(" (phase seed {s})")),
             r.budget_cores,
+            if r.camera_share < 1.0 {
+                format!(
+                    " for every camera (this one's share {:.1}%)",
+                    r.camera_share * 100.0
+                )
+            } else {
+                String::new()
+            },
             r.predicted_cores,
             r.used_cores,
             r.charged_s,

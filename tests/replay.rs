@@ -366,3 +366,74 @@ fn a_plan_repeated_at_a_larger_budget_that_dropped_nothing_is_reused_not_replaye
     assert_eq!(c["replayed"], true);
     assert!(c["dropped"].as_u64().unwrap() > 0, "{c}");
 }
+
+#[test]
+fn all_cameras_plans_every_cameras_apps_under_one_budget_and_replays_one_camera_with_its_share() {
+    // A second camera on the same clip with mammals; birds and vehicles stay
+    // on campus.
+    let dir = setup("all-cameras");
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    let gate = config
+        .split("[[camera]]")
+        .nth(1)
+        .unwrap()
+        .replace("\"campus\"", "\"gate\"");
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("{config}\n[[camera]]{gate}"),
+    )
+    .unwrap();
+    let mammals = dir.join("apps.d/mammals.toml");
+    let text = std::fs::read_to_string(&mammals).unwrap();
+    std::fs::write(&mammals, text.replace("\"campus\"", "\"gate\"")).unwrap();
+
+    let args = [
+        "--strategy",
+        "no-sharing",
+        "--budget",
+        "1",
+        "--frames",
+        "60",
+        "--json",
+    ];
+    let alone = runs(&replay(&dir, &args));
+    let mut joint_args = args.to_vec();
+    joint_args.push("--all-cameras");
+    let joint = runs(&replay(&dir, &joint_args));
+    let (alone, joint) = (&alone[0]["run"], &joint[0]["run"]);
+    let names = |r: &serde_json::Value| -> Vec<String> {
+        r["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["app"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Only campus's apps are replayed either way ...
+    assert_eq!(names(alone), ["birds", "vehicles"]);
+    assert_eq!(names(joint), ["birds", "vehicles"]);
+    // ... but the joint plan also holds mammals on gate: it costs more, and
+    // campus's share is its own part (no budget binds at 1 core, so each
+    // app's plan is the same in both).
+    let (pa, pj) = (
+        alone["predicted_cores"].as_f64().unwrap(),
+        joint["predicted_cores"].as_f64().unwrap(),
+    );
+    assert!(pj > pa * 1.2, "joint {pj} vs campus alone {pa}");
+    assert_eq!(alone["camera_share"].as_f64(), Some(1.0));
+    let share = joint["camera_share"].as_f64().unwrap();
+    assert!(
+        (share - pa / pj).abs() < 1e-9,
+        "share {share} vs {}",
+        pa / pj
+    );
+    // An app of another camera may be named only with --all-cameras.
+    let other = ["--apps", "birds,mammals", "--frames", "30", "--json"];
+    let out = replay(&dir, &other);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("watches camera \"gate\""));
+    let mut other = other.to_vec();
+    other.push("--all-cameras");
+    let run = &runs(&replay(&dir, &other))[0]["run"];
+    assert_eq!(names(run), ["birds"]);
+}

@@ -245,7 +245,8 @@ exactly as it would on the appliance.
 
 USAGE:
     mainstream replay [--config FILE] [--strategy LIST] [--budget LIST]
-                      [--apps LIST] [--camera NAME] [--clip FILE] [--truth FILE]
+                      [--apps LIST] [--camera NAME] [--all-cameras]
+                      [--clip FILE] [--truth FILE]
                       [--phase-seed LIST] [--branch K] [--fps F] [--frames N]
                       [--charge network|all] [--tolerance F] [--json]
 
@@ -262,6 +263,13 @@ OPTIONS:
                           false in --json), as replaying would repeat it
     --apps LIST           Only these apps (names from the config) [default: all of the camera's]
     --camera NAME         The camera whose apps are replayed [default: the first]
+    --all-cameras         Plan every camera's apps under the one budget, as the
+                          service does (an appliance with several cameras), and
+                          replay --camera's frames with its share of the budget:
+                          its part of the plan's cost (camera_share in --json),
+                          the unplanned rest split in proportion. Replay each
+                          camera so to score the whole appliance; --apps may
+                          then name apps of any camera
     --clip FILE           Replay this file instead of the camera's source
     --truth FILE          Ground truth [default: the clip's name with
                           .ground_truth.toml, or ground_truth.toml beside it]
@@ -286,6 +294,7 @@ EXAMPLES:
     mainstream replay --strategy no-sharing,max-sharing,mainstream --budget 0.25,1
     mainstream replay --apps birds,vehicles --phase-seed 7 --json
     mainstream replay --apps vehicles --branch 20 --fps 2.5 --phase-seed 1,2,3,4
+    mainstream replay --all-cameras --camera gate --budget 0.5 --json
 ";
 
 pub(super) const HELP_CALIBRATE: &str = "\

@@ -18,6 +18,7 @@ pub(super) fn replay_or_calibrate(a: &mut Args, calibrate: bool) -> Result<Comma
         clip: None,
         truth: None,
         apps: None,
+        all_cameras: false,
         budgets: Vec::new(),
         strategies: Vec::new(),
         phase_seeds: Vec::new(),
@@ -77,6 +78,10 @@ pub(super) fn replay_or_calibrate(a: &mut Args, calibrate: bool) -> Result<Comma
                     |x| (!x.is_empty()).then(|| x.to_owned()),
                     "app names",
                 )?);
+            }
+            (false, "--all-cameras") => {
+                Args::no_value(&opt, &inline)?;
+                replay.all_cameras = true;
             }
             (false, "--phase-seed") => {
                 let v = a.value(&opt, inline, "a comma-separated list of whole numbers")?;
