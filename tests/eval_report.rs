@@ -78,3 +78,21 @@ fn the_reports_main_table_is_the_tools_output() {
         );
     }
 }
+
+/// Issue 22's harness (tools/eval_protocol.py): its units are the committed
+/// draw of docs/eval-protocol.md's table, and its verdicts follow the
+/// protocol's rules (tools/test_eval_protocol.py).
+#[test]
+fn the_protocol_harness_draws_the_registered_units_and_judges_by_the_protocols_rules() {
+    let run = Command::new("python3")
+        .args(["-m", "unittest", "discover", "-s"])
+        .arg(root().join("tools"))
+        .args(["-p", "test_eval_protocol.py"])
+        .output()
+        .expect("python3 runs the harness's unit tests");
+    assert!(
+        run.status.success(),
+        "tools/test_eval_protocol.py: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
