@@ -86,8 +86,13 @@ pub struct HeadCalibration {
     pub fpr: f64,
     /// The bootstrap standard deviation of this head's predicted event-F1
     /// gain over the package's least-shared head (`0` for that head); see
-    /// [`gain_sd`].
+    /// [`bootstrap`].
     pub gain_sd: f64,
+    /// The bootstrap standard deviation of `accuracy` (object instances and
+    /// scene blocks resampled, as for `gain_sd`).
+    pub accuracy_sd: f64,
+    /// The bootstrap standard deviation of `fpr`.
+    pub fpr_sd: f64,
     /// Consecutive in-event frame pairs whose first is a miss.
     pub pairs_after_miss: u64,
     /// Of those, the second is a miss too.
@@ -378,9 +383,11 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
             units.strata.other_instances,
             units.strata.background_blocks
         );
-        let sds = gain_sd(&own, &spans, a.tolerance, &units, &event, fps);
-        for (h, sd) in heads.iter_mut().zip(sds) {
-            h.gain_sd = sd;
+        let spread = bootstrap(&own, &spans, a.tolerance, &units, &event, fps);
+        for (hi, h) in heads.iter_mut().enumerate() {
+            h.gain_sd = spread.gain_sd[hi];
+            h.accuracy_sd = spread.accuracy_sd[hi];
+            h.fpr_sd = spread.fpr_sd[hi];
         }
         result.push(PackageCalibration {
             package: p.name.clone(),
@@ -507,6 +514,8 @@ fn measure_head(
         accuracy: 0.0,
         fpr: 0.0,
         gain_sd: 0.0,
+        accuracy_sd: 0.0,
+        fpr_sd: 0.0,
         pairs_after_miss: 0,
         miss_after_miss: 0,
     };
@@ -666,6 +675,31 @@ fn resampling_units(
     }
 }
 
+/// The bootstrap's `gain_sd` alone (the unit tests').
+#[cfg(test)]
+fn gain_sd(
+    heads: &[&[u8]],
+    spans: &[[u64; 2]],
+    tolerance: u64,
+    units: &ResamplingUnits,
+    event: &EventParams,
+    stream_fps: f64,
+) -> Vec<f64> {
+    bootstrap(heads, spans, tolerance, units, event, stream_fps).gain_sd
+}
+
+/// What the bootstrap over the clip's object instances and blocks says of
+/// each head (see [`bootstrap`]).
+#[derive(Debug, Default, PartialEq)]
+struct Spread {
+    /// Per head, the sd of its predicted F1 gain over the first head.
+    gain_sd: Vec<f64>,
+    /// Per head, the sd of its measured accuracy.
+    accuracy_sd: Vec<f64>,
+    /// Per head, the sd of its measured false-positive rate.
+    fpr_sd: Vec<f64>,
+}
+
 /// How much each head's predicted event-F1 gain over the first head
 /// (`heads[0]`, the package's least-shared) could be chance: the standard
 /// deviation, over `RESAMPLES` bootstrap resamples of the clip's `units`,
@@ -680,17 +714,24 @@ fn resampling_units(
 /// [`resampling_units`]): a gain that one instance or one distractor makes
 /// shows up as a large spread. The event shape is held at its measured
 /// value (it is the same for every head of the package).
-fn gain_sd(
+///
+/// The same resamples give each head's `accuracy_sd` and `fpr_sd`: the
+/// spread of its rates (all zero without resampling units).
+fn bootstrap(
     heads: &[&[u8]],
     spans: &[[u64; 2]],
     tolerance: u64,
     units: &ResamplingUnits,
     event: &EventParams,
     stream_fps: f64,
-) -> Vec<f64> {
+) -> Spread {
     let nh = heads.len();
-    if nh < 2 || units.groups.is_empty() {
-        return vec![0.0; nh];
+    if nh == 0 || units.groups.is_empty() {
+        return Spread {
+            gain_sd: vec![0.0; nh],
+            accuracy_sd: vec![0.0; nh],
+            fpr_sd: vec![0.0; nh],
+        };
     }
     // Per unit, per head: [event frames, event positives, negatives, false positives].
     let mut counts = vec![[0u64; 4]; units.count * nh];
@@ -718,9 +759,10 @@ fn gain_sd(
         .map(|g| g.fps)
         .collect();
     let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-    // Running sums of the gain and its square, per (head, fps).
-    let mut sum = vec![0.0f64; nh * grid.len()];
-    let mut sq = vec![0.0f64; nh * grid.len()];
+    // Running sums and sums of squares: of the gain per (head, fps), of
+    // each head's accuracy and false-positive rate.
+    let mut gain = Moments::new(nh * grid.len());
+    let (mut acc, mut fpr) = (Moments::new(nh), Moments::new(nh));
     let mut rng = crate::rng::Rng::new(SEED);
     let mut total = vec![[0u64; 4]; nh];
     let mut f1 = vec![0.0f64; nh];
@@ -737,31 +779,67 @@ fn gain_sd(
                 }
             }
         }
+        for (hi, t) in total.iter().enumerate() {
+            acc.add(hi, ratio(t[1], t[0]));
+            fpr.add(hi, ratio(t[3], t[2]));
+        }
+        if nh < 2 {
+            continue;
+        }
         for (gi, &fps) in grid.iter().enumerate() {
             for (hi, t) in total.iter().enumerate() {
                 let (p, q) = (ratio(t[1], t[0]), ratio(t[3], t[2]));
                 f1[hi] = event_f1::predict(p, q, event, stream_fps, fps, Units::Physical).f1;
             }
             for hi in 1..nh {
-                let g = f1[hi] - f1[0];
-                sum[hi * grid.len() + gi] += g;
-                sq[hi * grid.len() + gi] += g * g;
+                gain.add(hi * grid.len() + gi, f1[hi] - f1[0]);
             }
         }
     }
-    let n = RESAMPLES as f64;
-    (0..nh)
-        .map(|hi| {
-            (0..grid.len())
-                .map(|gi| {
-                    let k = hi * grid.len() + gi;
-                    let mean = sum[k] / n;
-                    (sq[k] / n - mean * mean).max(0.0).sqrt() * (n / (n - 1.0)).sqrt()
-                })
-                .fold(0.0, f64::max)
-                .min(1.0)
-        })
-        .collect()
+    Spread {
+        gain_sd: (0..nh)
+            .map(|hi| {
+                (0..grid.len())
+                    .map(|gi| gain.sd(hi * grid.len() + gi))
+                    .fold(0.0, f64::max)
+                    .min(1.0)
+            })
+            .collect(),
+        accuracy_sd: (0..nh).map(|hi| acc.sd(hi).min(1.0)).collect(),
+        fpr_sd: (0..nh).map(|hi| fpr.sd(hi).min(1.0)).collect(),
+    }
+}
+
+/// Running sums and sums of squares of `RESAMPLES` values per slot.
+struct Moments {
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+}
+
+impl Moments {
+    fn new(slots: usize) -> Moments {
+        Moments {
+            sum: vec![0.0; slots],
+            sq: vec![0.0; slots],
+        }
+    }
+
+    fn add(&mut self, k: usize, x: f64) {
+        self.sum[k] += x;
+        self.sq[k] += x * x;
+    }
+
+    /// The sample standard deviation of slot `k` over `RESAMPLES` values.
+    fn sd(&self, k: usize) -> f64 {
+        let n = RESAMPLES as f64;
+        let mean = self.sum[k] / n;
+        let var = self.sq[k] / n - mean * mean;
+        // A constant's variance comes out as rounding noise, not zero.
+        if var < 1e-12 {
+            return 0.0;
+        }
+        var.sqrt() * (n / (n - 1.0)).sqrt()
+    }
 }
 
 /// `c` from `P(miss | miss) = (1 - p) + p c`, pooled over heads.
@@ -833,6 +911,8 @@ fn calibration_toml(
         if h.gain_sd > 0.0 {
             let _ = writeln!(s, "gain_sd = {:.4}", h.gain_sd);
         }
+        let _ = writeln!(s, "accuracy_sd = {:.4}", h.accuracy_sd);
+        let _ = writeln!(s, "fpr_sd = {:.4}", h.fpr_sd);
         let _ = writeln!(s, "event_frames = {}", h.event_frames);
         let _ = writeln!(s, "negative_frames = {}", h.negative_frames);
     }
@@ -1042,7 +1122,10 @@ mod tests {
         // The same 40 false positives, hence the same predicted gain, but
         // resampling whole crossings shows one distractor is chance.
         assert!(lumpy[1] > 3.0 * steady[1], "{lumpy:?} vs {steady:?}");
-        assert!(steady[1] > 0.0);
+        assert!(lumpy[1] > 0.01, "{lumpy:?}");
+        // One false positive in every block: every resample has 40 of them
+        // over the same negatives, so that gain does not move at all.
+        assert_eq!(steady[1], 0.0);
         // Identical heads: no uncertainty about a gain of zero.
         assert_eq!(
             gain_sd(&[&clean, &clean], &spans, 2, &units, &event, 10.0),
@@ -1127,6 +1210,44 @@ mod tests {
             instances_sd > 2.0 * blocks_sd,
             "{instances_sd} vs {blocks_sd}"
         );
+    }
+
+    #[test]
+    fn a_head_that_misses_one_object_instance_has_an_uncertain_accuracy_and_a_steady_one_not() {
+        let (spans, blocks, event) = forty_crossings();
+        let objects: Vec<TruthObject> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                object(
+                    "birds",
+                    ["lark", "crow", "owl", "gull"][i % 4],
+                    [s[0] - 3, s[1] + 3],
+                )
+            })
+            .collect();
+        let units = resampling_units(&blocks, &objects, "birds", 2000);
+        let clean = head(&spans, &[]);
+        let mut blind = clean.clone();
+        for s in spans.iter().step_by(4) {
+            blind[s[0] as usize..=s[1] as usize].fill(0);
+        }
+        // One head alone still gets its rates' spread (no gain to measure).
+        let alone = bootstrap(&[&clean], &spans, 2, &units, &event, 10.0);
+        assert_eq!(alone.gain_sd, [0.0]);
+        assert_eq!((alone.accuracy_sd, alone.fpr_sd), (vec![0.0], vec![0.0]));
+        // Missing every crossing of one of four instances: accuracy 0.6
+        // (0.8 on the other three), and resampling the four instances
+        // moves it by about 0.8 * sqrt(0.75 * 0.25 / 4) = 0.17.
+        let s = bootstrap(&[&clean, &blind], &spans, 2, &units, &event, 10.0);
+        assert_eq!(s.accuracy_sd[0], 0.0);
+        assert!(
+            (0.15..0.3).contains(&s.accuracy_sd[1]),
+            "{:?}",
+            s.accuracy_sd
+        );
+        assert_eq!(s.fpr_sd, [0.0, 0.0]);
+        assert!(s.gain_sd[1] > 0.0);
     }
 
     #[test]

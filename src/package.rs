@@ -101,6 +101,10 @@ struct RawCalibratedHead {
     fpr: Spanned<f64>,
     #[serde(default)]
     gain_sd: Option<Spanned<f64>>,
+    #[serde(default)]
+    accuracy_sd: Option<Spanned<f64>>,
+    #[serde(default)]
+    fpr_sd: Option<Spanned<f64>>,
     // The counts behind the rates, for the reader.
     #[serde(default)]
     #[allow(dead_code)]
@@ -176,6 +180,9 @@ pub struct Head {
     /// predicted event-F1 gain over the package's least-shared head (`0`
     /// when not measured); see [`crate::planner::CurvePoint::gain_sd`].
     pub gain_sd: f64,
+    /// Calibrated only: the bootstrap standard deviations of `accuracy` and
+    /// `fpr` over the clip's object instances (`0` when not measured).
+    pub rate_sd: (f64, f64),
     /// Where its `model =` is written in `package.toml`, for problems with
     /// the model file to point at.
     pub at: Position,
@@ -323,11 +330,20 @@ pub(crate) fn apply_calibration(
             Some(_) => checked(src, diags, &hr.gain_sd, "gain_sd", 0.0, 1.0),
             None => Some(0.0),
         };
-        if let (Some(a), Some(f), Some(sd)) = (accuracy, fpr, gain_sd) {
+        let sd_of = |v: &Option<Spanned<f64>>, what, diags: &mut Diagnostics| match v {
+            Some(_) => checked(src, diags, v, what, 0.0, 1.0),
+            None => Some(0.0),
+        };
+        let accuracy_sd = sd_of(&hr.accuracy_sd, "accuracy_sd", diags);
+        let fpr_sd = sd_of(&hr.fpr_sd, "fpr_sd", diags);
+        if let (Some(a), Some(f), Some(sd), Some(asd), Some(fsd)) =
+            (accuracy, fpr, gain_sd, accuracy_sd, fpr_sd)
+        {
             trained.push((head.branch, head.accuracy, head.fpr));
             head.accuracy = a;
             head.fpr = f;
             head.gain_sd = sd;
+            head.rate_sd = (asd, fsd);
         }
     }
     // Calibrated and trained rates are not comparable: all heads or none.
@@ -487,6 +503,7 @@ pub fn parse(src: &SourceFile, dir: &Path, diags: &mut Diagnostics) -> Option<Pa
             accuracy: accuracy.unwrap_or(0.0),
             fpr: fpr.unwrap_or(1.0),
             gain_sd: 0.0,
+            rate_sd: (0.0, 0.0),
             at: src.position(hr.model.span().start),
         });
     }
@@ -750,6 +767,26 @@ fpr = 0.2
         apply_calibration(&mut p, &cal, &mut d).expect("applies");
         assert!(!p.event.assumed);
         assert!(p.calibration.expect("recorded").trained_event.assumed);
+    }
+
+    #[test]
+    fn calibrated_rate_spreads_are_read_and_checked_at_their_line() {
+        let cal = CALIBRATION.replace("fpr = 0.2", "fpr = 0.2\naccuracy_sd = 0.08\nfpr_sd = 0.01");
+        let (p, d) = calibrated(&cal);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(p.expect("applies").heads[0].rate_sd, (0.08, 0.01));
+        assert_eq!(
+            calibrated(CALIBRATION).0.expect("applies").heads[0].rate_sd,
+            (0.0, 0.0),
+            "not measured"
+        );
+        let (p, d) = calibrated(&CALIBRATION.replace("fpr = 0.2", "fpr = 0.2\nfpr_sd = 2"));
+        assert!(p.is_none());
+        let msg = d.iter().next().unwrap().to_string();
+        assert!(
+            msg.starts_with("p/calibration.toml:16:10: fpr_sd must be between 0 and 1, not 2"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub struct AppOutcome {
     pub predicted_precision: f64,
     /// Predicted F1.
     pub predicted_f1: f64,
+    /// Predicted F1 with the head's calibrated accuracy and fpr one
+    /// bootstrap standard deviation worse and better (`None`: not measured).
+    pub predicted_f1_band: Option<(f64, f64)>,
     /// Sampling phase, frames.
     pub phase: f64,
     /// Samples analysed.
@@ -497,7 +500,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Outcome> {
                             tree = Some((work.apps, Some(t)));
                         }
                         let (apps, t) = tree.as_mut().expect("built above");
-                        replay_plan(&ctx, &plan, cam, apps, t, seed).with_msg(|| {
+                        replay_plan(&ctx, &problem, &plan, cam, apps, t, seed).with_msg(|| {
                             format!("replaying {} under {}", clip.display(), strategy.name())
                         })?
                     }
@@ -616,6 +619,7 @@ struct Ctx<'a> {
 /// the tree in `slot` is put back after the run for the next one.
 fn replay_plan(
     ctx: &Ctx<'_>,
+    problem: &crate::planner::Problem,
     plan: &Plan,
     cam: usize,
     apps: &[AppRun],
@@ -765,6 +769,7 @@ fn replay_plan(
             predicted_recall: p.recall,
             predicted_precision: p.precision,
             predicted_f1: p.f1,
+            predicted_f1_band: crate::planner::report::calibration_band(problem, p),
             phase: phases[i],
             samples: samples[i],
             missed: missed[i],

@@ -437,3 +437,45 @@ fn all_cameras_plans_every_cameras_apps_under_one_budget_and_replays_one_camera_
     let run = &runs(&replay(&dir, &other))[0]["run"];
     assert_eq!(names(run), ["birds"]);
 }
+
+#[test]
+fn each_prediction_carries_the_calibrations_own_doubt_in_json_and_in_the_plan() {
+    // The demo packages' calibrations record their rates' bootstrap spread.
+    let dir = setup("band");
+    let run = &runs(&replay(
+        &dir,
+        &[
+            "--strategy",
+            "no-sharing",
+            "--budget",
+            "1",
+            "--frames",
+            "30",
+            "--json",
+        ],
+    ))[0]["run"];
+    for app in run["apps"].as_array().unwrap() {
+        let f1 = app["predicted_f1"].as_f64().unwrap();
+        let band = app["predicted_f1_band"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no band: {app}"));
+        let (lo, hi) = (band[0].as_f64().unwrap(), band[1].as_f64().unwrap());
+        assert!(lo < f1 && f1 < hi, "{} not in ({lo}, {hi})", f1);
+    }
+    let out = run_with_config("plan", &dir, &["--budget", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("one\n   bootstrap standard deviation worse and better"),
+        "{text}"
+    );
+    let leaf = text
+        .lines()
+        .find(|l| l.contains("birds: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(leaf.ends_with(')') && leaf.contains(", F1 0."), "{leaf}");
+}

@@ -314,13 +314,17 @@ tree) and measures, per head:
               every labelled event (an event's edges count as neither)
 
 and per package the mean event length, the share of event-length windows
-that hold an event, and the miss correlation inside events. For every head
-but the least-shared it also measures gain_sd: how much of the head's
-predicted F1 gain over the least-shared head could be chance, from 1,000
-resamples of the object instances that cross the clip (the ground truth's
-[[object]] list; blocks of whole events if it has none). The planner then
-shares that head only for a gain above z x gain_sd (z = 1.645 with one
-shared head, more with several). With --write,
+that hold an event, the miss correlation inside events, and up to 8
+quantiles of the windows in which a detection finds an event (each event
+plus --tolerance frames on each side; predicted recall is their mean). For
+every head but the least-shared it also measures gain_sd: how much of the
+head's predicted F1 gain over the least-shared head could be chance, from
+1,000 resamples of the object instances that cross the clip (the ground
+truth's [[object]] list; blocks of whole events if it has none). The planner
+then shares that head only for a gain above z x gain_sd (z = 1.645 with one
+shared head, more with several). The same resamples give every head's
+accuracy_sd and fpr_sd, which `mainstream plan` turns into an F1 band beside
+each planned app (the rates one standard deviation worse and better). With --write,
 each package directory gets calibration.toml, which replaces the trained
 values as the planner's inputs (delete it to go back; `mainstream check`
 says which packages are calibrated; a running service reads it when it next

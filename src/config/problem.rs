@@ -43,6 +43,7 @@ impl Config {
                             accuracy: h.accuracy,
                             fpr: h.fpr,
                             gain_sd: h.gain_sd,
+                            rate_sd: h.rate_sd,
                         })
                         .collect(),
                     event: crate::planner::EventParams {

@@ -415,8 +415,12 @@ impl Service<'_> {
             log::info!("  runs {fb}");
         }
         for a in &p.apps {
+            let band = crate::planner::report::calibration_band(&self.planned.problem, a)
+                .map_or(String::new(), |(lo, hi)| {
+                    format!(", {lo:.2}-{hi:.2} within the calibration's doubt")
+                });
             log::info!(
-                "  app {:<16} branch point {:>2}, {:>4.1} fps, predicted F1 {:.3} (recall {:.3}, precision {:.3})",
+                "  app {:<16} branch point {:>2}, {:>4.1} fps, predicted F1 {:.3} (recall {:.3}, precision {:.3}{band})",
                 a.name,
                 a.branch,
                 a.fps,

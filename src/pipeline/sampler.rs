@@ -471,6 +471,7 @@ mod tests {
                         accuracy: 0.6 + 0.3 * rng.unit(),
                         fpr: 0.1 * rng.unit(),
                         gain_sd: 0.0,
+                        rate_sd: (0.0, 0.0),
                     }];
                     for b in [5, 12, 15, 20] {
                         if rng.unit() < 0.5 {
@@ -479,6 +480,7 @@ mod tests {
                                 accuracy: 0.5 + 0.4 * rng.unit(),
                                 fpr: 0.1 * rng.unit(),
                                 gain_sd: 0.0,
+                                rate_sd: (0.0, 0.0),
                             });
                         }
                     }

@@ -211,6 +211,7 @@ mod tests {
                             accuracy: rng.unit(),
                             fpr: rng.unit() * 0.3,
                             gain_sd: 0.0,
+                            rate_sd: (0.0, 0.0),
                         })
                         .collect(),
                     event: EventParams {
@@ -302,6 +303,7 @@ mod tests {
                         accuracy: acc,
                         fpr: 0.0,
                         gain_sd: 0.0,
+                        rate_sd: (0.0, 0.0),
                     }],
                     event: EventParams {
                         length_ms: 1000.0,

@@ -285,6 +285,28 @@ pub(crate) fn predict(
     }
 }
 
+/// Predicted F1 with the rates one standard deviation (`sd` of accuracy and
+/// of fpr) worse and better: the calibration's own uncertainty about
+/// `predict`'s F1 (`None` when nothing was measured).
+pub(crate) fn f1_band(
+    accuracy: f64,
+    fpr: f64,
+    sd: (f64, f64),
+    event: &EventParams,
+    stream_fps: f64,
+    app_fps: f64,
+    units: Units,
+) -> Option<(f64, f64)> {
+    if sd.0 <= 0.0 && sd.1 <= 0.0 {
+        return None;
+    }
+    let f1 = |a: f64, q: f64| predict(a, q, event, stream_fps, app_fps, units).f1;
+    Some((
+        f1(accuracy - sd.0, fpr + sd.1),
+        f1(accuracy + sd.0, fpr - sd.1),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +355,23 @@ mod tests {
             Units::PaperCompat,
         );
         assert_eq!(paper, paper_one);
+    }
+
+    #[test]
+    fn the_calibration_band_holds_the_prediction_and_is_absent_without_a_measured_spread() {
+        let e = ev(2000.0, 0.2, 0.5, 2);
+        let f1 = predict(0.7, 0.1, &e, 10.0, 2.0, Units::Physical).f1;
+        let (lo, hi) = f1_band(0.7, 0.1, (0.1, 0.02), &e, 10.0, 2.0, Units::Physical).unwrap();
+        assert!(lo < f1 && f1 < hi, "{lo} {f1} {hi}");
+        assert_eq!(
+            lo,
+            predict(0.6, 0.12, &e, 10.0, 2.0, Units::Physical).f1,
+            "worse: lower accuracy, more false positives"
+        );
+        assert_eq!(
+            f1_band(0.7, 0.1, (0.0, 0.0), &e, 10.0, 2.0, Units::Physical),
+            None
+        );
     }
 
     #[test]

@@ -1187,6 +1187,7 @@ mod tests {
                             accuracy: acc,
                             fpr: 0.3 * rng.unit(),
                             gain_sd: 0.0,
+                            rate_sd: (0.0, 0.0),
                         }
                     })
                     .collect();

@@ -72,6 +72,7 @@ pub fn curves() -> Result<Vec<PaperCurve>> {
             accuracy: field(f.next(), i + 1, "accuracy")?,
             fpr: field(f.next(), i + 1, "false-positive rate")?,
             gain_sd: 0.0,
+            rate_sd: (0.0, 0.0),
         };
         match out.iter_mut().find(|c| c.name == name) {
             Some(c) => c.points.push(point),
@@ -138,6 +139,7 @@ pub(crate) fn test_vector() -> Problem {
                         accuracy,
                         fpr: 0.1,
                         gain_sd: 0.0,
+                        rate_sd: (0.0, 0.0),
                     })
                     .collect(),
                 event: EventParams {

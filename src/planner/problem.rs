@@ -140,6 +140,12 @@ pub struct CurvePoint {
     /// gain_sd)`, `m` the app's number of shared heads ([`gain_z`](super::gain_z)).
     #[serde(default)]
     pub gain_sd: f64,
+    /// How uncertain the calibration is about `accuracy` and `fpr` (their
+    /// bootstrap standard deviations over the clip's object instances, `0`
+    /// = not measured). Plans report each app's F1 at one standard
+    /// deviation worse and better ([`PlannedApp::f1_band`](super::PlannedApp)).
+    #[serde(default)]
+    pub rate_sd: (f64, f64),
 }
 
 /// A camera stream.
@@ -366,6 +372,14 @@ impl Problem {
                         who(),
                         p.accuracy,
                         p.fpr,
+                        p.branch
+                    )
+                })?;
+                check(in_unit(p.rate_sd.0) && in_unit(p.rate_sd.1), || {
+                    format!(
+                        "{}: accuracy and fpr standard deviations {:?} at branch point {} must lie in [0, 1]",
+                        who(),
+                        p.rate_sd,
                         p.branch
                     )
                 })?;

@@ -194,6 +194,16 @@ pub fn render_text(problem: &Problem, cmp: &Comparison) -> String {
             );
             draw_tree(problem, p, t, n_seg, &mut out);
         }
+        if p.apps
+            .iter()
+            .any(|a| calibration_band(problem, a).is_some())
+        {
+            let _ = writeln!(
+                out,
+                "  (F1 (a-b): the same plan with each head's calibrated accuracy and fpr one\n   \
+                 bootstrap standard deviation worse and better: the calibration's own doubt)"
+            );
+        }
     }
     out.push('\n');
     let _ = writeln!(out, "Same budget, other strategies");
@@ -256,6 +266,23 @@ enum Node {
     Seg(usize),
 }
 
+/// A planned app's F1 with its head's calibrated rates one standard
+/// deviation worse and better ([`super::event_f1::f1_band`]).
+pub fn calibration_band(problem: &Problem, a: &super::PlannedApp) -> Option<(f64, f64)> {
+    let spec = problem.apps.get(a.app).filter(|s| s.name == a.name)?;
+    let point = spec.curve.iter().find(|c| c.branch == a.branch)?;
+    let stream = problem.streams.get(a.stream)?;
+    super::event_f1::f1_band(
+        point.accuracy,
+        point.fpr,
+        point.rate_sd,
+        &spec.event,
+        stream.fps,
+        a.fps,
+        problem.units,
+    )
+}
+
 fn draw_tree(problem: &Problem, p: &Plan, t: &super::PlannedTree, n_seg: usize, out: &mut String) {
     let mine: Vec<usize> = (0..p.apps.len())
         .filter(|&i| p.apps[i].stream == t.stream)
@@ -286,9 +313,11 @@ fn draw_tree(problem: &Problem, p: &Plan, t: &super::PlannedTree, n_seg: usize, 
         match node {
             Node::Leaf(i) => {
                 let a = &p.apps[i];
+                let band = calibration_band(problem, a)
+                    .map_or(String::new(), |(lo, hi)| format!(" ({lo:.2}-{hi:.2})"));
                 let _ = writeln!(
                     out,
-                    "{prefix}{branch}{}: {}..{} @ {} fps, cost {:.2}, F1 {:.3}",
+                    "{prefix}{branch}{}: {}..{} @ {} fps, cost {:.2}, F1 {:.3}{band}",
                     a.name,
                     a.branch,
                     n_seg,

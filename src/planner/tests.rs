@@ -22,12 +22,14 @@ pub(crate) fn tiny_problem() -> Problem {
                     accuracy: 0.9,
                     fpr: 0.05,
                     gain_sd: 0.0,
+                    rate_sd: (0.0, 0.0),
                 },
                 CurvePoint {
                     branch: 3,
                     accuracy: 0.7,
                     fpr: 0.1,
                     gain_sd: 0.0,
+                    rate_sd: (0.0, 0.0),
                 },
             ],
             event: EventParams {
