@@ -126,16 +126,20 @@ def main():
     cal_spans = {x["name"]: x["events"] for x in cal_truth["app"]}
     cal = {}
     committed = ("birds", "vehicles", "mammals")  # calibrations in the repository
+    rate_sd = {}
     rebuilt_off = 0.0
     for d in [ROOT / "models/apps" / n for n in committed] + a.packages:
         f = d / "calibration.toml"
         if f.exists():
             t = tomllib.loads(f.read_text())
             heads = {h["branch"]: (h["accuracy"], h["fpr"]) for h in t["head"]}
+            sds = {h["branch"]: (h.get("accuracy_sd", 0.0), h.get("fpr_sd", 0.0)) for h in t["head"]}
             cal[d.name] = (t["event"], heads)
+            rate_sd[d.name] = sds
 
     opener = gzip.open if a.runs.suffix == ".gz" else open
     err = defaultdict(lambda: defaultdict(list))
+    covered, widths = defaultdict(list), defaultdict(list)
     checked = 0
     with opener(a.runs, "rt") as fh:
         for line in fh:
@@ -189,6 +193,21 @@ def main():
                             f1 = 0.0 if rc <= 1e-8 or pr <= 1e-8 else 2 / (1 / rc + 1 / pr)
                             for k in (b, "all"):
                                 err[("f1", model)][k].append(f1 - app["measured"]["f1"])
+                            if model == "windows":
+                                # The calibration's band: rates one bootstrap sd worse, better.
+                                sa, sq = rate_sd[name][app["branch"]]
+                                ends = []
+                                for pa, qa in ((p - sa, q + sq), (p + sa, q - sq)):
+                                    pa, qa = unit(pa), unit(qa)
+                                    rr = recall(pa, c, x, lengths, stride)
+                                    nn = 1 - miss(qa, mean[0], stride, c, x)
+                                    tt, ff = phi * rr, (1 - phi) * nn
+                                    pp_ = 1.0 if tt + ff == 0 else tt / (tt + ff)
+                                    ends.append(0.0 if rr <= 1e-8 or pp_ <= 1e-8 else 2 / (1 / rr + 1 / pp_))
+                                inside = ends[0] - 1e-9 <= app["measured"]["f1"] <= ends[1] + 1e-9
+                                for k in (b, "all"):
+                                    covered[k].append(inside)
+                                    widths[k].append(ends[1] - ends[0])
     print(f"re-implemented model reproduces all {checked} recorded predictions of the committed "
           f"packages (recall, precision, to 1e-6)")
     if a.packages:
@@ -204,6 +223,14 @@ def main():
                 v = err[(kind, model)][name]
                 cells.append(f"{sum(v) / len(v):+.3f} / {sum(map(abs, v)) / len(v):.3f} ({len(v)})" if v else "-")
             print(f"  {model:9}" + "".join(f"{c:>22}" for c in cells))
+    if any(sd != (0.0, 0.0) for sds in rate_sd.values() for sd in sds.values()):
+        print("\nthe calibration's band (F1 with the rates one bootstrap sd worse and better, windows "
+              "model): share of app-runs whose measured F1 falls inside, mean width")
+        cells = []
+        for _, name in BANDS + [(0, "all")]:
+            v, w = covered[name], widths[name]
+            cells.append(f"{sum(v) / len(v):.2f} / {sum(w) / len(w):.3f} ({len(v)})" if v else "-")
+        print(f"  {'':9}" + "".join(f"{c:>22}" for c in cells))
 
 
 if __name__ == "__main__":
