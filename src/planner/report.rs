@@ -201,7 +201,8 @@ pub fn render_text(problem: &Problem, cmp: &Comparison) -> String {
             let _ = writeln!(
                 out,
                 "  (F1 (a-b): the same plan with each head's calibrated accuracy and fpr one\n   \
-                 bootstrap standard deviation worse and better: the calibration's own doubt)"
+                 bootstrap standard deviation worse and better: the calibration's doubt\n   \
+                 alone, a lower bound on the prediction's)"
             );
         }
     }
