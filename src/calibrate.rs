@@ -1179,12 +1179,9 @@ mod tests {
         assert_eq!(late.of_frame.len(), 30);
     }
 
-    #[test]
-    fn a_gain_on_one_object_instance_is_uncertain_however_often_it_crosses() {
-        let (spans, blocks, event) = forty_crossings();
-        // Forty crossings of four instances, ten each; the least-shared head
-        // misses every crossing of the first one, the other head none.
-        let objects: Vec<TruthObject> = spans
+    /// The crossings of `spans` made by four bird instances in turn.
+    fn four_instances(spans: &[[u64; 2]]) -> Vec<TruthObject> {
+        spans
             .iter()
             .enumerate()
             .map(|(i, s)| {
@@ -1194,12 +1191,26 @@ mod tests {
                     [s[0] - 3, s[1] + 3],
                 )
             })
-            .collect();
-        let clean = head(&spans, &[]);
-        let mut blind = clean.clone();
+            .collect()
+    }
+
+    /// `clean` missing every crossing of the first of [`four_instances`].
+    fn blind_to_the_first_instance(clean: &[u8], spans: &[[u64; 2]]) -> Vec<u8> {
+        let mut blind = clean.to_vec();
         for s in spans.iter().step_by(4) {
             blind[s[0] as usize..=s[1] as usize].fill(0);
         }
+        blind
+    }
+
+    #[test]
+    fn a_gain_on_one_object_instance_is_uncertain_however_often_it_crosses() {
+        let (spans, blocks, event) = forty_crossings();
+        // Forty crossings of four instances, ten each; the least-shared head
+        // misses every crossing of the first one, the other head none.
+        let objects = four_instances(&spans);
+        let clean = head(&spans, &[]);
+        let blind = blind_to_the_first_instance(&clean, &spans);
         let by_blocks = resampling_units(&blocks, &[], "birds", 2000);
         let by_instances = resampling_units(&blocks, &objects, "birds", 2000);
         assert_eq!(by_instances.strata.own_instances, 4);
@@ -1215,23 +1226,10 @@ mod tests {
     #[test]
     fn a_head_that_misses_one_object_instance_has_an_uncertain_accuracy_and_a_steady_one_not() {
         let (spans, blocks, event) = forty_crossings();
-        let objects: Vec<TruthObject> = spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                object(
-                    "birds",
-                    ["lark", "crow", "owl", "gull"][i % 4],
-                    [s[0] - 3, s[1] + 3],
-                )
-            })
-            .collect();
+        let objects = four_instances(&spans);
         let units = resampling_units(&blocks, &objects, "birds", 2000);
         let clean = head(&spans, &[]);
-        let mut blind = clean.clone();
-        for s in spans.iter().step_by(4) {
-            blind[s[0] as usize..=s[1] as usize].fill(0);
-        }
+        let blind = blind_to_the_first_instance(&clean, &spans);
         // One head alone still gets its rates' spread (no gain to measure).
         let alone = bootstrap(&[&clean], &spans, 2, &units, &event, 10.0);
         assert_eq!(alone.gain_sd, [0.0]);
