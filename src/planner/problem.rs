@@ -143,7 +143,8 @@ pub struct CurvePoint {
     /// How uncertain the calibration is about `accuracy` and `fpr` (their
     /// bootstrap standard deviations over the clip's object instances, `0`
     /// = not measured). Plans report each app's F1 at one standard
-    /// deviation worse and better ([`PlannedApp::f1_band`](super::PlannedApp)).
+    /// deviation worse and better ([`calibration_band`](super::report::calibration_band));
+    /// planning does not use it.
     #[serde(default)]
     pub rate_sd: (f64, f64),
 }
