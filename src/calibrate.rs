@@ -675,19 +675,6 @@ fn resampling_units(
     }
 }
 
-/// The bootstrap's `gain_sd` alone (the unit tests').
-#[cfg(test)]
-fn gain_sd(
-    heads: &[&[u8]],
-    spans: &[[u64; 2]],
-    tolerance: u64,
-    units: &ResamplingUnits,
-    event: &EventParams,
-    stream_fps: f64,
-) -> Vec<f64> {
-    bootstrap(heads, spans, tolerance, units, event, stream_fps).gain_sd
-}
-
 /// What the bootstrap over the clip's object instances and blocks says of
 /// each head (see [`bootstrap`]).
 #[derive(Debug, Default, PartialEq)]
@@ -1177,6 +1164,18 @@ mod tests {
         // Objects past the clip's end are cut off, not a panic.
         let late = resampling_units(&blocks, &[object("birds", "lark", [28, 40])], "birds", 30);
         assert_eq!(late.of_frame.len(), 30);
+    }
+
+    /// The bootstrap's `gain_sd` alone (the unit tests').
+    fn gain_sd(
+        heads: &[&[u8]],
+        spans: &[[u64; 2]],
+        tolerance: u64,
+        units: &ResamplingUnits,
+        event: &EventParams,
+        stream_fps: f64,
+    ) -> Vec<f64> {
+        bootstrap(heads, spans, tolerance, units, event, stream_fps).gain_sd
     }
 
     /// The crossings of `spans` made by four bird instances in turn.
