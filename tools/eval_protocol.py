@@ -339,6 +339,7 @@ def units_at(rows):
         cell = pts[(r["workload"], r["fraction"])][r["unit"]][r["requested"]]
         run = r["run"]
         cell["runs"].append(r)
+        cell["cameras"] = cell.get("cameras", set()) | {r["camera"]}
         for app in run["apps"]:
             if app.get("measured"):
                 cell["f1"].append(app["measured"]["f1"])
@@ -355,6 +356,14 @@ def report(a):
     if not rows:
         sys.exit(f"eval_protocol.py: no runs in {a.out}")
     pts = units_at(rows)
+    # A unit counts only once every one of its cameras ran (units.json, if there).
+    units_file = a.out / "units.json"
+    if units_file.exists():
+        cams = {u["id"]: set(u["cameras"]) for u in json.loads(units_file.read_text())["units"]}
+        for by_unit in pts.values():
+            for u in list(by_unit):
+                if any(c.get("cameras") != cams.get(u) for c in by_unit[u].values()):
+                    del by_unit[u]
     out = []
     w = out.append
     w("# Issue 22's evaluation: fresh1, budgets as fractions of No-Sharing's cost\n")

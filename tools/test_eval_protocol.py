@@ -102,11 +102,13 @@ def synthetic_rows(gain, own_plan):
 
 
 class Report(unittest.TestCase):
-    def report(self, rows):
+    def report(self, rows, units=None):
         import tempfile
         with tempfile.TemporaryDirectory() as d:
             out = Path(d)
             (out / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            if units is not None:
+                (out / "units.json").write_text(json.dumps({"units": units}))
             import contextlib
             import io
             with contextlib.redirect_stdout(io.StringIO()):
@@ -120,6 +122,13 @@ class Report(unittest.TestCase):
         self.assertIn("| N2 | 6 | +0.100 |", text)
         self.assertIn("| yes |", text)
         self.assertIn("'win': 7", text)
+
+    def test_a_unit_counts_only_once_all_its_cameras_ran(self):
+        units = [{"id": u, "cameras": {"tree": ["birds", "fruit"]}} for u in range(6)]
+        units[5]["cameras"]["box"] = ["birds"]  # its box replay is missing
+        text = self.report(synthetic_rows(0.1, True), units)
+        self.assertIn("| N2 | 5 | 5 |", text)
+        self.assertNotIn("| N2 | 5 | 6 |", text)
 
     def test_the_better_baselines_plan_everywhere_is_same_plan_not_a_tie(self):
         text = self.report(synthetic_rows(0.0, False))
