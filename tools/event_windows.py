@@ -140,6 +140,7 @@ def main():
     opener = gzip.open if a.runs.suffix == ".gz" else open
     err = defaultdict(lambda: defaultdict(list))
     covered, widths = defaultdict(list), defaultdict(list)
+    replayed = []
     checked = 0
     with opener(a.runs, "rt") as fh:
         for line in fh:
@@ -147,6 +148,7 @@ def main():
             run = r["run"]
             if not run.get("replayed", True):
                 continue  # the same replay as another run: counted once
+            replayed.append(run)
             for app in run["apps"]:
                 name = app["package"]
                 if name not in cal or app["fps"] <= 0:
@@ -231,6 +233,39 @@ def main():
             v, w = covered[name], widths[name]
             cells.append(f"{sum(v) / len(v):.2f} / {sum(w) / len(w):.3f} ({len(v)})" if v else "-")
         print(f"  {'':9}" + "".join(f"{c:>22}" for c in cells))
+    by_instance(replayed, truth, a.tolerance)
+
+
+def by_instance(runs, truth, tolerance, lo=1.0, hi=2.5):
+    """Measured recall per object instance over the replayed app-runs at lo < fps <= hi: is an
+    app's recall the share of instances its heads recognise rather than 1 - (1 - p)^n?"""
+    objects = truth.get("object", [])
+    spans = {x["name"]: x["events"] for x in truth["app"]}
+
+    def instance(app, ev):
+        best = None
+        for o in objects:
+            if o["category"] != app:
+                continue
+            overlap = min(ev[1], o["on_screen"][1]) - max(ev[0], o["on_screen"][0])
+            if overlap >= 0 and (best is None or overlap > best[0]):
+                best = (overlap, o.get("instance", o["stamp"]))
+        return best[1] if best else "?"
+
+    found = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        for app in run["apps"]:
+            if not (lo < app["fps"] <= hi) or app["package"] not in spans:
+                continue
+            dets = app["detections"]
+            for ev in spans[app["package"]]:
+                hit = any(d[0] <= ev[1] + tolerance and ev[0] - tolerance <= d[1] for d in dets)
+                found[app["package"]][instance(app["package"], ev)].append(hit)
+    print(f"\nmeasured recall per object instance, {lo} < fps <= {hi} (events found / events over "
+          "the replayed app-runs):")
+    for app in sorted(found):
+        cells = sorted(((sum(v) / len(v), i, len(v)) for i, v in found[app].items()))
+        print(f"  {app:11} " + "  ".join(f"{i} {r:.2f} ({n})" for r, i, n in cells))
 
 
 if __name__ == "__main__":
