@@ -93,6 +93,11 @@ pub struct HeadCalibration {
     pub accuracy_sd: f64,
     /// The bootstrap standard deviation of `fpr`.
     pub fpr_sd: f64,
+    /// Accuracy inside the events of each of the app's own object instances
+    /// (the ground truth's `[[object]]` list), lowest first: whether the
+    /// head recognises some instances nearly always and others almost
+    /// never, which one accuracy cannot say.
+    pub instances: Vec<InstanceAccuracy>,
     /// Consecutive in-event frame pairs whose first is a miss.
     pub pairs_after_miss: u64,
     /// Of those, the second is a miss too.
@@ -383,6 +388,9 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<Calibration> {
             units.strata.other_instances,
             units.strata.background_blocks
         );
+        for (h, hits) in heads.iter_mut().zip(&own) {
+            h.instances = instance_accuracy(hits, &spans, &units);
+        }
         let spread = bootstrap(&own, &spans, a.tolerance, &units, &event, fps);
         for (hi, h) in heads.iter_mut().enumerate() {
             h.gain_sd = spread.gain_sd[hi];
@@ -516,6 +524,7 @@ fn measure_head(
         gain_sd: 0.0,
         accuracy_sd: 0.0,
         fpr_sd: 0.0,
+        instances: Vec::new(),
         pairs_after_miss: 0,
         miss_after_miss: 0,
     };
@@ -548,6 +557,54 @@ fn measure_head(
     m.accuracy = ratio(m.event_positives, m.event_frames);
     m.fpr = ratio(m.false_positives, m.negative_frames);
     m
+}
+
+/// One object instance's accuracy inside its events.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InstanceAccuracy {
+    /// The instance (the ground truth's `instance`, else its stamp's name).
+    pub instance: String,
+    /// Analysed frames inside labelled events while it was on screen.
+    pub event_frames: u64,
+    /// Of those, positive / event_frames.
+    pub accuracy: f64,
+}
+
+/// A head's accuracy inside the events of each of the app's own instances
+/// (`units.own_names`), lowest first; instances without an event frame are
+/// left out.
+fn instance_accuracy(
+    hits: &[u8],
+    spans: &[[u64; 2]],
+    units: &ResamplingUnits,
+) -> Vec<InstanceAccuracy> {
+    let mut out: Vec<InstanceAccuracy> = units
+        .own_names
+        .iter()
+        .filter_map(|(u, name)| {
+            let (mut n, mut pos) = (0u64, 0u64);
+            for s in spans {
+                for f in s[0]..=s[1] {
+                    let v = hits.get(f as usize).copied().unwrap_or(2);
+                    if v != 2 && units.of_frame.get(f as usize) == Some(u) {
+                        n += 1;
+                        pos += u64::from(v);
+                    }
+                }
+            }
+            (n > 0).then(|| InstanceAccuracy {
+                instance: name.clone(),
+                event_frames: n,
+                accuracy: pos as f64 / n as f64,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.accuracy
+            .total_cmp(&b.accuracy)
+            .then(a.instance.cmp(&b.instance))
+    });
+    out
 }
 
 /// Bootstrap blocks hold about this many mean event lengths of frames.
@@ -595,6 +652,8 @@ struct StrataSizes {
 struct ResamplingUnits {
     /// Per frame, its unit.
     of_frame: Vec<usize>,
+    /// The app's own instances: (unit, instance name).
+    own_names: Vec<(usize, String)>,
     /// Unit numbers per stratum (no empty unit, no empty stratum).
     groups: Vec<Vec<usize>>,
     /// Number of unit numbers in use (some may hold no frame).
@@ -652,9 +711,13 @@ fn resampling_units(
     }
     let background: Vec<usize> = (0..blocks.len()).filter(|&u| used[u]).collect();
     let (mut mine, mut others) = (Vec::new(), Vec::new());
+    let mut own_names = Vec::new();
     for (k, &is_own) in own.iter().enumerate() {
         let u = blocks.len() + k;
         if used[u] {
+            if is_own {
+                own_names.push((u, keys[k].1.to_owned()));
+            }
             if is_own { &mut mine } else { &mut others }.push(u);
         }
     }
@@ -669,6 +732,7 @@ fn resampling_units(
         .collect();
     ResamplingUnits {
         of_frame,
+        own_names,
         groups,
         count,
         strata,
@@ -973,6 +1037,19 @@ pub fn render(o: &Calibration) -> String {
                 }
             );
         }
+        if let Some(h) = p.heads.first().filter(|h| !h.instances.is_empty()) {
+            let each: Vec<String> = h
+                .instances
+                .iter()
+                .map(|i| format!("{} {:.2} ({})", i.instance, i.accuracy, i.event_frames))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  accuracy per object instance, branch {} (event frames): {}",
+                h.branch,
+                each.join(", ")
+            );
+        }
         if let Some(w) = &p.written {
             let _ = writeln!(s, "  written: {}", w.display());
         }
@@ -1245,6 +1322,32 @@ mod tests {
         );
         assert_eq!(s.fpr_sd, [0.0, 0.0]);
         assert!(s.gain_sd[1] > 0.0);
+    }
+
+    #[test]
+    fn accuracy_is_also_measured_per_object_instance_lowest_first() {
+        let (spans, blocks, _) = forty_crossings();
+        let units = resampling_units(&blocks, &four_instances(&spans), "birds", 2000);
+        let clean = head(&spans, &[]);
+        let blind = blind_to_the_first_instance(&clean, &spans);
+        let per = instance_accuracy(&blind, &spans, &units);
+        let got: Vec<(&str, u64, f64)> = per
+            .iter()
+            .map(|i| (i.instance.as_str(), i.event_frames, i.accuracy))
+            .collect();
+        // Ten crossings of 10 frames each; 8 of 10 frames positive where seen.
+        assert_eq!(
+            got,
+            [
+                ("lark", 100, 0.0),
+                ("crow", 100, 0.8),
+                ("gull", 100, 0.8),
+                ("owl", 100, 0.8)
+            ]
+        );
+        // Without an object list there is nothing per instance.
+        let blocks_only = resampling_units(&blocks, &[], "birds", 2000);
+        assert!(instance_accuracy(&blind, &spans, &blocks_only).is_empty());
     }
 
     #[test]
