@@ -817,6 +817,8 @@ fn bootstrap(
     let mut rng = crate::rng::Rng::new(SEED);
     let mut total = vec![[0u64; 4]; nh];
     let mut f1 = vec![0.0f64; nh];
+    // Per head, this resample's (accuracy, false-positive rate).
+    let mut rates = vec![(0.0f64, 0.0f64); nh];
     for _ in 0..RESAMPLES {
         total.iter_mut().for_each(|t| *t = [0; 4]);
         for g in &units.groups {
@@ -831,15 +833,15 @@ fn bootstrap(
             }
         }
         for (hi, t) in total.iter().enumerate() {
-            acc.add(hi, ratio(t[1], t[0]));
-            fpr.add(hi, ratio(t[3], t[2]));
+            rates[hi] = (ratio(t[1], t[0]), ratio(t[3], t[2]));
+            acc.add(hi, rates[hi].0);
+            fpr.add(hi, rates[hi].1);
         }
         if nh < 2 {
             continue;
         }
         for (gi, &fps) in grid.iter().enumerate() {
-            for (hi, t) in total.iter().enumerate() {
-                let (p, q) = (ratio(t[1], t[0]), ratio(t[3], t[2]));
+            for (hi, &(p, q)) in rates.iter().enumerate() {
                 f1[hi] = event_f1::predict(p, q, event, stream_fps, fps, Units::Physical).f1;
             }
             for hi in 1..nh {
@@ -1180,7 +1182,7 @@ mod tests {
         let spread = head(&spans, &(0..40).map(|b| b * 50 + 5).collect::<Vec<_>>());
         let units = resampling_units(&blocks, &[], "a", 2000);
         assert_eq!(units.groups.len(), 1, "no objects listed: blocks only");
-        let sd = |own: &[u8]| gain_sd(&[own, &clean], &spans, 2, &units, &event, 10.0);
+        let sd = |own: &[u8]| bootstrap(&[own, &clean], &spans, 2, &units, &event, 10.0).gain_sd;
         let (lumpy, steady) = (sd(&one_crossing), sd(&spread));
         assert_eq!((lumpy[0], steady[0]), (0.0, 0.0));
         // The same 40 false positives, hence the same predicted gain, but
@@ -1192,7 +1194,7 @@ mod tests {
         assert_eq!(steady[1], 0.0);
         // Identical heads: no uncertainty about a gain of zero.
         assert_eq!(
-            gain_sd(&[&clean, &clean], &spans, 2, &units, &event, 10.0),
+            bootstrap(&[&clean, &clean], &spans, 2, &units, &event, 10.0).gain_sd,
             [0.0, 0.0]
         );
         // Reproducible: a fixed seed.
@@ -1243,18 +1245,6 @@ mod tests {
         assert_eq!(late.of_frame.len(), 30);
     }
 
-    /// The bootstrap's `gain_sd` alone (the unit tests').
-    fn gain_sd(
-        heads: &[&[u8]],
-        spans: &[[u64; 2]],
-        tolerance: u64,
-        units: &ResamplingUnits,
-        event: &EventParams,
-        stream_fps: f64,
-    ) -> Vec<f64> {
-        bootstrap(heads, spans, tolerance, units, event, stream_fps).gain_sd
-    }
-
     /// The crossings of `spans` made by four bird instances in turn.
     fn four_instances(spans: &[[u64; 2]]) -> Vec<TruthObject> {
         spans
@@ -1290,7 +1280,9 @@ mod tests {
         let by_blocks = resampling_units(&blocks, &[], "birds", 2000);
         let by_instances = resampling_units(&blocks, &objects, "birds", 2000);
         assert_eq!(by_instances.strata.own_instances, 4);
-        let sd = |u: &ResamplingUnits| gain_sd(&[&blind, &clean], &spans, 2, u, &event, 10.0)[1];
+        let sd = |u: &ResamplingUnits| {
+            bootstrap(&[&blind, &clean], &spans, 2, u, &event, 10.0).gain_sd[1]
+        };
         let (blocks_sd, instances_sd) = (sd(&by_blocks), sd(&by_instances));
         // Ten crossings looked like ten chances; they are one object.
         assert!(

@@ -326,14 +326,12 @@ pub(crate) fn apply_calibration(
         }
         let accuracy = checked(src, diags, &Some(hr.accuracy.clone()), "accuracy", 0.0, 1.0);
         let fpr = checked(src, diags, &Some(hr.fpr.clone()), "fpr", 0.0, 1.0);
-        let gain_sd = match &hr.gain_sd {
-            Some(_) => checked(src, diags, &hr.gain_sd, "gain_sd", 0.0, 1.0),
-            None => Some(0.0),
-        };
+        // An absent spread is 0: not measured.
         let sd_of = |v: &Option<Spanned<f64>>, what, diags: &mut Diagnostics| match v {
             Some(_) => checked(src, diags, v, what, 0.0, 1.0),
             None => Some(0.0),
         };
+        let gain_sd = sd_of(&hr.gain_sd, "gain_sd", diags);
         let accuracy_sd = sd_of(&hr.accuracy_sd, "accuracy_sd", diags);
         let fpr_sd = sd_of(&hr.fpr_sd, "fpr_sd", diags);
         if let (Some(a), Some(f), Some(sd), Some(asd), Some(fsd)) =
