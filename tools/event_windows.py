@@ -90,6 +90,16 @@ def recall(p, c, x, lengths_frames, stride):
     return sum(1 - miss(p, d, stride, c, x) for d in lengths_frames) / len(lengths_frames)
 
 
+def predict(p, q, c, x, phi, lengths_frames, mean_frames, stride):
+    """src/planner/event_f1.rs predict: (recall, precision, F1); recall over `lengths_frames`,
+    false triggers over windows of the mean length."""
+    rec = recall(p, c, x, lengths_frames, stride)
+    tp, fp = phi * rec, (1 - phi) * (1 - miss(q, mean_frames, stride, c, x))
+    prec = 1.0 if tp + fp == 0 else tp / (tp + fp)
+    f1 = 0.0 if rec <= 1e-8 or prec <= 1e-8 else 2 / (1 / rec + 1 / prec)
+    return rec, prec, f1
+
+
 def quantiles(spans, tolerance, k_max=8):
     """src/calibrate.rs window_quantiles, in frames."""
     f = sorted(e[1] - e[0] + 1 + 2 * tolerance for e in spans)
@@ -157,12 +167,9 @@ def main():
                 p, q = heads[app["branch"]]
                 c, phi, x = ev["correlation"], ev["frequency"], a.voting
                 stride = fps / app["fps"]
-                mean = [ev["length_ms"] / 1000 * fps]
+                mean = ev["length_ms"] / 1000 * fps
                 # Self-check: the old model's recall and precision as recorded.
-                rec = recall(p, c, x, mean, stride)
-                nr = 1 - miss(q, mean[0], stride, c, x)
-                tp, fp = phi * rec, (1 - phi) * nr
-                prec = 1.0 if tp + fp == 0 else tp / (tp + fp)
+                rec, prec, _ = predict(p, q, c, x, phi, [mean], mean, stride)
                 off = max(abs(rec - app["predicted_recall"]), abs(prec - app["predicted_precision"]))
                 if name in committed:
                     if off > 1e-6:
@@ -183,29 +190,19 @@ def main():
                     for model, lengths in (("mean", [sum(e[1] - e[0] + 1 for e in sp) / len(sp)]),
                                            ("windows0", quantiles(sp, 0)),
                                            ("windows", quantiles(sp, a.tolerance))):
-                        rc = recall(pp, c, x, lengths, stride)
+                        rc, _, f1 = predict(pp, q, c, x, phi, lengths, mean, stride)
                         e = rc - measured
                         for k in (b, "all"):
                             err[(kind, model)][k].append(e)
                         if kind == "calibrated":
-                            # F1 as the planner predicts it: precision from the mean
-                            # length's false triggers and the recall above.
-                            t_p, f_p = phi * rc, (1 - phi) * nr
-                            pr = 1.0 if t_p + f_p == 0 else t_p / (t_p + f_p)
-                            f1 = 0.0 if rc <= 1e-8 or pr <= 1e-8 else 2 / (1 / rc + 1 / pr)
+                            # F1 as the planner predicts it.
                             for k in (b, "all"):
                                 err[("f1", model)][k].append(f1 - app["measured"]["f1"])
                             if model == "windows":
                                 # The calibration's band: rates one bootstrap sd worse, better.
                                 sa, sq = rate_sd[name][app["branch"]]
-                                ends = []
-                                for pa, qa in ((p - sa, q + sq), (p + sa, q - sq)):
-                                    pa, qa = unit(pa), unit(qa)
-                                    rr = recall(pa, c, x, lengths, stride)
-                                    nn = 1 - miss(qa, mean[0], stride, c, x)
-                                    tt, ff = phi * rr, (1 - phi) * nn
-                                    pp_ = 1.0 if tt + ff == 0 else tt / (tt + ff)
-                                    ends.append(0.0 if rr <= 1e-8 or pp_ <= 1e-8 else 2 / (1 / rr + 1 / pp_))
+                                ends = [predict(unit(pa), unit(qa), c, x, phi, lengths, mean, stride)[2]
+                                        for pa, qa in ((p - sa, q + sq), (p + sa, q - sq))]
                                 inside = ends[0] - 1e-9 <= app["measured"]["f1"] <= ends[1] + 1e-9
                                 for k in (b, "all"):
                                     covered[k].append(inside)
